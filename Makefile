@@ -1,0 +1,146 @@
+# filesync: a two-way GCS sync sidecar and the kit around it.
+# `make help` lists the targets. Tools are pinned below and installed into ./bin.
+
+SHELL := /usr/bin/env bash -o errexit -o pipefail -o nounset
+.DEFAULT_GOAL := help
+
+ROOT    := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
+BIN     := $(ROOT)/bin
+VERSION ?= $(shell git -C $(ROOT) describe --tags --always --dirty 2>/dev/null || echo dev)
+export PATH := $(BIN):$(PATH)
+
+##@ Images (override to use your registry; `make up` loads them into kind)
+FILESYNC_IMAGE  ?= kind.local/filesync:dev
+FAKE_GCS_IMAGE  ?= kind.local/fake-gcs-server:1.56.1
+WORDPRESS_IMAGE ?= kind.local/wordpress:6-apache
+MARIADB_IMAGE   ?= kind.local/mariadb:10.11
+# IMAGES=local builds the WordPress/MariaDB stand-ins from Debian packages (no registry needed);
+# IMAGES=public pulls the official images and tags them with the names above.
+IMAGES ?= local
+export FILESYNC_IMAGE FAKE_GCS_IMAGE WORDPRESS_IMAGE MARIADB_IMAGE IMAGES VERSION
+
+##@ Cluster
+CLUSTER ?= filesync
+# AIRGAP=auto builds an offline kind node image (hack/airgap) when no container registry answers;
+# AIRGAP=1 forces it, AIRGAP=0 uses kind's public node image.
+AIRGAP  ?= auto
+KIND_NODE_IMAGE ?=
+export CLUSTER AIRGAP KIND_NODE_IMAGE
+
+## Tool versions (installed into ./bin by `make tools`)
+GOLANGCI_LINT_VERSION ?= v2.15.0
+KIND_VERSION          ?= v0.33.0
+BENCHSTAT_VERSION     ?= v0.0.0-20260908200009-22c9c6c9d4da
+RCLONE_VERSION        ?= v1.76.0
+FAKE_GCS_VERSION      ?= v1.56.1
+export KIND_VERSION FAKE_GCS_VERSION
+
+MODULES := sidecar e2e
+
+##@ General
+
+.PHONY: help
+help: ## Show this help.
+	@awk 'BEGIN {FS = ":.*##"; printf "Usage:\n  make \033[36m<target>\033[0m\n"} \
+	  /^[a-zA-Z_0-9-]+:.*?##/ { printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2 } \
+	  /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) } ' $(MAKEFILE_LIST)
+
+##@ Development
+
+.PHONY: fmt
+fmt: ## Format all Go code (gofmt -s).
+	gofmt -s -w $(MODULES)
+
+.PHONY: vet
+vet: ## Run go vet on every module.
+	@for m in $(MODULES); do (cd $$m && go vet ./... && go vet -tags e2e,integration ./...); done
+
+.PHONY: test
+test: ## Run every module's unit and integration tests with -race (no cluster, no Docker).
+	@for m in $(MODULES); do echo "== $$m"; (cd $$m && go test -race -count=1 ./...); done
+
+.PHONY: lint
+lint: $(BIN)/golangci-lint ## Lint every module with the pinned golangci-lint.
+	@for m in $(MODULES); do echo "== $$m"; (cd $$m && $(BIN)/golangci-lint run --build-tags e2e,integration ./...); done
+
+.PHONY: test-integration
+test-integration: docker image images-test ## Run the testcontainers-go lane against the filesync image (needs Docker).
+	cd e2e && TESTCONTAINERS_RYUK_DISABLED=$${TESTCONTAINERS_RYUK_DISABLED:-true} \
+	  go test -race -count=1 -tags integration ./integration/...
+
+.PHONY: bench
+bench: $(BIN)/rclone $(BIN)/benchstat $(BIN)/fake-gcs-server build ## Benchmark filesync against rclone and gcloud on one fake-gcs-server; prints ratios.
+	hack/bench/run.sh
+
+##@ Build
+
+.PHONY: build
+build: ## Build the filesync binary into ./bin.
+	cd sidecar && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o $(BIN)/filesync ./cmd/filesync
+
+.PHONY: image
+image: docker ## Build the filesync container image ($(FILESYNC_IMAGE)) with no registry access.
+	hack/images/filesync.sh
+
+.PHONY: images
+images: image ## Build (or, with IMAGES=public, pull and tag) every image the example and e2e use.
+	hack/images/all.sh
+
+.PHONY: images-test
+images-test: docker ## Build the images the integration tests need (fake-gcs-server).
+	hack/images/fake-gcs-server.sh
+
+.PHONY: docker
+docker: ## Install Debian's docker.io if missing, start dockerd if it is not running, and wait for it.
+	hack/docker.sh
+
+##@ Cluster
+
+.PHONY: up
+up: docker images $(BIN)/kind ## Bring up kind with WordPress (3 replicas), filesync and fake-gcs-server; prints the URL.
+	hack/up.sh
+
+.PHONY: deploy
+deploy: ## (Re)apply the kind overlay to the running cluster and wait for it.
+	hack/deploy.sh
+
+.PHONY: down
+down: $(BIN)/kind ## Delete the kind cluster.
+	$(BIN)/kind delete cluster --name $(CLUSTER)
+
+.PHONY: dev
+dev: ## Run `tilt up` against the kind cluster (install Tilt first: https://docs.tilt.dev/install.html).
+	@command -v tilt >/dev/null || { echo "tilt is not installed; see https://docs.tilt.dev/install.html" >&2; exit 2; }
+	tilt up
+
+.PHONY: e2e
+e2e: docker images $(BIN)/kind ## Create a kind cluster, run the e2e suite, tear it down (E2E_KEEP=1 keeps it).
+	hack/e2e.sh
+
+.PHONY: node-image
+node-image: docker $(BIN)/kind ## Build the offline kind node image (hack/airgap; cached after the first run).
+	hack/airgap/build.sh
+
+##@ Tools
+
+.PHONY: tools
+tools: $(BIN)/golangci-lint $(BIN)/kind $(BIN)/benchstat ## Install the pinned tools into ./bin.
+
+$(BIN)/golangci-lint:
+	GOBIN=$(BIN) go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+
+$(BIN)/kind:
+	GOBIN=$(BIN) go install sigs.k8s.io/kind@$(KIND_VERSION)
+
+$(BIN)/benchstat:
+	GOBIN=$(BIN) go install golang.org/x/perf/cmd/benchstat@$(BENCHSTAT_VERSION)
+
+$(BIN)/rclone:
+	GOBIN=$(BIN) go install github.com/rclone/rclone@$(RCLONE_VERSION)
+
+$(BIN)/fake-gcs-server:
+	CGO_ENABLED=0 GOBIN=$(BIN) go install github.com/fsouza/fake-gcs-server@$(FAKE_GCS_VERSION)
+
+.PHONY: clean
+clean: ## Remove ./bin and build artifacts (keeps Go caches and the node-image cache).
+	rm -rf $(BIN) dist _artifacts e2e/_artifacts
