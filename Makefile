@@ -79,16 +79,16 @@ build: ## Build the filesync binary into ./bin.
 	cd sidecar && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o $(BIN)/filesync ./cmd/filesync
 
 .PHONY: image
-image: docker ## Build the filesync container image ($(FILESYNC_IMAGE)) with no registry access.
+image: docker build ## Build the filesync container image ($(FILESYNC_IMAGE)) with no registry access.
 	hack/images/filesync.sh
 
 .PHONY: images
 images: image ## Build (or, with IMAGES=public, pull and tag) every image the example and e2e use.
-	hack/images/all.sh
+	hack/images/all.sh fake-gcs-server wordpress mariadb
 
 .PHONY: images-test
 images-test: docker ## Build the images the integration tests need (fake-gcs-server).
-	hack/images/fake-gcs-server.sh
+	hack/images/all.sh fake-gcs-server
 
 .PHONY: docker
 docker: ## Install Debian's docker.io if missing, start dockerd if it is not running, and wait for it.

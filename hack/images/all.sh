@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Make the images the example and the e2e use available locally, under the names the kind overlay expects:
+#   fake-gcs-server -> $FAKE_GCS_IMAGE, wordpress -> $WORDPRESS_IMAGE, mariadb -> $MARIADB_IMAGE
+# (the filesync image is built by `make image`). Usage: all.sh [fake-gcs-server|wordpress|mariadb]... (default all)
+# IMAGES=local (default): build fake-gcs-server from its Go module and the WordPress/MariaDB stand-ins from
+#   Debian packages; nothing is pulled; each one is skipped when it is up to date.
+# IMAGES=public: pull the official images (override with PUBLIC_FAKE_GCS_IMAGE, PUBLIC_WORDPRESS_IMAGE,
+#   PUBLIC_MARIADB_IMAGE) and tag them with the names above, so manifests and e2e run unchanged on either.
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+: "${FAKE_GCS_IMAGE:=kind.local/fake-gcs-server:1.56.1}"
+: "${WORDPRESS_IMAGE:=kind.local/wordpress:6-apache}"
+: "${MARIADB_IMAGE:=kind.local/mariadb:10.11}"
+: "${FAKE_GCS_VERSION:=v1.56.1}"
+export FAKE_GCS_IMAGE WORDPRESS_IMAGE MARIADB_IMAGE FAKE_GCS_VERSION
+HERE=$(dirname "${BASH_SOURCE[0]}")
+
+pull_tag() {
+  local src=$1 dst=$2
+  if [ "${FORCE:-0}" != 1 ] && docker image inspect "$src" >/dev/null 2>&1; then
+    log "$src is present"
+  else
+    docker pull "$src"
+  fi
+  docker tag "$src" "$dst"
+  log "$dst <- $src"
+}
+
+make_one() {
+  case ${IMAGES:-local}:$1 in
+    local:fake-gcs-server | local:wordpress | local:mariadb) "$HERE/$1.sh" ;;
+    public:fake-gcs-server) pull_tag "${PUBLIC_FAKE_GCS_IMAGE:-fsouza/fake-gcs-server:${FAKE_GCS_VERSION#v}}" "$FAKE_GCS_IMAGE" ;;
+    public:wordpress) pull_tag "${PUBLIC_WORDPRESS_IMAGE:-wordpress:6-apache}" "$WORDPRESS_IMAGE" ;;
+    public:mariadb) pull_tag "${PUBLIC_MARIADB_IMAGE:-mariadb:10.11}" "$MARIADB_IMAGE" ;;
+    local:* | public:*) die "unknown image $1 (want fake-gcs-server, wordpress or mariadb)" ;;
+    *) die "IMAGES must be local or public, not ${IMAGES}" ;;
+  esac
+}
+
+start=$SECONDS
+[ $# -gt 0 ] || set -- fake-gcs-server wordpress mariadb
+for name; do make_one "$name"; done
+log "images ready ($*, IMAGES=${IMAGES:-local}) in $((SECONDS - start))s"

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Build the fake-gcs-server image ($FAKE_GCS_IMAGE, default kind.local/fake-gcs-server:1.56.1) with no
+# registry: `go install github.com/fsouza/fake-gcs-server@$FAKE_GCS_VERSION` (CGO_ENABLED=0, from the Go module
+# proxy) into a FROM scratch image (images/fake-gcs-server/Dockerfile).
+# Skipped when an image with the same inputs exists (FORCE=1 rebuilds); the binary is cached per version.
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+ref=${FAKE_GCS_IMAGE:-kind.local/fake-gcs-server:1.56.1}
+version=${FAKE_GCS_VERSION:-v1.56.1}
+dir=$IMAGES_DIR/fake-gcs-server
+mime=${MIME_TYPES:-/etc/mime.types}
+[ -s "$mime" ] || die "$mime is missing (Debian: apt-get install media-types)"
+
+hash=$(hash_inputs "$dir" "$mime" "fake-gcs-server $version" "$(go env GOVERSION GOARCH)")
+if up_to_date "$ref" "$hash"; then
+  log "$ref is up to date"
+  exit 0
+fi
+start=$SECONDS
+bin=$CACHE_DIR/fake-gcs-server/$version/$(go env GOVERSION)/fake-gcs-server
+if [ "${FORCE:-0}" = 1 ] || [ ! -x "$bin" ]; then
+  log "go install github.com/fsouza/fake-gcs-server@$version"
+  mkdir -p "$(dirname "$bin")"
+  GOWORK=off GOFLAGS=-mod=mod CGO_ENABLED=0 GOBIN=$(dirname "$bin") \
+    go install -trimpath -ldflags '-s -w' "github.com/fsouza/fake-gcs-server@$version"
+fi
+ctx=$(mktemp -d)
+trap 'rm -rf "$ctx"' EXIT
+cp "$bin" "$ctx/fake-gcs-server"
+cp "$mime" "$ctx/mime.types"
+docker_build "$ref" "$hash" "$ctx" "$dir/Dockerfile" --build-arg "VERSION=${version#v}"
+done_msg "$ref" "$start"
