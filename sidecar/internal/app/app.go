@@ -1,0 +1,197 @@
+// Package app wires filesync together: configuration, logger, storage client, directory, state, syncer,
+// watcher and HTTP server. Run is main without os.Exit, so it can be tested.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"google.golang.org/api/option"
+
+	"github.com/filesync/filesync/sidecar/internal/config"
+	"github.com/filesync/filesync/sidecar/internal/filter"
+	"github.com/filesync/filesync/sidecar/internal/gcsstore"
+	"github.com/filesync/filesync/sidecar/internal/localfs"
+	"github.com/filesync/filesync/sidecar/internal/metrics"
+	"github.com/filesync/filesync/sidecar/internal/server"
+	"github.com/filesync/filesync/sidecar/internal/state"
+	"github.com/filesync/filesync/sidecar/internal/syncer"
+	"github.com/filesync/filesync/sidecar/internal/watch"
+)
+
+// Env is the process environment Run works in.
+type Env struct {
+	Args    []string // without the program name
+	Getenv  func(string) string
+	Stdout  io.Writer
+	Stderr  io.Writer
+	Version string
+	// ClientOptions are passed to the storage client (tests); STORAGE_EMULATOR_HOST and ADC need none.
+	ClientOptions []option.ClientOption
+	// Listening, if set, is told the address the HTTP server listens on.
+	Listening func(addr string)
+}
+
+// ExitCode maps Run's error to the process exit code: 0 success, 2 usage, 1 anything else. It prints the
+// error (one line) to stderr.
+func ExitCode(err error, stderr io.Writer) int {
+	switch {
+	case err == nil, errors.Is(err, config.ErrHelp):
+		return 0
+	case errors.Is(err, config.ErrUsage):
+		fmt.Fprintf(stderr, "filesync: %v\n", err)
+		return 2
+	default:
+		fmt.Fprintf(stderr, "filesync: %v\n", err)
+		return 1
+	}
+}
+
+// Run runs filesync until ctx is done (SIGTERM), or for one pass with --once / --dry-run.
+func Run(ctx context.Context, env Env) error {
+	cfg, err := config.Load(env.Args, env.Getenv, env.Stdout)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg, env.Stderr).With("component", "filesync")
+	log.Info("starting", "version", env.Version, "dir", cfg.Dir, "remote", cfg.Remote.String(),
+		"once", cfg.Once, "dry_run", cfg.DryRun, "excludes", cfg.Excludes)
+
+	f, err := filter.New(cfg.Excludes)
+	if err != nil {
+		return fmt.Errorf("%w: --exclude: %v", config.ErrUsage, err)
+	}
+	dir, err := localfs.Open(cfg.Dir)
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	if n, err := dir.RemoveStaleTemps(time.Minute, time.Now()); err == nil && n > 0 {
+		log.Info("removed temp files left by an earlier run", "count", n)
+	}
+	base, discarded, err := state.Open(cfg.StateDir, cfg.Remote.String())
+	if err != nil {
+		return err
+	}
+	if discarded {
+		log.Warn("ignoring state written for another remote or unreadable; starting without a base (no deletes until in sync)")
+	}
+	client, err := gcsstore.NewClient(ctx, env.ClientOptions...)
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	store := gcsstore.New(client, cfg.Remote)
+	m := metrics.New()
+	s := syncer.New(dir, store, base, f, m, log, syncer.Options{
+		PollInterval: cfg.PollInterval, RescanInterval: cfg.RescanInterval, Settle: cfg.Settle,
+		Delete: cfg.Delete, MaxDelete: cfg.MaxDelete, Transfers: cfg.Transfers, Pod: env.Getenv("POD_NAME"),
+	})
+
+	if cfg.DryRun {
+		p, err := s.DryRun(ctx)
+		if err != nil {
+			return err
+		}
+		fmt.Fprint(env.Stdout, p.String())
+		fmt.Fprintf(env.Stdout, "# dry run: %d actions, nothing changed\n", len(p.Actions))
+		return nil
+	}
+	if err := store.CheckBucket(ctx); err != nil {
+		return err
+	}
+	if cfg.Once {
+		return s.Once(ctx)
+	}
+	return serve(ctx, cfg, env, log, s, m)
+}
+
+// serve runs the HTTP server, the watcher and the sync loop; on cancellation it flushes pending uploads
+// within --shutdown-timeout.
+func serve(ctx context.Context, cfg config.Config, env Env, log *slog.Logger, s *syncer.Syncer, m *metrics.Metrics) error {
+	w, err := watch.New(cfg.Dir, mustFilter(cfg), log.With("component", "watch"))
+	if err != nil {
+		return err
+	}
+	var srv *http.Server
+	srvErr := make(chan error, 1)
+	if cfg.Listen != "" {
+		ln, err := net.Listen("tcp", cfg.Listen)
+		if err != nil {
+			return fmt.Errorf("--listen %s: %w", cfg.Listen, err)
+		}
+		if env.Listening != nil {
+			env.Listening(ln.Addr().String())
+		}
+		srv = server.New(cfg.Listen, s, m.Handler())
+		go func() { srvErr <- srv.Serve(ln) }()
+	}
+
+	loopCtx, stopLoop := context.WithCancel(ctx)
+	defer stopLoop()
+	watchDone := make(chan struct{})
+	go func() {
+		defer close(watchDone)
+		_ = w.Run(loopCtx, func(h watch.Hint) {
+			if h.Rescan && h.Path == "" {
+				m.WatchOverflows.Inc()
+			}
+			s.Notify(h.Rescan)
+		})
+	}()
+	loopDone := make(chan error, 1)
+	go func() { loopDone <- s.Run(loopCtx) }()
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case err := <-srvErr:
+		runErr = fmt.Errorf("http server: %w", err)
+	}
+	stopLoop()
+	<-loopDone
+	<-watchDone
+
+	log.Info("shutting down: flushing pending uploads", "timeout", cfg.ShutdownTimeout)
+	flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+	defer cancel()
+	start := time.Now()
+	left, err := s.Flush(flushCtx)
+	switch {
+	case err != nil:
+		log.Error("flush failed", "err", err)
+		runErr = errors.Join(runErr, fmt.Errorf("flush: %w", err))
+	case len(left) > 0:
+		log.Error("could not flush before the shutdown timeout", "paths", left, "count", len(left))
+		runErr = errors.Join(runErr, fmt.Errorf("flush: %d paths not uploaded", len(left)))
+	default:
+		log.Info("flushed", "duration", time.Since(start).Round(time.Millisecond))
+	}
+	if srv != nil {
+		shCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(shCtx)
+	}
+	return runErr
+}
+
+func mustFilter(cfg config.Config) *filter.Filter {
+	f, _ := filter.New(cfg.Excludes) // validated by config.Load
+	return f
+}
+
+func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}

@@ -1,0 +1,202 @@
+// Package config loads filesync's configuration once: from a private flag set, then from the env twin of
+// every flag not given on the command line (FILESYNC_<FLAG_IN_UPPER_SNAKE>; the flag wins), validated in
+// one place. Errors name the flag or the environment variable.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/filesync/filesync/sidecar/internal/filter"
+	"github.com/filesync/filesync/sidecar/internal/gcsstore"
+)
+
+// EnvPrefix starts every environment twin.
+const EnvPrefix = "FILESYNC_"
+
+// Config is the whole configuration.
+type Config struct {
+	Dir             string
+	Remote          gcsstore.Remote
+	Once            bool
+	DryRun          bool
+	PollInterval    time.Duration
+	RescanInterval  time.Duration
+	Settle          time.Duration
+	Excludes        []string
+	Delete          bool
+	MaxDelete       int
+	Transfers       int
+	StateDir        string
+	Listen          string
+	ShutdownTimeout time.Duration
+	LogFormat       string
+	LogLevel        string
+}
+
+// ErrUsage marks configuration errors (exit code 2). ErrHelp is returned for -h/--help.
+var (
+	ErrUsage = errors.New("usage")
+	ErrHelp  = flag.ErrHelp
+)
+
+func usagef(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrUsage, fmt.Sprintf(format, args...))
+}
+
+type stringList []string
+
+func (l *stringList) String() string { return strings.Join(*l, ",") }
+func (l *stringList) Set(v string) error {
+	*l = append(*l, v)
+	return nil
+}
+
+// EnvName returns the environment twin of a flag: poll-interval -> FILESYNC_POLL_INTERVAL.
+func EnvName(flagName string) string {
+	return EnvPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// Load parses args (without the program name) and getenv. Usage text goes to out on --help.
+func Load(args []string, getenv func(string) string, out io.Writer) (Config, error) {
+	var c Config
+	var remote string
+	var excludes stringList
+	fs := flag.NewFlagSet("filesync", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&c.Dir, "dir", "", "the local directory to sync (the shared emptyDir mount); required")
+	fs.StringVar(&remote, "remote", "", "where the files live: gs://BUCKET[/PREFIX]; required")
+	fs.BoolVar(&c.Once, "once", false, "one full two-way pass, then exit")
+	fs.BoolVar(&c.DryRun, "dry-run", false, "print the plan of one pass, change nothing")
+	fs.DurationVar(&c.PollInterval, "poll-interval", 2*time.Second, "how often the bucket is checked for changes")
+	fs.DurationVar(&c.RescanInterval, "rescan-interval", 5*time.Minute, "full local rescan, the safety net under fsnotify")
+	fs.DurationVar(&c.Settle, "settle", 500*time.Millisecond, "a file must be quiet this long (and closed) before it is uploaded")
+	fs.Var(&excludes, "exclude", "glob relative to --dir (`**` allowed) never synced on either side; repeatable (env: comma-separated)")
+	fs.BoolVar(&c.Delete, "delete", true, "propagate deletions (only of files known to have been in sync)")
+	fs.IntVar(&c.MaxDelete, "max-delete", 50, "a pass that would delete more than this percentage of known files deletes nothing")
+	fs.IntVar(&c.Transfers, "transfers", 8, "parallel uploads/downloads")
+	fs.StringVar(&c.StateDir, "state-dir", "", "directory keeping the last-synced state across container restarts")
+	fs.StringVar(&c.Listen, "listen", ":8090", "address of /healthz, /readyz and /metrics (empty: none)")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 25*time.Second, "how long SIGTERM may spend flushing pending uploads")
+	fs.StringVar(&c.LogFormat, "log-format", "json", "json or text")
+	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
+
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			printUsage(fs, out)
+			return c, ErrHelp
+		}
+		return c, usagef("%v", err)
+	}
+	if fs.NArg() > 0 {
+		return c, usagef("unexpected argument %q (every setting is a flag)", fs.Arg(0))
+	}
+	if err := applyEnv(fs, getenv); err != nil {
+		return c, err
+	}
+	c.Excludes = excludes
+	return c, c.validate(remote)
+}
+
+// applyEnv sets every flag that was not given on the command line from its environment twin.
+func applyEnv(fs *flag.FlagSet, getenv func(string) string) error {
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		name := EnvName(f.Name)
+		v := getenv(name)
+		if err != nil || given[f.Name] || v == "" {
+			return
+		}
+		values := []string{v}
+		if f.Name == "exclude" {
+			values = strings.Split(v, ",")
+		}
+		for _, one := range values {
+			if serr := fs.Set(f.Name, strings.TrimSpace(one)); serr != nil {
+				err = usagef("%s=%q: %v", name, v, serr)
+				return
+			}
+		}
+	})
+	return err
+}
+
+func (c *Config) validate(remote string) error {
+	if c.Dir == "" {
+		return usagef("--dir (or %s) is required", EnvName("dir"))
+	}
+	if fi, err := os.Stat(c.Dir); err != nil {
+		return usagef("--dir %s: %v", c.Dir, errors.Unwrap(err))
+	} else if !fi.IsDir() {
+		return usagef("--dir %s: not a directory", c.Dir)
+	}
+	if remote == "" {
+		return usagef("--remote (or %s) is required", EnvName("remote"))
+	}
+	r, err := gcsstore.ParseRemote(remote)
+	if err != nil {
+		return usagef("--remote %v", err)
+	}
+	c.Remote = r
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"poll-interval", c.PollInterval}, {"rescan-interval", c.RescanInterval}, {"shutdown-timeout", c.ShutdownTimeout}} {
+		if d.v <= 0 {
+			return usagef("--%s %v: must be positive", d.name, d.v)
+		}
+	}
+	if c.Settle < 0 {
+		return usagef("--settle %v: must not be negative", c.Settle)
+	}
+	if c.MaxDelete < 0 || c.MaxDelete > 100 {
+		return usagef("--max-delete %d: must be a percentage from 0 to 100", c.MaxDelete)
+	}
+	if c.Transfers < 1 || c.Transfers > 256 {
+		return usagef("--transfers %d: must be from 1 to 256", c.Transfers)
+	}
+	if _, err := filter.New(c.Excludes); err != nil {
+		return usagef("--exclude: %v", err)
+	}
+	if c.StateDir != "" {
+		if fi, err := os.Stat(c.StateDir); err != nil {
+			return usagef("--state-dir %s: %v", c.StateDir, errors.Unwrap(err))
+		} else if !fi.IsDir() {
+			return usagef("--state-dir %s: not a directory", c.StateDir)
+		}
+	}
+	switch c.LogFormat {
+	case "json", "text":
+	default:
+		return usagef("--log-format %q: want json or text", c.LogFormat)
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return usagef("--log-level %q: want debug, info, warn or error", c.LogLevel)
+	}
+	return nil
+}
+
+func printUsage(fs *flag.FlagSet, out io.Writer) {
+	fmt.Fprintf(out, "Usage: filesync --dir PATH --remote gs://BUCKET[/PREFIX] [flags]\n\n")
+	fmt.Fprintf(out, "Keeps a directory in two-way sync with a Google Cloud Storage location, safely for N replicas.\n")
+	fmt.Fprintf(out, "Every flag has an environment twin %s<FLAG_IN_UPPER_SNAKE>; the flag wins.\n\nFlags:\n", EnvPrefix)
+	fs.VisitAll(func(f *flag.Flag) {
+		def := ""
+		if f.DefValue != "" && f.DefValue != "false" {
+			def = fmt.Sprintf(" (default %s)", f.DefValue)
+		}
+		fmt.Fprintf(out, "  --%-18s %s%s\n      env %s\n", f.Name, f.Usage, def, EnvName(f.Name))
+	})
+	fmt.Fprintf(out, "\nSTORAGE_EMULATOR_HOST points the client at an emulator; otherwise Application Default Credentials\n"+
+		"(Workload Identity on GKE) are used. POD_NAME names this replica in conflict copies.\n"+
+		"Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error.\n")
+}

@@ -1,0 +1,244 @@
+// Package gcsstore is the bucket side of the sync: list, read, write and delete objects under one prefix,
+// with generation preconditions and CRC32C. It is the only package that imports the GCS SDK.
+package gcsstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"cloud.google.com/go/storage"
+	"github.com/googleapis/gax-go/v2"
+	"google.golang.org/api/googleapi"
+	"google.golang.org/api/iterator"
+	"google.golang.org/api/option"
+)
+
+// Sentinel errors for decisions.
+var (
+	// ErrPrecondition: the object's generation was not the one required (HTTP 412): someone else wrote first.
+	ErrPrecondition = errors.New("generation precondition failed")
+	// ErrNotFound: no such object (or generation).
+	ErrNotFound = errors.New("object not found")
+)
+
+// Object is a listed or written object; Name is relative to the prefix.
+type Object struct {
+	Name       string
+	Generation int64
+	Size       int64
+	CRC32C     uint32
+}
+
+// Remote is a parsed gs://BUCKET[/PREFIX] location.
+type Remote struct {
+	Bucket string
+	Prefix string // without leading or trailing slash; may be empty
+}
+
+func (r Remote) String() string {
+	if r.Prefix == "" {
+		return "gs://" + r.Bucket
+	}
+	return "gs://" + r.Bucket + "/" + r.Prefix
+}
+
+// ParseRemote parses gs://BUCKET[/PREFIX].
+func ParseRemote(s string) (Remote, error) {
+	rest, ok := strings.CutPrefix(s, "gs://")
+	if !ok {
+		return Remote{}, fmt.Errorf("%q: want gs://BUCKET[/PREFIX]", s)
+	}
+	bucket, prefix, _ := strings.Cut(rest, "/")
+	prefix = strings.Trim(prefix, "/")
+	if !validBucket(bucket) {
+		return Remote{}, fmt.Errorf("%q: invalid bucket name %q", s, bucket)
+	}
+	if strings.Contains(prefix, "//") || strings.ContainsAny(prefix, "\x00\r\n") {
+		return Remote{}, fmt.Errorf("%q: invalid prefix %q", s, prefix)
+	}
+	for _, seg := range strings.Split(prefix, "/") {
+		if seg == "." || seg == ".." {
+			return Remote{}, fmt.Errorf("%q: invalid prefix %q", s, prefix)
+		}
+	}
+	return Remote{Bucket: bucket, Prefix: prefix}, nil
+}
+
+func validBucket(b string) bool {
+	if len(b) < 3 || len(b) > 222 {
+		return false
+	}
+	for i, c := range b {
+		switch {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
+		case c == '-' || c == '_' || c == '.':
+			if i == 0 || i == len(b)-1 {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// NewClient returns a storage client with the given options and a retry policy suited to a sync loop:
+// idempotent calls only (every write here carries a generation precondition), jittered exponential backoff.
+// STORAGE_EMULATOR_HOST and Application Default Credentials are handled by the SDK itself.
+func NewClient(ctx context.Context, opts ...option.ClientOption) (*storage.Client, error) {
+	c, err := storage.NewClient(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("storage client: %w", err)
+	}
+	c.SetRetry(
+		storage.WithPolicy(storage.RetryIdempotent),
+		storage.WithBackoff(gax.Backoff{Initial: 100 * time.Millisecond, Max: 5 * time.Second, Multiplier: 2}),
+		storage.WithMaxAttempts(6),
+	)
+	return c, nil
+}
+
+// Store reads and writes objects under one prefix of one bucket.
+type Store struct {
+	bucket *storage.BucketHandle
+	remote Remote
+}
+
+// New returns a Store for remote using client.
+func New(client *storage.Client, remote Remote) *Store {
+	return &Store{bucket: client.Bucket(remote.Bucket), remote: remote}
+}
+
+// Remote returns the location the store works on.
+func (s *Store) Remote() Remote { return s.remote }
+
+func (s *Store) objectName(rel string) string {
+	if s.remote.Prefix == "" {
+		return rel
+	}
+	return s.remote.Prefix + "/" + rel
+}
+
+// Name returns the full object name of rel (for logs).
+func (s *Store) Name(rel string) string { return s.objectName(rel) }
+
+// CheckBucket verifies the bucket exists and is reachable.
+func (s *Store) CheckBucket(ctx context.Context) error {
+	if _, err := s.bucket.Attrs(ctx); err != nil {
+		return fmt.Errorf("bucket %s: %w", s.remote.Bucket, mapErr(err))
+	}
+	return nil
+}
+
+// List calls fn for every object under the prefix, with names relative to the prefix (raw: the caller
+// decides which are safe to sync).
+func (s *Store) List(ctx context.Context, fn func(Object)) error {
+	q := &storage.Query{Prefix: s.objectName(""), Projection: storage.ProjectionNoACL}
+	if s.remote.Prefix == "" {
+		q.Prefix = ""
+	}
+	if err := q.SetAttrSelection([]string{"Name", "Generation", "Size", "CRC32C"}); err != nil {
+		return fmt.Errorf("list: %w", err)
+	}
+	it := s.bucket.Objects(ctx, q)
+	it.PageInfo().MaxSize = 1000
+	for {
+		a, err := it.Next()
+		if errors.Is(err, iterator.Done) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("list %s: %w", s.remote, mapErr(err))
+		}
+		fn(Object{Name: strings.TrimPrefix(a.Name, q.Prefix), Generation: a.Generation, Size: a.Size, CRC32C: a.CRC32C})
+	}
+}
+
+// Open returns a reader of generation gen of rel. The reader's Object tells size and CRC32C.
+func (s *Store) Open(ctx context.Context, rel string, gen int64) (*Reader, error) {
+	r, err := s.bucket.Object(s.objectName(rel)).Generation(gen).NewReader(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", s.objectName(rel), mapErr(err))
+	}
+	return &Reader{Reader: r, Object: Object{Name: rel, Generation: r.Attrs.Generation, Size: r.Attrs.Size, CRC32C: r.Attrs.CRC32C}}, nil
+}
+
+// Reader reads one object generation.
+type Reader struct {
+	*storage.Reader
+	Object Object
+}
+
+// Upload writes r (size bytes with the given CRC32C, which GCS verifies) to rel, if the current generation
+// is ifGeneration (0: only if the object does not exist). It returns the new object.
+func (s *Store) Upload(ctx context.Context, rel string, r io.Reader, size int64, crc uint32, ifGeneration int64) (Object, error) {
+	name := s.objectName(rel)
+	cond := storage.Conditions{DoesNotExist: true}
+	if ifGeneration != 0 {
+		cond = storage.Conditions{GenerationMatch: ifGeneration}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	w := s.bucket.Object(name).If(cond).NewWriter(ctx)
+	w.CRC32C, w.SendCRC32C, w.DisableAutoChecksum = crc, true, true
+	w.ChunkSize = chunkSize(size)
+	if _, err := io.Copy(w, r); err != nil {
+		cancel()
+		_ = w.Close()
+		return Object{}, fmt.Errorf("upload %s: %w", name, mapErr(err))
+	}
+	if err := w.Close(); err != nil {
+		return Object{}, fmt.Errorf("upload %s: %w", name, mapErr(err))
+	}
+	a := w.Attrs()
+	return Object{Name: rel, Generation: a.Generation, Size: a.Size, CRC32C: a.CRC32C}, nil
+}
+
+// chunkSize keeps small uploads to one buffered (retryable) request without holding 16 MiB per transfer.
+func chunkSize(size int64) int {
+	const quantum, maxChunk = 256 << 10, 8 << 20
+	if size >= maxChunk {
+		return maxChunk
+	}
+	return int((size/quantum + 1) * quantum)
+}
+
+// Delete deletes rel if its live generation is ifGeneration. It returns ErrPrecondition when that
+// generation is not live any more, whether it was replaced (412) or is gone (404): either way nothing newer
+// was deleted and the path must be planned again. The request names the generation as well as the
+// precondition, so even a server that ignores ifGenerationMatch on deletes (fake-gcs-server does) cannot
+// delete a newer version.
+func (s *Store) Delete(ctx context.Context, rel string, ifGeneration int64) error {
+	name := s.objectName(rel)
+	o := s.bucket.Object(name).Generation(ifGeneration).If(storage.Conditions{GenerationMatch: ifGeneration})
+	if err := o.Delete(ctx); err != nil {
+		err = mapErr(err)
+		if errors.Is(err, ErrNotFound) {
+			err = fmt.Errorf("%w: generation %d is not live: %w", ErrPrecondition, ifGeneration, err)
+		}
+		return fmt.Errorf("delete %s: %w", name, err)
+	}
+	return nil
+}
+
+// mapErr turns SDK errors the syncer decides on into this package's sentinels (keeping the original).
+func mapErr(err error) error {
+	if errors.Is(err, storage.ErrObjectNotExist) || errors.Is(err, storage.ErrBucketNotExist) {
+		return fmt.Errorf("%w: %w", ErrNotFound, err)
+	}
+	var ge *googleapi.Error
+	if errors.As(err, &ge) {
+		switch ge.Code {
+		case http.StatusPreconditionFailed:
+			return fmt.Errorf("%w: %w", ErrPrecondition, err)
+		case http.StatusNotFound:
+			return fmt.Errorf("%w: %w", ErrNotFound, err)
+		}
+	}
+	return err
+}

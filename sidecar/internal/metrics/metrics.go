@@ -1,0 +1,90 @@
+// Package metrics defines filesync's Prometheus metrics on a registry of its own (no global registry).
+package metrics
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics holds every filesync_ metric.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	Uploads         prometheus.Counter
+	Downloads       prometheus.Counter
+	Deletes         *prometheus.CounterVec // side=local|remote
+	Bytes           *prometheus.CounterVec // direction=upload|download
+	Errors          *prometheus.CounterVec // op=list|scan|upload|download|delete_remote|delete_local|conflict|state
+	Conflicts       prometheus.Counter
+	SkippedUnsafe   prometheus.Counter
+	Preconditions   prometheus.Counter
+	DeleteGuard     prometheus.Counter
+	DeleteBlocked   prometheus.Gauge
+	PendingUploads  prometheus.Gauge
+	KnownFiles      prometheus.Gauge
+	LastSuccess     prometheus.Gauge
+	Ready           prometheus.Gauge
+	PassDuration    prometheus.Histogram
+	WatchOverflows  prometheus.Counter
+}
+
+// New registers the metrics (and the Go/process collectors) on a new registry.
+func New() *Metrics {
+	r := prometheus.NewRegistry()
+	f := func(c prometheus.Collector) { r.MustRegister(c) }
+	m := &Metrics{
+		Registry: r,
+		Uploads:  prometheus.NewCounter(prometheus.CounterOpts{Name: "filesync_uploads_total", Help: "Files uploaded to the bucket."}),
+		Downloads: prometheus.NewCounter(prometheus.CounterOpts{Name: "filesync_downloads_total",
+			Help: "Files downloaded from the bucket."}),
+		Deletes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "filesync_deletes_total",
+			Help: "Deletions propagated, by the side where the file was deleted."}, []string{"side"}),
+		Bytes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "filesync_bytes_total",
+			Help: "Bytes transferred, by direction."}, []string{"direction"}),
+		Errors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "filesync_errors_total",
+			Help: "Failed operations, by operation."}, []string{"op"}),
+		Conflicts: prometheus.NewCounter(prometheus.CounterOpts{Name: "filesync_conflicts_total",
+			Help: "Conflicts resolved by keeping the remote version and preserving the local one under .filesync/conflicts/."}),
+		SkippedUnsafe: prometheus.NewCounter(prometheus.CounterOpts{Name: "filesync_skipped_unsafe_total",
+			Help: "Object or file names skipped because they could land outside the directory."}),
+		Preconditions: prometheus.NewCounter(prometheus.CounterOpts{Name: "filesync_precondition_failures_total",
+			Help: "Writes or deletes refused because another replica changed the object first (re-planned)."}),
+		DeleteGuard: prometheus.NewCounter(prometheus.CounterOpts{Name: "filesync_delete_guard_trips_total",
+			Help: "Passes whose deletes were withheld by --max-delete."}),
+		DeleteBlocked: prometheus.NewGauge(prometheus.GaugeOpts{Name: "filesync_delete_blocked",
+			Help: "1 while the last pass withheld deletes because of --max-delete."}),
+		PendingUploads: prometheus.NewGauge(prometheus.GaugeOpts{Name: "filesync_pending_uploads",
+			Help: "Local changes not yet uploaded."}),
+		KnownFiles: prometheus.NewGauge(prometheus.GaugeOpts{Name: "filesync_known_files",
+			Help: "Paths known to be in sync (the base)."}),
+		LastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{Name: "filesync_last_success_timestamp_seconds",
+			Help: "Unix time of the last pass that completed without errors."}),
+		Ready: prometheus.NewGauge(prometheus.GaugeOpts{Name: "filesync_ready",
+			Help: "1 once the first full pass (the restore) has completed."}),
+		PassDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "filesync_pass_duration_seconds",
+			Help: "Duration of sync passes.", Buckets: prometheus.ExponentialBuckets(0.005, 2.5, 12)}),
+		WatchOverflows: prometheus.NewCounter(prometheus.CounterOpts{Name: "filesync_watch_overflows_total",
+			Help: "fsnotify event overflows (each triggers a full rescan)."}),
+	}
+	for _, c := range []prometheus.Collector{m.Uploads, m.Downloads, m.Deletes, m.Bytes, m.Errors, m.Conflicts,
+		m.SkippedUnsafe, m.Preconditions, m.DeleteGuard, m.DeleteBlocked, m.PendingUploads, m.KnownFiles,
+		m.LastSuccess, m.Ready, m.PassDuration, m.WatchOverflows,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
+		f(c)
+	}
+	for _, side := range []string{"local", "remote"} {
+		m.Deletes.WithLabelValues(side)
+	}
+	for _, d := range []string{"upload", "download"} {
+		m.Bytes.WithLabelValues(d)
+	}
+	return m
+}
+
+// Handler serves the registry in the Prometheus exposition format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry})
+}

@@ -1,0 +1,123 @@
+// Package syncer runs sync passes: scan the directory and list the bucket, compute the plan, execute it,
+// commit the base. Run loops on fsnotify hints, remote polls and periodic rescans; Flush is the bounded
+// final upload on shutdown.
+package syncer
+
+import (
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/filesync/filesync/sidecar/internal/filter"
+	"github.com/filesync/filesync/sidecar/internal/gcsstore"
+	"github.com/filesync/filesync/sidecar/internal/localfs"
+	"github.com/filesync/filesync/sidecar/internal/metrics"
+	"github.com/filesync/filesync/sidecar/internal/plan"
+	"github.com/filesync/filesync/sidecar/internal/state"
+)
+
+// Options are the sync settings of DESIGN.md's command line.
+type Options struct {
+	PollInterval   time.Duration
+	RescanInterval time.Duration
+	Settle         time.Duration
+	Delete         bool
+	MaxDelete      int // percent
+	Transfers      int
+	// Pod names this replica in conflict copies.
+	Pod string
+}
+
+// Syncer keeps one directory and one bucket prefix in sync.
+type Syncer struct {
+	dir    *localfs.Dir
+	store  *gcsstore.Store
+	base   *state.Store
+	filter *filter.Filter
+	m      *metrics.Metrics
+	log    *slog.Logger
+	opt    Options
+	now    func() time.Time
+
+	trigger chan struct{} // one slot: "something changed locally"
+	rescan  atomic.Bool
+
+	mu       sync.Mutex
+	view     map[string]plan.Remote // last listing, kept current with our own writes
+	listed   bool
+	warned   map[string]bool         // unsafe names already reported
+	failures map[string]failure      // paths backing off after errors
+	hashes   map[string]cachedHash   // CRCs of files not in the base (e.g. waiting to settle)
+	pending  int
+
+	ready     atomic.Bool
+	heartbeat atomic.Int64
+	running   atomic.Bool
+}
+
+type failure struct {
+	n    int
+	next time.Time
+}
+
+type cachedHash struct {
+	stamp localfs.Stamp
+	crc   uint32
+}
+
+// New returns a Syncer. Nothing runs until Pass, Run or Flush.
+func New(dir *localfs.Dir, store *gcsstore.Store, base *state.Store, f *filter.Filter, m *metrics.Metrics,
+	log *slog.Logger, opt Options) *Syncer {
+	if opt.Transfers < 1 {
+		opt.Transfers = 1
+	}
+	if opt.Pod == "" {
+		opt.Pod, _ = os.Hostname()
+	}
+	s := &Syncer{
+		dir: dir, store: store, base: base, filter: f, m: m, log: log, opt: opt, now: time.Now,
+		trigger:  make(chan struct{}, 1),
+		view:     map[string]plan.Remote{},
+		warned:   map[string]bool{},
+		failures: map[string]failure{},
+		hashes:   map[string]cachedHash{},
+	}
+	s.beat()
+	m.KnownFiles.Set(float64(base.Len()))
+	return s
+}
+
+// Ready reports whether the first full pass (the restore) has completed.
+func (s *Syncer) Ready() bool { return s.ready.Load() }
+
+// Healthy reports whether the loop is alive: running and not stuck (it beats on every pass and transfer).
+func (s *Syncer) Healthy() bool {
+	if !s.running.Load() {
+		return false
+	}
+	limit := max(2*time.Minute, 10*s.opt.PollInterval)
+	return s.now().Sub(time.Unix(0, s.heartbeat.Load())) < limit
+}
+
+func (s *Syncer) beat() { s.heartbeat.Store(s.now().UnixNano()) }
+
+// Notify tells the syncer something changed locally. It never blocks: while a pass is pending, further
+// hints add nothing (model: git-sync's hook trigger).
+func (s *Syncer) Notify(rescan bool) {
+	if rescan {
+		s.rescan.Store(true)
+	}
+	select {
+	case s.trigger <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Syncer) setReady() {
+	if !s.ready.Swap(true) {
+		s.m.Ready.Set(1)
+		s.log.Info("ready: first full pass complete", "known_files", s.base.Len())
+	}
+}

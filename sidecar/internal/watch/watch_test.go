@@ -1,0 +1,109 @@
+package watch
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/filesync/filesync/sidecar/internal/filter"
+)
+
+type recorder struct {
+	mu    sync.Mutex
+	hints []Hint
+}
+
+func (r *recorder) notify(h Hint) { r.mu.Lock(); r.hints = append(r.hints, h); r.mu.Unlock() }
+func (r *recorder) has(pred func(Hint) bool) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, h := range r.hints {
+		if pred(h) {
+			return true
+		}
+	}
+	return false
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func start(t *testing.T, root string, excludes ...string) *recorder {
+	t.Helper()
+	f, err := filter.New(excludes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := New(root, f, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &recorder{}
+	done := make(chan struct{})
+	go func() { _ = w.Run(ctx, r.notify); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return r
+}
+
+func TestHintsForFilesInNewDirectories(t *testing.T) {
+	root := t.TempDir()
+	r := start(t, root, "cache/**")
+	if err := os.MkdirAll(filepath.Join(root, "2026", "11"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "a rescan hint for the new directory", func() bool { return r.has(func(h Hint) bool { return h.Rescan }) })
+	// The nested directory is watched now: a file written in it is reported.
+	eventually(t, "nested dir watched", func() bool {
+		_ = os.WriteFile(filepath.Join(root, "2026", "11", "a.jpg"), []byte("x"), 0o644)
+		return r.has(func(h Hint) bool { return h.Path == "2026/11/a.jpg" })
+	})
+}
+
+func TestExcludedPathsAreSilent(t *testing.T) {
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "cache"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := start(t, root, "cache/**")
+	_ = os.WriteFile(filepath.Join(root, "cache", "x"), []byte("x"), 0o644)
+	_ = os.WriteFile(filepath.Join(root, ".filesync-tmp-abc"), []byte("x"), 0o644)
+	_ = os.WriteFile(filepath.Join(root, "visible"), []byte("x"), 0o644)
+	eventually(t, "visible file", func() bool { return r.has(func(h Hint) bool { return h.Path == "visible" }) })
+	if r.has(func(h Hint) bool { return h.Path == "cache/x" || h.Path == ".filesync-tmp-abc" }) {
+		t.Fatalf("excluded or internal path reported: %+v", r.hints)
+	}
+}
+
+// TestNoGoroutineLeak: stopping the watcher releases its goroutines (model: rclone TestMarchNoGoroutineLeak).
+func TestNoGoroutineLeak(t *testing.T) {
+	before := runtime.NumGoroutine()
+	for range 5 {
+		root := t.TempDir()
+		f, _ := filter.New(nil)
+		w, err := New(root, f, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { _ = w.Run(ctx, func(Hint) {}); close(done) }()
+		cancel()
+		<-done
+	}
+	eventually(t, "goroutines to exit", func() bool { return runtime.NumGoroutine() <= before })
+}
