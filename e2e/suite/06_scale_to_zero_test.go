@@ -1,0 +1,82 @@
+//go:build e2e
+
+package suite
+
+import (
+	"context"
+	"maps"
+	"slices"
+	"testing"
+	"time"
+
+	"sigs.k8s.io/e2e-framework/pkg/envconf"
+	"sigs.k8s.io/e2e-framework/pkg/features"
+)
+
+type snapshotKey struct{}
+
+// Scale to zero and back: nothing is lost, because the bucket is the source of truth.
+func TestScaleToZeroAndBackLosesNothing(t *testing.T) {
+	f := features.New("scale to zero").
+		Setup(func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
+			st := StateFrom(ctx)
+			a := readyReplicas(ctx, t, st, replicas)[0].Name
+			m, content := uploadAndSpread(ctx, t, st, a)
+			return context.WithValue(ctx, mediaKey{}, uploaded{media: m, content: content, pod: a})
+		}).
+		Assess("with no replica left the bucket still holds every file",
+			func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
+				st := StateFrom(ctx)
+				want, err := st.Bucket.List(ctx, remotePrefix+"uploads/")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := st.Kube.Scale(ctx, 0, st.Config.Timeout); err != nil {
+					t.Fatal(err)
+				}
+				got, err := st.Bucket.List(ctx, remotePrefix+"uploads/")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := completeAgainst(got, want); err != nil {
+					t.Fatalf("the bucket lost files while scaling to zero: %v", err)
+				}
+				t.Logf("bucket holds %d files with no replica running", len(got))
+				return context.WithValue(ctx, snapshotKey{}, want)
+			}).
+		Assess("scaled back to 3, every replica holds every file and serves the media",
+			func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
+				st := StateFrom(ctx)
+				up := ctx.Value(mediaKey{}).(uploaded)
+				want := ctx.Value(snapshotKey{}).(map[string]FileInfo)
+				start := time.Now()
+				if err := st.Kube.Scale(ctx, replicas, st.Config.Timeout); err != nil {
+					t.Fatal(err)
+				}
+				t.Logf("MEASURED scale from zero: %d replicas ready %.2fs after scaling (%d files restored each)",
+					replicas, time.Since(start).Seconds(), len(want))
+				for _, p := range readyReplicas(ctx, t, st, replicas) {
+					tree, err := st.Kube.Tree(ctx, p.Name, "uploads")
+					if err != nil {
+						t.Fatal(err)
+					}
+					if err := completeAgainst(tree, want); err != nil {
+						t.Errorf("%s after scaling back: %v", p.Name, err)
+					}
+					if err := servesMedia(ctx, st, p.Name, up.media, up.content); err != nil {
+						t.Error(err)
+					}
+				}
+				t.Logf("files checked: %v", slices.Sorted(maps.Keys(want)))
+				return ctx
+			}).
+		Teardown(func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
+			st := StateFrom(ctx)
+			if err := st.Kube.Scale(ctx, replicas, st.Config.Timeout); err != nil {
+				t.Fatal(err)
+			}
+			return ctx
+		}).
+		Feature()
+	testenv.Test(t, f)
+}

@@ -1,0 +1,206 @@
+//go:build e2e
+
+package suite
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/e2e-framework/klient/wait"
+)
+
+// bucketTarget names the bucket among the targets of awaitEverywhere.
+const bucketTarget = "bucket"
+
+// awaitEverywhere polls check for every target concurrently until it holds, and returns how long after start
+// each target took. Targets that do not get there within bound are reported in the error, with the last
+// error their check returned.
+func awaitEverywhere(ctx context.Context, start time.Time, bound time.Duration, targets []string,
+	check func(ctx context.Context, target string) (bool, error)) (map[string]time.Duration, error) {
+	var (
+		mu   sync.Mutex
+		took = map[string]time.Duration{}
+		errs []error
+		wg   sync.WaitGroup
+	)
+	deadline := time.Until(start.Add(bound))
+	for _, target := range targets {
+		wg.Go(func() {
+			var last error
+			err := wait.For(func(ctx context.Context) (bool, error) {
+				ok, err := check(ctx, target)
+				if err != nil {
+					last = err
+					return false, nil
+				}
+				return ok, nil
+			}, wait.WithContext(ctx), wait.WithImmediate(), wait.WithInterval(250*time.Millisecond),
+				wait.WithTimeout(max(deadline, time.Second)))
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: not there within %s (last error: %v)", target, bound, last))
+				return
+			}
+			took[target] = time.Since(start)
+		})
+	}
+	wg.Wait()
+	return took, errors.Join(errs...)
+}
+
+// logArrivals prints each target's arrival time and returns the slowest.
+func logArrivals(t *testing.T, what string, took map[string]time.Duration) time.Duration {
+	t.Helper()
+	var slowest time.Duration
+	for _, target := range slices.Sorted(maps.Keys(took)) {
+		t.Logf("MEASURED %s: %-40s %6.2fs", what, target, took[target].Seconds())
+		slowest = max(slowest, took[target])
+	}
+	t.Logf("MEASURED %s: slowest %.2fs", what, slowest.Seconds())
+	return slowest
+}
+
+// hasContent is a check for awaitEverywhere: the file rel holds exactly want on a replica, or in the bucket.
+func hasContent(st *State, rel string, want []byte) func(context.Context, string) (bool, error) {
+	return func(ctx context.Context, target string) (bool, error) {
+		var got []byte
+		var ok bool
+		var err error
+		if target == bucketTarget {
+			got, ok, err = st.Bucket.Read(ctx, rel)
+		} else {
+			got, ok, err = st.Kube.ReadFile(ctx, target, rel)
+		}
+		if err != nil || !ok {
+			return false, err
+		}
+		if !bytes.Equal(got, want) {
+			return false, fmt.Errorf("%s: %d bytes differ from the %d written", rel, len(got), len(want))
+		}
+		return true, nil
+	}
+}
+
+// isGone is a check for awaitEverywhere: none of files exists on a replica, or in the bucket.
+func isGone(st *State, files []string) func(context.Context, string) (bool, error) {
+	return func(ctx context.Context, target string) (bool, error) {
+		for _, rel := range files {
+			var ok bool
+			var err error
+			if target == bucketTarget {
+				_, ok, err = st.Bucket.Read(ctx, rel)
+			} else {
+				_, ok, err = st.Kube.ReadFile(ctx, target, rel)
+			}
+			if err != nil {
+				return false, err
+			}
+			if ok {
+				return false, fmt.Errorf("%s still there", rel)
+			}
+		}
+		return true, nil
+	}
+}
+
+// readyReplicas waits until the WordPress Deployment has settled at n Ready pods and returns them.
+func readyReplicas(ctx context.Context, t *testing.T, st *State, n int) []corev1.Pod {
+	t.Helper()
+	if err := st.Kube.WaitRollout(ctx, deploymentName, st.Config.Timeout); err != nil {
+		t.Fatal(err)
+	}
+	pods, err := st.Kube.Replicas(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pods) != n {
+		t.Fatalf("want %d ready wordpress replicas, have %d", n, len(pods))
+	}
+	return pods
+}
+
+func names(pods []corev1.Pod) []string {
+	out := make([]string, 0, len(pods))
+	for _, p := range pods {
+		out = append(out, p.Name)
+	}
+	return out
+}
+
+// uploadAndSpread uploads a fresh PNG through the REST API of pod and waits until every file of the media
+// (original and sizes) is in the bucket, byte-identical to the uploading replica's copy. It returns the media
+// and the content of each of its files.
+func uploadAndSpread(ctx context.Context, t *testing.T, st *State, pod string) (Media, map[string][]byte) {
+	t.Helper()
+	img, err := testPNG(1200, 900)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := st.WordPress.Upload(ctx, pod, randomName("e2e")+".png", "image/png", img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Details.Sizes) == 0 {
+		t.Fatalf("media %d has no generated sizes: WordPress has no image editor (php-gd or imagick)", m.ID)
+	}
+	content := map[string][]byte{}
+	for _, rel := range m.Files() {
+		data, ok, err := st.Kube.ReadFile(ctx, pod, rel)
+		if err != nil || !ok {
+			t.Fatalf("media %d file %s on %s: present=%v err=%v", m.ID, rel, pod, ok, err)
+		}
+		content[rel] = data
+	}
+	if !bytes.Equal(content[m.Files()[0]], img) {
+		t.Fatalf("media %d: original %s on %s differs from the uploaded bytes", m.ID, m.Files()[0], pod)
+	}
+	start := time.Now()
+	for rel, data := range content {
+		if _, err := awaitEverywhere(ctx, start, st.Config.PropagationBound, []string{bucketTarget}, hasContent(st, rel, data)); err != nil {
+			t.Fatalf("media %d: %v", m.ID, err)
+		}
+	}
+	return m, content
+}
+
+// servesMedia checks that pod serves every file of m over HTTP (GET /wp-content/<file> with the site's Host)
+// with exactly the expected content.
+func servesMedia(ctx context.Context, st *State, pod string, m Media, content map[string][]byte) error {
+	for _, rel := range m.Files() {
+		status, body, err := st.WordPress.Fetch(ctx, pod, "/wp-content/"+rel)
+		if err != nil {
+			return err
+		}
+		if status != 200 {
+			return fmt.Errorf("GET /wp-content/%s on %s: HTTP %d", rel, pod, status)
+		}
+		if !bytes.Equal(body, content[rel]) {
+			return fmt.Errorf("GET /wp-content/%s on %s: %d bytes, not the %d expected", rel, pod, len(body), len(content[rel]))
+		}
+	}
+	return nil
+}
+
+// completeAgainst checks that a replica's tree holds every file of want with the same MD5.
+func completeAgainst(tree, want map[string]FileInfo) error {
+	var errs []error
+	for _, rel := range slices.Sorted(maps.Keys(want)) {
+		got, ok := tree[rel]
+		switch {
+		case !ok:
+			errs = append(errs, fmt.Errorf("%s missing", rel))
+		case got.MD5 != want[rel].MD5:
+			errs = append(errs, fmt.Errorf("%s: md5 %s, bucket has %s", rel, got.MD5, want[rel].MD5))
+		}
+	}
+	return errors.Join(errs...)
+}

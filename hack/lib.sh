@@ -1,0 +1,83 @@
+# Shared helpers for hack/up.sh, hack/deploy.sh, hack/e2e.sh (sourced, not run).
+# Env (all set by the Makefile, with the same defaults here for direct use):
+#   CLUSTER (filesync), AIRGAP (auto|1|0), KIND_NODE_IMAGE, KIND (kind binary), KUBECTL (kubectl binary),
+#   FILESYNC_IMAGE, FAKE_GCS_IMAGE, WORDPRESS_IMAGE, MARIADB_IMAGE.
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CLUSTER=${CLUSTER:-filesync}
+AIRGAP=${AIRGAP:-auto}
+KIND_NODE_IMAGE=${KIND_NODE_IMAGE:-}
+FILESYNC_IMAGE=${FILESYNC_IMAGE:-kind.local/filesync:dev}
+FAKE_GCS_IMAGE=${FAKE_GCS_IMAGE:-kind.local/fake-gcs-server:1.56.1}
+WORDPRESS_IMAGE=${WORDPRESS_IMAGE:-kind.local/wordpress:6-apache}
+MARIADB_IMAGE=${MARIADB_IMAGE:-kind.local/mariadb:10.11}
+KIND=${KIND:-$(command -v "$ROOT/bin/kind" || command -v kind || echo kind)}
+KUBECTL=${KUBECTL:-kubectl}
+OVERLAY=$ROOT/examples/wordpress/overlays/kind
+NAMESPACE=wordpress
+export KIND
+
+log() { echo "$(basename "$0"): $*" >&2; }
+die() { log "$*"; exit 1; }
+
+kctl() { "$KUBECTL" --context "kind-$CLUSTER" "$@"; }
+
+cluster_exists() { "$KIND" get clusters 2>/dev/null | grep -qx "$1"; }
+
+# registry_reachable: does a container registry answer (kind's public node images live on Docker Hub)?
+# Any HTTP answer counts (the registry's /v2/ says 401 to anonymous clients); no answer within 5s does not.
+registry_reachable() {
+  local code
+  code=$(curl -sS -o /dev/null -m "${REGISTRY_PROBE_TIMEOUT:-5}" -w '%{http_code}' https://registry-1.docker.io/v2/ 2>/dev/null) || return 1
+  [ "$code" != 000 ]
+}
+
+# airgapped: the AIRGAP switch resolved (1: build and use the offline node image; 0: kind's default).
+airgapped() {
+  case $AIRGAP in
+    1 | true | yes) return 0 ;;
+    0 | false | no) return 1 ;;
+    auto)
+      if registry_reachable; then return 1; fi
+      log "no container registry answers: using the offline node image (AIRGAP=0 to override)"
+      return 0 ;;
+    *) die "AIRGAP must be auto, 1 or 0, not '$AIRGAP'" ;;
+  esac
+}
+
+# node_image prints the node image to create clusters with: KIND_NODE_IMAGE if set; the offline image
+# (built or taken from the cache by hack/airgap/build.sh) when air-gapped; else nothing (kind's default).
+node_image() {
+  if [ -n "$KIND_NODE_IMAGE" ]; then echo "$KIND_NODE_IMAGE"; return; fi
+  if airgapped; then
+    "$ROOT/hack/airgap/build.sh" >&2
+    "$ROOT/hack/airgap/build.sh" --print-image
+  fi
+}
+
+# wait_system CONTEXT: kind --wait covers only the node; the example needs DNS, kube-proxy and storage.
+wait_system() {
+  local t=${WAIT_TIMEOUT:-300s}
+  kctl wait --for=condition=Ready node --all --timeout="$t" >/dev/null
+  kctl -n kube-system rollout status deploy/coredns --timeout="$t" >/dev/null
+  kctl -n kube-system rollout status ds/kube-proxy --timeout="$t" >/dev/null
+  if kctl get ns local-path-storage >/dev/null 2>&1; then
+    kctl -n local-path-storage rollout status deploy/local-path-provisioner --timeout="$t" >/dev/null
+  fi
+  local i
+  for ((i = 0; i < 150; i++)); do
+    kctl get storageclass -o jsonpath='{range .items[*]}{.metadata.annotations.storageclass\.kubernetes\.io/is-default-class}{"\n"}{end}' 2>/dev/null |
+      grep -qx true && kctl get sa default >/dev/null 2>&1 && return 0
+    sleep 2
+  done
+  die "cluster $CLUSTER has no default StorageClass or default ServiceAccount"
+}
+
+# load_images: put the example's images into the cluster's node (kind skips images already there).
+load_images() {
+  local img
+  for img in "$FILESYNC_IMAGE" "$FAKE_GCS_IMAGE" "$WORDPRESS_IMAGE" "$MARIADB_IMAGE"; do
+    docker image inspect "$img" >/dev/null 2>&1 || die "image $img not found: run 'make images'"
+    "$KIND" load docker-image --name "$CLUSTER" "$img" >&2
+  done
+}
