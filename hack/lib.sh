@@ -28,6 +28,10 @@ cluster_exists() { "$KIND" get clusters 2>/dev/null | grep -qx "$1"; }
 # Any HTTP answer counts (the registry's /v2/ says 401 to anonymous clients); no answer within 5s does not.
 registry_reachable() {
   local code
+  if ! command -v curl >/dev/null; then
+    timeout "${REGISTRY_PROBE_TIMEOUT:-5}" bash -c 'exec 3<>/dev/tcp/registry-1.docker.io/443' 2>/dev/null
+    return
+  fi
   code=$(curl -sS -o /dev/null -m "${REGISTRY_PROBE_TIMEOUT:-5}" -w '%{http_code}' https://registry-1.docker.io/v2/ 2>/dev/null) || return 1
   [ "$code" != 000 ]
 }

@@ -83,6 +83,9 @@ func (k *Kube) Do(ctx context.Context, pod string, port int, req *http.Request) 
 	}
 	defer stop()
 	req = req.Clone(ctx)
+	if req.Host == placeholderHost {
+		req.Host = ""
+	}
 	req.URL.Scheme = "http"
 	req.URL.Host = fmt.Sprintf("127.0.0.1:%d", local)
 	client := &http.Client{
@@ -102,9 +105,12 @@ func (k *Kube) Do(ctx context.Context, pod string, port int, req *http.Request) 
 	return resp.StatusCode, body, nil
 }
 
+// placeholderHost stands for the tunnel's address in request URLs built before the tunnel exists.
+const placeholderHost = "placeholder"
+
 // Get is Do for a GET of path (with query) with the given Host header.
 func (k *Kube) Get(ctx context.Context, pod string, port int, host, path string) (int, []byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://placeholder"+path, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+placeholderHost+path, nil)
 	if err != nil {
 		return 0, nil, fmt.Errorf("request %s: %w", path, err)
 	}
