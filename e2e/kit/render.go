@@ -40,15 +40,15 @@ type Manifest struct {
 // kinds are the types the kit's manifests may contain. Anything else is an error: a typo in apiVersion or
 // kind must fail a test, not slip through undecoded.
 var kinds = map[string]func() any{
-	"v1/Namespace":                          func() any { return new(corev1.Namespace) },
-	"v1/ServiceAccount":                     func() any { return new(corev1.ServiceAccount) },
-	"v1/ConfigMap":                          func() any { return new(corev1.ConfigMap) },
-	"v1/Secret":                             func() any { return new(corev1.Secret) },
-	"v1/Service":                            func() any { return new(corev1.Service) },
-	"v1/PersistentVolumeClaim":              func() any { return new(corev1.PersistentVolumeClaim) },
-	"apps/v1/Deployment":                    func() any { return new(appsv1.Deployment) },
-	"apps/v1/StatefulSet":                   func() any { return new(appsv1.StatefulSet) },
-	"policy/v1/PodDisruptionBudget":         func() any { return new(policyv1.PodDisruptionBudget) },
+	"v1/Namespace":                           func() any { return new(corev1.Namespace) },
+	"v1/ServiceAccount":                      func() any { return new(corev1.ServiceAccount) },
+	"v1/ConfigMap":                           func() any { return new(corev1.ConfigMap) },
+	"v1/Secret":                              func() any { return new(corev1.Secret) },
+	"v1/Service":                             func() any { return new(corev1.Service) },
+	"v1/PersistentVolumeClaim":               func() any { return new(corev1.PersistentVolumeClaim) },
+	"apps/v1/Deployment":                     func() any { return new(appsv1.Deployment) },
+	"apps/v1/StatefulSet":                    func() any { return new(appsv1.StatefulSet) },
+	"policy/v1/PodDisruptionBudget":          func() any { return new(policyv1.PodDisruptionBudget) },
 	"autoscaling/v2/HorizontalPodAutoscaler": func() any { return new(autoscalingv2.HorizontalPodAutoscaler) },
 }
 
