@@ -63,7 +63,7 @@ docker_build() {
   shift 4
   local logf
   logf=$(mktemp)
-  if ! docker build --label "$INPUTS_LABEL=$hash" --tag "$ref" --file "$dockerfile" "$@" "$context" >"$logf" 2>&1; then
+  if ! docker build --force-rm --label "$INPUTS_LABEL=$hash" --tag "$ref" --file "$dockerfile" "$@" "$context" >"$logf" 2>&1; then
     cat "$logf" >&2
     rm -f "$logf"
     die "docker build of $ref failed"
