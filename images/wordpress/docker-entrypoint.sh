@@ -56,8 +56,9 @@ if [[ "$1" == apache2* ]] || [ "$1" = 'php-fpm' ]; then
 			--skip-old-files
 		)
 		if [ "$uid" != '0' ]; then
-			# avoid "tar: .: Cannot utime: Operation not permitted" and "tar: .: Cannot change mode to rwxr-xr-x: Operation not permitted"
-			targetTarArgs+=( --no-overwrite-dir )
+			# The official script adds --no-overwrite-dir here (GNU tar refuses it next to --skip-old-files);
+			# --touch avoids "Cannot utime" on existing directories owned by someone else.
+			targetTarArgs+=( --touch )
 		fi
 		# Loop over "pluggable" content in the source; if it already exists in the destination, skip it as a
 		# whole, so an existing plugin or theme is never mixed with the bundled version of it.
