@@ -6,6 +6,7 @@
 #   Debian packages; nothing is pulled; each one is skipped when it is up to date.
 # IMAGES=public: pull the official images (override with PUBLIC_FAKE_GCS_IMAGE, PUBLIC_WORDPRESS_IMAGE,
 #   PUBLIC_MARIADB_IMAGE) and tag them with the names above, so manifests and e2e run unchanged on either.
+# shellcheck source=hack/images/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 : "${FAKE_GCS_IMAGE:=kind.local/fake-gcs-server:1.56.1}"

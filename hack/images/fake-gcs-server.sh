@@ -3,6 +3,7 @@
 # registry: `go install github.com/fsouza/fake-gcs-server@$FAKE_GCS_VERSION` (CGO_ENABLED=0, from the Go module
 # proxy) into a FROM scratch image (images/fake-gcs-server/Dockerfile).
 # Skipped when an image with the same inputs exists (FORCE=1 rebuilds); the binary is cached per version.
+# shellcheck source=hack/images/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 ref=${FAKE_GCS_IMAGE:-kind.local/fake-gcs-server:1.56.1}

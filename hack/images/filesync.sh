@@ -4,6 +4,7 @@
 # The build context is a temporary directory holding only the binary and the bundle.
 # Skipped when an image with the same inputs (binary, bundle, Dockerfile, version) exists; FORCE=1 rebuilds.
 # Env: FILESYNC_BIN (default bin/filesync), CA_BUNDLE (default /etc/ssl/certs/ca-certificates.crt), VERSION.
+# shellcheck source=hack/images/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 ref=${FILESYNC_IMAGE:-kind.local/filesync:dev}

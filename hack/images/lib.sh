@@ -85,7 +85,7 @@ apt_sources() {
     return
   fi
   local codename=""
-  codename=$(. /etc/os-release 2>/dev/null && echo "${VERSION_CODENAME:-}")
+  codename=$(sed -n 's/^VERSION_CODENAME=//p' /etc/os-release 2>/dev/null || true)
   [ "$codename" = "$DEBIAN_SUITE" ] || return 0
   if [ -s /etc/apt/sources.list.d/debian.sources ]; then
     echo /etc/apt/sources.list.d/debian.sources
@@ -121,6 +121,7 @@ debian_base() {
   tarball=$(mktemp "$CACHE_DIR/$name-rootfs.XXXXXX.tar")
   logf=$CACHE_DIR/$name-mmdebstrap.log
   # Docs, man pages and translations are left out; apt's lists and caches are removed at the end.
+  # shellcheck disable=SC2016 # "$1" is expanded by mmdebstrap's hook shell
   if ! mmdebstrap --variant=minbase --mode=root --format=tar \
     --include="$pkgs" \
     --dpkgopt='path-exclude=/usr/share/man/*' \
