@@ -1,7 +1,6 @@
 package kit_test
 
 import (
-	"bufio"
 	"fmt"
 	"net"
 	"net/url"
@@ -24,21 +23,16 @@ import (
 // makefileImages reads the image names the Makefile builds and loads into kind (FILESYNC_IMAGE ?= ...).
 func makefileImages(t *testing.T) map[string]string {
 	t.Helper()
-	f, err := os.Open(filepath.Join(repoRoot(t), "Makefile"))
+	b, err := os.ReadFile(filepath.Join(repoRoot(t), "Makefile"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
 	re := regexp.MustCompile(`^([A-Z_]+_IMAGE)\s*\?=\s*(\S+)\s*$`)
 	out := map[string]string{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if m := re.FindStringSubmatch(sc.Text()); m != nil {
+	for _, line := range strings.Split(string(b), "\n") {
+		if m := re.FindStringSubmatch(line); m != nil {
 			out[m[1]] = m[2]
 		}
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
 	}
 	for _, k := range []string{"FILESYNC_IMAGE", "FAKE_GCS_IMAGE", "WORDPRESS_IMAGE", "MARIADB_IMAGE"} {
 		if out[k] == "" {

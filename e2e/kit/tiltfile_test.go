@@ -34,15 +34,17 @@ func makeTargets(t *testing.T) (targets map[string]bool, buildOutputs []string) 
 		t.Fatal(err)
 	}
 	targets = map[string]bool{}
+	targetRE := regexp.MustCompile(`^([a-zA-Z0-9_-]+):`)
+	outputRE := regexp.MustCompile(`-o \$\(BIN\)/(\S+)`)
 	inBuild := false
 	for _, line := range strings.Split(string(b), "\n") {
-		if m := regexp.MustCompile(`^([a-zA-Z0-9_-]+):`).FindStringSubmatch(line); m != nil {
+		if m := targetRE.FindStringSubmatch(line); m != nil {
 			targets[m[1]] = true
 			inBuild = m[1] == "build"
 			continue
 		}
 		if inBuild && strings.HasPrefix(line, "\t") {
-			for _, m := range regexp.MustCompile(`-o \$\(BIN\)/(\S+)`).FindAllStringSubmatch(line, -1) {
+			for _, m := range outputRE.FindAllStringSubmatch(line, -1) {
 				buildOutputs = append(buildOutputs, "bin/"+m[1])
 			}
 		}
