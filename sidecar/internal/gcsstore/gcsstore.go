@@ -90,7 +90,11 @@ func validBucket(b string) bool {
 // NewClient returns a storage client with the given options and a retry policy suited to a sync loop:
 // idempotent calls only (every write here carries a generation precondition), jittered exponential backoff.
 // STORAGE_EMULATOR_HOST and Application Default Credentials are handled by the SDK itself.
+//
+// Reads use the JSON API (the SDK defaults to XML): it serves a pinned generation the same way on GCS and
+// on fake-gcs-server, and returns the CRC32C the download is checked against.
 func NewClient(ctx context.Context, opts ...option.ClientOption) (*storage.Client, error) {
+	opts = append([]option.ClientOption{storage.WithJSONReads()}, opts...)
 	c, err := storage.NewClient(ctx, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("storage client: %w", err)

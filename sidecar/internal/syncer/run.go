@@ -69,6 +69,7 @@ func (s *Syncer) Run(ctx context.Context) error {
 			case <-poll.C:
 				s.beat()
 				changed, err := s.remoteChanged(ctx)
+				s.log.Debug("poll", "changed", changed, "err", err)
 				if err != nil {
 					s.log.Warn("polling the bucket", "err", err)
 					continue
