@@ -2,6 +2,7 @@ package watch
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -106,4 +107,42 @@ func TestNoGoroutineLeak(t *testing.T) {
 		<-done
 	}
 	eventually(t, "goroutines to exit", func() bool { return runtime.NumGoroutine() <= before })
+}
+
+// TestOverflowAsksForRescan: when the kernel's event queue overflows (events were lost), the watcher asks
+// for a full rescan. The queue of this one inotify instance is made tiny (the limit is read when the
+// instance is created, so the sysctl is restored at once) and the consumer is held while files are written.
+func TestOverflowAsksForRescan(t *testing.T) {
+	const sysctl = "/proc/sys/fs/inotify/max_queued_events"
+	old, err := os.ReadFile(sysctl)
+	if err != nil {
+		t.Skipf("no %s: %v", sysctl, err)
+	}
+	if err := os.WriteFile(sysctl, []byte("8"), 0o644); err != nil {
+		if os.Geteuid() == 0 {
+			t.Fatalf("root cannot lower %s: %v", sysctl, err)
+		}
+		t.Skipf("needs root to lower %s: %v", sysctl, err)
+	}
+	root := t.TempDir()
+	f, _ := filter.New(nil)
+	w, err := New(root, f, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	_ = os.WriteFile(sysctl, old, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gate := make(chan struct{})
+	r := &recorder{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		_ = w.Run(ctx, func(h Hint) { <-gate; r.notify(h) })
+		close(done)
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	for i := range 100 {
+		_ = os.WriteFile(filepath.Join(root, fmt.Sprintf("f%03d", i)), []byte("x"), 0o644)
+	}
+	close(gate)
+	eventually(t, "a rescan hint after the overflow", func() bool { return r.has(func(h Hint) bool { return h.Rescan }) })
 }

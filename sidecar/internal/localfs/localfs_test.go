@@ -1,0 +1,184 @@
+package localfs
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/filesync/filesync/sidecar/internal/filter"
+)
+
+func open(t *testing.T) (*Dir, string) {
+	t.Helper()
+	p := t.TempDir()
+	d, err := Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d, p
+}
+
+func entries(t *testing.T, p string) []string {
+	t.Helper()
+	var out []string
+	_ = filepath.WalkDir(p, func(x string, de os.DirEntry, err error) error {
+		if err == nil && !de.IsDir() {
+			rel, _ := filepath.Rel(p, x)
+			out = append(out, rel)
+		}
+		return nil
+	})
+	return out
+}
+
+func TestWriteAtomicPublishesVerifiedContent(t *testing.T) {
+	d, p := open(t)
+	data := []byte("hello, world")
+	st, err := d.WriteAtomic("a/b/c.txt", bytes.NewReader(data), int64(len(data)), CRC32C(data), Expect{Absent: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(filepath.Join(p, "a/b/c.txt"))
+	if string(got) != string(data) || st.Size != int64(len(data)) {
+		t.Fatalf("got %q %+v", got, st)
+	}
+	fi, _ := os.Stat(filepath.Join(p, "a/b/c.txt"))
+	if fi.Mode().Perm() != 0o644 {
+		t.Fatalf("mode %v, want 0644 (readable by the web server)", fi.Mode())
+	}
+}
+
+func TestWriteAtomicRejectsCorruptionAndLeavesNothing(t *testing.T) {
+	d, p := open(t)
+	data := []byte("hello")
+	_, err := d.WriteAtomic("x.txt", bytes.NewReader(data), 5, CRC32C(data)^1, Expect{Absent: true})
+	if !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("err = %v, want ErrCorrupt", err)
+	}
+	_, err = d.WriteAtomic("y.txt", bytes.NewReader(data[:3]), 5, CRC32C(data), Expect{Absent: true})
+	if !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("short body: err = %v, want ErrCorrupt", err)
+	}
+	if e := entries(t, p); len(e) != 0 {
+		t.Fatalf("left behind: %v", e)
+	}
+}
+
+func TestWriteAtomicDoesNotClobberAConcurrentWrite(t *testing.T) {
+	d, p := open(t)
+	f := filepath.Join(p, "x.txt")
+	_ = os.WriteFile(f, []byte("old"), 0o644)
+	st, _ := d.Stat("x.txt")
+	_ = os.WriteFile(f, []byte("the app wrote this meanwhile"), 0o644)
+	data := []byte("remote")
+	if _, err := d.WriteAtomic("x.txt", bytes.NewReader(data), 6, CRC32C(data), Expect{Stamp: st}); !errors.Is(err, ErrChanged) {
+		t.Fatalf("err = %v, want ErrChanged", err)
+	}
+	if b, _ := os.ReadFile(f); string(b) != "the app wrote this meanwhile" {
+		t.Fatalf("clobbered: %q", b)
+	}
+	// A file that appeared where none was expected is not clobbered either.
+	_ = os.WriteFile(filepath.Join(p, "new.txt"), []byte("app"), 0o644)
+	if _, err := d.WriteAtomic("new.txt", bytes.NewReader(data), 6, CRC32C(data), Expect{Absent: true}); !errors.Is(err, ErrChanged) {
+		t.Fatalf("err = %v, want ErrChanged", err)
+	}
+}
+
+func TestWritesStayInsideTheDirectory(t *testing.T) {
+	d, p := open(t)
+	outside := t.TempDir()
+	_ = os.Symlink(outside, filepath.Join(p, "link"))
+	data := []byte("x")
+	for _, rel := range []string{"../escape", "link/escape"} {
+		if _, err := d.WriteAtomic(rel, bytes.NewReader(data), 1, CRC32C(data), Expect{Absent: true}); err == nil {
+			t.Fatalf("write to %s succeeded", rel)
+		}
+	}
+	if e := entries(t, outside); len(e) != 0 {
+		t.Fatalf("written outside: %v", e)
+	}
+}
+
+func TestScanSkipsSymlinksExcludedAndInternal(t *testing.T) {
+	d, p := open(t)
+	for _, f := range []string{"a.jpg", "cache/x", "dir/b.jpg", ".filesync-tmp-123", "dir/.filesync-tmp-9"} {
+		_ = os.MkdirAll(filepath.Dir(filepath.Join(p, f)), 0o755)
+		_ = os.WriteFile(filepath.Join(p, f), []byte(f), 0o644)
+	}
+	_ = os.Symlink(filepath.Join(p, "a.jpg"), filepath.Join(p, "link.jpg"))
+	_ = os.Symlink(t.TempDir(), filepath.Join(p, "linkdir"))
+	_ = os.WriteFile(filepath.Join(p, `back\slash`), []byte("x"), 0o644)
+	flt, _ := filter.New([]string{"cache/**"})
+	res, err := d.Scan(flt, ScanOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for k := range res.Files {
+		got = append(got, k)
+	}
+	if len(got) != 2 || res.Files["a.jpg"].CRC32C != CRC32C([]byte("a.jpg")) || res.Files["dir/b.jpg"].Size != 9 {
+		t.Fatalf("scan found %v", got)
+	}
+	if len(res.Unsafe) != 1 || !strings.Contains(res.Unsafe[0], "slash") {
+		t.Fatalf("unsafe: %v", res.Unsafe)
+	}
+}
+
+func TestScanUsesCacheAndLeavesFreshFilesUnhashed(t *testing.T) {
+	d, p := open(t)
+	_ = os.WriteFile(filepath.Join(p, "old"), []byte("old"), 0o644)
+	past := time.Now().Add(-time.Hour)
+	_ = os.Chtimes(filepath.Join(p, "old"), past, past)
+	_ = os.WriteFile(filepath.Join(p, "new"), []byte("new"), 0o644)
+	res, err := d.Scan(nil, ScanOptions{
+		Cache: func(rel string, s Stamp) (uint32, bool) { return 42, rel == "old" },
+		Fresh: func(s Stamp) bool { return time.Since(time.Unix(0, s.ModTime)) < time.Minute },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Files["old"].CRC32C != 42 || !res.Files["new"].Fresh || res.Hashed != 0 {
+		t.Fatalf("files %+v hashed %d", res.Files, res.Hashed)
+	}
+}
+
+func TestInUse(t *testing.T) {
+	d, p := open(t)
+	f := filepath.Join(p, "x")
+	fh, err := os.OpenFile(f, os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !d.InUse("x") {
+		fh.Close()
+		t.Skip("file leases are not available here (fs.leases-enable=0 or unsupported filesystem); settle time alone applies")
+	}
+	fh.Close()
+	if d.InUse("x") {
+		t.Fatal("closed file reported in use")
+	}
+}
+
+func TestRemoveStaleTemps(t *testing.T) {
+	d, p := open(t)
+	old := filepath.Join(p, "d", ".filesync-tmp-abc")
+	_ = os.MkdirAll(filepath.Dir(old), 0o755)
+	_ = os.WriteFile(old, nil, 0o644)
+	past := time.Now().Add(-time.Hour)
+	_ = os.Chtimes(old, past, past)
+	_ = os.WriteFile(filepath.Join(p, ".filesync-tmp-new"), nil, 0o644)
+	_ = os.WriteFile(filepath.Join(p, "keep"), nil, 0o644)
+	n, err := d.RemoveStaleTemps(time.Minute, time.Now())
+	if err != nil || n != 1 {
+		t.Fatalf("removed %d, %v", n, err)
+	}
+	if e := entries(t, p); len(e) != 2 {
+		t.Fatalf("left %v", e)
+	}
+}
