@@ -143,14 +143,21 @@ func (s *Syncer) scan(settle time.Duration) (map[string]localfs.File, map[string
 	return res.Files, fresh, nil
 }
 
+// baseSnapshot copies the base for the planner. Entries of paths excluded after they were synced are
+// forgotten (nothing is done to the files themselves: excluded paths are never touched on either side).
 func (s *Syncer) baseSnapshot() map[string]plan.Base {
 	b := make(map[string]plan.Base, s.base.Len())
+	var forget []string
 	s.base.Range(func(p string, e state.Entry) {
 		if s.filter.Skip(p) {
-			return // excluded after the fact: never touched on either side
+			forget = append(forget, p)
+			return
 		}
 		b[p] = plan.Base{Generation: e.Generation, Size: e.Size, CRC32C: e.CRC32C}
 	})
+	for _, p := range forget {
+		s.base.Delete(p)
+	}
 	return b
 }
 

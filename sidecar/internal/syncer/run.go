@@ -103,12 +103,11 @@ func (s *Syncer) remoteChanged(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	base := s.baseSnapshot()
-	if len(view) != len(base) {
+	if len(view) != s.base.Len() {
 		return true, nil
 	}
 	for p, r := range view {
-		if b, ok := base[p]; !ok || b.Generation != r.Generation {
+		if b, ok := s.base.Get(p); !ok || b.Generation != r.Generation {
 			return true, nil
 		}
 	}
@@ -119,6 +118,9 @@ func (s *Syncer) remoteChanged(ctx context.Context) (bool, error) {
 // time, within ctx's deadline. It is the last thing done on SIGTERM: the app has stopped writing. It
 // returns the paths it could not flush.
 func (s *Syncer) Flush(ctx context.Context) ([]string, error) {
+	s.mu.Lock()
+	clear(s.failures) // last chance: paths backing off are tried too
+	s.mu.Unlock()
 	remote, err := s.cachedView(ctx)
 	if err != nil {
 		return nil, err
