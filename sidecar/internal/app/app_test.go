@@ -112,7 +112,7 @@ func TestSIGTERMFlushesPendingUploads(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	listening := make(chan string, 1)
 	env, _, stderr := envFor(srv, "--dir", dir, "--remote", "gs://media/p", "--listen", "127.0.0.1:0",
-		"--settle", "10s", "--shutdown-timeout", "60s")
+		"--settle", "10s", "--shutdown-timeout", "150s") // generous: -race on a busy 2-core machine is ~8x slower
 	env.Listening = func(addr string) { listening <- addr }
 	done := make(chan error, 1)
 	go func() { done <- Run(ctx, env) }()
@@ -131,7 +131,7 @@ func TestSIGTERMFlushesPendingUploads(t *testing.T) {
 		if err != nil {
 			t.Fatalf("run: %v\n%s", err, stderr)
 		}
-	case <-time.After(60 * time.Second):
+	case <-time.After(180 * time.Second):
 		t.Fatal("shutdown did not finish")
 	}
 	if n := objectCount(t, srv); n != 1000 {
