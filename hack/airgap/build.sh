@@ -7,6 +7,8 @@
 #   hack/airgap/build.sh                 build what is missing, print timings
 #   hack/airgap/build.sh --print-image   print the node image's name and exit
 #   hack/airgap/build.sh --force STAGE   forget one stage's cache (e.g. 30-node-image.sh) before building
+#   hack/airgap/build.sh --adopt STAGE   take the existing output of a stage run by hand as current
+#   hack/airgap/build.sh --smoke         then smoke-test the image on a throw-away cluster (stages 40, 50, 60, 99)
 #
 # Env: WORK (cache; default ${XDG_CACHE_HOME:-$HOME/.cache}/filesync/airgap), K8S_VERSION (v1.37.2),
 #      KIND_VERSION (v0.33.0), LPP_VERSION (v0.0.30), NODE_IMAGE (kindest/node:$K8S_VERSION-offline).
@@ -15,13 +17,21 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 export WORK=${WORK:-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/filesync/airgap}
 export K8S_VERSION=${K8S_VERSION:-v1.37.2} KIND_VERSION=${KIND_VERSION:-v0.33.0} LPP_VERSION=${LPP_VERSION:-v0.0.30}
 export NODE_IMAGE=${NODE_IMAGE:-kindest/node:$K8S_VERSION-offline}
+# the stages build modules of their own (src/*, a scratch module in $WORK), never the repository's go.work
+export GOWORK=off
 W=$WORK; L=$W/logs; S=$W/stamps
 mkdir -p "$L" "$S"
 
-case ${1:-} in
-  --print-image) echo "$NODE_IMAGE"; exit 0 ;;
-  --force) rm -f "$S/${2:?stage}"; shift 2 ;;
-esac
+ADOPT= SMOKE=0
+while [ $# -gt 0 ]; do
+  case $1 in
+    --print-image) echo "$NODE_IMAGE"; exit 0 ;;
+    --force) rm -f "$S/${2:?stage}"; shift 2 ;;
+    --adopt) ADOPT=${2:?stage}; shift 2 ;;
+    --smoke) SMOKE=1; shift ;;
+    *) echo "usage: $0 [--print-image] [--force STAGE] [--adopt STAGE] [--smoke]" >&2; exit 2 ;;
+  esac
+done
 
 # key FILE|DIR... : a short hash of the content of files and directories, plus the versions
 key() {
@@ -35,6 +45,7 @@ T0=$(date +%s)
 # run STAGE KEY OUTPUT... : run the stage unless its stamp holds KEY and its outputs exist
 run() {
   local stage=$1 k=$2; shift 2
+  if [ "$stage" = "$ADOPT" ] && have "$@"; then echo "$k" > "$S/$stage"; echo "   $stage adopted"; fi
   if [ "$(cat "$S/$stage" 2>/dev/null)" = "$k" ] && have "$@"; then echo "   $stage cached"; return; fi
   local s=$(date +%s)
   echo "== $stage (log: $L/$stage.log)"
@@ -56,8 +67,23 @@ K35=$(echo "$K20 $K22 $K25 $(key "$HERE/35-cluster-images.sh" "$HERE/lib.sh")" |
 K36=$(echo "$K23 $(key "$HERE/36-storage-images.sh" "$HERE/lib.sh")" | sha256sum | cut -c1-16)
 K30=$(echo "$K20 $K22 $K25 $K35 $K36 $(key "$HERE/30-node-image.sh" "$HERE/node-files")" | sha256sum | cut -c1-16)
 
+smoke() {
+  [ "$SMOKE" = 1 ] || return 0
+  local k40
+  k40=$(key "$HERE/40-app-images.sh" "$HERE/lib.sh")
+  run 22-aux-binaries.sh "$K22" $W/bin/smoke-server
+  run 40-app-images.sh "$k40" "$W/images/example.local_smoke_v1.tar"
+  docker image inspect example.local/smoke:v1 >/dev/null 2>&1 || docker load -i "$W/images/example.local_smoke_v1.tar"
+  rm -f "$S/50-kind-up.sh" "$S/60-smoke.sh" "$S/99-teardown.sh"
+  run 50-kind-up.sh x
+  run 60-smoke.sh x
+  run 99-teardown.sh x
+  echo "smoke test of $NODE_IMAGE passed"
+}
+
 if [ "$(node_image_key)" = "$K30" ]; then
   echo "node image $NODE_IMAGE is current (key $K30)"
+  smoke
   exit 0
 fi
 B=$W/bin
@@ -75,3 +101,4 @@ rm -f "$S/30-node-image.sh"
 run 30-node-image.sh "$K30"
 [ "$(node_image_key)" = "$K30" ] || { echo "FAILED: $NODE_IMAGE does not carry key $K30"; exit 1; }
 echo "node image $NODE_IMAGE built (key $K30) in $(( $(date +%s)-T0 ))s"
+smoke
