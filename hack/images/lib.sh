@@ -61,7 +61,8 @@ image_size() {
 docker_build() {
   local ref=$1 hash=$2 context=$3 dockerfile=$4
   shift 4
-  local logf
+  local logf old
+  old=$(docker image inspect --format '{{.Id}}' "$ref" 2>/dev/null || true)
   logf=$(mktemp)
   if ! docker build --force-rm --label "$INPUTS_LABEL=$hash" --tag "$ref" --file "$dockerfile" "$@" "$context" >"$logf" 2>&1; then
     cat "$logf" >&2
@@ -69,6 +70,11 @@ docker_build() {
     die "docker build of $ref failed"
   fi
   rm -f "$logf"
+  # The image this one replaces is dead weight once untagged (kept if a container still uses it).
+  if [ -n "$old" ] && [ "$old" != "$(docker image inspect --format '{{.Id}}' "$ref")" ] &&
+    [ "$(docker image inspect --format '{{len .RepoTags}}' "$old" 2>/dev/null)" = 0 ]; then
+    docker image rm "$old" >/dev/null 2>&1 || true
+  fi
 }
 
 # done_msg REF START prints the one-line summary of a build.
