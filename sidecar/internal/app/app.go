@@ -65,7 +65,7 @@ func Run(ctx context.Context, env Env) error {
 
 	f, err := filter.New(cfg.Excludes)
 	if err != nil {
-		return fmt.Errorf("%w: --exclude: %v", config.ErrUsage, err)
+		return fmt.Errorf("%w: --exclude: %w", config.ErrUsage, err)
 	}
 	dir, err := localfs.Open(cfg.Dir)
 	if err != nil {
@@ -155,7 +155,9 @@ func serve(ctx context.Context, cfg config.Config, env Env, log *slog.Logger, s 
 		runErr = fmt.Errorf("http server: %w", err)
 	}
 	stopLoop()
-	<-loopDone
+	if err := <-loopDone; err != nil {
+		runErr = errors.Join(runErr, err)
+	}
 	<-watchDone
 
 	log.Info("shutting down: flushing pending uploads", "timeout", cfg.ShutdownTimeout)

@@ -37,11 +37,11 @@ func envFor(srv *fakestorage.Server, args ...string) (Env, *bytes.Buffer, *bytes
 
 func objectCount(t *testing.T, srv *fakestorage.Server) int {
 	t.Helper()
-	objs, _, err := srv.ListObjectsWithOptions("media", fakestorage.ListOptions{})
+	res, err := srv.ListObjectsWithOptionsPaginated("media", fakestorage.ListOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return len(objs)
+	return len(res.Objects)
 }
 
 func TestExitCodes(t *testing.T) {

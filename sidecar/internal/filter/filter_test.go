@@ -73,12 +73,12 @@ func TestNewRejectsBadGlob(t *testing.T) {
 
 func TestInternal(t *testing.T) {
 	for rel, want := range map[string]bool{
-		".filesync":                   true,
-		".filesync/conflicts/a.1.2":   true,
-		"a/.filesync-tmp-123":         true,
-		".filesyncx":                  false,
-		"uploads/a.jpg":               false,
-		"uploads/.filesync/x":         false,
+		".filesync":                 true,
+		".filesync/conflicts/a.1.2": true,
+		"a/.filesync-tmp-123":       true,
+		".filesyncx":                false,
+		"uploads/a.jpg":             false,
+		"uploads/.filesync/x":       false,
 	} {
 		if got := Internal(rel); got != want {
 			t.Errorf("Internal(%q) = %v, want %v", rel, got, want)

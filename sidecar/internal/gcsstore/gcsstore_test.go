@@ -26,9 +26,9 @@ func newStore(t *testing.T, prefix string) *Store {
 
 func TestParseRemote(t *testing.T) {
 	for in, want := range map[string]string{
-		"gs://bkt":               "gs://bkt",
-		"gs://bkt/":              "gs://bkt",
-		"gs://my-bkt/a/b/":       "gs://my-bkt/a/b",
+		"gs://bkt":              "gs://bkt",
+		"gs://bkt/":             "gs://bkt",
+		"gs://my-bkt/a/b/":      "gs://my-bkt/a/b",
 		"gs://b.k_t/wp-content": "gs://b.k_t/wp-content",
 	} {
 		r, err := ParseRemote(in)

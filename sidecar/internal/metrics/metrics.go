@@ -13,22 +13,22 @@ import (
 type Metrics struct {
 	Registry *prometheus.Registry
 
-	Uploads         prometheus.Counter
-	Downloads       prometheus.Counter
-	Deletes         *prometheus.CounterVec // side=local|remote
-	Bytes           *prometheus.CounterVec // direction=upload|download
-	Errors          *prometheus.CounterVec // op=list|scan|upload|download|delete_remote|delete_local|conflict|state
-	Conflicts       prometheus.Counter
-	SkippedUnsafe   prometheus.Counter
-	Preconditions   prometheus.Counter
-	DeleteGuard     prometheus.Counter
-	DeleteBlocked   prometheus.Gauge
-	PendingUploads  prometheus.Gauge
-	KnownFiles      prometheus.Gauge
-	LastSuccess     prometheus.Gauge
-	Ready           prometheus.Gauge
-	PassDuration    prometheus.Histogram
-	WatchOverflows  prometheus.Counter
+	Uploads        prometheus.Counter
+	Downloads      prometheus.Counter
+	Deletes        *prometheus.CounterVec // side=local|remote
+	Bytes          *prometheus.CounterVec // direction=upload|download
+	Errors         *prometheus.CounterVec // op=list|scan|upload|download|delete_remote|delete_local|conflict|state
+	Conflicts      prometheus.Counter
+	SkippedUnsafe  prometheus.Counter
+	Preconditions  prometheus.Counter
+	DeleteGuard    prometheus.Counter
+	DeleteBlocked  prometheus.Gauge
+	PendingUploads prometheus.Gauge
+	KnownFiles     prometheus.Gauge
+	LastSuccess    prometheus.Gauge
+	Ready          prometheus.Gauge
+	PassDuration   prometheus.Histogram
+	WatchOverflows prometheus.Counter
 }
 
 // New registers the metrics (and the Go/process collectors) on a new registry.

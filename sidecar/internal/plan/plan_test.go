@@ -9,7 +9,9 @@ import (
 
 var t0 = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 
-func loc(size int64, crc uint32) Local { return Local{Size: size, CRC32C: crc, ModTime: t0.Add(-time.Hour)} }
+func loc(size int64, crc uint32) Local {
+	return Local{Size: size, CRC32C: crc, ModTime: t0.Add(-time.Hour)}
+}
 func rem(gen, size int64, crc uint32) Remote {
 	return Remote{Generation: gen, Size: size, CRC32C: crc}
 }

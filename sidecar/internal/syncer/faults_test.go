@@ -23,7 +23,7 @@ func TestFaultyNetworkDeliversEverythingOnce(t *testing.T) {
 		want[pa], want[pc] = strings.Repeat("a", i+1), strings.Repeat("b", i+1)
 	}
 	// Passes under faults; failing paths back off, so keep going until both sides have everything.
-	for round := 0; round < 200 && !(equalMaps(a.files(), want) && equalMaps(c.files(), want)); round++ {
+	for round := 0; round < 200 && (!equalMaps(a.files(), want) || !equalMaps(c.files(), want)); round++ {
 		_, _ = a.s.Pass(t.Context(), true)
 		_, _ = c.s.Pass(t.Context(), true)
 		b.t.Logf("round %d: a=%d b=%d files", round, len(a.files()), len(c.files()))

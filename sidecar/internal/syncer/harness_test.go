@@ -16,7 +16,6 @@ import (
 
 	"cloud.google.com/go/storage"
 	"github.com/fsouza/fake-gcs-server/fakestorage"
-	"google.golang.org/api/iterator"
 	"google.golang.org/api/option"
 
 	"github.com/filesync/filesync/sidecar/internal/filter"
@@ -68,11 +67,11 @@ func (b *bucket) client(wrap func(http.RoundTripper) http.RoundTripper) *storage
 func (b *bucket) objects() map[string]string {
 	b.t.Helper()
 	out := map[string]string{}
-	objs, _, err := b.srv.ListObjectsWithOptions(testBucket, fakestorage.ListOptions{Prefix: testPrefix + "/"})
+	res, err := b.srv.ListObjectsWithOptionsPaginated(testBucket, fakestorage.ListOptions{Prefix: testPrefix + "/"})
 	if err != nil {
 		b.t.Fatal(err)
 	}
-	for _, o := range objs {
+	for _, o := range res.Objects {
 		full, err := b.srv.GetObject(testBucket, o.Name)
 		if err != nil {
 			b.t.Fatal(err)
@@ -101,22 +100,6 @@ func (b *bucket) put(name, content string) {
 	}
 	if err := w.Close(); err != nil {
 		b.t.Fatal(err)
-	}
-}
-
-func (b *bucket) count(prefix string) int {
-	b.t.Helper()
-	n := 0
-	it := b.srv.Client().Bucket(testBucket).Objects(context.Background(), &storage.Query{Prefix: prefix})
-	for {
-		_, err := it.Next()
-		if err == iterator.Done {
-			return n
-		}
-		if err != nil {
-			b.t.Fatal(err)
-		}
-		n++
 	}
 }
 

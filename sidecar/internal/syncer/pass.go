@@ -24,13 +24,13 @@ type snapshot struct {
 
 // Result tells how a pass went.
 type Result struct {
-	Plan     plan.Plan
-	Done     int
-	Failed   int
-	Replan   bool      // a precondition failed or a file changed under us: plan again with a fresh listing
+	Plan   plan.Plan
+	Done   int
+	Failed int
+	Replan bool // a precondition failed or a file changed under us: plan again with a fresh listing
 	// Unfinished lists the paths whose action did not complete (failed, busy or re-planned).
 	Unfinished []string
-	NextWake time.Time // when a deferred (settling or backing-off) path should be looked at again
+	NextWake   time.Time // when a deferred (settling or backing-off) path should be looked at again
 }
 
 // Clean reports whether the pass left nothing behind.

@@ -47,9 +47,9 @@ type Syncer struct {
 	mu       sync.Mutex
 	view     map[string]plan.Remote // last listing, kept current with our own writes
 	listed   bool
-	warned   map[string]bool         // unsafe names already reported
-	failures map[string]failure      // paths backing off after errors
-	hashes   map[string]cachedHash   // CRCs of files not in the base (e.g. waiting to settle)
+	warned   map[string]bool       // unsafe names already reported
+	failures map[string]failure    // paths backing off after errors
+	hashes   map[string]cachedHash // CRCs of files not in the base (e.g. waiting to settle)
 	pending  int
 
 	ready     atomic.Bool

@@ -18,7 +18,9 @@ type roundTripFunc func(*http.Request) (*http.Response, error)
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 // isMedia reports whether the request reads object content.
-func isMedia(r *http.Request) bool { return r.Method == http.MethodGet && r.URL.Query().Get("alt") == "media" }
+func isMedia(r *http.Request) bool {
+	return r.Method == http.MethodGet && r.URL.Query().Get("alt") == "media"
+}
 
 // objectIn reports whether the request concerns an object whose name contains s.
 func objectIn(r *http.Request, s string) bool {
