@@ -72,7 +72,7 @@ func imagePresent(ref string) bool {
 	defer cancel()
 	// A plain Docker client: testcontainers reads its configuration once, on first use, and that must
 	// happen after TestMain has set the variables.
-	cli, err := client.New(client.FromEnv, client.WithAPIVersionNegotiation())
+	cli, err := client.New(client.FromEnv)
 	if err != nil {
 		return false
 	}
