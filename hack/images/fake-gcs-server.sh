@@ -10,6 +10,7 @@ ref=${FAKE_GCS_IMAGE:-kind.local/fake-gcs-server:1.56.1}
 version=${FAKE_GCS_VERSION:-v1.56.1}
 dir=$IMAGES_DIR/fake-gcs-server
 mime=${MIME_TYPES:-/etc/mime.types}
+[ -s "$mime" ] || [ "$mime" != /etc/mime.types ] || ensure_packages media-types
 [ -s "$mime" ] || die "$mime is missing (Debian: apt-get install media-types)"
 
 hash=$(hash_inputs "$dir" "$mime" "fake-gcs-server $version" "$(go env GOVERSION GOARCH)")

@@ -15,6 +15,7 @@ version=${VERSION:-$(git -C "$ROOT" describe --tags --always --dirty 2>/dev/null
 revision=$(git -C "$ROOT" rev-parse HEAD 2>/dev/null || echo unknown)
 
 [ -x "$bin" ] || die "$bin is missing: run \`make build\` first"
+[ -s "$ca" ] || [ "$ca" != /etc/ssl/certs/ca-certificates.crt ] || ensure_packages ca-certificates
 [ -s "$ca" ] || die "CA bundle $ca is missing (Debian: apt-get install ca-certificates; or set CA_BUNDLE)"
 # The image has no libc: refuse a dynamically linked binary rather than ship one that cannot start.
 if command -v file >/dev/null && file -L "$bin" | grep -q 'dynamically linked'; then

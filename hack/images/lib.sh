@@ -21,6 +21,22 @@ export DOCKER_BUILDKIT=0
 log() { echo "images: $*" >&2; }
 die() { log "$*"; exit 1; }
 
+# ensure_packages PKG... installs missing Debian packages (apt-get update only when the install needs it).
+ensure_packages() {
+  local need=() p
+  for p; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
+  [ ${#need[@]} -eq 0 ] && return 0
+  command -v apt-get >/dev/null || die "missing ${need[*]} and no apt-get to install them"
+  local sudo=()
+  [ "$(id -u)" = 0 ] || sudo=(sudo)
+  log "installing ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  if ! "${sudo[@]}" apt-get install -y --no-install-recommends "${need[@]}" >/dev/null 2>&1; then
+    "${sudo[@]}" apt-get update -qq
+    "${sudo[@]}" apt-get install -y --no-install-recommends "${need[@]}"
+  fi
+}
+
 # hash_inputs ARG... prints a sha256 over the arguments: an existing file or directory contributes its
 # relative paths, modes and contents; anything else is taken as a literal string (a version, a name).
 hash_inputs() {
@@ -114,7 +130,7 @@ debian_base() {
     echo "$ref"
     return
   fi
-  command -v mmdebstrap >/dev/null || die "mmdebstrap is needed to build $name (apt-get install mmdebstrap)"
+  command -v mmdebstrap >/dev/null || ensure_packages mmdebstrap
   local start=$SECONDS pkgs sources=()
   pkgs=$(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$dir/packages" | tr -s ' \n' ',' | sed 's/,$//')
   mapfile -t sources < <(apt_sources)
