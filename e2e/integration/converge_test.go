@@ -6,6 +6,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net/http"
+	"net/url"
 	"slices"
 	"testing"
 	"time"
@@ -13,7 +15,8 @@ import (
 
 // TestTwoContainersConverge: two filesync containers that share nothing but the bucket. A file the app
 // writes into one container's directory is uploaded and appears, byte for byte, in the other's; a file
-// large enough for a resumable upload (it goes through fake-gcs-server's -external-url) does too.
+// large enough for a resumable upload (it goes through fake-gcs-server's -external-url) does too; a
+// delete in the bucket then removes the file from both directories.
 func TestTwoContainersConverge(t *testing.T) {
 	s := newStack(t)
 	a := s.startReplica(t, "replica-a", replicaOptions{})
@@ -82,5 +85,26 @@ func TestTwoContainersConverge(t *testing.T) {
 		if !slices.Equal(names, want) {
 			t.Errorf("%s holds %v, want %v", r.name, names, want)
 		}
+	}
+
+	// A delete in the bucket (another replica's, or an operator's) removes the file on both, and only it.
+	if _, err := s.gcsDo(t.Context(), http.MethodDelete,
+		"/storage/v1/b/"+bucket+"/o/"+url.PathEscape(objectName("uploads/2026/11/note.txt")), nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []*replica{a, b} {
+		eventually(t, 60*time.Second, "note.txt deleted on "+r.name, func(ctx context.Context) error {
+			tree, err := r.readTree(ctx, syncDir)
+			if err != nil {
+				return err
+			}
+			if _, ok := tree["uploads/2026/11/note.txt"]; ok {
+				return fmt.Errorf("note.txt is still on %s", r.name)
+			}
+			if _, ok := tree["uploads/2026/11/photo.jpg"]; !ok {
+				return fmt.Errorf("photo.jpg vanished from %s", r.name)
+			}
+			return nil
+		})
 	}
 }
