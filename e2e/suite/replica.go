@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -24,18 +23,16 @@ type FileInfo struct {
 }
 
 // WriteFile writes data to wp-content/rel in pod's WordPress container, like the app would (plain write, no
-// temp file), creating parent directories, and hands the new file and directories to the web server's user.
+// temp file), creating missing parent directories, and hands the file and the directories it created to
+// the web server's user (uid 33), so that WordPress can still write next to them.
 func (k *Kube) WriteFile(ctx context.Context, pod, rel string, data []byte) error {
 	const script = `set -e
-f="$1/$2"; top="$1/$3"
-mkdir -p "$(dirname "$f")"
+f="$1/$2"; d=$(dirname "$f"); created=""
+p="$d"; while [ ! -d "$p" ]; do created="$p $created"; p=$(dirname "$p"); done
+mkdir -p "$d"
 cat > "$f"
-chown -R 33:33 "$top" 2>/dev/null || true`
-	top := strings.SplitN(rel, "/", 3)
-	if len(top) < 3 {
-		return fmt.Errorf("write %s: want at least two directory levels under wp-content", rel)
-	}
-	if _, err := k.Exec(ctx, pod, appContainer, data, "sh", "-c", script, "sh", wpContent, rel, path.Join(top[0], top[1])); err != nil {
+chown 33:33 "$f" $created 2>/dev/null || true`
+	if _, err := k.Exec(ctx, pod, appContainer, data, "sh", "-c", script, "sh", wpContent, rel); err != nil {
 		return fmt.Errorf("write %s on %s: %w", rel, pod, err)
 	}
 	return nil
