@@ -1,0 +1,382 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"time"
+)
+
+type bench struct {
+	opt      options
+	log      *slog.Logger
+	bin      string
+	logDir   string
+	gcs      *fakeGCS
+	tools    *toolSet
+	raw      *os.File
+	rep      *report
+	datasets map[string]*prepared
+	seeded   map[string]string // dataset name -> bucket holding it under prefix "data"
+}
+
+// prepared is a dataset generated on local disk.
+type prepared struct {
+	spec  datasetSpec
+	files []file
+	dir   string
+}
+
+const prefix = "data"
+
+func goarch() string { return runtime.GOARCH }
+
+func (b *bench) dataset(spec datasetSpec) (*prepared, error) {
+	if p, ok := b.datasets[spec.Name]; ok {
+		return p, nil
+	}
+	files, err := spec.generate()
+	if err != nil {
+		return nil, err
+	}
+	p := &prepared{spec: spec, files: files, dir: filepath.Join(b.opt.work, "datasets", spec.Name)}
+	start := time.Now()
+	if err := writeFiles(p.dir, files, spec.Seed); err != nil {
+		return nil, err
+	}
+	b.log.Info("dataset written", "name", spec.Name, "files", len(files), "MB", totalBytes(files)/mb,
+		"took", time.Since(start).Round(time.Millisecond))
+	b.rep.Datasets = append(b.rep.Datasets, fmt.Sprintf("%s: %d files, %.1f MB", spec.Name, len(files),
+		float64(totalBytes(files))/mb))
+	b.datasets[spec.Name] = p
+	return p, nil
+}
+
+// seededBucket returns a bucket holding the dataset under "data/", seeding it on first use.
+func (b *bench) seededBucket(ctx context.Context, ds *prepared) (string, error) {
+	if bucket, ok := b.seeded[ds.spec.Name]; ok {
+		return bucket, nil
+	}
+	bucket := "src-" + ds.spec.Name
+	if err := b.seed(ctx, bucket, ds); err != nil {
+		return "", err
+	}
+	b.seeded[ds.spec.Name] = bucket
+	return bucket, nil
+}
+
+func (b *bench) seed(ctx context.Context, bucket string, ds *prepared) error {
+	if err := b.gcs.createBucket(ctx, bucket); err != nil {
+		return err
+	}
+	start := time.Now()
+	if err := b.gcs.seed(ctx, bucket, prefix, ds.dir, ds.files); err != nil {
+		return err
+	}
+	objs, err := b.gcs.list(ctx, bucket, prefix)
+	if err != nil {
+		return err
+	}
+	if err := verifyObjects(objs, prefix, ds.files); err != nil {
+		return fmt.Errorf("seeding %s: %w", bucket, err)
+	}
+	b.log.Info("bucket seeded", "bucket", bucket, "objects", len(objs), "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// toolOrder returns the tools of this run in an order rotated by run, so no tool always goes first.
+func toolOrder(run int, peers []string) []string {
+	tools := append([]string{"filesync"}, peers...)
+	k := run % len(tools)
+	return append(slices.Clone(tools[k:]), tools[:k]...)
+}
+
+// transfer measures op ("restore": bucket -> empty dir, "push": dir -> empty bucket) for every tool.
+func (b *bench) transfer(ctx context.Context, op string, spec datasetSpec, runs int, peers []string) error {
+	ds, err := b.dataset(spec)
+	if err != nil {
+		return err
+	}
+	var src string
+	if op == "restore" {
+		if src, err = b.seededBucket(ctx, ds); err != nil {
+			return err
+		}
+	}
+	res := &transferResult{Op: op, Dataset: spec.Name, Files: len(ds.files), Bytes: totalBytes(ds.files),
+		Runs: map[string][]run{}, Commands: map[string]string{}}
+	b.rep.Transfers = append(b.rep.Transfers, res)
+	for i := range runs {
+		for _, tool := range toolOrder(i, peers) {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			r, cmdline, err := b.transferOnce(ctx, op, tool, ds, src, i)
+			if err != nil {
+				return fmt.Errorf("%s %s run %d: %w", tool, op, i+1, err)
+			}
+			res.Runs[tool] = append(res.Runs[tool], r)
+			res.Commands[tool] = cmdline
+			name := fmt.Sprintf("%s/tool=%s/files=%d", title(op), tool, len(ds.files))
+			fmt.Fprintln(b.raw, benchLine(name, r.Wall, metric{r.CPU.Seconds(), "cpu-sec/op"},
+				metric{float64(r.MaxRSS), "peak-RSS-KiB"}))
+			b.log.Info("run", "op", op, "files", len(ds.files), "tool", tool, "run", i+1,
+				"wall", r.Wall.Round(time.Millisecond), "cpu", r.CPU.Round(time.Millisecond), "maxrss_mib", r.MaxRSS/1024,
+				"load", loadAvg())
+		}
+	}
+	if op == "restore" {
+		// The restore source stays seeded only as long as it is needed: the memory backend holds it in RAM.
+		if err := b.gcs.deleteBucket(ctx, src); err != nil {
+			return err
+		}
+		delete(b.seeded, spec.Name)
+	}
+	return nil
+}
+
+func title(op string) string {
+	if op == "" {
+		return op
+	}
+	return string(op[0]-'a'+'A') + op[1:]
+}
+
+func (b *bench) transferOnce(ctx context.Context, op, tool string, ds *prepared, src string, i int) (run, string, error) {
+	logPath := filepath.Join(b.logDir, fmt.Sprintf("%s-%s-%s-%d.log", op, ds.spec.Name, tool, i+1))
+	switch op {
+	case "restore":
+		dir := filepath.Join(b.opt.work, "restore-"+tool)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return run{}, "", fmt.Errorf("creating %s: %w", dir, err)
+		}
+		defer os.RemoveAll(dir)
+		cmd, err := b.tools.command(ctx, tool, op, src, prefix, dir)
+		if err != nil {
+			return run{}, "", err
+		}
+		r, err := timed(cmd, logPath)
+		if err != nil {
+			return r, "", err
+		}
+		return r, commandLine(cmd), verifyDir(dir, ds.files)
+	case "push":
+		bucket := fmt.Sprintf("push-%s-%s-%d", ds.spec.Name, tool, i+1)
+		if err := b.gcs.createBucket(ctx, bucket); err != nil {
+			return run{}, "", err
+		}
+		defer func() {
+			if err := b.gcs.deleteBucket(context.WithoutCancel(ctx), bucket); err != nil {
+				b.log.Warn("deleting a bucket", "bucket", bucket, "err", err)
+			}
+		}()
+		cmd, err := b.tools.command(ctx, tool, op, bucket, prefix, ds.dir)
+		if err != nil {
+			return run{}, "", err
+		}
+		r, err := timed(cmd, logPath)
+		if err != nil {
+			return r, "", err
+		}
+		objs, err := b.gcs.list(ctx, bucket, prefix)
+		if err != nil {
+			return r, "", err
+		}
+		return r, commandLine(cmd), verifyObjects(objs, prefix, ds.files)
+	}
+	return run{}, "", fmt.Errorf("unknown op %q", op)
+}
+
+// live runs two long-running replicas over a bucket holding the 2,000-file dataset and measures their
+// idle CPU and the propagation of new files from A to B.
+func (b *bench) live(ctx context.Context, idle, prop bool) error {
+	ds, err := b.dataset(spec2k())
+	if err != nil {
+		return err
+	}
+	const bucket = "live"
+	if err := b.seed(ctx, bucket, ds); err != nil {
+		return err
+	}
+	defer func() {
+		if err := b.gcs.deleteBucket(context.WithoutCancel(ctx), bucket); err != nil {
+			b.log.Warn("deleting a bucket", "bucket", bucket, "err", err)
+		}
+	}()
+	lr := &liveResult{Files: len(ds.files), PollInterval: "1s"}
+	b.rep.Live = lr
+	remote := "gs://" + bucket + "/" + prefix
+	var reps []*replica
+	defer func() {
+		for _, r := range reps {
+			r.stop()
+		}
+	}()
+	for _, name := range []string{"a", "b"} {
+		r, err := startReplica(b.bin, "replica-"+name, filepath.Join(b.opt.work, "replica-"+name), remote,
+			b.gcs.host(), filepath.Join(b.logDir, "live-replica-"+name+".log"), "--poll-interval", "1s")
+		if err != nil {
+			return err
+		}
+		reps = append(reps, r)
+		lr.Commands = append(lr.Commands, commandLine(r.cmd))
+	}
+	for _, r := range reps {
+		took, err := r.waitReady(ctx, 10*time.Minute)
+		if err != nil {
+			return err
+		}
+		b.log.Info("replica ready", "replica", r.name, "after", took.Round(time.Millisecond))
+	}
+	for _, r := range reps {
+		if err := verifyDir(r.dir, ds.files); err != nil {
+			return fmt.Errorf("replica %s after its restore: %w", r.name, err)
+		}
+	}
+	a, rb := reps[0], reps[1]
+	// Let both settle (the restore's own file events, the first polls) before measuring.
+	time.Sleep(5 * time.Second)
+
+	if idle {
+		pcts, err := cpuOver(ctx, b.opt.idle, a.pid(), rb.pid(), b.gcs.pid())
+		if err != nil {
+			return err
+		}
+		lr.IdleWindow = b.opt.idle
+		lr.IdleCPU = pcts[:2]
+		lr.IdleServerCPU = pcts[2]
+		for i, r := range reps {
+			rss, _ := procStatus(r.pid(), "VmRSS")
+			hwm, _ := procStatus(r.pid(), "VmHWM")
+			lr.RSS = append(lr.RSS, rss)
+			lr.HWM = append(lr.HWM, hwm)
+			fmt.Fprintln(b.raw, benchLine(fmt.Sprintf("Idle/tool=filesync/files=%d/replica=%s", len(ds.files), r.name),
+				b.opt.idle, metric{pcts[i], "%cpu"}, metric{float64(hwm), "peak-RSS-KiB"}))
+		}
+		b.log.Info("idle", "cpu_pct_a", pcts[0], "cpu_pct_b", pcts[1], "cpu_pct_fake_gcs", pcts[2], "hwm_kib", lr.HWM)
+	}
+	if !prop {
+		return nil
+	}
+	dir := path.Dir(ds.files[0].Rel)
+	rnd := rand.New(rand.NewPCG(7, 7))
+	data := make([]byte, b.opt.fileSizeKiB*kb)
+	lr.FileKiB = b.opt.fileSizeKiB
+	for i := range b.opt.samples {
+		jitter(ctx, rnd, time.Second)
+		for j := range data {
+			data[j] = byte(rnd.Uint32())
+		}
+		rel := fmt.Sprintf("%s/propagation-%03d.jpg", dir, i)
+		p, err := propagate(ctx, b.gcs, bucket, prefix, a, rb, b.opt.work, rel, data)
+		if err != nil {
+			return err
+		}
+		lr.Total = append(lr.Total, p.Total)
+		lr.Uploaded = append(lr.Uploaded, p.Uploaded)
+		fmt.Fprintln(b.raw, benchLine(fmt.Sprintf("Propagation/tool=filesync/files=%d", len(ds.files)), p.Total,
+			metric{p.Uploaded.Seconds(), "upload-sec/op"}))
+		b.log.Info("propagation", "sample", i+1, "total", p.Total.Round(time.Millisecond),
+			"uploaded", p.Uploaded.Round(time.Millisecond))
+	}
+	return nil
+}
+
+// rss100k restores 100,000 tiny objects with a long-running filesync and reads its peak RSS once it
+// is ready and has polled the bucket again.
+func (b *bench) rss100k(ctx context.Context) error {
+	spec := spec100k()
+	files, err := spec.generate()
+	if err != nil {
+		return err
+	}
+	// A second fake-gcs-server with the filesystem backend: the memory backend is quadratic here.
+	fsRoot := filepath.Join(b.opt.work, "gcs-fs")
+	defer os.RemoveAll(fsRoot)
+	gcs, err := startFakeGCS(ctx, filepath.Join(b.bin, "fake-gcs-server"), filepath.Join(b.logDir, "fake-gcs-server-fs.log"), fsRoot)
+	if err != nil {
+		return err
+	}
+	defer gcs.stop()
+	const bucket = "tiny100k"
+	if err := gcs.createBucket(ctx, bucket); err != nil {
+		return err
+	}
+	res := &rssResult{Files: len(files)}
+	b.rep.RSS = res
+	// The same 100,000 files in the bucket and in the replica's directory, with no state: filesync
+	// hashes the local files, lists the bucket, finds the same content on both sides and records all of
+	// them as known, moving nothing (the transfers of the 2,000- and 20,000-file cases are measured above).
+	content := func(i int) []byte {
+		return bytes.Repeat([]byte{byte(i), byte(i >> 8), byte(i >> 16)}, int(files[i].Size)/3)
+	}
+	dir := filepath.Join(b.opt.work, "replica-100k")
+	start := time.Now()
+	if err := writeFSBackendObjects(fsRoot, bucket, prefix, files, content); err != nil {
+		return err
+	}
+	for i := range files {
+		files[i].Size = int64(len(content(i)))
+		p := filepath.Join(dir, filepath.FromSlash(files[i].Rel))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return fmt.Errorf("creating the 100,000 files: %w", err)
+		}
+		if err := os.WriteFile(p, content(i), 0o644); err != nil {
+			return fmt.Errorf("creating the 100,000 files: %w", err)
+		}
+	}
+	res.Seed = time.Since(start)
+	start = time.Now()
+	objs, err := gcs.list(ctx, bucket, prefix)
+	if err != nil {
+		return err
+	}
+	res.List = time.Since(start)
+	if err := verifyObjects(objs, prefix, files); err != nil {
+		return err
+	}
+	b.log.Info("100k seeded", "seed", res.Seed.Round(time.Millisecond), "list", res.List.Round(time.Millisecond))
+
+	r, err := startReplica(b.bin, "replica-100k", dir, "gs://"+bucket+"/"+prefix, gcs.host(),
+		filepath.Join(b.logDir, "rss100k-replica.log"))
+	if err != nil {
+		return err
+	}
+	defer r.stop()
+	res.Command = commandLine(r.cmd)
+	if res.Ready, err = r.waitReady(ctx, 40*time.Minute); err != nil {
+		return err
+	}
+	known, err := r.metric("filesync_known_files")
+	if err != nil {
+		return err
+	}
+	res.Known = int64(known)
+	res.HWMReady, _ = procStatus(r.pid(), "VmHWM")
+	// Keep it running through more polls (each lists all 100,000 objects) before the final reading.
+	steady := 60 * time.Second
+	cpu, err := cpuOver(ctx, steady, r.pid())
+	if err != nil {
+		return err
+	}
+	res.Steady, res.SteadyCPU = steady, cpu[0]
+	if res.HWM, err = procStatus(r.pid(), "VmHWM"); err != nil {
+		return err
+	}
+	res.RSS, _ = procStatus(r.pid(), "VmRSS")
+	fmt.Fprintln(b.raw, benchLine("RSS/tool=filesync/files=100000", res.Ready,
+		metric{float64(res.HWM), "peak-RSS-KiB"}, metric{float64(res.Known), "known-files"}))
+	b.log.Info("100k", "ready_after", res.Ready.Round(time.Millisecond), "known", res.Known, "hwm_kib", res.HWM,
+		"rss_kib", res.RSS, "steady_cpu_pct", res.SteadyCPU)
+	if err := verifyDir(dir, files); err != nil {
+		return err
+	}
+	return nil
+}

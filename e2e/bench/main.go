@@ -1,0 +1,242 @@
+// Command bench runs filesync and its peers (rclone, gcloud storage rsync) on the same generated
+// WordPress-like datasets against one local fake-gcs-server, in one run, and prints medians and ratios.
+// It also measures filesync's propagation latency between two replicas, its idle CPU and its peak RSS
+// with 100,000 known files. Raw per-run numbers are written in the Go benchmark format for benchstat.
+//
+// Run it with `make bench` (which builds bin/filesync and installs the tools), or from e2e/:
+//
+//	go run ./bench -runs 1 -cases restore,push
+//
+// Every flag has an environment twin (BENCH_RUNS, BENCH_CASES, ...); see -help.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+var allCases = []string{"restore", "push", "restore20k", "push20k", "idle", "propagation", "rss100k"}
+
+type options struct {
+	root        string
+	out         string
+	work        string
+	runs        int
+	runs20k     int
+	samples     int
+	idle        time.Duration
+	cases       []string
+	peers       []string
+	peers20k    []string
+	keep        bool
+	fileSizeKiB int
+}
+
+func envOr(key, def string) string {
+	if v, ok := os.LookupEnv(key); ok && v != "" {
+		return v
+	}
+	return def
+}
+
+func envInt(key string, def int) int {
+	if n, err := strconv.Atoi(envOr(key, "")); err == nil {
+		return n
+	}
+	return def
+}
+
+func envDuration(key string, def time.Duration) time.Duration {
+	if d, err := time.ParseDuration(envOr(key, "")); err == nil {
+		return d
+	}
+	return def
+}
+
+func splitList(s string) []string {
+	var out []string
+	for f := range strings.SplitSeq(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func parseOptions(args []string, stderr io.Writer) (options, error) {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o options
+	var cases, peers, peers20k string
+	fs.StringVar(&o.root, "root", envOr("BENCH_ROOT", ".."), "repository root (bin/ holds filesync, rclone, fake-gcs-server) (env BENCH_ROOT)")
+	fs.StringVar(&o.out, "out", envOr("BENCH_OUT", ""), "results directory (default ROOT/_artifacts/bench/TIMESTAMP) (env BENCH_OUT)")
+	fs.StringVar(&o.work, "work", envOr("BENCH_WORK", ""), "scratch directory for datasets and copies (default a new temp dir) (env BENCH_WORK)")
+	fs.IntVar(&o.runs, "runs", envInt("BENCH_RUNS", 5), "runs per tool of the 2,000-file restore and push (env BENCH_RUNS)")
+	fs.IntVar(&o.runs20k, "runs-20k", envInt("BENCH_RUNS_20K", 2), "runs per tool of the 20,000-file restore and push (env BENCH_RUNS_20K)")
+	fs.IntVar(&o.samples, "samples", envInt("BENCH_SAMPLES", 30), "propagation samples (env BENCH_SAMPLES)")
+	fs.DurationVar(&o.idle, "idle", envDuration("BENCH_IDLE", 60*time.Second), "idle CPU measurement window (env BENCH_IDLE)")
+	fs.IntVar(&o.fileSizeKiB, "file-kib", envInt("BENCH_FILE_KIB", 100), "size of each propagation write in KiB (env BENCH_FILE_KIB)")
+	fs.StringVar(&cases, "cases", envOr("BENCH_CASES", strings.Join(allCases, ",")), "comma-separated cases: "+strings.Join(allCases, ",")+" (env BENCH_CASES)")
+	fs.StringVar(&peers, "peers", envOr("BENCH_PEERS", "rclone,gcloud"), "comma-separated peers: rclone,gcloud (env BENCH_PEERS)")
+	fs.StringVar(&peers20k, "peers-20k", envOr("BENCH_PEERS_20K", "rclone"), "peers of the 20,000-file cases, a subset of -peers (gcloud takes minutes per run there) (env BENCH_PEERS_20K)")
+	fs.BoolVar(&o.keep, "keep", envOr("BENCH_KEEP", "") == "1", "keep the scratch directory (env BENCH_KEEP=1)")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	o.cases, o.peers = splitList(cases), splitList(peers)
+	for _, p := range splitList(peers20k) {
+		if slices.Contains(o.peers, p) {
+			o.peers20k = append(o.peers20k, p)
+		}
+	}
+	for _, c := range o.cases {
+		if !slices.Contains(allCases, c) {
+			return o, fmt.Errorf("unknown case %q (known: %s)", c, strings.Join(allCases, ","))
+		}
+	}
+	for _, p := range o.peers {
+		if p != "rclone" && p != "gcloud" {
+			return o, fmt.Errorf("unknown peer %q (known: rclone,gcloud)", p)
+		}
+	}
+	if o.runs < 1 || o.runs20k < 1 || o.samples < 1 {
+		return o, errors.New("-runs, -runs-20k and -samples must be at least 1")
+	}
+	return o, nil
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{}))
+	o, err := parseOptions(os.Args[1:], os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	if err != nil {
+		log.Error("bench", "err", err)
+		os.Exit(2)
+	}
+	if err := runBench(ctx, log, o); err != nil {
+		log.Error("bench failed", "err", err)
+		stop()
+		os.Exit(1)
+	}
+}
+
+func runBench(ctx context.Context, log *slog.Logger, o options) error {
+	root, err := filepath.Abs(o.root)
+	if err != nil {
+		return fmt.Errorf("resolving the root: %w", err)
+	}
+	bin := filepath.Join(root, "bin")
+	for _, name := range []string{"filesync", "fake-gcs-server"} {
+		if _, err := os.Stat(filepath.Join(bin, name)); err != nil {
+			return fmt.Errorf("%s is missing (run `make bench`, which builds and installs it): %w", name, err)
+		}
+	}
+	gcloud := ""
+	if slices.Contains(o.peers, "gcloud") {
+		if gcloud, err = exec.LookPath("gcloud"); err != nil {
+			return fmt.Errorf("gcloud is not installed; drop it with BENCH_PEERS=rclone: %w", err)
+		}
+	}
+	if slices.Contains(o.peers, "rclone") {
+		if _, err := os.Stat(filepath.Join(bin, "rclone")); err != nil {
+			return fmt.Errorf("bin/rclone is missing (make bench installs it): %w", err)
+		}
+	}
+	if o.out == "" {
+		o.out = filepath.Join(root, "_artifacts", "bench", time.Now().UTC().Format("20060102T150405Z"))
+	}
+	if err := os.MkdirAll(filepath.Join(o.out, "logs"), 0o755); err != nil {
+		return fmt.Errorf("creating %s: %w", o.out, err)
+	}
+	if o.work == "" {
+		if o.work, err = os.MkdirTemp("", "filesync-bench-"); err != nil {
+			return fmt.Errorf("creating the scratch directory: %w", err)
+		}
+	}
+	if !o.keep {
+		defer os.RemoveAll(o.work)
+	}
+
+	b := &bench{opt: o, log: log, bin: bin, logDir: filepath.Join(o.out, "logs"), datasets: map[string]*prepared{},
+		seeded: map[string]string{}}
+	b.rep = newReport(ctx, bin, gcloud, o)
+	rawPath := filepath.Join(o.out, "bench.txt")
+	if b.raw, err = os.Create(rawPath); err != nil {
+		return fmt.Errorf("creating %s: %w", rawPath, err)
+	}
+	defer b.raw.Close()
+	fmt.Fprintf(b.raw, "goos: linux\ngoarch: %s\npkg: github.com/filesync/filesync/e2e/bench\ncpu: %s\n",
+		goarch(), b.rep.CPUModel)
+
+	if b.gcs, err = startFakeGCS(ctx, filepath.Join(bin, "fake-gcs-server"), filepath.Join(b.logDir, "fake-gcs-server.log"), ""); err != nil {
+		return err
+	}
+	defer b.gcs.stop()
+	if b.tools, err = newToolSet(ctx, bin, gcloud, o.work, b.logDir, b.gcs); err != nil {
+		return err
+	}
+	log.Info("bench", "out", o.out, "work", o.work, "fake-gcs-server", b.gcs.host(), "cases", o.cases,
+		"peers", o.peers, "runs", o.runs, "runs20k", o.runs20k)
+
+	var failed []string
+	for _, c := range allCases { // a fixed order: the live cases add files to their bucket
+		if !slices.Contains(o.cases, c) {
+			continue
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		b.rep.caseStart(c)
+		var err error
+		switch c {
+		case "restore":
+			err = b.transfer(ctx, "restore", spec2k(), o.runs, o.peers)
+		case "push":
+			err = b.transfer(ctx, "push", spec2k(), o.runs, o.peers)
+		case "restore20k":
+			err = b.transfer(ctx, "restore", spec20k(), o.runs20k, o.peers20k)
+		case "push20k":
+			err = b.transfer(ctx, "push", spec20k(), o.runs20k, o.peers20k)
+		case "idle", "propagation":
+			if c == "propagation" && slices.Contains(o.cases, "idle") {
+				continue // measured in the same live session as idle
+			}
+			err = b.live(ctx, slices.Contains(o.cases, "idle"), slices.Contains(o.cases, "propagation"))
+		case "rss100k":
+			err = b.rss100k(ctx)
+		}
+		b.rep.caseEnd(c)
+		if err != nil {
+			log.Error("case failed", "case", c, "err", err)
+			b.rep.Failures = append(b.rep.Failures, fmt.Sprintf("%s: %v", c, err))
+			failed = append(failed, c)
+		}
+	}
+	summary := b.rep.render(o)
+	fmt.Println(summary)
+	if err := os.WriteFile(filepath.Join(o.out, "summary.md"), []byte(summary), 0o644); err != nil {
+		return fmt.Errorf("writing the summary: %w", err)
+	}
+	fmt.Printf("raw results: %s\ncompare:     bin/benchstat -col /tool %s\n", rawPath, rawPath)
+	if len(failed) > 0 {
+		return fmt.Errorf("failed cases: %s", strings.Join(failed, ", "))
+	}
+	return ctx.Err()
+}

@@ -1,0 +1,185 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// run is what one timed tool invocation cost.
+type run struct {
+	Wall   time.Duration
+	CPU    time.Duration // user+sys of the process and the children it waited for
+	MaxRSS int64         // KiB, the largest resident set of the process (or a waited-for child)
+}
+
+// toolSet knows how to run each tool against the fake-gcs-server.
+type toolSet struct {
+	bin       string // the repo's bin/ (filesync, rclone)
+	gcloud    string
+	gcs       *fakeGCS
+	rcloneCfg string
+	gcloudCfg string
+	logDir    string
+}
+
+// newToolSet writes the peers' private configurations into work (never ~/.config).
+func newToolSet(ctx context.Context, bin, gcloud, work, logDir string, gcs *fakeGCS) (*toolSet, error) {
+	t := &toolSet{bin: bin, gcloud: gcloud, gcs: gcs, logDir: logDir,
+		rcloneCfg: filepath.Join(work, "rclone.conf"), gcloudCfg: filepath.Join(work, "gcloud")}
+	conf := fmt.Sprintf("[gcs]\ntype = google cloud storage\nanonymous = true\nendpoint = http://%s/storage/v1/\nbucket_policy_only = true\n", gcs.host())
+	if err := os.WriteFile(t.rcloneCfg, []byte(conf), 0o600); err != nil {
+		return nil, fmt.Errorf("writing the rclone config: %w", err)
+	}
+	if gcloud == "" {
+		return t, nil
+	}
+	if err := os.MkdirAll(t.gcloudCfg, 0o700); err != nil {
+		return nil, fmt.Errorf("creating the gcloud config dir: %w", err)
+	}
+	for _, kv := range [][2]string{
+		{"auth/disable_credentials", "true"},
+		{"core/project", "test-project"},
+		{"core/disable_usage_reporting", "true"},
+		{"component_manager/disable_update_check", "true"},
+		{"api_endpoint_overrides/storage", "http://" + gcs.host() + "/storage/v1/"},
+	} {
+		cmd := exec.CommandContext(ctx, gcloud, "config", "set", kv[0], kv[1], "--quiet")
+		cmd.Env = t.gcloudEnv()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("gcloud config set %s: %w: %s", kv[0], err, out)
+		}
+	}
+	return t, nil
+}
+
+func (t *toolSet) gcloudEnv() []string {
+	return append(os.Environ(), "CLOUDSDK_CONFIG="+t.gcloudCfg, "CLOUDSDK_CORE_DISABLE_PROMPTS=1")
+}
+
+// command returns the command that makes dir a copy of gs://bucket/prefix (restore) or the bucket
+// location a copy of dir (push).
+func (t *toolSet) command(ctx context.Context, tool, op, bucket, prefix, dir string) (*exec.Cmd, error) {
+	remote := "gs://" + bucket + "/" + prefix
+	var cmd *exec.Cmd
+	switch tool {
+	case "filesync":
+		args := []string{"--dir", dir, "--remote", remote, "--once", "--log-format", "text", "--listen", ""}
+		if op == "push" {
+			args = append(args, "--settle", "0s")
+		}
+		cmd = exec.CommandContext(ctx, filepath.Join(t.bin, "filesync"), args...)
+		cmd.Env = append(os.Environ(), "STORAGE_EMULATOR_HOST="+t.gcs.host())
+	case "rclone":
+		src, dst := "gcs:"+bucket+"/"+prefix, dir
+		if op == "push" {
+			src, dst = dst, src
+		}
+		cmd = exec.CommandContext(ctx, filepath.Join(t.bin, "rclone"), "--config", t.rcloneCfg,
+			"copy", src, dst, "--transfers", "8", "--checkers", "16", "--fast-list")
+	case "gcloud":
+		if t.gcloud == "" {
+			return nil, fmt.Errorf("gcloud is not installed")
+		}
+		src, dst := remote, dir
+		if op == "push" {
+			src, dst = dst, src
+		}
+		cmd = exec.CommandContext(ctx, t.gcloud, "storage", "rsync", "--recursive", src, dst)
+		cmd.Env = t.gcloudEnv()
+	default:
+		return nil, fmt.Errorf("unknown tool %q", tool)
+	}
+	return cmd, nil
+}
+
+// commandLine renders the command for the report, quoting empty or spaced arguments.
+func commandLine(cmd *exec.Cmd) string {
+	args := make([]string, len(cmd.Args))
+	for i, a := range cmd.Args {
+		if a == "" || strings.ContainsAny(a, " \t\"'") {
+			a = strconv.Quote(a)
+		}
+		args[i] = a
+	}
+	return strings.Join(args, " ")
+}
+
+// timed runs cmd, logging its output to logPath, and measures it.
+func timed(cmd *exec.Cmd, logPath string) (run, error) {
+	logf, err := os.Create(logPath)
+	if err != nil {
+		return run{}, fmt.Errorf("creating %s: %w", logPath, err)
+	}
+	defer logf.Close()
+	cmd.Stdout, cmd.Stderr = logf, logf
+	start := time.Now()
+	err = cmd.Run()
+	r := run{Wall: time.Since(start)}
+	if ps := cmd.ProcessState; ps != nil {
+		r.CPU = ps.UserTime() + ps.SystemTime()
+		if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
+			r.MaxRSS = ru.Maxrss
+		}
+	}
+	if err != nil {
+		return r, fmt.Errorf("%s: %w (log: %s)", filepath.Base(cmd.Path), err, logPath)
+	}
+	return r, nil
+}
+
+// toolVersion returns the first line of `tool version`, for the report.
+func toolVersion(ctx context.Context, path string, args ...string) string {
+	out, err := exec.CommandContext(ctx, path, args...).CombinedOutput()
+	if err != nil {
+		return "unknown (" + err.Error() + ")"
+	}
+	line, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
+	return line
+}
+
+// procCPU returns the user+sys CPU time a running process has used so far (from /proc/PID/stat).
+func procCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, fmt.Errorf("reading the CPU time of %d: %w", pid, err)
+	}
+	// The command name (field 2) is in parentheses and may hold spaces: parse after the last ')'.
+	s := string(b)
+	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(fields) < 13 {
+		return 0, fmt.Errorf("short /proc/%d/stat", pid)
+	}
+	// fields[0] is field 3 (state); utime and stime are fields 14 and 15.
+	utime, err1 := strconv.ParseInt(fields[11], 10, 64)
+	stime, err2 := strconv.ParseInt(fields[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("parsing /proc/%d/stat", pid)
+	}
+	const clkTck = 100 // USER_HZ on Linux
+	return time.Duration(utime+stime) * time.Second / clkTck, nil
+}
+
+// procStatus returns a "VmXxx:" value of /proc/PID/status in KiB.
+func procStatus(pid int, key string) (int64, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0, fmt.Errorf("reading the status of %d: %w", pid, err)
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, key+":"); ok {
+			f := strings.Fields(v)
+			if len(f) == 0 {
+				break
+			}
+			return strconv.ParseInt(f[0], 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("no %s in /proc/%d/status", key, pid)
+}
