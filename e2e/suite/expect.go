@@ -46,8 +46,12 @@ func awaitEverywhere(ctx context.Context, start time.Time, bound time.Duration, 
 				wait.WithTimeout(max(deadline, time.Second)))
 			mu.Lock()
 			defer mu.Unlock()
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s: not there within %s (last error: %v)", target, bound, last))
+			switch {
+			case err != nil && last != nil:
+				errs = append(errs, fmt.Errorf("%s: not there within %s (last error: %w)", target, bound, last))
+				return
+			case err != nil:
+				errs = append(errs, fmt.Errorf("%s: not there within %s: %w", target, bound, err))
 				return
 			}
 			took[target] = time.Since(start)

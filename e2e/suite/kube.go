@@ -144,9 +144,13 @@ func (k *Kube) forward(ctx context.Context, pod string, port int) (uint16, func(
 		return 0, nil, fmt.Errorf("port-forward %s:%d: %w", pod, port, ctx.Err())
 	}
 	ports, err := fw.GetPorts()
-	if err != nil || len(ports) != 1 {
+	if err != nil {
 		close(stopCh)
-		return 0, nil, fmt.Errorf("port-forward %s:%d: no local port: %v", pod, port, err)
+		return 0, nil, fmt.Errorf("port-forward %s:%d: local port: %w", pod, port, err)
+	}
+	if len(ports) != 1 {
+		close(stopCh)
+		return 0, nil, fmt.Errorf("port-forward %s:%d: %d local ports, want 1", pod, port, len(ports))
 	}
 	return ports[0].Local, func() { close(stopCh) }, nil
 }
