@@ -19,6 +19,7 @@ export FILESYNC_IMAGE FAKE_GCS_IMAGE WORDPRESS_IMAGE MARIADB_IMAGE
 for img in "$FILESYNC_IMAGE" "$FAKE_GCS_IMAGE" "$WORDPRESS_IMAGE" "$MARIADB_IMAGE"; do
   docker image inspect "$img" >/dev/null 2>&1 || die "image $img not found: run 'make images'"
 done
+drop_dead_cluster "$E2E_CLUSTER"
 if ! cluster_exists "$E2E_CLUSTER"; then
   # kind-config.yaml maps host ports 8080 and 4443; another cluster holding them makes `kind create` fail late
   for port in 8080 4443; do

@@ -24,6 +24,15 @@ kctl() { "$KUBECTL" --context "kind-$CLUSTER" "$@"; }
 
 cluster_exists() { "$KIND" get clusters 2>/dev/null | grep -qx "$1"; }
 
+# drop_dead_cluster NAME: a cluster whose node containers stopped (dockerd restarted, machine rebooted) is
+# listed by kind but cannot be reused: delete it so that it is created anew.
+drop_dead_cluster() {
+  cluster_exists "$1" || return 0
+  if "$KUBECTL" --context "kind-$1" --request-timeout=10s get --raw /readyz >/dev/null 2>&1; then return 0; fi
+  log "kind cluster $1 exists but its API server does not answer: deleting it"
+  "$KIND" delete cluster --name "$1" >&2
+}
+
 # registry_reachable: does a container registry answer (kind's public node images live on Docker Hub)?
 # Any HTTP answer counts (the registry's /v2/ says 401 to anonymous clients); no answer within 5s does not.
 registry_reachable() {

@@ -6,6 +6,7 @@ set -o errexit -o nounset -o pipefail
 . "$(dirname "$0")/lib.sh"
 start=$SECONDS
 
+drop_dead_cluster "$CLUSTER"
 if cluster_exists "$CLUSTER"; then
   log "reusing kind cluster $CLUSTER"
 else
