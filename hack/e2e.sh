@@ -21,12 +21,7 @@ for img in "$FILESYNC_IMAGE" "$FAKE_GCS_IMAGE" "$WORDPRESS_IMAGE" "$MARIADB_IMAG
 done
 drop_dead_cluster "$E2E_CLUSTER"
 if ! cluster_exists "$E2E_CLUSTER"; then
-  # kind-config.yaml maps host ports 8080 and 4443; another cluster holding them makes `kind create` fail late
-  for port in 8080 4443; do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-      die "127.0.0.1:$port is in use (a 'make up' cluster? 'make down' first, or E2E_CLUSTER=$CLUSTER to run against it)"
-    fi
-  done
+  ports_free
   E2E_NODE_IMAGE=${E2E_NODE_IMAGE:-$(node_image)}
 fi
 

@@ -33,6 +33,17 @@ drop_dead_cluster() {
   "$KIND" delete cluster --name "$1" >&2
 }
 
+# ports_free: kind-config.yaml maps host ports 8080 and 4443; a cluster holding them makes `kind create`
+# fail late, after pulling or starting the node, so check first.
+ports_free() {
+  local port
+  for port in 8080 4443; do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      die "127.0.0.1:$port is in use (another kind cluster from kind-config.yaml? 'kind get clusters'; delete it with CLUSTER=<name> make down)"
+    fi
+  done
+}
+
 # registry_reachable: does a container registry answer (kind's public node images live on Docker Hub)?
 # Any HTTP answer counts (the registry's /v2/ says 401 to anonymous clients); no answer within 5s does not.
 registry_reachable() {

@@ -10,6 +10,7 @@ drop_dead_cluster "$CLUSTER"
 if cluster_exists "$CLUSTER"; then
   log "reusing kind cluster $CLUSTER"
 else
+  ports_free
   image=$(node_image)
   log "creating kind cluster $CLUSTER${image:+ from $image}"
   "$KIND" create cluster --name "$CLUSTER" --config "$ROOT/kind-config.yaml" ${image:+--image "$image"} --wait 5m
