@@ -44,16 +44,11 @@ ports_free() {
   done
 }
 
-# registry_reachable: does a container registry answer (kind's public node images live on Docker Hub)?
-# Any HTTP answer counts (the registry's /v2/ says 401 to anonymous clients); no answer within 5s does not.
+# registry_reachable: does the container registry that Docker is configured for answer (kind's public node
+# images live there)? Asked through dockerd itself, so its mirrors and proxies count; no answer within 5 s
+# (REGISTRY_PROBE_TIMEOUT) means no.
 registry_reachable() {
-  local code
-  if ! command -v curl >/dev/null; then
-    timeout "${REGISTRY_PROBE_TIMEOUT:-5}" bash -c 'exec 3<>/dev/tcp/registry-1.docker.io/443' 2>/dev/null
-    return
-  fi
-  code=$(curl -sS -o /dev/null -m "${REGISTRY_PROBE_TIMEOUT:-5}" -w '%{http_code}' https://registry-1.docker.io/v2/ 2>/dev/null) || return 1
-  [ "$code" != 000 ]
+  timeout "${REGISTRY_PROBE_TIMEOUT:-5}" docker search --limit 1 kindest/node >/dev/null 2>&1
 }
 
 # airgapped: the AIRGAP switch resolved (1: build and use the offline node image; 0: kind's default).
