@@ -14,9 +14,10 @@ FILESYNC_IMAGE  ?= kind.local/filesync:dev
 FAKE_GCS_IMAGE  ?= kind.local/fake-gcs-server:1.56.1
 WORDPRESS_IMAGE ?= kind.local/wordpress:6-apache
 MARIADB_IMAGE   ?= kind.local/mariadb:10.11
-# IMAGES=local builds the WordPress/MariaDB stand-ins from Debian packages (no registry needed);
+# IMAGES=auto pulls the official images where a registry answers, else builds locally;
+# IMAGES=local builds fake-gcs-server from its Go module and WordPress/MariaDB stand-ins from Debian packages;
 # IMAGES=public pulls the official images and tags them with the names above.
-IMAGES ?= local
+IMAGES ?= auto
 export FILESYNC_IMAGE FAKE_GCS_IMAGE WORDPRESS_IMAGE MARIADB_IMAGE IMAGES VERSION
 
 ##@ Cluster

@@ -90,7 +90,7 @@ install_wrapper() {
     "${SUDO[@]}" mkdir -p "$(dirname "$DAEMON_JSON")"
     if [ -s "$DAEMON_JSON" ]; then
       base=$(cat "$DAEMON_JSON")
-      # Keep the first original around, as hack/airgap/10-docker-runtime.sh does.
+      # Keep the first original around, so the change can be undone.
       [ -f "$DAEMON_JSON.orig" ] || "${SUDO[@]}" cp "$DAEMON_JSON" "$DAEMON_JSON.orig"
     fi
     tmp=$(mktemp)

@@ -2,7 +2,8 @@
 # Make the images the example and the e2e use available locally, under the names the kind overlay expects:
 #   fake-gcs-server -> $FAKE_GCS_IMAGE, wordpress -> $WORDPRESS_IMAGE, mariadb -> $MARIADB_IMAGE
 # (the filesync image is built by `make image`). Usage: all.sh [fake-gcs-server|wordpress|mariadb]... (default all)
-# IMAGES=local (default): build fake-gcs-server from its Go module and the WordPress/MariaDB stand-ins from
+# IMAGES=auto (default): public when a container registry answers (asked through dockerd, 5 s), else local.
+# IMAGES=local: build fake-gcs-server from its Go module and the WordPress/MariaDB stand-ins from
 #   Debian packages; nothing is pulled; each one is skipped when it is up to date.
 # IMAGES=public: pull the official images (override with PUBLIC_FAKE_GCS_IMAGE, PUBLIC_WORDPRESS_IMAGE,
 #   PUBLIC_MARIADB_IMAGE) and tag them with the names above, so manifests and e2e run unchanged on either.
@@ -27,18 +28,32 @@ pull_tag() {
   log "$dst <- $src"
 }
 
+# resolve_images turns IMAGES=auto into local or public.
+resolve_images() {
+  case ${IMAGES:=auto} in
+    auto)
+      if timeout "${REGISTRY_PROBE_TIMEOUT:-5}" docker search --limit 1 "${PUBLIC_WORDPRESS_IMAGE:-wordpress}" >/dev/null 2>&1; then
+        IMAGES=public
+      else
+        IMAGES=local
+        log "no container registry answers: building the images locally (IMAGES=public to pull instead)"
+      fi ;;
+  esac
+}
+
 make_one() {
-  case ${IMAGES:-local}:$1 in
+  case ${IMAGES}:$1 in
     local:fake-gcs-server | local:wordpress | local:mariadb) "$HERE/$1.sh" ;;
     public:fake-gcs-server) pull_tag "${PUBLIC_FAKE_GCS_IMAGE:-fsouza/fake-gcs-server:${FAKE_GCS_VERSION#v}}" "$FAKE_GCS_IMAGE" ;;
     public:wordpress) pull_tag "${PUBLIC_WORDPRESS_IMAGE:-wordpress:6-apache}" "$WORDPRESS_IMAGE" ;;
     public:mariadb) pull_tag "${PUBLIC_MARIADB_IMAGE:-mariadb:10.11}" "$MARIADB_IMAGE" ;;
     local:* | public:*) die "unknown image $1 (want fake-gcs-server, wordpress or mariadb)" ;;
-    *) die "IMAGES must be local or public, not ${IMAGES}" ;;
+    *) die "IMAGES must be auto, local or public, not ${IMAGES}" ;;
   esac
 }
 
 start=$SECONDS
+resolve_images
 [ $# -gt 0 ] || set -- fake-gcs-server wordpress mariadb
 for name; do make_one "$name"; done
-log "images ready ($*, IMAGES=${IMAGES:-local}) in $((SECONDS - start))s"
+log "images ready ($*, IMAGES=${IMAGES}) in $((SECONDS - start))s"
