@@ -99,6 +99,9 @@ func (s *Store) Delete(path string) {
 	}
 }
 
+// Persistent reports whether the state is kept on disk (a state directory was given).
+func (s *Store) Persistent() bool { return s.file != "" }
+
 // Len returns the number of known paths.
 func (s *Store) Len() int {
 	s.mu.Lock()

@@ -193,6 +193,7 @@ func (s *Syncer) download(ctx context.Context, path string, r plan.Remote, local
 	if err != nil {
 		return err
 	}
+	s.written.Store(true)
 	s.base.Set(path, state.Entry{Generation: rd.Object.Generation, Size: rd.Object.Size, CRC32C: rd.Object.CRC32C, ModTime: st.ModTime})
 	s.m.Downloads.Inc()
 	s.m.Bytes.WithLabelValues("download").Add(float64(rd.Object.Size))

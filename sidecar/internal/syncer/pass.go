@@ -235,10 +235,7 @@ func (s *Syncer) Pass(ctx context.Context, freshList bool) (Result, error) {
 	s.m.PendingUploads.Set(float64(max(0, len(fresh)+len(p.Unsettled)+res.Failed)))
 
 	s.reportGuard(p)
-	if err := s.base.Save(); err != nil {
-		s.m.Errors.WithLabelValues("state").Inc()
-		s.log.Error("saving state", "err", err)
-	}
+	s.saveState()
 	s.m.KnownFiles.Set(float64(s.base.Len()))
 	s.m.PassDuration.Observe(s.now().Sub(start).Seconds())
 	if res.Failed == 0 && !res.Replan {

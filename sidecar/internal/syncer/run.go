@@ -139,8 +139,6 @@ func (s *Syncer) Flush(ctx context.Context) ([]string, error) {
 	}
 	p.Actions = outgoing
 	res := s.execute(ctx, p, snap, true)
-	if err := s.base.Save(); err != nil {
-		s.log.Error("saving state", "err", err)
-	}
+	s.saveState()
 	return res.Unfinished, nil
 }

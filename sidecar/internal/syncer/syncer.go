@@ -52,6 +52,8 @@ type Syncer struct {
 	hashes   map[string]cachedHash // CRCs of files not in the base (e.g. waiting to settle)
 	pending  int
 
+	written atomic.Bool // files were written since the last syncfs
+
 	ready     atomic.Bool
 	heartbeat atomic.Int64
 	running   atomic.Bool
@@ -112,6 +114,26 @@ func (s *Syncer) Notify(rescan bool) {
 	select {
 	case s.trigger <- struct{}{}:
 	default:
+	}
+}
+
+// saveState makes the files written so far durable (one syncfs), then saves the base that records them,
+// so a crash can never leave a torn file that the base calls in sync.
+func (s *Syncer) saveState() {
+	if !s.base.Persistent() {
+		return
+	}
+	if s.written.Swap(false) {
+		if err := s.dir.Sync(); err != nil {
+			s.written.Store(true)
+			s.m.Errors.WithLabelValues("state").Inc()
+			s.log.Error("flushing downloads to disk; state not saved", "err", err)
+			return
+		}
+	}
+	if err := s.base.Save(); err != nil {
+		s.m.Errors.WithLabelValues("state").Inc()
+		s.log.Error("saving state", "err", err)
 	}
 }
 
