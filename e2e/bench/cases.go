@@ -25,6 +25,60 @@ type bench struct {
 	rep      *report
 	datasets map[string]*prepared
 	seeded   map[string]string // dataset name -> bucket holding it under prefix "data"
+	fs       *server           // the filesystem-backend server of the 20,000-file cases, started on first use
+}
+
+// server is one fake-gcs-server and the tools configured for it. fsRoot is set for the filesystem backend.
+type server struct {
+	gcs    *fakeGCS
+	tools  *toolSet
+	fsRoot string
+}
+
+// bigDataset is the size from which a case uses the filesystem backend: the memory backend scans all
+// of a bucket's objects (formatting two strings per object) on every object write and read, so
+// seeding 20,000 objects alone took more than 7 minutes here, and every push would take as long.
+const bigDataset = 10000
+
+// serverFor returns the server of a dataset's cases.
+func (b *bench) serverFor(ctx context.Context, spec datasetSpec) (*server, error) {
+	if spec.Files < bigDataset {
+		return &server{gcs: b.gcs, tools: b.tools}, nil
+	}
+	if b.fs != nil {
+		return b.fs, nil
+	}
+	root := filepath.Join(b.opt.work, "gcs-fs-big")
+	gcs, err := startFakeGCS(ctx, filepath.Join(b.bin, "fake-gcs-server"), filepath.Join(b.logDir, "fake-gcs-server-fs-big.log"), root)
+	if err != nil {
+		return nil, err
+	}
+	cfg := filepath.Join(b.opt.work, "tools-fs")
+	if err := os.MkdirAll(cfg, 0o755); err != nil {
+		gcs.stop()
+		return nil, fmt.Errorf("creating %s: %w", cfg, err)
+	}
+	tools, err := newToolSet(ctx, b.bin, b.tools.gcloud, cfg, b.logDir, gcs)
+	if err != nil {
+		gcs.stop()
+		return nil, err
+	}
+	b.fs = &server{gcs: gcs, tools: tools, fsRoot: root}
+	return b.fs, nil
+}
+
+// dropBucket deletes a bucket: through the API on the memory backend, by removing its directory on the
+// filesystem backend (which reads the disk afresh on every request).
+func (b *bench) dropBucket(ctx context.Context, srv *server, bucket string) {
+	var err error
+	if srv.fsRoot != "" {
+		err = os.RemoveAll(filepath.Join(srv.fsRoot, bucket))
+	} else {
+		err = srv.gcs.deleteBucket(ctx, bucket)
+	}
+	if err != nil {
+		b.log.Warn("deleting a bucket", "bucket", bucket, "err", err)
+	}
 }
 
 // prepared is a dataset generated on local disk.
@@ -60,12 +114,39 @@ func (b *bench) dataset(spec datasetSpec) (*prepared, error) {
 }
 
 // seededBucket returns a bucket holding the dataset under "data/", seeding it on first use.
-func (b *bench) seededBucket(ctx context.Context, ds *prepared) (string, error) {
+func (b *bench) seededBucket(ctx context.Context, srv *server, ds *prepared) (string, error) {
 	if bucket, ok := b.seeded[ds.spec.Name]; ok {
 		return bucket, nil
 	}
 	bucket := "src-" + ds.spec.Name
-	if err := b.seed(ctx, bucket, ds); err != nil {
+	if srv.fsRoot != "" {
+		if err := srv.gcs.createBucket(ctx, bucket); err != nil {
+			return "", err
+		}
+		start := time.Now()
+		var readErr error
+		content := func(i int) []byte {
+			data, err := os.ReadFile(filepath.Join(ds.dir, filepath.FromSlash(ds.files[i].Rel)))
+			if err != nil && readErr == nil {
+				readErr = err
+			}
+			return data
+		}
+		if err := writeFSBackendObjects(srv.fsRoot, bucket, prefix, ds.files, content); err != nil {
+			return "", err
+		}
+		if readErr != nil {
+			return "", fmt.Errorf("seeding %s: %w", bucket, readErr)
+		}
+		objs, err := srv.gcs.list(ctx, bucket, prefix)
+		if err != nil {
+			return "", err
+		}
+		if err := verifyObjects(objs, prefix, ds.files); err != nil {
+			return "", fmt.Errorf("seeding %s: %w", bucket, err)
+		}
+		b.log.Info("bucket seeded", "bucket", bucket, "objects", len(objs), "took", time.Since(start).Round(time.Millisecond))
+	} else if err := b.seed(ctx, bucket, ds); err != nil {
 		return "", err
 	}
 	b.seeded[ds.spec.Name] = bucket
@@ -104,13 +185,17 @@ func (b *bench) transfer(ctx context.Context, op string, spec datasetSpec, runs 
 	if err != nil {
 		return err
 	}
+	srv, err := b.serverFor(ctx, spec)
+	if err != nil {
+		return err
+	}
 	var src string
 	if op == "restore" {
-		if src, err = b.seededBucket(ctx, ds); err != nil {
+		if src, err = b.seededBucket(ctx, srv, ds); err != nil {
 			return err
 		}
 	}
-	res := &transferResult{Op: op, Dataset: spec.Name, Files: len(ds.files), Bytes: totalBytes(ds.files),
+	res := &transferResult{Op: op, Dataset: spec.Name, FSBackend: srv.fsRoot != "", Files: len(ds.files), Bytes: totalBytes(ds.files),
 		Runs: map[string][]run{}, Commands: map[string]string{}}
 	b.rep.Transfers = append(b.rep.Transfers, res)
 	for i := range runs {
@@ -118,7 +203,7 @@ func (b *bench) transfer(ctx context.Context, op string, spec datasetSpec, runs 
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			r, cmdline, err := b.transferOnce(ctx, op, tool, ds, src, i)
+			r, cmdline, err := b.transferOnce(ctx, srv, op, tool, ds, src, i)
 			if err != nil {
 				return fmt.Errorf("%s %s run %d: %w", tool, op, i+1, err)
 			}
@@ -134,9 +219,7 @@ func (b *bench) transfer(ctx context.Context, op string, spec datasetSpec, runs 
 	}
 	if op == "restore" {
 		// The restore source stays seeded only as long as it is needed: the memory backend holds it in RAM.
-		if err := b.gcs.deleteBucket(ctx, src); err != nil {
-			return err
-		}
+		b.dropBucket(ctx, srv, src)
 		delete(b.seeded, spec.Name)
 	}
 	return nil
@@ -149,7 +232,7 @@ func title(op string) string {
 	return string(op[0]-'a'+'A') + op[1:]
 }
 
-func (b *bench) transferOnce(ctx context.Context, op, tool string, ds *prepared, src string, i int) (run, string, error) {
+func (b *bench) transferOnce(ctx context.Context, srv *server, op, tool string, ds *prepared, src string, i int) (run, string, error) {
 	logPath := filepath.Join(b.logDir, fmt.Sprintf("%s-%s-%s-%d.log", op, ds.spec.Name, tool, i+1))
 	switch op {
 	case "restore":
@@ -158,7 +241,7 @@ func (b *bench) transferOnce(ctx context.Context, op, tool string, ds *prepared,
 			return run{}, "", fmt.Errorf("creating %s: %w", dir, err)
 		}
 		defer os.RemoveAll(dir)
-		cmd, err := b.tools.command(ctx, tool, op, src, prefix, dir)
+		cmd, err := srv.tools.command(ctx, tool, op, src, prefix, dir)
 		if err != nil {
 			return run{}, "", err
 		}
@@ -169,15 +252,11 @@ func (b *bench) transferOnce(ctx context.Context, op, tool string, ds *prepared,
 		return r, commandLine(cmd), verifyDir(dir, ds.files)
 	case "push":
 		bucket := fmt.Sprintf("push-%s-%s-%d", ds.spec.Name, tool, i+1)
-		if err := b.gcs.createBucket(ctx, bucket); err != nil {
+		if err := srv.gcs.createBucket(ctx, bucket); err != nil {
 			return run{}, "", err
 		}
-		defer func() {
-			if err := b.gcs.deleteBucket(context.WithoutCancel(ctx), bucket); err != nil {
-				b.log.Warn("deleting a bucket", "bucket", bucket, "err", err)
-			}
-		}()
-		cmd, err := b.tools.command(ctx, tool, op, bucket, prefix, ds.dir)
+		defer b.dropBucket(context.WithoutCancel(ctx), srv, bucket)
+		cmd, err := srv.tools.command(ctx, tool, op, bucket, prefix, ds.dir)
 		if err != nil {
 			return run{}, "", err
 		}
@@ -185,7 +264,7 @@ func (b *bench) transferOnce(ctx context.Context, op, tool string, ds *prepared,
 		if err != nil {
 			return r, "", err
 		}
-		objs, err := b.gcs.list(ctx, bucket, prefix)
+		objs, err := srv.gcs.list(ctx, bucket, prefix)
 		if err != nil {
 			return r, "", err
 		}

@@ -229,6 +229,9 @@ func runBench(ctx context.Context, log *slog.Logger, o options) error {
 			failed = append(failed, c)
 		}
 	}
+	if b.fs != nil {
+		b.fs.gcs.stop()
+	}
 	summary := b.rep.render(o)
 	fmt.Println(summary)
 	if err := os.WriteFile(filepath.Join(o.out, "summary.md"), []byte(summary), 0o644); err != nil {

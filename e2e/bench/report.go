@@ -12,12 +12,13 @@ import (
 )
 
 type transferResult struct {
-	Op       string
-	Dataset  string
-	Files    int
-	Bytes    int64
-	Runs     map[string][]run
-	Commands map[string]string
+	FSBackend bool
+	Op        string
+	Dataset   string
+	Files     int
+	Bytes     int64
+	Runs      map[string][]run
+	Commands  map[string]string
 }
 
 type liveResult struct {
@@ -181,7 +182,11 @@ func (r *report) render(o options) string {
 					target += fmt.Sprintf(" (by %.0f%%)", 100*(got/lim-1))
 				}
 			}
-			p("| %s | %d | %d | %s | %s | %s | %s | %s | %s |\n", t.Op, t.Files, len(t.Runs["filesync"]),
+			op := t.Op
+			if t.FSBackend {
+				op += " (fs backend)"
+			}
+			p("| %s | %d | %d | %s | %s | %s | %s | %s | %s |\n", op, t.Files, len(t.Runs["filesync"]),
 				secs(fs), secs(rc), secs(gc), ratio(fs, rc), ratio(fs, gc), target)
 		}
 		p("\nWall time, median of the runs. CPU (user+sys, median) and peak RSS (largest of the runs):\n\n")
