@@ -245,11 +245,12 @@ func (b *bench) transferOnce(ctx context.Context, srv *server, op, tool string, 
 		if err != nil {
 			return run{}, "", err
 		}
+		cl := commandLine(cmd)
 		r, err := timed(cmd, logPath)
 		if err != nil {
 			return r, "", err
 		}
-		return r, commandLine(cmd), verifyDir(dir, ds.files)
+		return r, cl, verifyDir(dir, ds.files)
 	case "push":
 		bucket := fmt.Sprintf("push-%s-%s-%d", ds.spec.Name, tool, i+1)
 		if err := srv.gcs.createBucket(ctx, bucket); err != nil {
@@ -260,6 +261,7 @@ func (b *bench) transferOnce(ctx context.Context, srv *server, op, tool string, 
 		if err != nil {
 			return run{}, "", err
 		}
+		cl := commandLine(cmd)
 		r, err := timed(cmd, logPath)
 		if err != nil {
 			return r, "", err
@@ -268,7 +270,7 @@ func (b *bench) transferOnce(ctx context.Context, srv *server, op, tool string, 
 		if err != nil {
 			return r, "", err
 		}
-		return r, commandLine(cmd), verifyObjects(objs, prefix, ds.files)
+		return r, cl, verifyObjects(objs, prefix, ds.files)
 	}
 	return run{}, "", fmt.Errorf("unknown op %q", op)
 }

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -111,21 +110,33 @@ func commandLine(cmd *exec.Cmd) string {
 	return strings.Join(args, " ")
 }
 
-// timed runs cmd, logging its output to logPath, and measures it.
+// timed runs cmd, logging its output to logPath, and measures it. The peak RSS comes from GNU time
+// (/usr/bin/time -f %M) when it is installed: the rusage of a child this process starts directly is
+// useless for that, because Go starts children with vfork semantics and Linux carries the parent's
+// high-water RSS into the child's ru_maxrss at exec (a 200 MiB parent makes /bin/true "use" 200 MiB).
+// GNU time forks from its own small image, so its %M is the command's own peak.
 func timed(cmd *exec.Cmd, logPath string) (run, error) {
 	logf, err := os.Create(logPath)
 	if err != nil {
 		return run{}, fmt.Errorf("creating %s: %w", logPath, err)
 	}
 	defer logf.Close()
+	rssFile := logPath + ".maxrss"
+	if timeBin, err := exec.LookPath("/usr/bin/time"); err == nil {
+		cmd.Args = append([]string{timeBin, "-f", "%M", "-o", rssFile}, cmd.Args...)
+		cmd.Path = timeBin
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	start := time.Now()
 	err = cmd.Run()
 	r := run{Wall: time.Since(start)}
 	if ps := cmd.ProcessState; ps != nil {
 		r.CPU = ps.UserTime() + ps.SystemTime()
-		if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
-			r.MaxRSS = ru.Maxrss
+	}
+	if b, rerr := os.ReadFile(rssFile); rerr == nil {
+		lines := strings.Fields(string(b))
+		if len(lines) > 0 {
+			r.MaxRSS, _ = strconv.ParseInt(lines[len(lines)-1], 10, 64)
 		}
 	}
 	if err != nil {
