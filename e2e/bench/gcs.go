@@ -21,11 +21,12 @@ import (
 // fakeGCS is one fake-gcs-server process (memory backend, plain HTTP) and a minimal JSON API client
 // for it, used to seed, inspect and empty buckets outside the tools being measured.
 type fakeGCS struct {
-	cmd  *exec.Cmd
-	port int
-	base string
-	http *http.Client
-	done chan error
+	cmd     *exec.Cmd
+	port    int
+	base    string
+	http    *http.Client
+	done    chan struct{} // closed when the process has exited; waitErr then holds its exit status
+	waitErr error
 }
 
 // object is one entry of a bucket listing.
@@ -68,9 +69,9 @@ func startFakeGCS(ctx context.Context, bin, logPath, fsRoot string) (*fakeGCS, e
 		logf.Close()
 		return nil, fmt.Errorf("starting fake-gcs-server: %w", err)
 	}
-	g := &fakeGCS{cmd: cmd, port: port, base: base, done: make(chan error, 1),
+	g := &fakeGCS{cmd: cmd, port: port, base: base, done: make(chan struct{}),
 		http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 32}, Timeout: 10 * time.Minute}}
-	go func() { g.done <- cmd.Wait(); logf.Close() }()
+	go func() { g.waitErr = cmd.Wait(); logf.Close(); close(g.done) }()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		resp, err := g.http.Get(base + "/storage/v1/b")
@@ -81,8 +82,8 @@ func startFakeGCS(ctx context.Context, bin, logPath, fsRoot string) (*fakeGCS, e
 			}
 		}
 		select {
-		case err := <-g.done:
-			return nil, fmt.Errorf("fake-gcs-server exited early (%v); see %s", err, logPath)
+		case <-g.done:
+			return nil, fmt.Errorf("fake-gcs-server exited early (%w); see %s", g.waitErr, logPath)
 		case <-ctx.Done():
 			g.stop()
 			return nil, ctx.Err()

@@ -17,12 +17,13 @@ import (
 
 // replica is one long-running filesync process.
 type replica struct {
-	name string
-	dir  string
-	addr string
-	cmd  *exec.Cmd
-	done chan error
-	http *http.Client
+	name    string
+	dir     string
+	addr    string
+	cmd     *exec.Cmd
+	done    chan struct{} // closed when the process has exited; waitErr then holds its exit status
+	waitErr error
+	http    *http.Client
 }
 
 func startReplica(bin, name, dir, remote, gcsHost, logPath string, extra ...string) (*replica, error) {
@@ -46,9 +47,9 @@ func startReplica(bin, name, dir, remote, gcsHost, logPath string, extra ...stri
 		logf.Close()
 		return nil, fmt.Errorf("starting filesync %s: %w", name, err)
 	}
-	r := &replica{name: name, dir: dir, addr: addr, cmd: cmd, done: make(chan error, 1),
+	r := &replica{name: name, dir: dir, addr: addr, cmd: cmd, done: make(chan struct{}),
 		http: &http.Client{Timeout: 5 * time.Second}}
-	go func() { r.done <- cmd.Wait(); logf.Close() }()
+	go func() { r.waitErr = cmd.Wait(); logf.Close(); close(r.done) }()
 	return r, nil
 }
 
@@ -67,9 +68,8 @@ func (r *replica) waitReady(ctx context.Context, timeout time.Duration) (time.Du
 			}
 		}
 		select {
-		case err := <-r.done:
-			r.done <- err
-			return 0, fmt.Errorf("filesync %s exited before it was ready: %v", r.name, err)
+		case <-r.done:
+			return 0, fmt.Errorf("filesync %s exited before it was ready: %w", r.name, r.waitErr)
 		case <-ctx.Done():
 			return 0, ctx.Err()
 		case <-time.After(50 * time.Millisecond):
