@@ -94,7 +94,10 @@ func validBucket(b string) bool {
 // Reads use the JSON API (the SDK defaults to XML): it serves a pinned generation the same way on GCS and
 // on fake-gcs-server, and returns the CRC32C the download is checked against.
 func NewClient(ctx context.Context, opts ...option.ClientOption) (*storage.Client, error) {
-	opts = append([]option.ClientOption{storage.WithJSONReads()}, opts...)
+	// OpenTelemetry instrumentation is off: filesync exports its own Prometheus metrics, and the per-request
+	// attribute work showed up in restore profiles.
+	opts = append([]option.ClientOption{storage.WithJSONReads(), option.WithTelemetryDisabled(),
+		storage.WithDisabledClientMetrics()}, opts...)
 	c, err := storage.NewClient(ctx, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("storage client: %w", err)

@@ -237,15 +237,18 @@ func (d *Dir) check(rel string, e Expect) error {
 // it is non-zero.
 func (d *Dir) WriteAtomic(rel string, r io.Reader, size int64, crc uint32, e Expect) (Stamp, error) {
 	dir := path.Dir(rel)
-	if dir != "." {
-		if err := d.root.MkdirAll(dir, 0o755); err != nil {
-			return Stamp{}, fmt.Errorf("mkdir %s: %w", dir, err)
-		}
-	}
 	var rnd [6]byte
 	_, _ = rand.Read(rnd[:])
 	tmp := path.Join(dir, filter.TempPrefix+hex.EncodeToString(rnd[:]))
+	// Optimistic: the directory usually exists; create it only when the first attempt says it does not.
+	// (Path operations under os.Root walk the path one component at a time: each one saved counts.)
 	fh, err := d.root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if errors.Is(err, fs.ErrNotExist) && dir != "." {
+		if err := d.root.MkdirAll(dir, 0o755); err != nil {
+			return Stamp{}, fmt.Errorf("mkdir %s: %w", dir, err)
+		}
+		fh, err = d.root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	}
 	if err != nil {
 		return Stamp{}, fmt.Errorf("create temp for %s: %w", rel, err)
 	}
@@ -271,6 +274,10 @@ func (d *Dir) WriteAtomic(rel string, r io.Reader, size int64, crc uint32, e Exp
 	}
 	// No fsync per file: Sync (one syncfs) runs before the base that records these files is saved, so a
 	// crash can never leave a torn file that the base calls in sync. What the app sees is atomic either way.
+	fi, err := fh.Stat() // the rename below keeps size and mtime: no second lookup by path
+	if err != nil {
+		return Stamp{}, fmt.Errorf("stat %s: %w", tmp, err)
+	}
 	if err := fh.Close(); err != nil {
 		return Stamp{}, fmt.Errorf("close %s: %w", rel, err)
 	}
@@ -281,11 +288,7 @@ func (d *Dir) WriteAtomic(rel string, r io.Reader, size int64, crc uint32, e Exp
 		return Stamp{}, fmt.Errorf("rename into %s: %w", rel, err)
 	}
 	published = true
-	st, err := d.Stat(rel)
-	if err != nil {
-		return Stamp{}, fmt.Errorf("stat %s: %w", rel, err)
-	}
-	return st, nil
+	return StampOf(fi), nil
 }
 
 // writeBuffer sizes the write buffer to the file (fewer write syscalls), between 32 KiB and 1 MiB.
