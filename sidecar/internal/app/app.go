@@ -14,6 +14,7 @@ import (
 
 	"google.golang.org/api/option"
 
+	"github.com/filesync/filesync/sidecar/internal/backoff"
 	"github.com/filesync/filesync/sidecar/internal/config"
 	"github.com/filesync/filesync/sidecar/internal/filter"
 	"github.com/filesync/filesync/sidecar/internal/gcsstore"
@@ -103,11 +104,14 @@ func Run(ctx context.Context, env Env) error {
 		fmt.Fprintf(env.Stdout, "# dry run: %d actions, nothing changed\n", len(p.Actions))
 		return nil
 	}
-	if err := store.CheckBucket(ctx); err != nil {
-		return err
-	}
 	if cfg.Once {
+		if err := store.CheckBucket(ctx); err != nil {
+			return err
+		}
 		return s.Once(ctx)
+	}
+	if err := waitForBucket(ctx, store, log); err != nil {
+		return err
 	}
 	return serve(ctx, cfg, env, log, s, m)
 }
@@ -181,6 +185,22 @@ func serve(ctx context.Context, cfg config.Config, env Env, log *slog.Logger, s 
 		_ = srv.Shutdown(shCtx)
 	}
 	return runErr
+}
+
+// waitForBucket checks the bucket, retrying with backoff while it cannot be reached (the emulator or the
+// network may come up after the sidecar). A bucket that does not exist is a configuration error: no retry.
+func waitForBucket(ctx context.Context, store *gcsstore.Store, log *slog.Logger) error {
+	for attempt := 1; ; attempt++ {
+		err := store.CheckBucket(ctx)
+		if err == nil || errors.Is(err, gcsstore.ErrNotFound) || ctx.Err() != nil {
+			return err
+		}
+		d := backoff.Default.Delay(attempt)
+		log.Warn("bucket not reachable yet; retrying", "err", err, "attempt", attempt, "retry_in", d.Round(time.Millisecond))
+		if !backoff.Sleep(ctx, d) {
+			return ctx.Err()
+		}
+	}
 }
 
 func mustFilter(cfg config.Config) *filter.Filter {

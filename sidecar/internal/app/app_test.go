@@ -3,12 +3,14 @@ package app
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -195,3 +197,47 @@ func TestProbesAndMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestWaitsForAnUnreachableBucket: the sidecar may start before the emulator or the network: it retries
+// (it does not exit) and becomes ready once the bucket answers.
+func TestWaitsForAnUnreachableBucket(t *testing.T) {
+	srv := newServer(t)
+	var up atomic.Bool
+	rt := srv.HTTPClient().Transport
+	flaky := &http.Client{Transport: roundTrip(func(r *http.Request) (*http.Response, error) {
+		if !up.Load() {
+			return nil, errors.New("dial tcp: connection refused")
+		}
+		return rt.RoundTrip(r)
+	})}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	listening := make(chan string, 1)
+	env, _, _ := envFor(srv, "--dir", t.TempDir(), "--remote", "gs://media", "--listen", "127.0.0.1:0", "--log-format", "text")
+	env.ClientOptions = []option.ClientOption{option.WithHTTPClient(flaky)}
+	env.Listening = func(addr string) { listening <- addr }
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, env) }()
+	select {
+	case err := <-done:
+		t.Fatalf("exited while the bucket was unreachable: %v", err)
+	case <-time.After(1500 * time.Millisecond):
+	}
+	up.Store(true)
+	select {
+	case addr := <-listening:
+		waitReady(t, addr)
+	case err := <-done:
+		t.Fatalf("exited: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("never started serving after the bucket came up")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+type roundTrip func(*http.Request) (*http.Response, error)
+
+func (f roundTrip) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
