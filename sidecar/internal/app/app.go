@@ -113,13 +113,14 @@ func Run(ctx context.Context, env Env) error {
 	if err := waitForBucket(ctx, store, log); err != nil {
 		return err
 	}
-	return serve(ctx, cfg, env, log, s, m)
+	return serve(ctx, cfg, env, log, f, s, m)
 }
 
 // serve runs the HTTP server, the watcher and the sync loop; on cancellation it flushes pending uploads
 // within --shutdown-timeout.
-func serve(ctx context.Context, cfg config.Config, env Env, log *slog.Logger, s *syncer.Syncer, m *metrics.Metrics) error {
-	w, err := watch.New(cfg.Dir, mustFilter(cfg), log.With("component", "watch"))
+func serve(ctx context.Context, cfg config.Config, env Env, log *slog.Logger, f *filter.Filter, s *syncer.Syncer,
+	m *metrics.Metrics) error {
+	w, err := watch.New(cfg.Dir, f, log.With("component", "watch"))
 	if err != nil {
 		return err
 	}
@@ -201,11 +202,6 @@ func waitForBucket(ctx context.Context, store *gcsstore.Store, log *slog.Logger)
 			return ctx.Err()
 		}
 	}
-}
-
-func mustFilter(cfg config.Config) *filter.Filter {
-	f, _ := filter.New(cfg.Excludes) // validated by config.Load
-	return f
 }
 
 func newLogger(cfg config.Config, w io.Writer) *slog.Logger {

@@ -14,6 +14,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"strings"
 	"time"
 
 	"github.com/filesync/filesync/sidecar/internal/filter"
@@ -188,9 +189,13 @@ func (d *Dir) Stat(rel string) (Stamp, error) {
 	return StampOf(fi), nil
 }
 
-// OpenFile opens a file for upload, checking that it is still the version that was scanned.
+// OpenFile opens a file for upload, checking that it is still the version that was scanned: a file that
+// changed or is gone since yields ErrChanged.
 func (d *Dir) OpenFile(rel string, want Stamp) (*os.File, error) {
 	fh, err := d.root.Open(rel)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%s: %w (gone)", rel, ErrChanged)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -314,7 +319,7 @@ func (d *Dir) RemoveStaleTemps(olderThan time.Duration, now time.Time) (int, err
 		if err != nil {
 			return nil
 		}
-		if de.Type().IsRegular() && filter.Internal(path.Base(rel)) && path.Base(rel) != filter.InternalDir {
+		if de.Type().IsRegular() && strings.HasPrefix(path.Base(rel), filter.TempPrefix) {
 			if fi, err := de.Info(); err == nil && now.Sub(fi.ModTime()) > olderThan {
 				if d.root.Remove(rel) == nil {
 					n++

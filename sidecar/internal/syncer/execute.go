@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"sync"
 	"time"
 
@@ -157,9 +156,6 @@ func (s *Syncer) upload(ctx context.Context, a plan.Action, local localfs.File, 
 	}
 	fh, err := s.dir.OpenFile(a.Path, local.Stamp)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("%s: %w (gone)", a.Path, localfs.ErrChanged)
-		}
 		return err
 	}
 	defer fh.Close()
@@ -205,9 +201,6 @@ func (s *Syncer) download(ctx context.Context, path string, r plan.Remote, local
 func (s *Syncer) preserveConflict(ctx context.Context, path string, local localfs.File) error {
 	fh, err := s.dir.OpenFile(path, local.Stamp)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("%s: %w (gone)", path, localfs.ErrChanged)
-		}
 		return err
 	}
 	defer fh.Close()

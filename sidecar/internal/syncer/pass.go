@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/filesync/filesync/sidecar/internal/backoff"
@@ -41,13 +42,13 @@ func (r Result) Clean() bool {
 // list reads the bucket into a fresh view. Unsafe names are skipped with a warning (once per name).
 func (s *Syncer) list(ctx context.Context) (map[string]plan.Remote, error) {
 	view := map[string]plan.Remote{}
-	var unsafe []string
+	unsafe := map[string]error{}
 	err := s.store.List(ctx, func(o gcsstore.Object) {
 		if filter.Internal(o.Name) || s.filter.Excluded(o.Name) {
 			return
 		}
 		if err := filter.CheckName(o.Name); err != nil {
-			unsafe = append(unsafe, o.Name)
+			unsafe[o.Name] = err
 			return
 		}
 		view[o.Name] = plan.Remote{Generation: o.Generation, Size: o.Size, CRC32C: o.CRC32C}
@@ -58,25 +59,30 @@ func (s *Syncer) list(ctx context.Context) (map[string]plan.Remote, error) {
 	}
 	s.mu.Lock()
 	s.view, s.listed = view, true
-	for _, n := range unsafe {
-		if !s.warned[n] {
-			s.warned[n] = true
-			s.m.SkippedUnsafe.Inc()
-			s.log.Warn("skipping unsafe object name: never written locally", "object", s.store.Name(n), "reason", filter.CheckName(n))
+	for n, reason := range unsafe {
+		if s.firstUnsafe("remote:" + n) {
+			s.log.Warn("skipping unsafe object name: never written locally", "object", s.store.Name(n), "reason", reason)
 		}
 	}
 	s.mu.Unlock()
 	return view, nil
 }
 
+// firstUnsafe counts an unsafe name once and reports whether it is new (warn only then). Call with s.mu held.
+func (s *Syncer) firstUnsafe(key string) bool {
+	if s.warned[key] {
+		return false
+	}
+	s.warned[key] = true
+	s.m.SkippedUnsafe.Inc()
+	return true
+}
+
 // cachedView returns the last listing (kept current with our own writes), listing if there is none.
 func (s *Syncer) cachedView(ctx context.Context) (map[string]plan.Remote, error) {
 	s.mu.Lock()
 	if s.listed {
-		v := make(map[string]plan.Remote, len(s.view))
-		for k, r := range s.view {
-			v[k] = r
-		}
+		v := maps.Clone(s.view)
 		s.mu.Unlock()
 		return v, nil
 	}
@@ -133,9 +139,7 @@ func (s *Syncer) scan(settle time.Duration) (map[string]localfs.File, map[string
 		}
 	}
 	for _, n := range res.Unsafe {
-		if !s.warned["local:"+n] {
-			s.warned["local:"+n] = true
-			s.m.SkippedUnsafe.Inc()
+		if s.firstUnsafe("local:" + n) {
 			s.log.Warn("skipping local file with an unsafe name", "path", n)
 		}
 	}
@@ -230,7 +234,6 @@ func (s *Syncer) Pass(ctx context.Context, freshList bool) (Result, error) {
 	for _, f := range s.failures {
 		res.NextWake = earliest(res.NextWake, f.next)
 	}
-	s.pending = len(fresh) + len(p.Unsettled) + p.Count(plan.Upload) + p.Count(plan.Conflict) - res.Done
 	s.mu.Unlock()
 	s.m.PendingUploads.Set(float64(max(0, len(fresh)+len(p.Unsettled)+res.Failed)))
 

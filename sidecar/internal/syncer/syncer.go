@@ -50,7 +50,6 @@ type Syncer struct {
 	warned   map[string]bool       // unsafe names already reported
 	failures map[string]failure    // paths backing off after errors
 	hashes   map[string]cachedHash // CRCs of files not in the base (e.g. waiting to settle)
-	pending  int
 
 	written atomic.Bool // files were written since the last syncfs
 
