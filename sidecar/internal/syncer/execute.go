@@ -17,8 +17,11 @@ import (
 // errBusy: the app still has the file open; it is looked at again after the settle time.
 var errBusy = errors.New("file is open for writing")
 
-// attemptsPerPass is how often a transient failure is retried within one pass before the path backs off.
+// attemptsPerPass is how often a transient failure is retried within one pass before the path backs off,
+// waiting actionRetry between attempts.
 const attemptsPerPass = 3
+
+var actionRetry = backoff.Policy{Initial: 200 * time.Millisecond, Max: 2 * time.Second}
 
 // execute runs the plan's actions, transfers in parallel (--transfers). In flush mode (shutdown) the
 // open-file check is skipped and an upload refused by a precondition is preserved as a conflict copy.
@@ -101,7 +104,7 @@ func (s *Syncer) do(ctx context.Context, a plan.Action, snap snapshot, flush boo
 		if err == nil || errors.Is(err, errBusy) || isReplan(err) || ctx.Err() != nil {
 			return err
 		}
-		if attempt < attemptsPerPass && !backoff.Sleep(ctx, backoff.Policy{Initial: 200 * time.Millisecond, Max: 2 * time.Second}.Delay(attempt)) {
+		if attempt < attemptsPerPass && !backoff.Sleep(ctx, actionRetry.Delay(attempt)) {
 			return err
 		}
 	}

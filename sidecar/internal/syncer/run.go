@@ -44,10 +44,7 @@ func (s *Syncer) Run(ctx context.Context) error {
 		}
 		resetTimer(wake, next, s.now())
 
-		freshList = false
-		if err != nil || res.Replan {
-			freshList = true
-		}
+		freshList = err != nil || res.Replan
 		for waiting := true; waiting; {
 			select {
 			case <-ctx.Done():
@@ -69,7 +66,6 @@ func (s *Syncer) Run(ctx context.Context) error {
 			case <-poll.C:
 				s.beat()
 				changed, err := s.remoteChanged(ctx)
-				s.log.Debug("poll", "changed", changed, "err", err)
 				if err != nil {
 					s.log.Warn("polling the bucket", "err", err)
 					continue
@@ -83,12 +79,9 @@ func (s *Syncer) Run(ctx context.Context) error {
 	}
 }
 
+// resetTimer arms t for at (an hour when there is nothing to wait for). Since Go 1.23 Reset discards a
+// pending expiry, so no drain is needed.
 func resetTimer(t *time.Timer, at, now time.Time) {
-	t.Stop()
-	select {
-	case <-t.C:
-	default:
-	}
 	if at.IsZero() {
 		t.Reset(time.Hour)
 		return
