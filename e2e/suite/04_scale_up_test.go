@@ -62,13 +62,7 @@ func TestScaledUpReplicasStartComplete(t *testing.T) {
 				}
 				return ctx
 			}).
-		Teardown(func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
-			st := StateFrom(ctx)
-			if err := st.Kube.Scale(ctx, replicas, st.Config.Timeout); err != nil {
-				t.Fatal(err)
-			}
-			return ctx
-		}).
+		Teardown(scaleBack).
 		Feature()
 	testenv.Test(t, f)
 }

@@ -70,13 +70,7 @@ func TestScaleToZeroAndBackLosesNothing(t *testing.T) {
 				t.Logf("files checked: %v", slices.Sorted(maps.Keys(want)))
 				return ctx
 			}).
-		Teardown(func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
-			st := StateFrom(ctx)
-			if err := st.Kube.Scale(ctx, replicas, st.Config.Timeout); err != nil {
-				t.Fatal(err)
-			}
-			return ctx
-		}).
+		Teardown(scaleBack).
 		Feature()
 	testenv.Test(t, f)
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"sigs.k8s.io/e2e-framework/pkg/envconf"
 	"slices"
 	"sync"
 	"testing"
@@ -117,6 +118,15 @@ func isGone(st *State, files []string) func(context.Context, string) (bool, erro
 }
 
 // readyReplicas waits until the WordPress Deployment has settled at n Ready pods and returns them.
+// scaleBack is the teardown of features that scale WordPress: back to the suite's replica count.
+func scaleBack(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
+	st := StateFrom(ctx)
+	if err := st.Kube.Scale(ctx, replicas, st.Config.Timeout); err != nil {
+		t.Fatal(err)
+	}
+	return ctx
+}
+
 func readyReplicas(ctx context.Context, t *testing.T, st *State, n int) []corev1.Pod {
 	t.Helper()
 	if err := st.Kube.WaitRollout(ctx, deploymentName, st.Config.Timeout); err != nil {
