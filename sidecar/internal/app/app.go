@@ -88,8 +88,8 @@ func Run(ctx context.Context, env Env) error {
 		return err
 	}
 	defer client.Close()
-	store := gcsstore.New(client, cfg.Remote)
 	m := metrics.New()
+	store := gcsstore.New(client, cfg.Remote, func(op string) { m.GCSRequests.WithLabelValues(op).Inc() })
 	s := syncer.New(dir, store, base, f, m, log, syncer.Options{
 		PollInterval: cfg.PollInterval, RescanInterval: cfg.RescanInterval, Settle: cfg.Settle,
 		Delete: cfg.Delete, MaxDelete: cfg.MaxDelete, Transfers: cfg.Transfers, Pod: env.Getenv("POD_NAME"),

@@ -24,6 +24,9 @@ var (
 	ErrPrecondition = errors.New("generation precondition failed")
 	// ErrNotFound: no such object (or generation).
 	ErrNotFound = errors.New("object not found")
+	// ErrMismatch: the object the bucket stored is not what was sent (size or CRC32C differ). GCS refuses
+	// such writes itself; this guards against servers that do not.
+	ErrMismatch = errors.New("stored object differs from what was sent")
 )
 
 // Object is a listed or written object; Name is relative to the prefix.
@@ -110,19 +113,32 @@ func NewClient(ctx context.Context, opts ...option.ClientOption) (*storage.Clien
 	return c, nil
 }
 
+// Request kinds, as counted by a Store's request hook: objects.list pages, metadata gets (bucket or object),
+// media reads, inserts (uploads) and deletes. They map onto GCS's operation classes (list and insert are
+// Class A, get and read Class B, delete free).
+const (
+	OpList   = "list"
+	OpGet    = "get"
+	OpRead   = "read"
+	OpInsert = "insert"
+	OpDelete = "delete"
+)
+
 // Store reads and writes objects under one prefix of one bucket.
 type Store struct {
-	bucket *storage.BucketHandle
-	remote Remote
+	bucket  *storage.BucketHandle
+	remote  Remote
+	request func(op string)
 }
 
-// New returns a Store for remote using client.
-func New(client *storage.Client, remote Remote) *Store {
-	return &Store{bucket: client.Bucket(remote.Bucket), remote: remote}
+// New returns a Store for remote using client. request, if not nil, is called once for every request the
+// store makes (OpList per page of a listing); the SDK's own low-level retries are not counted.
+func New(client *storage.Client, remote Remote, request func(op string)) *Store {
+	if request == nil {
+		request = func(string) {}
+	}
+	return &Store{bucket: client.Bucket(remote.Bucket), remote: remote, request: request}
 }
-
-// Remote returns the location the store works on.
-func (s *Store) Remote() Remote { return s.remote }
 
 func (s *Store) objectName(rel string) string {
 	if s.remote.Prefix == "" {
@@ -136,6 +152,7 @@ func (s *Store) Name(rel string) string { return s.objectName(rel) }
 
 // CheckBucket verifies the bucket exists and is reachable.
 func (s *Store) CheckBucket(ctx context.Context) error {
+	s.request(OpGet)
 	if _, err := s.bucket.Attrs(ctx); err != nil {
 		return fmt.Errorf("bucket %s: %w", s.remote.Bucket, mapErr(err))
 	}
@@ -152,23 +169,32 @@ func (s *Store) List(ctx context.Context, fn func(Object)) error {
 	if err := q.SetAttrSelection([]string{"Name", "Generation", "Size", "CRC32C"}); err != nil {
 		return fmt.Errorf("list: %w", err)
 	}
-	it := s.bucket.Objects(ctx, q)
-	it.PageInfo().MaxSize = 1000
+	pager := iterator.NewPager(s.bucket.Objects(ctx, q), 1000, "")
+	var page []*storage.ObjectAttrs
 	for {
-		a, err := it.Next()
-		if errors.Is(err, iterator.Done) {
-			return nil
-		}
+		s.request(OpList)
+		next, err := pager.NextPage(&page)
 		if err != nil {
 			return fmt.Errorf("list %s: %w", s.remote, mapErr(err))
 		}
-		fn(Object{Name: strings.TrimPrefix(a.Name, q.Prefix), Generation: a.Generation, Size: a.Size, CRC32C: a.CRC32C})
+		for _, a := range page {
+			fn(Object{Name: strings.TrimPrefix(a.Name, q.Prefix), Generation: a.Generation, Size: a.Size, CRC32C: a.CRC32C})
+		}
+		if next == "" {
+			return nil
+		}
+		page = page[:0]
 	}
 }
 
 // Open returns a reader of generation gen of rel. The reader's Object tells size and CRC32C.
+//
+// The bytes are read as stored: an object written with Content-Encoding: gzip arrives compressed, because
+// its CRC32C and size describe the stored bytes and a sync tool keeps what the bucket holds (rclone does
+// the same by default). Decompressing would make every such object fail its checksum forever.
 func (s *Store) Open(ctx context.Context, rel string, gen int64) (*Reader, error) {
-	r, err := s.bucket.Object(s.objectName(rel)).Generation(gen).NewReader(ctx)
+	s.request(OpRead)
+	r, err := s.bucket.Object(s.objectName(rel)).Generation(gen).ReadCompressed(true).NewReader(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", s.objectName(rel), mapErr(err))
 	}
@@ -191,6 +217,7 @@ func (s *Store) Upload(ctx context.Context, rel string, r io.Reader, size int64,
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	s.request(OpInsert)
 	w := s.bucket.Object(name).If(cond).NewWriter(ctx)
 	w.CRC32C, w.SendCRC32C, w.DisableAutoChecksum = crc, true, true
 	w.ChunkSize = chunkSize(size)
@@ -203,7 +230,12 @@ func (s *Store) Upload(ctx context.Context, rel string, r io.Reader, size int64,
 		return Object{}, fmt.Errorf("upload %s: %w", name, mapErr(err))
 	}
 	a := w.Attrs()
-	return Object{Name: rel, Generation: a.Generation, Size: a.Size, CRC32C: a.CRC32C}, nil
+	o := Object{Name: rel, Generation: a.Generation, Size: a.Size, CRC32C: a.CRC32C}
+	if o.Size != size || o.CRC32C != crc {
+		return o, fmt.Errorf("upload %s: %w (sent %d bytes crc32c %08x, stored %d bytes %08x)",
+			name, ErrMismatch, size, crc, o.Size, o.CRC32C)
+	}
+	return o, nil
 }
 
 // chunkSize keeps small uploads to one buffered (retryable) request without holding 16 MiB per transfer.
@@ -223,6 +255,7 @@ func chunkSize(size int64) int {
 func (s *Store) Delete(ctx context.Context, rel string, ifGeneration int64) error {
 	name := s.objectName(rel)
 	o := s.bucket.Object(name).Generation(ifGeneration).If(storage.Conditions{GenerationMatch: ifGeneration})
+	s.request(OpDelete)
 	if err := o.Delete(ctx); err != nil {
 		err = mapErr(err)
 		if errors.Is(err, ErrNotFound) {

@@ -2,8 +2,10 @@ package gcsstore
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"io"
 	"testing"
@@ -14,6 +16,19 @@ import (
 func crc(b []byte) uint32 { return crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli)) }
 
 func newStore(t *testing.T, prefix string) *Store {
+	s, _ := newCountingStore(t, prefix)
+	return s
+}
+
+// newCountingStore returns a store on an in-process fake-gcs-server and the requests it made, by kind.
+func newCountingStore(t *testing.T, prefix string) (*Store, map[string]int) {
+	t.Helper()
+	srv := newServer(t)
+	counts := map[string]int{}
+	return New(srv.Client(), Remote{Bucket: "bkt", Prefix: prefix}, func(op string) { counts[op]++ }), counts
+}
+
+func newServer(t *testing.T) *fakestorage.Server {
 	t.Helper()
 	srv, err := fakestorage.NewServerWithOptions(fakestorage.Options{NoListener: true})
 	if err != nil {
@@ -21,7 +36,71 @@ func newStore(t *testing.T, prefix string) *Store {
 	}
 	t.Cleanup(srv.Stop)
 	srv.CreateBucketWithOpts(fakestorage.CreateBucketOpts{Name: "bkt"})
-	return New(srv.Client(), Remote{Bucket: "bkt", Prefix: prefix})
+	return srv
+}
+
+// TestRequestsAreCounted: every request is reported by kind, a listing once per page of 1,000 objects.
+func TestRequestsAreCounted(t *testing.T) {
+	ctx := context.Background()
+	s, counts := newCountingStore(t, "p")
+	for i := range 1001 {
+		b := []byte{byte(i)}
+		if _, err := s.Upload(ctx, fmt.Sprintf("f%04d", i), bytes.NewReader(b), 1, crc(b), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, gen := 0, int64(0)
+	if err := s.List(ctx, func(o Object) {
+		n++
+		if o.Name == "f0001" {
+			gen = o.Generation
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.Open(ctx, "f0000", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	if err := s.CheckBucket(ctx); err != nil {
+		t.Fatal(err)
+	}
+	o, _ := s.Open(ctx, "f0001", gen)
+	o.Close()
+	if err := s.Delete(ctx, "f0001", gen); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int{OpInsert: 1001, OpList: 2, OpRead: 2, OpGet: 1, OpDelete: 1}
+	if n != 1001 || fmt.Sprint(counts) != fmt.Sprint(want) {
+		t.Fatalf("listed %d objects; requests %v, want %v", n, counts, want)
+	}
+}
+
+// TestGzipEncodedObjectIsReadAsStored: an object stored with Content-Encoding: gzip is read as its stored
+// bytes, which are what its CRC32C covers (decompressing would never match the checksum).
+func TestGzipEncodedObjectIsReadAsStored(t *testing.T) {
+	srv := newServer(t)
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	_, _ = zw.Write(bytes.Repeat([]byte("compress me "), 100))
+	_ = zw.Close()
+	srv.CreateObject(fakestorage.Object{ObjectAttrs: fakestorage.ObjectAttrs{BucketName: "bkt", Name: "p/style.css",
+		ContentEncoding: "gzip", ContentType: "text/css"}, Content: gz.Bytes()})
+	s := New(srv.Client(), Remote{Bucket: "bkt", Prefix: "p"}, nil)
+	r, err := s.Open(context.Background(), "style.css", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	got, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, gz.Bytes()) || r.Object.Size != int64(gz.Len()) || r.Object.CRC32C != crc(gz.Bytes()) {
+		t.Fatalf("read %d bytes (crc %08x), object says %d bytes crc %08x; stored %d bytes crc %08x",
+			len(got), crc(got), r.Object.Size, r.Object.CRC32C, gz.Len(), crc(gz.Bytes()))
+	}
 }
 
 func TestParseRemote(t *testing.T) {

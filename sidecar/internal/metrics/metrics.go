@@ -29,6 +29,9 @@ type Metrics struct {
 	Ready          prometheus.Gauge
 	PassDuration   prometheus.Histogram
 	WatchOverflows prometheus.Counter
+	GCSRequests    *prometheus.CounterVec // op=list|get|read|insert|delete (gcsstore.Op*)
+	Wipes          *prometheus.CounterVec // side=local|remote
+	SkippedPaths   *prometheus.CounterVec // reason=unreadable|clash|symlink|corrupt|busy_dir
 }
 
 // New registers the metrics (and the Go/process collectors) on a new registry.
@@ -68,10 +71,19 @@ func New() *Metrics {
 			Help: "Duration of sync passes.", Buckets: prometheus.ExponentialBuckets(0.005, 2.5, 12)}),
 		WatchOverflows: prometheus.NewCounter(prometheus.CounterOpts{Name: "filesync_watch_overflows_total",
 			Help: "fsnotify event overflows (each triggers a full rescan)."}),
+		GCSRequests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "filesync_gcs_requests_total",
+			Help: "Requests this sidecar made to GCS, by kind: list (one per page of 1,000 objects), get (metadata), read (downloads), insert (uploads), delete."},
+			[]string{"op"}),
+		Wipes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "filesync_wipes_total",
+			Help: "Times a side was found to have lost more than --max-delete of the known files at once (wiped): it was restored from the other side and nothing was deleted."},
+			[]string{"side"}),
+		SkippedPaths: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "filesync_skipped_paths_total",
+			Help: "Paths left alone until they change, by reason: unreadable locally, a file/directory clash, under a symlink, or an object whose bytes never match its checksum."},
+			[]string{"reason"}),
 	}
 	for _, c := range []prometheus.Collector{m.Uploads, m.Downloads, m.Deletes, m.Bytes, m.Errors, m.Conflicts,
 		m.SkippedUnsafe, m.Preconditions, m.DeleteGuard, m.DeleteBlocked, m.PendingUploads, m.KnownFiles,
-		m.LastSuccess, m.Ready, m.PassDuration, m.WatchOverflows,
+		m.LastSuccess, m.Ready, m.PassDuration, m.WatchOverflows, m.GCSRequests, m.Wipes, m.SkippedPaths,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		f(c)
 	}
@@ -80,6 +92,12 @@ func New() *Metrics {
 	}
 	for _, d := range []string{"upload", "download"} {
 		m.Bytes.WithLabelValues(d)
+	}
+	for _, op := range []string{"list", "get", "read", "insert", "delete"} {
+		m.GCSRequests.WithLabelValues(op)
+	}
+	for _, side := range []string{"local", "remote"} {
+		m.Wipes.WithLabelValues(side)
 	}
 	return m
 }

@@ -155,8 +155,9 @@ func (r *replica) start() {
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	store := gcsstore.New(r.b.client(r.wrap), gcsstore.Remote{Bucket: testBucket, Prefix: testPrefix})
 	r.m = metrics.New()
+	store := gcsstore.New(r.b.client(r.wrap), gcsstore.Remote{Bucket: testBucket, Prefix: testPrefix},
+		func(op string) { r.m.GCSRequests.WithLabelValues(op).Inc() })
 	log := slog.New(slog.NewTextHandler(testWriter{r.t, r.name}, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	r.s = New(d, store, base, f, r.m, log, r.opt)
 }
