@@ -30,6 +30,7 @@ import (
 type Env struct {
 	Args    []string // without the program name
 	Getenv  func(string) string
+	Environ func() []string // for warnings about unknown FILESYNC_ variables; nil: none
 	Stdout  io.Writer
 	Stderr  io.Writer
 	Version string
@@ -63,6 +64,11 @@ func Run(ctx context.Context, env Env) error {
 	log := newLogger(cfg, env.Stderr).With("component", "filesync")
 	log.Info("starting", "version", env.Version, "dir", cfg.Dir, "remote", cfg.Remote.String(),
 		"once", cfg.Once, "dry_run", cfg.DryRun, "excludes", cfg.Excludes)
+	if env.Environ != nil {
+		for _, name := range config.UnknownEnv(env.Environ()) {
+			log.Warn("ignoring an environment variable that is no flag's twin (misspelled?)", "name", name)
+		}
+	}
 
 	f, err := filter.New(cfg.Excludes)
 	if err != nil {
@@ -73,9 +79,6 @@ func Run(ctx context.Context, env Env) error {
 		return err
 	}
 	defer dir.Close()
-	if n, err := dir.RemoveStaleTemps(time.Minute, time.Now()); err == nil && n > 0 {
-		log.Info("removed temp files left by an earlier run", "count", n)
-	}
 	base, discarded, err := state.Open(cfg.StateDir, cfg.Remote.String())
 	if err != nil {
 		return err
@@ -92,7 +95,8 @@ func Run(ctx context.Context, env Env) error {
 	store := gcsstore.New(client, cfg.Remote, func(op string) { m.GCSRequests.WithLabelValues(op).Inc() })
 	s := syncer.New(dir, store, base, f, m, log, syncer.Options{
 		PollInterval: cfg.PollInterval, RescanInterval: cfg.RescanInterval, Settle: cfg.Settle,
-		Delete: cfg.Delete, MaxDelete: cfg.MaxDelete, Transfers: cfg.Transfers, Pod: env.Getenv("POD_NAME"),
+		Delete: cfg.Delete, MaxDelete: cfg.MaxDelete, DeleteWindow: cfg.DeleteWindow, Transfers: cfg.Transfers,
+		Pod: env.Getenv("POD_NAME"),
 	})
 
 	if cfg.DryRun {
@@ -143,11 +147,11 @@ func serve(ctx context.Context, cfg config.Config, env Env, log *slog.Logger, f 
 	watchDone := make(chan struct{})
 	go func() {
 		defer close(watchDone)
-		_ = w.Run(loopCtx, func(h watch.Hint) {
-			if h.Rescan && h.Path == "" {
+		w.Run(loopCtx, func(h watch.Hint) {
+			if h.Overflow {
 				m.WatchOverflows.Inc()
 			}
-			s.Notify(h.Rescan)
+			s.Notify(h.Overflow)
 		})
 	}()
 	loopDone := make(chan error, 1)

@@ -8,7 +8,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -31,6 +33,7 @@ type Config struct {
 	Excludes        []string
 	Delete          bool
 	MaxDelete       int
+	DeleteWindow    time.Duration
 	Transfers       int
 	StateDir        string
 	Listen          string
@@ -67,25 +70,7 @@ func Load(args []string, getenv func(string) string, out io.Writer) (Config, err
 	var c Config
 	var remote string
 	var excludes stringList
-	fs := flag.NewFlagSet("filesync", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	fs.StringVar(&c.Dir, "dir", "", "the local directory to sync (the shared emptyDir mount); required")
-	fs.StringVar(&remote, "remote", "", "where the files live: gs://BUCKET[/PREFIX]; required")
-	fs.BoolVar(&c.Once, "once", false, "one full two-way pass, then exit")
-	fs.BoolVar(&c.DryRun, "dry-run", false, "print the plan of one pass, change nothing")
-	fs.DurationVar(&c.PollInterval, "poll-interval", 2*time.Second, "how often the bucket is checked for changes")
-	fs.DurationVar(&c.RescanInterval, "rescan-interval", 5*time.Minute, "full local rescan, the safety net under fsnotify")
-	fs.DurationVar(&c.Settle, "settle", 500*time.Millisecond, "a file must be quiet this long (and closed) before it is uploaded")
-	fs.Var(&excludes, "exclude", "glob relative to --dir (`**` allowed) never synced on either side; repeatable (env: comma-separated)")
-	fs.BoolVar(&c.Delete, "delete", true, "propagate deletions (only of files known to have been in sync)")
-	fs.IntVar(&c.MaxDelete, "max-delete", 50, "a pass that would delete more than this percentage of known files deletes nothing")
-	fs.IntVar(&c.Transfers, "transfers", 8, "parallel uploads/downloads")
-	fs.StringVar(&c.StateDir, "state-dir", "", "directory keeping the last-synced state across container restarts")
-	fs.StringVar(&c.Listen, "listen", ":8090", "address of /healthz, /readyz and /metrics (empty: none)")
-	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 25*time.Second, "how long SIGTERM may spend flushing pending uploads")
-	fs.StringVar(&c.LogFormat, "log-format", "json", "json or text")
-	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
-
+	fs := newFlagSet(&c, &remote, &excludes)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			printUsage(fs, out)
@@ -101,6 +86,31 @@ func Load(args []string, getenv func(string) string, out io.Writer) (Config, err
 	}
 	c.Excludes = excludes
 	return c, c.validate(remote)
+}
+
+// newFlagSet declares every flag on a private flag set, bound to c.
+func newFlagSet(c *Config, remote *string, excludes *stringList) *flag.FlagSet {
+	fs := flag.NewFlagSet("filesync", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&c.Dir, "dir", "", "the local directory to sync (the shared emptyDir mount); required")
+	fs.StringVar(remote, "remote", "", "where the files live: gs://BUCKET[/PREFIX]; required")
+	fs.BoolVar(&c.Once, "once", false, "one full two-way pass, then exit")
+	fs.BoolVar(&c.DryRun, "dry-run", false, "print the plan of one pass, change nothing")
+	fs.DurationVar(&c.PollInterval, "poll-interval", 2*time.Second, "how often the bucket is checked for changes")
+	fs.DurationVar(&c.RescanInterval, "rescan-interval", 5*time.Minute, "full local rescan, the safety net under fsnotify")
+	fs.DurationVar(&c.Settle, "settle", 500*time.Millisecond, "a file must be quiet this long (and closed) before it is uploaded")
+	fs.Var(excludes, "exclude", "glob relative to --dir (`**` allowed) never synced on either side; repeatable (env: comma-separated)")
+	fs.BoolVar(&c.Delete, "delete", true, "propagate deletions (only of files known to have been in sync)")
+	fs.IntVar(&c.MaxDelete, "max-delete", 50, "the share (percent) of known files that may be deleted per --max-delete-window; a side missing more at once is a wipe, restored from the other")
+	fs.DurationVar(&c.DeleteWindow, "max-delete-window", time.Hour, "the time over which deletes are counted against --max-delete")
+	fs.IntVar(&c.Transfers, "transfers", 8, "parallel uploads/downloads")
+	fs.StringVar(&c.StateDir, "state-dir", "", "directory keeping the last-synced state across container restarts")
+	fs.StringVar(&c.Listen, "listen", ":8090", "address of /healthz, /readyz and /metrics (empty: none)")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 25*time.Second, "how long SIGTERM may spend flushing pending uploads")
+	fs.StringVar(&c.LogFormat, "log-format", "json", "json or text")
+	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
+
+	return fs
 }
 
 // applyEnv sets every flag that was not given on the command line from its environment twin.
@@ -148,7 +158,8 @@ func (c *Config) validate(remote string) error {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"poll-interval", c.PollInterval}, {"rescan-interval", c.RescanInterval}, {"shutdown-timeout", c.ShutdownTimeout}} {
+	}{{"poll-interval", c.PollInterval}, {"rescan-interval", c.RescanInterval}, {"shutdown-timeout", c.ShutdownTimeout},
+		{"max-delete-window", c.DeleteWindow}} {
 		if d.v <= 0 {
 			return usagef("--%s %v: must be positive", d.name, d.v)
 		}
@@ -172,6 +183,11 @@ func (c *Config) validate(remote string) error {
 			return usagef("--state-dir %s: not a directory", c.StateDir)
 		}
 	}
+	if c.Listen != "" {
+		if err := checkListen(c.Listen); err != nil {
+			return usagef("--listen %q: %v", c.Listen, err)
+		}
+	}
 	switch c.LogFormat {
 	case "json", "text":
 	default:
@@ -183,6 +199,47 @@ func (c *Config) validate(remote string) error {
 		return usagef("--log-level %q: want debug, info, warn or error", c.LogLevel)
 	}
 	return nil
+}
+
+// checkListen accepts HOST:PORT, [IPv6]:PORT and :PORT, with a port from 0 to 65535.
+func checkListen(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	var ae *net.AddrError
+	if errors.As(err, &ae) {
+		return errors.New(ae.Err + " (want HOST:PORT or :PORT)")
+	}
+	if err != nil {
+		return err
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("port %q: want a number from 0 to 65535", port)
+	}
+	if strings.ContainsAny(host, " /") {
+		return fmt.Errorf("host %q: not a host name or IP address", host)
+	}
+	return nil
+}
+
+// UnknownEnv returns the FILESYNC_ variables of environ that are no flag's twin (a misspelling is
+// otherwise silently ignored). Variables Kubernetes injects for a Service named filesync
+// (FILESYNC_SERVICE_HOST, FILESYNC_PORT_8090_TCP, ...) are not reported.
+func UnknownEnv(environ []string) []string {
+	known := map[string]bool{}
+	fs := newFlagSet(&Config{}, new(string), new(stringList))
+	fs.VisitAll(func(f *flag.Flag) { known[EnvName(f.Name)] = true })
+	var out []string
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(name, EnvPrefix) || known[name] {
+			continue
+		}
+		rest := strings.TrimPrefix(name, EnvPrefix)
+		if rest == "PORT" || strings.HasPrefix(rest, "PORT_") || strings.HasPrefix(rest, "SERVICE_") {
+			continue
+		}
+		out = append(out, name)
+	}
+	return out
 }
 
 func printUsage(fs *flag.FlagSet, out io.Writer) {

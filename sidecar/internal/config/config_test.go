@@ -34,10 +34,12 @@ func TestLoad(t *testing.T) {
 			"FILESYNC_EXCLUDE": "cache/**, *.tmp", "FILESYNC_DELETE": "false", "FILESYNC_MAX_DELETE": "10",
 			"FILESYNC_TRANSFERS": "4", "FILESYNC_STATE_DIR": dir, "FILESYNC_LISTEN": "127.0.0.1:0",
 			"FILESYNC_SHUTDOWN_TIMEOUT": "5s", "FILESYNC_LOG_FORMAT": "text", "FILESYNC_LOG_LEVEL": "debug",
+			"FILESYNC_MAX_DELETE_WINDOW": "10m",
 		}, check: func(t *testing.T, c Config) {
 			want := Config{Dir: dir, Once: true, DryRun: true, PollInterval: 3 * time.Second, RescanInterval: time.Minute,
 				Settle: time.Second, Excludes: []string{"cache/**", "*.tmp"}, Delete: false, MaxDelete: 10, Transfers: 4,
-				StateDir: dir, Listen: "127.0.0.1:0", ShutdownTimeout: 5 * time.Second, LogFormat: "text", LogLevel: "debug"}
+				StateDir: dir, Listen: "127.0.0.1:0", ShutdownTimeout: 5 * time.Second, LogFormat: "text", LogLevel: "debug",
+				DeleteWindow: 10 * time.Minute}
 			want.Remote = c.Remote
 			if c.Remote.Bucket != "bk2" || strings.Join(c.Excludes, "|") != "cache/**|*.tmp" {
 				t.Fatalf("remote/excludes: %+v", c)
@@ -76,6 +78,9 @@ func TestLoad(t *testing.T) {
 			env: map[string]string{"FILESYNC_LOG_LEVEL": "loud"}, wantErr: "--log-level"},
 		{name: "unknown flag", args: []string{"--dri", dir}, wantErr: "-dri"},
 		{name: "stray argument", args: []string{"--dir", dir, "--remote", "gs://bkt", "extra"}, wantErr: `unexpected argument "extra"`},
+		{name: "malformed listen", args: []string{"--dir", dir, "--remote", "gs://bkt", "--listen", "bogus"}, wantErr: `--listen "bogus"`},
+		{name: "listen port out of range", args: []string{"--dir", dir, "--remote", "gs://bkt", "--listen", ":99999"}, wantErr: "--listen"},
+		{name: "zero delete window", args: []string{"--dir", dir, "--remote", "gs://bkt", "--max-delete-window", "0s"}, wantErr: "--max-delete-window 0s"},
 		{name: "bad state dir", args: []string{"--dir", dir, "--remote", "gs://bkt", "--state-dir", dir + "/x"}, wantErr: "--state-dir"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -94,6 +99,14 @@ func TestLoad(t *testing.T) {
 				t.Fatalf("usage errors are one line: %q", err)
 			}
 		})
+	}
+}
+
+func TestUnknownEnv(t *testing.T) {
+	got := UnknownEnv([]string{"FILESYNC_DIR=/x", "FILESYNC_POLL_INTERVALL=1s", "FILESYNC_SERVICE_HOST=10.0.0.1",
+		"FILESYNC_PORT_8090_TCP=tcp://x", "FILESYNC_PORT=tcp://x", "HOME=/root", "FILESYNC_MAX_DELETE_WINDOW=1h"})
+	if strings.Join(got, ",") != "FILESYNC_POLL_INTERVALL" {
+		t.Fatalf("UnknownEnv = %v", got)
 	}
 }
 

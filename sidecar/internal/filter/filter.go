@@ -7,25 +7,34 @@ import (
 	"fmt"
 	"path"
 	"strings"
+	"unicode/utf8"
 )
 
-// InternalDir is the bucket folder (under the prefix) that filesync keeps for itself (conflict copies).
-// It is never synced in either direction.
+// InternalDir is the folder that filesync keeps for itself, in the bucket under the prefix (conflict
+// copies) and in the directory (download temp files, localfs.TempDir). It is never synced or watched.
 const InternalDir = ".filesync"
 
-// TempPrefix starts the names of the temporary files downloads are written to. Such files are never synced.
-const TempPrefix = ".filesync-tmp-"
+// maxSegment is the longest path segment (bytes) local filesystems take (NAME_MAX).
+const maxSegment = 255
 
 // ErrUnsafe marks a name that must never be written locally.
 var ErrUnsafe = errors.New("unsafe name")
 
 // Filter holds compiled exclude globs. The zero value excludes nothing but internal names.
 type Filter struct {
-	globs []string
+	globs []glob
 }
 
-// New validates the globs (slash-separated, relative to the synced directory, `**` matches any number of
-// path segments, the rest is path.Match syntax).
+type glob struct {
+	segs    []string
+	dirOnly bool // the pattern ended in "/": it matches directories (and so everything below them) only
+}
+
+// New validates the globs. They read as in .gitignore: slash-separated, relative to the synced directory;
+// a pattern without a slash (other than a trailing one) matches at any depth ("*.log", "cache"), one with
+// a slash is anchored at the top ("uploads/*/private", "/debug.log"); a trailing slash matches directories
+// only ("tmp/"); `**` matches any number of segments; the rest is path.Match syntax. A pattern that
+// matches a directory excludes everything below it.
 func New(globs []string) (*Filter, error) {
 	f := &Filter{}
 	for _, g := range globs {
@@ -33,22 +42,33 @@ func New(globs []string) (*Filter, error) {
 		if g == "" {
 			continue
 		}
+		orig := g
+		dirOnly := strings.HasSuffix(g, "/")
+		g = strings.TrimRight(g, "/")
+		anchored := strings.Contains(g, "/")
 		g = strings.TrimPrefix(g, "/")
-		for _, seg := range strings.Split(g, "/") {
+		if g == "" {
+			return nil, fmt.Errorf("exclude %q: matches nothing (or everything); name a path", orig)
+		}
+		segs := strings.Split(g, "/")
+		for _, seg := range segs {
+			if seg == "" {
+				return nil, fmt.Errorf("exclude %q: empty path segment", orig)
+			}
 			if seg == "**" {
 				continue
 			}
 			if _, err := path.Match(seg, ""); err != nil {
-				return nil, fmt.Errorf("exclude %q: %w", g, err)
+				return nil, fmt.Errorf("exclude %q: %w", orig, err)
 			}
 		}
-		f.globs = append(f.globs, g)
+		if !anchored {
+			segs = append([]string{"**"}, segs...)
+		}
+		f.globs = append(f.globs, glob{segs: segs, dirOnly: dirOnly})
 	}
 	return f, nil
 }
-
-// Globs returns the exclude patterns in use.
-func (f *Filter) Globs() []string { return append([]string(nil), f.globs...) }
 
 // CheckName reports whether rel (a slash-separated path relative to the directory, from an object name or a
 // local walk) may be synced. It returns ErrUnsafe for names that could escape the directory or that the local
@@ -67,11 +87,16 @@ func CheckName(rel string) error {
 		return fmt.Errorf("%w: directory placeholder", ErrUnsafe)
 	case len(rel) >= 2 && rel[1] == ':':
 		return fmt.Errorf("%w: drive letter", ErrUnsafe)
+	case !utf8.ValidString(rel):
+		return fmt.Errorf("%w: not valid UTF-8 (GCS object names must be)", ErrUnsafe)
 	}
 	for _, seg := range strings.Split(rel, "/") {
 		switch seg {
 		case "", ".", "..":
 			return fmt.Errorf("%w: %q segment", ErrUnsafe, seg)
+		}
+		if len(seg) > maxSegment {
+			return fmt.Errorf("%w: a path segment of %d bytes (local filesystems take %d)", ErrUnsafe, len(seg), maxSegment)
 		}
 	}
 	for _, r := range rel {
@@ -82,37 +107,47 @@ func CheckName(rel string) error {
 	return nil
 }
 
-// Internal reports whether rel belongs to filesync itself (its bucket folder or a download temp file).
+// Internal reports whether rel belongs to filesync itself (its folder, in the bucket or the directory).
 func Internal(rel string) bool {
-	if rel == InternalDir || strings.HasPrefix(rel, InternalDir+"/") {
-		return true
-	}
-	return strings.HasPrefix(path.Base(rel), TempPrefix)
+	return rel == InternalDir || strings.HasPrefix(rel, InternalDir+"/")
 }
 
-// Excluded reports whether rel matches one of the exclude globs. A glob also excludes everything below a
-// directory it matches ("cache" excludes "cache/a.txt").
-func (f *Filter) Excluded(rel string) bool {
+// Excluded reports whether the file (or object) rel matches one of the exclude globs, itself or through a
+// directory above it ("cache" excludes "cache/a.txt").
+func (f *Filter) Excluded(rel string) bool { return f.excluded(rel, false) }
+
+func (f *Filter) excluded(rel string, isDir bool) bool {
 	if f == nil {
 		return false
 	}
+	name := strings.Split(rel, "/")
 	for _, g := range f.globs {
-		if match(strings.Split(g, "/"), strings.Split(rel, "/"), true) {
-			return true
+		// Every directory above rel, then rel itself (for a directory-only glob, only if it is one).
+		for n := 1; n <= len(name); n++ {
+			if n == len(name) && g.dirOnly && !isDir {
+				break
+			}
+			if match(g.segs, name[:n]) {
+				return true
+			}
 		}
 	}
 	return false
 }
 
-// Skip reports whether rel takes no part in the sync: internal or excluded. Unsafe names are checked
-// separately with CheckName because they deserve a warning.
+// Skip reports whether the file rel takes no part in the sync: internal or excluded. Unsafe names are
+// checked separately with CheckName because they deserve a warning.
 func (f *Filter) Skip(rel string) bool {
-	return Internal(rel) || f.Excluded(rel)
+	return Internal(rel) || f.excluded(rel, false)
 }
 
-// match matches pattern segments against name segments; `**` matches zero or more segments. With prefixOK,
-// a pattern that matches a leading part of the name (a directory) matches the whole name.
-func match(pat, name []string, prefixOK bool) bool {
+// SkipDir is Skip for a directory: walks do not enter it.
+func (f *Filter) SkipDir(rel string) bool {
+	return Internal(rel) || f.excluded(rel, true)
+}
+
+// match matches pattern segments against all of name's segments; `**` matches zero or more segments.
+func match(pat, name []string) bool {
 	for len(pat) > 0 {
 		if pat[0] == "**" {
 			rest := pat[1:]
@@ -120,7 +155,7 @@ func match(pat, name []string, prefixOK bool) bool {
 				return true
 			}
 			for i := 0; i <= len(name); i++ {
-				if match(rest, name[i:], prefixOK) {
+				if match(rest, name[i:]) {
 					return true
 				}
 			}
@@ -134,5 +169,5 @@ func match(pat, name []string, prefixOK bool) bool {
 		}
 		pat, name = pat[1:], name[1:]
 	}
-	return len(name) == 0 || prefixOK
+	return len(name) == 0
 }

@@ -2,6 +2,7 @@ package filter
 
 import (
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -26,6 +27,9 @@ func TestCheckName(t *testing.T) {
 		{`a\b`, false},
 		{"C:evil", false},
 		{"line\nbreak", false},
+		{"bad\xffutf8.jpg", false},
+		{strings.Repeat("a", 255) + "/ok", true},
+		{"uploads/" + strings.Repeat("a", 256), false},
 	} {
 		err := CheckName(tc.name)
 		if (err == nil) != tc.ok {
@@ -38,7 +42,7 @@ func TestCheckName(t *testing.T) {
 }
 
 func TestExcluded(t *testing.T) {
-	f, err := New([]string{"cache/**", "*.tmp", "**/node_modules", "upgrade", "uploads/*/private/**"})
+	f, err := New([]string{"cache/**", "*.tmp", "**/node_modules", "upgrade", "uploads/*/private/**", "tmp/", "/debug.log"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +55,14 @@ func TestExcluded(t *testing.T) {
 		{"cache", true},
 		{"cachex/a", false},
 		{"a.tmp", true},
-		{"dir/a.tmp", false},
+		{"dir/a.tmp", true}, // no slash: any depth, as in .gitignore
+		{"upgrade", true},
+		{"plugins/upgrade/x.zip", true},
+		{"tmp/x", true}, // trailing slash: the directory and all below it
+		{"a/tmp/x/y", true},
+		{"tmp", false}, // a file named tmp is not a directory
+		{"debug.log", true},
+		{"sub/debug.log", false}, // anchored by the leading slash
 		{"node_modules/x.js", true},
 		{"plugins/foo/node_modules/x.js", true},
 		{"upgrade/wordpress.zip", true},
@@ -65,9 +76,18 @@ func TestExcluded(t *testing.T) {
 	}
 }
 
+func TestSkipDir(t *testing.T) {
+	f, _ := New([]string{"tmp/", "cache"})
+	if !f.SkipDir("tmp") || !f.SkipDir("x/tmp") || !f.SkipDir("cache") || f.SkipDir("uploads") || !f.SkipDir(".filesync") {
+		t.Fatal("SkipDir")
+	}
+}
+
 func TestNewRejectsBadGlob(t *testing.T) {
-	if _, err := New([]string{"a/[b"}); err == nil {
-		t.Fatal("want error for malformed glob")
+	for _, g := range []string{"a/[b", "/", "a//b"} {
+		if _, err := New([]string{g}); err == nil {
+			t.Errorf("New(%q): want error", g)
+		}
 	}
 }
 
@@ -75,7 +95,8 @@ func TestInternal(t *testing.T) {
 	for rel, want := range map[string]bool{
 		".filesync":                 true,
 		".filesync/conflicts/a.1.2": true,
-		"a/.filesync-tmp-123":       true,
+		".filesync/tmp/0123abcd":    true,
+		"a/.filesync-tmp-123":       false, // an app file like any other
 		".filesyncx":                false,
 		"uploads/a.jpg":             false,
 		"uploads/.filesync/x":       false,

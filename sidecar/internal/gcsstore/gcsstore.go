@@ -35,6 +35,10 @@ type Object struct {
 	Generation int64
 	Size       int64
 	CRC32C     uint32
+	// ContentEncoding is the object's Content-Encoding ("gzip" for objects stored compressed). The client
+	// decompresses such objects on read, so their bytes cannot be checked against CRC32C (which covers the
+	// stored, compressed bytes).
+	ContentEncoding string
 }
 
 // Remote is a parsed gs://BUCKET[/PREFIX] location.
@@ -166,7 +170,7 @@ func (s *Store) List(ctx context.Context, fn func(Object)) error {
 	if s.remote.Prefix == "" {
 		q.Prefix = ""
 	}
-	if err := q.SetAttrSelection([]string{"Name", "Generation", "Size", "CRC32C"}); err != nil {
+	if err := q.SetAttrSelection([]string{"Name", "Generation", "Size", "CRC32C", "ContentEncoding"}); err != nil {
 		return fmt.Errorf("list: %w", err)
 	}
 	pager := iterator.NewPager(s.bucket.Objects(ctx, q), 1000, "")
@@ -178,7 +182,8 @@ func (s *Store) List(ctx context.Context, fn func(Object)) error {
 			return fmt.Errorf("list %s: %w", s.remote, mapErr(err))
 		}
 		for _, a := range page {
-			fn(Object{Name: strings.TrimPrefix(a.Name, q.Prefix), Generation: a.Generation, Size: a.Size, CRC32C: a.CRC32C})
+			fn(Object{Name: strings.TrimPrefix(a.Name, q.Prefix), Generation: a.Generation, Size: a.Size, CRC32C: a.CRC32C,
+				ContentEncoding: a.ContentEncoding})
 		}
 		if next == "" {
 			return nil
@@ -188,13 +193,9 @@ func (s *Store) List(ctx context.Context, fn func(Object)) error {
 }
 
 // Open returns a reader of generation gen of rel. The reader's Object tells size and CRC32C.
-//
-// The bytes are read as stored: an object written with Content-Encoding: gzip arrives compressed, because
-// its CRC32C and size describe the stored bytes and a sync tool keeps what the bucket holds (rclone does
-// the same by default). Decompressing would make every such object fail its checksum forever.
 func (s *Store) Open(ctx context.Context, rel string, gen int64) (*Reader, error) {
 	s.request(OpRead)
-	r, err := s.bucket.Object(s.objectName(rel)).Generation(gen).ReadCompressed(true).NewReader(ctx)
+	r, err := s.bucket.Object(s.objectName(rel)).Generation(gen).NewReader(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", s.objectName(rel), mapErr(err))
 	}

@@ -5,10 +5,11 @@ import (
 	"syscall"
 )
 
-// InUse reports whether another process holds rel open. It asks the kernel for a write lease, which is
-// granted only when nobody else has the file open (see fcntl(2), F_SETLEASE); the lease is dropped at once.
-// This is how a file that the app is still writing is told apart from one that is closed: across
-// containers too, since they share the kernel. Where leases are unavailable (disabled, unsupported
+// InUse reports whether another process holds rel open for writing. It asks the kernel for a read lease,
+// which is refused exactly when someone has the file open for writing (see fcntl(2), F_SETLEASE; a write
+// lease would also be refused for readers, so a `tail -f` would block the upload forever); the lease is
+// dropped at once. This is how a file that the app is still writing is told apart from one that is
+// closed: across containers too, since they share the kernel. Where leases are unavailable (disabled, unsupported
 // filesystem, a file owned by another user), it answers false and the settle time alone decides.
 func (d *Dir) InUse(rel string) bool {
 	fh, err := d.root.Open(rel)
@@ -17,7 +18,7 @@ func (d *Dir) InUse(rel string) bool {
 	}
 	defer fh.Close()
 	fd := fh.Fd()
-	_, _, errno := syscall.Syscall(syscall.SYS_FCNTL, fd, syscall.F_SETLEASE, syscall.F_WRLCK)
+	_, _, errno := syscall.Syscall(syscall.SYS_FCNTL, fd, syscall.F_SETLEASE, syscall.F_RDLCK)
 	if errno == 0 {
 		_, _, _ = syscall.Syscall(syscall.SYS_FCNTL, fd, syscall.F_SETLEASE, syscall.F_UNLCK)
 		return false

@@ -1,6 +1,6 @@
 // Package localfs is the synced directory: a scan of its regular files, and writes that are confined under
-// it (os.Root), atomic (temp file in the same directory, CRC32C check, fsync, rename) and that never follow
-// symlinks out of it.
+// it (os.Root), atomic (a temp file in filesync's own folder .filesync/tmp, CRC32C check, rename; one syncfs
+// before the base records them) and that never go through a symlink.
 package localfs
 
 import (
@@ -13,9 +13,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path"
-	"strings"
-	"time"
 
 	"github.com/filesync/filesync/sidecar/internal/filter"
 )
@@ -29,7 +26,16 @@ var (
 	ErrChanged = errors.New("local file changed since it was scanned")
 	// ErrCorrupt: downloaded bytes do not match the expected CRC32C or size; nothing was published.
 	ErrCorrupt = errors.New("checksum mismatch")
+	// ErrSymlink: a parent of the path is a symbolic link; nothing is ever written or removed through one.
+	ErrSymlink = errors.New("path goes through a symlink")
+	// ErrClash: the path is a directory holding files, so a file cannot take its place.
+	ErrClash = errors.New("a directory with files is in the way")
 )
+
+// TempDir is where downloads are written before they are renamed into place: filesync's own folder under
+// the directory (filter.InternalDir, never synced or watched), so no app file can be mistaken for a temp
+// file, and everything in it at start is a leftover of a crash.
+const TempDir = filter.InternalDir + "/tmp"
 
 // Stamp identifies a version of a local file cheaply (no hashing): size and modification time.
 type Stamp struct {
@@ -54,7 +60,8 @@ type Dir struct {
 	path string
 }
 
-// Open opens the directory; every later operation is confined under it.
+// Open opens the directory; every later operation is confined under it. Temp files left in TempDir by
+// an earlier run (a crash mid-download) are removed, whatever their age.
 func Open(dir string) (*Dir, error) {
 	fi, err := os.Stat(dir)
 	if err != nil {
@@ -67,11 +74,27 @@ func Open(dir string) (*Dir, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", dir, err)
 	}
-	return &Dir{root: r, path: dir}, nil
+	d := &Dir{root: r, path: dir}
+	if err := d.resetTemp(); err != nil {
+		r.Close()
+		return nil, err
+	}
+	return d, nil
 }
 
-// Path returns the directory's path.
-func (d *Dir) Path() string { return d.path }
+// resetTemp empties TempDir (creating it if needed). It refuses a TempDir that is not a plain directory.
+func (d *Dir) resetTemp() error {
+	if fi, err := d.root.Lstat(filter.InternalDir); err == nil && !fi.IsDir() {
+		return fmt.Errorf("open %s: %s exists and is not a directory (it is reserved for filesync)", d.path, filter.InternalDir)
+	}
+	if err := d.root.RemoveAll(TempDir); err != nil {
+		return fmt.Errorf("open %s: removing leftover temp files: %w", d.path, err)
+	}
+	if err := d.root.MkdirAll(TempDir, 0o755); err != nil {
+		return fmt.Errorf("open %s: %w", d.path, err)
+	}
+	return nil
+}
 
 // Close releases the directory.
 func (d *Dir) Close() error { return d.root.Close() }
@@ -81,7 +104,7 @@ type ScanOptions struct {
 	// Cache returns a CRC32C computed earlier for a file with this stamp, if any; such files are not read.
 	Cache func(rel string, s Stamp) (uint32, bool)
 	// Fresh reports whether a file is still settling (recently modified): it is listed but not hashed.
-	Fresh func(s Stamp) bool
+	Fresh func(rel string, s Stamp) bool
 }
 
 // ScanResult is what Scan found.
@@ -89,33 +112,40 @@ type ScanResult struct {
 	Files map[string]File
 	// Unsafe lists local names that cannot be synced safely (e.g. a backslash); they are left alone.
 	Unsafe []string
+	// Unreadable maps paths that could not be read (a file or a whole directory: permissions, I/O errors,
+	// lost+found for a non-root user) to the error. They are neither present nor missing: callers must
+	// leave every path at or under them alone.
+	Unreadable map[string]error
 	// Hashed counts the files that had to be read because the cache did not know their stamp.
 	Hashed int
 }
 
 // Scan walks the directory and returns its regular files, keyed by slash-separated relative path. Symlinks,
 // devices and the like are skipped, and so are paths the filter skips (excluded directories are not
-// entered). A file is hashed only when the cache does not know its stamp and it is not fresh.
+// entered). A file is hashed only when the cache does not know its stamp and it is not fresh. A file or
+// directory that cannot be read is reported in Unreadable and the walk goes on: only an unreadable root
+// fails the scan.
 func (d *Dir) Scan(f *filter.Filter, opt ScanOptions) (ScanResult, error) {
-	res := ScanResult{Files: map[string]File{}}
+	res := ScanResult{Files: map[string]File{}, Unreadable: map[string]error{}}
 	fsys := d.root.FS()
 	err := fs.WalkDir(fsys, ".", func(rel string, de fs.DirEntry, err error) error {
-		if err != nil {
-			if rel != "." && errors.Is(err, fs.ErrNotExist) {
-				return nil // removed while we walked
-			}
+		isDir := de != nil && de.IsDir()
+		switch {
+		case rel == ".":
 			return err
-		}
-		if rel == "." {
+		case isDir && f.SkipDir(rel):
+			return fs.SkipDir
+		case !isDir && f.Skip(rel):
 			return nil
-		}
-		if f.Skip(rel) {
-			if de.IsDir() {
+		case err != nil && errors.Is(err, fs.ErrNotExist):
+			return nil // removed while we walked
+		case err != nil:
+			res.Unreadable[rel] = err
+			if isDir {
 				return fs.SkipDir
 			}
 			return nil
-		}
-		if de.IsDir() {
+		case isDir:
 			return nil
 		}
 		if !de.Type().IsRegular() {
@@ -139,7 +169,7 @@ func (d *Dir) Scan(f *filter.Filter, opt ScanOptions) (ScanResult, error) {
 				return nil
 			}
 		}
-		if opt.Fresh != nil && opt.Fresh(st) {
+		if opt.Fresh != nil && opt.Fresh(rel, st) {
 			res.Files[rel] = File{Stamp: st, Fresh: true}
 			return nil
 		}
@@ -148,7 +178,8 @@ func (d *Dir) Scan(f *filter.Filter, opt ScanOptions) (ScanResult, error) {
 			return nil
 		}
 		if err != nil {
-			return err
+			res.Unreadable[rel] = err
+			return nil
 		}
 		res.Hashed++
 		res.Files[rel] = File{Stamp: st2, CRC32C: crc}
@@ -236,23 +267,20 @@ func (d *Dir) check(rel string, e Expect) error {
 	return nil
 }
 
-// WriteAtomic writes r to rel: into a hidden temp file in the same directory, checked against size and
-// crc32c, fsynced, then renamed over rel, so the app never sees a partial or corrupt file. The existing
-// path must still match e. Parent directories are created (0755); the file is 0644 and gets modTime when
-// it is non-zero.
+// WriteAtomic writes r to rel: into a temp file in TempDir, checked against size and crc32c, then renamed
+// over rel, so the app never sees a partial or corrupt file. The existing path must still match e. Parent
+// directories are created (0755), never through a symlink (ErrSymlink); a directory at rel that holds no
+// files (left behind when its files were deleted) is replaced, one with files is not (ErrClash). The file
+// is 0644.
 func (d *Dir) WriteAtomic(rel string, r io.Reader, size int64, crc uint32, e Expect) (Stamp, error) {
-	dir := path.Dir(rel)
-	var rnd [6]byte
+	var rnd [8]byte
 	_, _ = rand.Read(rnd[:])
-	tmp := path.Join(dir, filter.TempPrefix+hex.EncodeToString(rnd[:]))
-	// Optimistic: the directory usually exists; create it only when the first attempt says it does not.
-	// (Path operations under os.Root walk the path one component at a time: each one saved counts.)
+	tmp := TempDir + "/" + hex.EncodeToString(rnd[:])
 	fh, err := d.root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if errors.Is(err, fs.ErrNotExist) && dir != "." {
-		if err := d.root.MkdirAll(dir, 0o755); err != nil {
-			return Stamp{}, fmt.Errorf("mkdir %s: %w", dir, err)
+	if errors.Is(err, fs.ErrNotExist) { // TempDir removed under us: make it again
+		if err = d.root.MkdirAll(TempDir, 0o755); err == nil {
+			fh, err = d.root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 		}
-		fh, err = d.root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	}
 	if err != nil {
 		return Stamp{}, fmt.Errorf("create temp for %s: %w", rel, err)
@@ -286,7 +314,7 @@ func (d *Dir) WriteAtomic(rel string, r io.Reader, size int64, crc uint32, e Exp
 	if err := fh.Close(); err != nil {
 		return Stamp{}, fmt.Errorf("close %s: %w", rel, err)
 	}
-	if err := d.check(rel, e); err != nil {
+	if err := d.prepare(rel, e); err != nil {
 		return Stamp{}, err
 	}
 	if err := d.root.Rename(tmp, rel); err != nil {
@@ -296,13 +324,78 @@ func (d *Dir) WriteAtomic(rel string, r io.Reader, size int64, crc uint32, e Exp
 	return StampOf(fi), nil
 }
 
+// prepare readies rel to be replaced: its parents exist and none is a symlink, an empty directory tree in
+// its place is removed, and what is there still matches e.
+func (d *Dir) prepare(rel string, e Expect) error {
+	if err := d.checkParents(rel, true); err != nil {
+		return err
+	}
+	if fi, err := d.root.Lstat(rel); err == nil && fi.IsDir() {
+		if !e.Absent {
+			return fmt.Errorf("%s: %w", rel, ErrChanged)
+		}
+		if err := d.removeEmptyTree(rel); err != nil {
+			return err
+		}
+	}
+	return d.check(rel, e)
+}
+
+// checkParents fails with ErrSymlink if a parent directory of rel is a symlink, and with ErrClash if one
+// is a file. With create, missing parents are made.
+func (d *Dir) checkParents(rel string, create bool) error {
+	for i := 0; i < len(rel); i++ {
+		if rel[i] != '/' {
+			continue
+		}
+		dir := rel[:i]
+		fi, err := d.root.Lstat(dir)
+		switch {
+		case errors.Is(err, fs.ErrNotExist) && create:
+			if err := d.root.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+				return fmt.Errorf("mkdir %s: %w", dir, err)
+			}
+		case errors.Is(err, fs.ErrNotExist):
+			return nil
+		case err != nil:
+			return err
+		case fi.Mode()&fs.ModeSymlink != 0:
+			return fmt.Errorf("%s: %w (%s)", rel, ErrSymlink, dir)
+		case !fi.IsDir():
+			return fmt.Errorf("%s: %w (%s is a file)", rel, ErrClash, dir)
+		}
+	}
+	return nil
+}
+
+// removeEmptyTree removes dir if it holds nothing but empty directories; otherwise ErrClash.
+func (d *Dir) removeEmptyTree(dir string) error {
+	files := 0
+	_ = fs.WalkDir(d.root.FS(), dir, func(_ string, de fs.DirEntry, err error) error {
+		if err != nil || !de.IsDir() {
+			files++
+		}
+		return nil
+	})
+	if files > 0 {
+		return fmt.Errorf("%s: %w", dir, ErrClash)
+	}
+	if err := d.root.RemoveAll(dir); err != nil {
+		return fmt.Errorf("remove empty directory %s: %w", dir, err)
+	}
+	return nil
+}
+
 // writeBuffer sizes the write buffer to the file (fewer write syscalls), between 32 KiB and 1 MiB.
 func writeBuffer(size int64) int {
 	return int(min(max(size, 32<<10), 1<<20))
 }
 
-// Remove deletes rel if it still has the stamp the plan saw.
+// Remove deletes rel if it still has the stamp the plan saw, never through a symlink.
 func (d *Dir) Remove(rel string, want Stamp) error {
+	if err := d.checkParents(rel, false); err != nil {
+		return err
+	}
 	if err := d.check(rel, Expect{Stamp: want}); err != nil {
 		return err
 	}
@@ -310,25 +403,6 @@ func (d *Dir) Remove(rel string, want Stamp) error {
 		return fmt.Errorf("remove %s: %w", rel, err)
 	}
 	return nil
-}
-
-// RemoveStaleTemps removes download temp files left by a crash. It returns how many it removed.
-func (d *Dir) RemoveStaleTemps(olderThan time.Duration, now time.Time) (int, error) {
-	n := 0
-	err := fs.WalkDir(d.root.FS(), ".", func(rel string, de fs.DirEntry, err error) error {
-		if err != nil {
-			return nil
-		}
-		if de.Type().IsRegular() && strings.HasPrefix(path.Base(rel), filter.TempPrefix) {
-			if fi, err := de.Info(); err == nil && now.Sub(fi.ModTime()) > olderThan {
-				if d.root.Remove(rel) == nil {
-					n++
-				}
-			}
-		}
-		return nil
-	})
-	return n, err
 }
 
 // CRC32C returns the Castagnoli CRC of b (handy for tests and callers that hold bytes).

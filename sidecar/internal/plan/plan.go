@@ -108,16 +108,46 @@ type Input struct {
 	Settle time.Duration
 	// Delete propagates deletions (under the base rules); without it, a file missing on one side is restored.
 	Delete bool
-	// MaxDeletePercent: a plan that deletes more than this share of the known (base) files deletes nothing.
+	// MaxDeletePercent is the --max-delete guard: the share of the known (base) files that may be deleted.
+	// A side missing more than this share at once (or all of them) is wiped: it is restored from the other
+	// side and nothing is deleted. Deletes over the window that exceed it are withheld (BlockedDeletes).
 	MaxDeletePercent int
-	// Skip, when set, leaves paths alone (e.g. paths backing off after a failure).
+	// Window is the delete budget carried from the previous plans (zero: none open yet); WindowLength is
+	// how long one window lasts (--max-delete-window).
+	Window       DeleteWindow
+	WindowLength time.Duration
+	// Skip, when set, leaves paths alone (e.g. paths backing off after a failure, unreadable ones). A
+	// skipped path never counts as missing.
 	Skip func(path string) bool
 }
 
-// MinGuardedDeletes is the number of deletes at or under which the --max-delete guard never trips, so that
-// removing a handful of files from a small tree is not mistaken for a mass delete. An empty directory never
-// deletes anything, whatever its size (see Compute).
-const MinGuardedDeletes = 10
+// DeleteWindow is the --max-delete budget over time: deletes are counted from Start, for WindowLength,
+// against the files known when the window opened. A slow wipe (an object deleted every few seconds, each
+// pass seeing a handful) spends the same budget as a fast one.
+type DeleteWindow struct {
+	Start   time.Time // zero: no window open
+	Known   int       // base entries when the window opened
+	Deleted int       // deletes carried out in the window so far (the caller adds the ones that succeed)
+}
+
+// roll returns the window in force at now: w, or a new one if w expired or was never opened.
+func (w DeleteWindow) roll(now time.Time, length time.Duration, known int) DeleteWindow {
+	if w.Start.IsZero() || now.Sub(w.Start) >= length || now.Before(w.Start) {
+		return DeleteWindow{Start: now, Known: known}
+	}
+	return w
+}
+
+// Allows reports whether n more deletes fit the budget of maxPercent.
+func (w DeleteWindow) Allows(n, maxPercent int) bool {
+	return (w.Deleted+n)*100 <= maxPercent*w.Known
+}
+
+// Wiped reports whether a side that lacks missing of the known files has been wiped: it lacks all of
+// them, or more than maxPercent of them at once.
+func Wiped(missing, known, maxPercent int) bool {
+	return known > 0 && (missing == known || missing*100 > maxPercent*known)
+}
 
 // Plan is the outcome of Compute.
 type Plan struct {
@@ -127,10 +157,13 @@ type Plan struct {
 	Unsettled map[string]time.Time
 	// BlockedDeletes holds the deletes withheld by the --max-delete guard; empty when it did not trip.
 	BlockedDeletes []Action
-	// Known is the number of base entries the guard compared against.
+	// Known is the number of base entries the wipe rule compared against.
 	Known int
-	// LocalEmpty is true when the directory was empty while the base was not: deletes became restores.
-	LocalEmpty bool
+	// LocalWiped and RemoteWiped tell that a side had lost more than --max-delete of the known files at
+	// once (or all of them): its missing files are restored from the other side, nothing is deleted.
+	LocalWiped, RemoteWiped bool
+	// Window is the delete budget in force for this plan (Deleted not yet counting this plan's deletes).
+	Window DeleteWindow
 }
 
 // Count returns how many actions of op the plan holds.
@@ -159,9 +192,17 @@ func (p Plan) String() string {
 	for _, path := range paths {
 		fmt.Fprintf(&b, "%-13s %s: modified less than the settle time ago\n", "wait", path)
 	}
+	for _, w := range []struct {
+		side  string
+		wiped bool
+	}{{"local directory", p.LocalWiped}, {"bucket", p.RemoteWiped}} {
+		if w.wiped {
+			fmt.Fprintf(&b, "WIPED: the %s lacks most of the %d known files; restoring it, deleting nothing\n", w.side, p.Known)
+		}
+	}
 	if len(p.BlockedDeletes) > 0 {
-		fmt.Fprintf(&b, "BLOCKED: %d deletes of %d known files exceed --max-delete; nothing deleted\n",
-			len(p.BlockedDeletes), p.Known)
+		fmt.Fprintf(&b, "BLOCKED: %d deletes, after %d in the window since %s, exceed --max-delete of the %d files known then; nothing deleted\n",
+			len(p.BlockedDeletes), p.Window.Deleted, p.Window.Start.UTC().Format(time.RFC3339), p.Window.Known)
 		for _, a := range p.BlockedDeletes {
 			fmt.Fprintf(&b, "  blocked %s\n", a)
 		}
@@ -169,17 +210,35 @@ func (p Plan) String() string {
 	return b.String()
 }
 
-// Compute returns the plan that brings local and remote together. Its rules (DESIGN.md, "Sync semantics"):
+// Compute returns the plan that brings local and remote together. Its rules (docs/design.md, "Sync
+// semantics" and "Safety rules"):
 //   - same content on both sides: record the base, nothing moves;
 //   - a side that changed since the base wins over one that did not;
 //   - a path gone on one side is deleted on the other only if the other still matches the base (and
 //     --delete); otherwise the surviving version is restored: nothing is lost;
 //   - both sides changed, or they differ with no base: conflict, the remote keeps the path;
-//   - an empty directory with a non-empty base deletes nothing: every would-be remote delete is a restore;
+//   - a wiped side (it lacks all known files, or more than --max-delete of them at once) deletes nothing on
+//     the other: its missing files are restored from the other side;
+//   - deletes beyond --max-delete of the files known at the start of the delete window are withheld;
 //   - uploads are preconditioned on the base generation (0 for new paths), deletes likewise.
 func Compute(in Input) Plan {
-	p := Plan{Unsettled: map[string]time.Time{}, Known: len(in.Base)}
-	p.LocalEmpty = len(in.Local) == 0 && len(in.Base) > 0
+	p := Plan{Unsettled: map[string]time.Time{}, Known: len(in.Base), Window: in.Window}
+	skip := func(path string) bool { return in.Skip != nil && in.Skip(path) }
+
+	missingLocal, missingRemote := 0, 0
+	for path := range in.Base {
+		if skip(path) {
+			continue
+		}
+		if _, ok := in.Local[path]; !ok {
+			missingLocal++
+		}
+		if _, ok := in.Remote[path]; !ok {
+			missingRemote++
+		}
+	}
+	p.LocalWiped = Wiped(missingLocal, len(in.Base), in.MaxDeletePercent)
+	p.RemoteWiped = Wiped(missingRemote, len(in.Base), in.MaxDeletePercent)
 
 	paths := make(map[string]struct{}, len(in.Local)+len(in.Remote)+len(in.Base))
 	for k := range in.Local {
@@ -199,13 +258,13 @@ func Compute(in Input) Plan {
 
 	var deletes []Action
 	for _, path := range sorted {
-		if in.Skip != nil && in.Skip(path) {
+		if skip(path) {
 			continue
 		}
 		l, hasL := in.Local[path]
 		r, hasR := in.Remote[path]
 		b, hasB := in.Base[path]
-		a, ok := decide(in, path, l, hasL, r, hasR, b, hasB, p.LocalEmpty)
+		a, ok := decide(in, path, l, hasL, r, hasR, b, hasB, p.LocalWiped, p.RemoteWiped)
 		if !ok {
 			continue
 		}
@@ -223,27 +282,23 @@ func Compute(in Input) Plan {
 		p.Actions = append(p.Actions, a)
 	}
 
-	if tripsGuard(len(deletes), len(in.Base), in.MaxDeletePercent) {
-		p.BlockedDeletes = deletes
-	} else {
+	if len(deletes) > 0 {
+		p.Window = in.Window.roll(in.Now, in.WindowLength, len(in.Base))
+		if !p.Window.Allows(len(deletes), in.MaxDeletePercent) {
+			p.BlockedDeletes = deletes
+			return p
+		}
 		p.Actions = append(p.Actions, deletes...)
 		sort.SliceStable(p.Actions, func(i, j int) bool { return p.Actions[i].Path < p.Actions[j].Path })
 	}
 	return p
 }
 
-func tripsGuard(deletes, known, maxPercent int) bool {
-	if deletes <= MinGuardedDeletes {
-		return false
-	}
-	return deletes*100 > maxPercent*known
-}
-
 func needsSettled(op Op) bool { return op == Upload || op == Conflict }
 
 func same(l Local, r Remote) bool { return l.Size == r.Size && l.CRC32C == r.CRC32C }
 
-func decide(in Input, path string, l Local, hasL bool, r Remote, hasR bool, b Base, hasB bool, localEmpty bool) (Action, bool) {
+func decide(in Input, path string, l Local, hasL bool, r Remote, hasR bool, b Base, hasB bool, localWiped, remoteWiped bool) (Action, bool) {
 	localChanged := hasB && (l.Size != b.Size || l.CRC32C != b.CRC32C)
 	remoteChanged := hasB && r.Generation != b.Generation
 	a := Action{Path: path, Local: l, Remote: r}
@@ -283,6 +338,8 @@ func decide(in Input, path string, l Local, hasL bool, r Remote, hasR bool, b Ba
 			a.Op, a.IfGeneration, a.Reason = Upload, 0, "new locally"
 		case localChanged:
 			a.Op, a.IfGeneration, a.Reason = Upload, 0, "deleted remotely but changed locally: kept"
+		case remoteWiped:
+			a.Op, a.IfGeneration, a.Reason = Upload, 0, "the bucket lost most known files: restoring, not deleting"
 		case !in.Delete:
 			a.Op, a.IfGeneration, a.Reason = Upload, 0, "deleted remotely; --delete=false restores it"
 		default:
@@ -295,8 +352,8 @@ func decide(in Input, path string, l Local, hasL bool, r Remote, hasR bool, b Ba
 			a.Op, a.Reason = Download, "new remotely"
 		case remoteChanged:
 			a.Op, a.Reason = Download, "deleted locally but changed remotely: kept"
-		case localEmpty:
-			a.Op, a.Reason = Download, "local directory is empty: restoring, not deleting"
+		case localWiped:
+			a.Op, a.Reason = Download, "the local directory lost most known files: restoring, not deleting"
 		case !in.Delete:
 			a.Op, a.Reason = Download, "deleted locally; --delete=false restores it"
 		default:

@@ -2,6 +2,7 @@ package plan
 
 import (
 	"fmt"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -90,17 +91,47 @@ func TestEmptyDirectoryNeverDeletesRemote(t *testing.T) {
 		in.Remote[p], in.Base[p] = rem(1, 1, 1), base(1, 1, 1)
 	}
 	p := Compute(in)
-	if !p.LocalEmpty {
-		t.Fatal("want LocalEmpty")
+	if !p.LocalWiped {
+		t.Fatal("want LocalWiped")
 	}
 	if p.Count(Download) != 5 || p.Count(DeleteRemote) != 0 {
 		t.Fatalf("want 5 restores and no delete:\n%s", p)
 	}
 }
 
+// Deletes beyond --max-delete of the files known when the window opened are withheld, all of them.
 func TestMaxDeleteBlocksMassDelete(t *testing.T) {
 	in := Input{Local: map[string]Local{}, Remote: map[string]Remote{}, Base: map[string]Base{},
-		Now: t0, Delete: true, MaxDeletePercent: 50}
+		Now: t0, Delete: true, MaxDeletePercent: 50, WindowLength: time.Hour,
+		Window: DeleteWindow{Start: t0.Add(-time.Minute), Known: 40, Deleted: 15}}
+	for i := range 40 {
+		p := fmt.Sprintf("f%02d", i)
+		in.Remote[p], in.Base[p] = rem(1, 1, 1), base(1, 1, 1)
+		if i >= 6 { // 6 more of 40 deleted locally: 15+6 = 21 of 40 in the window, 52% > 50%
+			in.Local[p] = loc(1, 1)
+		}
+	}
+	p := Compute(in)
+	if p.Count(DeleteRemote) != 0 || len(p.BlockedDeletes) != 6 || p.LocalWiped {
+		t.Fatalf("want 6 blocked deletes and none planned:\n%s", p)
+	}
+	if !strings.Contains(p.String(), "BLOCKED: 6 deletes, after 15 in the window since 2026-11-26T11:59:00Z, exceed --max-delete of the 40 files known then") {
+		t.Fatalf("plan does not say it was blocked:\n%s", p)
+	}
+	in.MaxDeletePercent = 60
+	if p := Compute(in); p.Count(DeleteRemote) != 6 || len(p.BlockedDeletes) != 0 {
+		t.Fatalf("at 60%% the deletes should go through:\n%s", p)
+	}
+	in.MaxDeletePercent, in.Now = 50, t0.Add(time.Hour) // the window has expired: a new budget
+	if p := Compute(in); p.Count(DeleteRemote) != 6 || p.Window.Deleted != 0 || p.Window.Known != 40 {
+		t.Fatalf("after the window the deletes should go through:\n%s", p)
+	}
+}
+
+// More than --max-delete missing at once is a wipe: restored, not blocked and not deleted.
+func TestMassDeleteAtOnceIsAWipe(t *testing.T) {
+	in := Input{Local: map[string]Local{}, Remote: map[string]Remote{}, Base: map[string]Base{},
+		Now: t0, Delete: true, MaxDeletePercent: 50, WindowLength: time.Hour}
 	for i := range 40 {
 		p := fmt.Sprintf("f%02d", i)
 		in.Remote[p], in.Base[p] = rem(1, 1, 1), base(1, 1, 1)
@@ -109,27 +140,138 @@ func TestMaxDeleteBlocksMassDelete(t *testing.T) {
 		}
 	}
 	p := Compute(in)
-	if p.Count(DeleteRemote) != 0 || len(p.BlockedDeletes) != 21 {
-		t.Fatalf("want 21 blocked deletes and none planned:\n%s", p)
-	}
-	if !strings.Contains(p.String(), "BLOCKED: 21 deletes of 40 known files") {
-		t.Fatalf("plan does not say it was blocked:\n%s", p)
-	}
-	in.MaxDeletePercent = 60
-	if p := Compute(in); p.Count(DeleteRemote) != 21 || len(p.BlockedDeletes) != 0 {
-		t.Fatalf("at 60%% the deletes should go through:\n%s", p)
+	if !p.LocalWiped || p.Count(DeleteRemote) != 0 || p.Count(Download) != 21 || len(p.BlockedDeletes) != 0 {
+		t.Fatalf("want 21 restores:\n%s", p)
 	}
 }
 
-func TestMaxDeleteIgnoresAFewDeletes(t *testing.T) {
-	in := Input{Local: map[string]Local{"keep": loc(1, 1)}, Remote: map[string]Remote{"keep": rem(1, 1, 1)},
-		Base: map[string]Base{"keep": base(1, 1, 1)}, Now: t0, Delete: true, MaxDeletePercent: 50}
-	for i := range MinGuardedDeletes {
+func TestMaxDeleteAllowsAFewDeletes(t *testing.T) {
+	in := Input{Local: map[string]Local{}, Remote: map[string]Remote{}, Base: map[string]Base{},
+		Now: t0, Delete: true, MaxDeletePercent: 50, WindowLength: time.Hour}
+	for i := range 10 {
+		p := fmt.Sprintf("f%d", i)
+		in.Remote[p], in.Base[p] = rem(1, 1, 1), base(1, 1, 1)
+		if i >= 5 { // 5 of 10 deleted locally: exactly 50%
+			in.Local[p] = loc(1, 1)
+		}
+	}
+	p := Compute(in)
+	if p.Count(DeleteRemote) != 5 || p.LocalWiped {
+		t.Fatalf("want 5 deletes:\n%s", p)
+	}
+	if p.Window.Known != 10 || !p.Window.Start.Equal(t0) {
+		t.Fatalf("window %+v, want opened at t0 with 10 known", p.Window)
+	}
+}
+
+// D1: an emptied bucket never deletes the replicas' copies: they restore it with create-only uploads.
+// Small trees too: before, deletes of up to 10 files were never guarded, so 8 files went everywhere.
+func TestEmptiedBucketIsRestoredNotPropagated(t *testing.T) {
+	in := Input{Local: map[string]Local{}, Remote: map[string]Remote{}, Base: map[string]Base{},
+		Now: t0, Delete: true, MaxDeletePercent: 50, WindowLength: time.Hour}
+	for i := range 8 {
+		p := fmt.Sprintf("f%d", i)
+		in.Local[p], in.Base[p] = loc(1, 1), base(1, 1, 1)
+	}
+	p := Compute(in)
+	if !p.RemoteWiped || p.Count(DeleteLocal) != 0 || p.Count(Upload) != 8 {
+		t.Fatalf("want 8 restoring uploads and no delete:\n%s", p)
+	}
+	for _, a := range p.Actions {
+		if a.IfGeneration != 0 {
+			t.Fatalf("a restoring upload must be create-only: %v", a)
+		}
+	}
+	// Even with --max-delete 100 (no guard), a side holding none of the known files deletes nothing.
+	in.MaxDeletePercent = 100
+	if p := Compute(in); !p.RemoteWiped || p.Count(DeleteLocal) != 0 {
+		t.Fatalf("--max-delete 100: an emptied bucket still must not delete:\n%s", p)
+	}
+}
+
+// D3: a wiped directory holding one new file (the app wrote index.php before filesync started) is a wipe:
+// the known files are restored and nothing is deleted remotely.
+func TestWipedDirectoryWithANewFileIsRestored(t *testing.T) {
+	in := Input{Local: map[string]Local{"index.php": loc(5, 5)}, Remote: map[string]Remote{}, Base: map[string]Base{},
+		Now: t0, Delete: true, MaxDeletePercent: 50, WindowLength: time.Hour}
+	for i := range 10 {
 		p := fmt.Sprintf("f%d", i)
 		in.Remote[p], in.Base[p] = rem(1, 1, 1), base(1, 1, 1)
 	}
-	if p := Compute(in); p.Count(DeleteRemote) != MinGuardedDeletes {
-		t.Fatalf("want %d deletes:\n%s", MinGuardedDeletes, p)
+	p := Compute(in)
+	if !p.LocalWiped || p.Count(DeleteRemote) != 0 || p.Count(Download) != 10 || p.Count(Upload) != 1 {
+		t.Fatalf("want 10 restores, the new file uploaded, no delete:\n%s", p)
+	}
+}
+
+// No floor lets a side lose nearly all of its files: 10 of 12 missing at once is a wipe, not 10 deletes.
+func TestNearlyAllMissingIsAWipe(t *testing.T) {
+	in := Input{Local: map[string]Local{}, Remote: map[string]Remote{}, Base: map[string]Base{},
+		Now: t0, Delete: true, MaxDeletePercent: 50, WindowLength: time.Hour}
+	for i := range 12 {
+		p := fmt.Sprintf("f%02d", i)
+		in.Local[p], in.Base[p] = loc(1, 1), base(1, 1, 1)
+		if i >= 10 {
+			in.Remote[p] = rem(1, 1, 1)
+		}
+	}
+	p := Compute(in)
+	if !p.RemoteWiped || p.Count(DeleteLocal) != 0 || p.Count(Upload) != 10 {
+		t.Fatalf("want a wipe restored:\n%s", p)
+	}
+	if !strings.Contains(p.String(), "WIPED: the bucket lacks most of the 12 known files") {
+		t.Fatalf("plan does not say so:\n%s", p)
+	}
+}
+
+// D2: a slow remote wipe (a few objects per pass, each pass under the guard) spends one budget over the
+// window: of 400 known files at most 200 are deleted locally, whatever the pace.
+func TestGuardHoldsOverASlowWipe(t *testing.T) {
+	in := Input{Local: map[string]Local{}, Remote: map[string]Remote{}, Base: map[string]Base{},
+		Now: t0, Delete: true, MaxDeletePercent: 50, WindowLength: time.Hour}
+	for i := range 400 {
+		p := fmt.Sprintf("f%03d", i)
+		in.Local[p], in.Remote[p], in.Base[p] = loc(1, 1), rem(1, 1, 1), base(1, 1, 1)
+	}
+	deleted, blocked := 0, 0
+	for pass := range 20 { // 20 objects deleted remotely before each pass, 2 s apart
+		for i := pass * 20; i < pass*20+20; i++ {
+			delete(in.Remote, fmt.Sprintf("f%03d", i))
+		}
+		in.Now = t0.Add(time.Duration(pass) * 2 * time.Second)
+		p := Compute(in)
+		in.Window = p.Window
+		for _, a := range p.Actions {
+			if a.Op == DeleteLocal {
+				delete(in.Local, a.Path)
+				delete(in.Base, a.Path)
+				in.Window.Deleted++
+				deleted++
+			}
+		}
+		if len(p.BlockedDeletes) > 0 {
+			blocked++
+		}
+	}
+	if deleted > 200 || blocked == 0 {
+		t.Fatalf("a slow wipe deleted %d of 400 local files (guard tripped in %d passes); want at most 200", deleted, blocked)
+	}
+	if left := len(in.Local); left < 200 {
+		t.Fatalf("%d local files left", left)
+	}
+}
+
+// The window expires: after WindowLength, a new budget opens against the files known then.
+func TestDeleteWindowRolls(t *testing.T) {
+	w := DeleteWindow{Start: t0, Known: 100, Deleted: 50}
+	if got := w.roll(t0.Add(59*time.Minute), time.Hour, 10); got != w {
+		t.Fatalf("inside the window: %+v", got)
+	}
+	if got := w.roll(t0.Add(time.Hour), time.Hour, 10); got.Deleted != 0 || got.Known != 10 || !got.Start.Equal(t0.Add(time.Hour)) {
+		t.Fatalf("after the window: %+v", got)
+	}
+	if !w.Allows(0, 50) || w.Allows(1, 50) {
+		t.Fatal("Allows: 50 of 100 spent at 50%: none left")
 	}
 }
 
@@ -219,8 +361,8 @@ func FuzzCompute(f *testing.F) {
 				if !hasB || !del || a.IfGeneration != b.Generation || !hasR || r.Generation != b.Generation || hasL {
 					t.Fatalf("unsafe remote delete %v (base %v/%v)", a, b, hasB)
 				}
-				if p.LocalEmpty {
-					t.Fatalf("remote delete from an empty directory: %v", a)
+				if p.LocalWiped {
+					t.Fatalf("remote delete from a wiped directory: %v", a)
 				}
 			case DeleteLocal:
 				if !hasB || !del || hasR || !hasL || l.Size != b.Size || l.CRC32C != b.CRC32C {
@@ -243,8 +385,123 @@ func FuzzCompute(f *testing.F) {
 			}
 		}
 		deletes := p.Count(DeleteRemote) + p.Count(DeleteLocal)
-		if deletes > MinGuardedDeletes && deletes*100 > in.MaxDeletePercent*len(in.Base) {
+		if deletes*100 > in.MaxDeletePercent*len(in.Base) {
 			t.Fatalf("%d deletes of %d known passed a %d%% guard", deletes, len(in.Base), in.MaxDeletePercent)
 		}
+		checkEmptiedSide(t, in, p)
 	})
+}
+
+// checkEmptiedSide: a side that lacks all known files, or more than --max-delete of them, deletes nothing.
+func checkEmptiedSide(t *testing.T, in Input, p Plan) {
+	t.Helper()
+	missL, missR := 0, 0
+	for path := range in.Base {
+		if _, ok := in.Local[path]; !ok {
+			missL++
+		}
+		if _, ok := in.Remote[path]; !ok {
+			missR++
+		}
+	}
+	wiped := Wiped(missL, len(in.Base), in.MaxDeletePercent) || Wiped(missR, len(in.Base), in.MaxDeletePercent)
+	if len(in.Base) > 0 && (missL == len(in.Base) || missR == len(in.Base)) && !wiped {
+		t.Fatalf("a side holding none of %d known files is not judged wiped", len(in.Base))
+	}
+	if wiped && p.Count(DeleteRemote)+p.Count(DeleteLocal)+len(p.BlockedDeletes) > 0 {
+		t.Fatalf("a wiped side (local missing %d, remote missing %d of %d) deletes:\n%s", missL, missR, len(in.Base), p)
+	}
+}
+
+// sim is a two-sided world that carries out plans, for sequences of passes.
+type sim struct {
+	in  Input
+	gen int64
+}
+
+func (s *sim) apply(p Plan) (deletes int) {
+	in := &s.in
+	for _, a := range p.Actions {
+		switch a.Op {
+		case Upload:
+			s.gen++
+			in.Remote[a.Path] = rem(s.gen, a.Local.Size, a.Local.CRC32C)
+			in.Base[a.Path] = base(s.gen, a.Local.Size, a.Local.CRC32C)
+		case Download, Conflict:
+			in.Local[a.Path] = loc(a.Remote.Size, a.Remote.CRC32C)
+			in.Base[a.Path] = base(a.Remote.Generation, a.Remote.Size, a.Remote.CRC32C)
+		case RecordBase:
+			in.Base[a.Path] = base(a.Remote.Generation, a.Remote.Size, a.Remote.CRC32C)
+		case ForgetBase:
+			delete(in.Base, a.Path)
+		case DeleteRemote:
+			delete(in.Remote, a.Path)
+			delete(in.Base, a.Path)
+			deletes++
+		case DeleteLocal:
+			delete(in.Local, a.Path)
+			delete(in.Base, a.Path)
+			deletes++
+		}
+	}
+	in.Window = p.Window
+	in.Window.Deleted += deletes
+	return deletes
+}
+
+// FuzzGuardOverPasses: over any sequence of local deletes, remote deletes, new files and elapsed time, the
+// deletes carried out within one window never exceed --max-delete of the files known when it opened, and
+// a wiped side never deletes the other.
+func FuzzGuardOverPasses(f *testing.F) {
+	f.Add([]byte{0x07, 0x07, 0x47, 0x47, 0x07, 0xc1, 0x07, 0x47}, uint8(50), uint8(30))
+	f.Add([]byte{0x81, 0x81, 0x01, 0x01, 0x01, 0x01, 0xff, 0x01}, uint8(10), uint8(0))
+	f.Fuzz(func(t *testing.T, events []byte, maxPct, initial uint8) {
+		s := &sim{in: Input{Local: map[string]Local{}, Remote: map[string]Remote{}, Base: map[string]Base{},
+			Now: t0, Delete: true, MaxDeletePercent: int(maxPct % 101), WindowLength: time.Hour}}
+		next := 0
+		add := func(n int) {
+			for range n {
+				s.in.Local[fmt.Sprintf("f%04d", next)] = loc(int64(next%7+1), uint32(next))
+				next++
+			}
+		}
+		add(int(initial % 64))
+		window, spent := time.Time{}, 0
+		for _, e := range events {
+			n := int(e&7) + 1
+			switch e >> 6 {
+			case 0: // delete n files locally (the first in name order)
+				for _, k := range sortedPaths(s.in.Local)[:min(n, len(s.in.Local))] {
+					delete(s.in.Local, k)
+				}
+			case 1: // another client deletes n objects
+				for _, k := range sortedPaths(s.in.Remote)[:min(n, len(s.in.Remote))] {
+					delete(s.in.Remote, k)
+				}
+			case 2:
+				add(n)
+			case 3:
+				s.in.Now = s.in.Now.Add(time.Duration(e&63) * 5 * time.Minute)
+			}
+			p := Compute(s.in)
+			checkEmptiedSide(t, s.in, p)
+			if p.Window.Start != window {
+				window, spent = p.Window.Start, 0
+			}
+			spent += s.apply(p)
+			if spent*100 > s.in.MaxDeletePercent*p.Window.Known {
+				t.Fatalf("%d deletes in the window opened at %v exceed %d%% of the %d files known then",
+					spent, window, s.in.MaxDeletePercent, p.Window.Known)
+			}
+		}
+	})
+}
+
+func sortedPaths[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/filesync/filesync/sidecar/internal/plan"
 )
 
 // TestDeletePropagatesBothWays: a delete on one replica removes the object and the file on the others.
@@ -13,6 +15,9 @@ func TestDeletePropagatesBothWays(t *testing.T) {
 	b := newBucket(t)
 	a, c := b.replica("a"), b.replica("b")
 	a.write("keep.jpg", "k")
+	for i := range 8 { // deletes are budgeted by --max-delete: two of ten known files may go
+		a.write(fmt.Sprintf("other%d.jpg", i), "o")
+	}
 	a.write("gone-from-a.jpg", "1")
 	a.write("gone-from-b.jpg", "2")
 	a.settle()
@@ -23,6 +28,9 @@ func TestDeletePropagatesBothWays(t *testing.T) {
 	c.settle()
 	a.settle()
 	want := map[string]string{"keep.jpg": "k"}
+	for i := range 8 {
+		want[fmt.Sprintf("other%d.jpg", i)] = "o"
+	}
 	for _, r := range []*replica{a, c} {
 		if got := r.files(); !equalMaps(got, want) {
 			t.Fatalf("[%s] has\n%s", r.name, describe(got))
@@ -65,8 +73,9 @@ func TestEmptyDirectoryNeverDeletesRemote(t *testing.T) {
 	}
 }
 
-// TestMaxDeleteStopsMassDelete: a pass that would delete more than --max-delete of the known files deletes
-// nothing, logs an error and sets a metric.
+// TestMaxDeleteStopsMassDelete: deletes beyond --max-delete of the files known when the window opened are
+// withheld, however they are spread over passes: nothing more is deleted, one error is logged per new set
+// of withheld deletes (not one per pass), and a metric is set.
 func TestMaxDeleteStopsMassDelete(t *testing.T) {
 	b := newBucket(t)
 	a := b.replica("a")
@@ -74,17 +83,25 @@ func TestMaxDeleteStopsMassDelete(t *testing.T) {
 		a.write(fmt.Sprintf("f%02d.jpg", i), fmt.Sprint(i))
 	}
 	a.settle()
-	for i := range 20 { // 20 of 30 = 67% > 50%
+	for i := range 10 { // 10 of 30: within 50%
 		a.remove(fmt.Sprintf("f%02d.jpg", i))
 	}
-	res := a.pass()
-	if len(res.Plan.BlockedDeletes) != 20 {
-		t.Fatalf("want 20 blocked deletes:\n%s", res.Plan)
+	if res := a.pass(); res.Plan.Count(plan.DeleteRemote) != 10 {
+		t.Fatalf("want 10 deletes:\n%s", res.Plan)
 	}
-	if n := len(b.objects()); n != 30 {
-		t.Fatalf("bucket has %d objects, want all 30 kept", n)
+	for i := 10; i < 20; i++ { // 10 more: 20 of the 30 known when the window opened
+		a.remove(fmt.Sprintf("f%02d.jpg", i))
+	}
+	for range 5 {
+		if res := a.pass(); len(res.Plan.BlockedDeletes) != 10 {
+			t.Fatalf("want 10 blocked deletes:\n%s", res.Plan)
+		}
+	}
+	if n := len(b.objects()); n != 20 {
+		t.Fatalf("bucket has %d objects, want 20 kept", n)
 	}
 	if testutil.ToFloat64(a.m.DeleteBlocked) != 1 || testutil.ToFloat64(a.m.DeleteGuard) != 1 {
-		t.Fatal("the guard metric is not set")
+		t.Fatalf("guard metrics: blocked %v, trips %v; want 1 and 1 (one trip for one new set, over 5 passes)",
+			testutil.ToFloat64(a.m.DeleteBlocked), testutil.ToFloat64(a.m.DeleteGuard))
 	}
 }

@@ -4,69 +4,136 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"time"
 
 	"github.com/filesync/filesync/sidecar/internal/backoff"
 	"github.com/filesync/filesync/sidecar/internal/filter"
+	"github.com/filesync/filesync/sidecar/internal/gcsstore"
 	"github.com/filesync/filesync/sidecar/internal/localfs"
 	"github.com/filesync/filesync/sidecar/internal/plan"
 	"github.com/filesync/filesync/sidecar/internal/state"
 )
 
-// errBusy: the app still has the file open; it is looked at again after the settle time.
+// errBusy: the app still has the file open for writing; the path is deferred with growing waits (busyWait)
+// and looked at again then. It is never an error.
 var errBusy = errors.New("file is open for writing")
 
-// attemptsPerPass is how often a transient failure is retried within one pass before the path backs off,
-// waiting actionRetry between attempts.
+// attemptsPerPass is how often a transient failure is retried within one pass before the path backs off
+// (backoff.Default, per path, across passes), waiting actionRetry between attempts. These are filesync's
+// own retries; below them the SDK retries each request (gcsstore.NewClient).
 const attemptsPerPass = 3
 
 var actionRetry = backoff.Policy{Initial: 200 * time.Millisecond, Max: 2 * time.Second}
 
-// execute runs the plan's actions, transfers in parallel (--transfers). In flush mode (shutdown) the
-// open-file check is skipped and an upload refused by a precondition is preserved as a conflict copy.
+// busyWait is how a file held open for writing is waited for: from the settle time, growing to 30 s.
+func (s *Syncer) busyWait() backoff.Policy {
+	return backoff.Policy{Initial: max(s.opt.Settle, 100*time.Millisecond), Max: 30 * time.Second}
+}
+
+// execute runs the plan's actions, transfers in parallel (--transfers): deletes first, so that a file can
+// take the place of a directory whose files were deleted (and the reverse) in one pass. In flush mode
+// (shutdown) the open-file check is skipped and an upload refused by a precondition is preserved as a
+// conflict copy.
 func (s *Syncer) execute(ctx context.Context, p plan.Plan, snap snapshot, flush bool) Result {
 	res := Result{Plan: p}
-	var mu sync.Mutex
-	sem := make(chan struct{}, s.opt.Transfers)
-	var wg sync.WaitGroup
+	var deletes, others []plan.Action
 	for _, a := range p.Actions {
-		if ctx.Err() != nil {
-			break
+		if a.Op == plan.DeleteLocal || a.Op == plan.DeleteRemote {
+			deletes = append(deletes, a)
+		} else {
+			others = append(others, a)
 		}
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			err := s.do(ctx, a, snap, flush)
-			s.beat()
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				res.Unfinished = append(res.Unfinished, a.Path)
-			}
-			switch {
-			case err == nil:
-				res.Done++
-				s.clearFailure(a.Path)
-			case errors.Is(err, errBusy):
-				res.NextWake = earliest(res.NextWake, s.now().Add(max(s.opt.Settle, 100*time.Millisecond)))
-			case isReplan(err):
-				res.Replan = true
-				s.m.Preconditions.Inc()
-				s.log.Info("re-planning: changed by someone else meanwhile", "op", a.Op.String(), "path", a.Path, "err", err)
-			case ctx.Err() != nil:
-				res.Failed++
-			default:
-				res.Failed++
-				s.m.Errors.WithLabelValues(metricOp(a.Op)).Inc()
-				next := s.recordFailure(a.Path)
-				s.log.Error("sync action failed", "op", a.Op.String(), "path", a.Path, "err", err, "retry_in", next.Round(time.Millisecond))
-			}
-		}()
 	}
-	wg.Wait()
+	var mu sync.Mutex
+	for _, batch := range [][]plan.Action{deletes, others} {
+		sem := make(chan struct{}, s.opt.Transfers)
+		var wg sync.WaitGroup
+		for _, a := range batch {
+			if ctx.Err() != nil {
+				break
+			}
+			sem <- struct{}{}
+			wg.Add(1)
+			go func() {
+				defer func() { <-sem; wg.Done() }()
+				err := s.do(ctx, a, snap, flush)
+				s.beat()
+				mu.Lock()
+				defer mu.Unlock()
+				s.outcome(ctx, &res, a, err)
+			}()
+		}
+		wg.Wait()
+	}
 	return res
+}
+
+// outcome records how one action went. Call with the result's lock held.
+func (s *Syncer) outcome(ctx context.Context, res *Result, a plan.Action, err error) {
+	if err != nil {
+		res.Unfinished = append(res.Unfinished, a.Path)
+	}
+	outgoing := a.Op == plan.Upload || a.Op == plan.Conflict
+	switch {
+	case err == nil:
+		res.Done++
+		if a.Op == plan.DeleteLocal || a.Op == plan.DeleteRemote {
+			res.Deleted++
+		}
+		s.clearFailure(a.Path)
+	case errors.Is(err, errBusy):
+		next := s.recordFailure(a.Path, failure{busy: true, outgoing: outgoing, err: err}, s.busyWait())
+		s.log.Debug("waiting for the app to close the file", "op", a.Op.String(), "path", a.Path, "retry_in", next.Round(time.Millisecond))
+	case isReplan(err):
+		res.Replan = true
+		s.m.Preconditions.Inc()
+		s.log.Info("re-planning: changed by someone else meanwhile", "op", a.Op.String(), "path", a.Path, "err", err)
+	case ctx.Err() != nil:
+		res.Failed++
+	case s.skipUntilChanged(a, err):
+		s.clearFailure(a.Path)
+	default:
+		res.Failed++
+		s.m.Errors.WithLabelValues(metricOp(a.Op)).Inc()
+		next := s.recordFailure(a.Path, failure{outgoing: outgoing, err: err}, backoff.Default)
+		s.log.Error("sync action failed", "op", a.Op.String(), "path", a.Path, "err", err, "retry_in", next.Round(time.Millisecond))
+	}
+}
+
+// skipUntilChanged leaves a path alone until its object changes when retrying cannot help: the object
+// would have to be written through a symlink, in place of a directory that holds files, or its bytes never
+// match its checksum. It says so once and reports whether it applied.
+func (s *Syncer) skipUntilChanged(a plan.Action, err error) bool {
+	var reason, msg string
+	switch {
+	case errors.Is(err, localfs.ErrSymlink):
+		reason, msg = "symlink", "skipping an object under a symlinked local directory: nothing is written through a symlink"
+	case errors.Is(err, localfs.ErrClash):
+		reason, msg = "clash", "skipping an object whose local path is taken by a directory with files (or under a file): the local files win until the object changes"
+	case errors.Is(err, localfs.ErrCorrupt):
+		reason, msg = "corrupt", "giving up on an object whose bytes never match its checksum (tried again when it changes)"
+	default:
+		return false
+	}
+	if a.Op != plan.Download && a.Op != plan.Conflict && a.Op != plan.DeleteLocal {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.skipped[a.Path] = skip{generation: a.Remote.Generation, reason: reason}
+	if reason == "symlink" {
+		if s.firstUnsafe("skip:" + a.Path) {
+			s.log.Warn(msg, "path", a.Path, "err", err)
+		}
+		return true
+	}
+	if s.firstSkip("skip:"+a.Path, reason) {
+		s.m.Errors.WithLabelValues(metricOp(a.Op)).Inc()
+		s.log.Warn(msg, "path", a.Path, "generation", a.Remote.Generation, "err", err)
+	}
+	return true
 }
 
 func metricOp(op plan.Op) string {
@@ -79,12 +146,12 @@ func metricOp(op plan.Op) string {
 	return op.String()
 }
 
-func (s *Syncer) recordFailure(path string) time.Duration {
+// recordFailure backs path off by policy (one more attempt than last time) and returns the wait.
+func (s *Syncer) recordFailure(path string, f failure, policy backoff.Policy) time.Duration {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	f := s.failures[path]
-	f.n++
-	d := backoff.Default.Delay(f.n)
+	f.n = s.failures[path].n + 1
+	d := policy.Delay(f.n)
 	f.next = s.now().Add(d)
 	s.failures[path] = f
 	return d
@@ -117,8 +184,14 @@ func (s *Syncer) doOnce(ctx context.Context, a plan.Action, snap snapshot, flush
 	case plan.Upload:
 		return s.upload(ctx, a, local, flush)
 	case plan.Download:
+		if hasLocal && s.dir.InUse(a.Path) {
+			return errBusy // never replace a file the app is writing: its later writes would be lost
+		}
 		return s.download(ctx, a.Path, a.Remote, local, hasLocal)
 	case plan.Conflict:
+		if !flush && s.dir.InUse(a.Path) {
+			return errBusy
+		}
 		if err := s.preserveConflict(ctx, a.Path, local); err != nil {
 			return err
 		}
@@ -136,6 +209,9 @@ func (s *Syncer) doOnce(ctx context.Context, a plan.Action, snap snapshot, flush
 		s.log.Info("deleted remote object (deleted locally)", "path", a.Path)
 		return nil
 	case plan.DeleteLocal:
+		if s.dir.InUse(a.Path) {
+			return errBusy
+		}
 		if err := s.dir.Remove(a.Path, local.Stamp); err != nil {
 			return err
 		}
@@ -162,7 +238,15 @@ func (s *Syncer) upload(ctx context.Context, a plan.Action, local localfs.File, 
 		return err
 	}
 	defer fh.Close()
-	o, err := s.store.Upload(ctx, a.Path, fh, local.Size, local.CRC32C, a.IfGeneration)
+	o, err := s.store.Upload(ctx, a.Path, s.progress(fh), local.Size, local.CRC32C, a.IfGeneration)
+	if errors.Is(err, gcsstore.ErrMismatch) {
+		// The bucket holds something other than what was sent (a server that does not check CRC32C, a file
+		// rewritten during the upload). Record what is really there, with no local stamp, so the next pass
+		// re-hashes the file and uploads it again over that generation.
+		s.base.Set(a.Path, state.Entry{Generation: o.Generation, Size: o.Size, CRC32C: o.CRC32C})
+		s.setView(a.Path, &plan.Remote{Generation: o.Generation, Size: o.Size, CRC32C: o.CRC32C})
+		return err
+	}
 	if err != nil {
 		if flush && isReplan(err) {
 			// Shutting down, so there is no later pass to merge in: keep this version as a conflict copy.
@@ -173,7 +257,11 @@ func (s *Syncer) upload(ctx context.Context, a plan.Action, local localfs.File, 
 		}
 		return err
 	}
-	s.base.Set(a.Path, state.Entry{Generation: o.Generation, Size: o.Size, CRC32C: o.CRC32C, ModTime: local.ModTime})
+	stamp := local.ModTime
+	if st, err := s.dir.Stat(a.Path); err != nil || st != local.Stamp {
+		stamp = 0 // changed while it was uploaded: the next pass hashes it again and compares
+	}
+	s.base.Set(a.Path, state.Entry{Generation: o.Generation, Size: o.Size, CRC32C: o.CRC32C, ModTime: stamp})
 	s.setView(a.Path, &plan.Remote{Generation: o.Generation, Size: o.Size, CRC32C: o.CRC32C})
 	s.m.Uploads.Inc()
 	s.m.Bytes.WithLabelValues("upload").Add(float64(o.Size))
@@ -188,7 +276,7 @@ func (s *Syncer) download(ctx context.Context, path string, r plan.Remote, local
 	}
 	defer rd.Close()
 	expect := localfs.Expect{Absent: !hasLocal, Stamp: local.Stamp}
-	st, err := s.dir.WriteAtomic(path, rd, rd.Object.Size, rd.Object.CRC32C, expect)
+	st, err := s.dir.WriteAtomic(path, s.progress(rd), rd.Object.Size, rd.Object.CRC32C, expect)
 	if err != nil {
 		return err
 	}
@@ -215,4 +303,21 @@ func (s *Syncer) preserveConflict(ctx context.Context, path string, local localf
 	s.log.Warn("conflict: the remote version keeps the path; the local one is preserved",
 		"path", path, "conflict_copy", s.store.Name(name))
 	return nil
+}
+
+// progress wraps a transfer's reader so that the heartbeat moves with the bytes: a long transfer is
+// progress, not a hung loop.
+func (s *Syncer) progress(r io.Reader) io.Reader { return beatReader{r: r, beat: s.beat} }
+
+type beatReader struct {
+	r    io.Reader
+	beat func()
+}
+
+func (b beatReader) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if n > 0 {
+		b.beat()
+	}
+	return n, err
 }

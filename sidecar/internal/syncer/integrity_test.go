@@ -32,7 +32,7 @@ func TestCorruptDownloadIsNeverPublished(t *testing.T) {
 		t.Fatal("one failing path blocked another")
 	}
 	for p := range files {
-		if strings.Contains(p, ".filesync-tmp-") {
+		if strings.HasPrefix(p, ".filesync/") {
 			t.Fatalf("temp file left behind: %s", p)
 		}
 	}

@@ -89,22 +89,31 @@ func resetTimer(t *time.Timer, at, now time.Time) {
 	t.Reset(max(at.Sub(now), 0))
 }
 
-// remoteChanged lists the bucket and reports whether it differs from the base: a new object, a new
-// generation, or a known object gone. The listing becomes the view the next pass uses.
+// remoteChanged lists the bucket and reports whether the listing differs from the last one (which this
+// replica's own writes keep current): a new object, a new generation, or an object gone. It does not
+// compare with the base, which may never catch up (deletes withheld by the guard, a download that keeps
+// failing) and would turn every poll into a pass. The listing becomes the view the next pass uses.
 func (s *Syncer) remoteChanged(ctx context.Context) (bool, error) {
+	s.mu.Lock()
+	before, listed := s.view, s.listed
+	s.mu.Unlock()
 	view, err := s.list(ctx)
 	if err != nil {
 		return false, err
 	}
-	if len(view) != s.base.Len() {
-		return true, nil
+	return !listed || !sameListing(before, view), nil
+}
+
+func sameListing(a, b map[string]plan.Remote) bool {
+	if len(a) != len(b) {
+		return false
 	}
-	for p, r := range view {
-		if b, ok := s.base.Get(p); !ok || b.Generation != r.Generation {
-			return true, nil
+	for p, r := range a {
+		if o, ok := b[p]; !ok || o != r {
+			return false
 		}
 	}
-	return false, nil
+	return true
 }
 
 // Flush uploads what changed locally (and deletes remotely what was deleted locally), ignoring the settle

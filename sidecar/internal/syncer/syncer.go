@@ -4,6 +4,7 @@
 package syncer
 
 import (
+	"fmt"
 	"log/slog"
 	"os"
 	"sync"
@@ -18,13 +19,14 @@ import (
 	"github.com/filesync/filesync/sidecar/internal/state"
 )
 
-// Options are the sync settings of DESIGN.md's command line.
+// Options are the sync settings of docs/design.md's command line.
 type Options struct {
 	PollInterval   time.Duration
 	RescanInterval time.Duration
 	Settle         time.Duration
 	Delete         bool
-	MaxDelete      int // percent
+	MaxDelete      int           // percent
+	DeleteWindow   time.Duration // how long one --max-delete budget lasts
 	Transfers      int
 	// Pod names this replica in conflict copies.
 	Pod string
@@ -44,12 +46,21 @@ type Syncer struct {
 	trigger chan struct{} // one slot: "something changed locally"
 	rescan  atomic.Bool
 
-	mu       sync.Mutex
-	view     map[string]plan.Remote // last listing, kept current with our own writes
-	listed   bool
-	warned   map[string]bool       // unsafe names already reported
-	failures map[string]failure    // paths backing off after errors
-	hashes   map[string]cachedHash // CRCs of files not in the base (e.g. waiting to settle)
+	mu         sync.Mutex
+	view       map[string]plan.Remote // last listing, kept current with our own writes
+	listed     bool
+	unsyncable map[string]string     // objects left alone, by reason: a folder of other objects too (x and x/y), gzip-encoded
+	warned     map[string]bool       // unsafe names and skipped paths already reported
+	failures   map[string]failure    // paths backing off after errors, or waiting for the app to close them
+	hashes     map[string]cachedHash // CRCs of files not in the base (e.g. waiting to settle)
+	skipped    map[string]skip       // paths left alone until their object changes (clash, symlink, corrupt)
+	firstSeen  map[string]seen       // when a stamp with a future mtime was first seen (settle then counts from it)
+	readable   map[string]error      // paths the last scan could not read: neither present nor missing
+
+	// Only the goroutine running passes (Run, Once or Flush) touches these, so they need no lock.
+	window  plan.DeleteWindow // the --max-delete budget in force
+	blocked string            // the deletes the guard withheld last, to report each new set once
+	wiped   [2]bool           // local, remote: a wipe already reported
 
 	written atomic.Bool // files were written since the last syncfs
 
@@ -59,8 +70,21 @@ type Syncer struct {
 }
 
 type failure struct {
-	n    int
-	next time.Time
+	n        int
+	next     time.Time
+	busy     bool // the app has the file open for writing: deferred, not an error
+	outgoing bool // an upload (a local change waiting to leave), for filesync_pending_uploads
+	err      error
+}
+
+type skip struct {
+	generation int64 // the object generation that cannot be synced; a new one is tried again
+	reason     string
+}
+
+type seen struct {
+	stamp localfs.Stamp
+	at    time.Time
 }
 
 type cachedHash struct {
@@ -79,21 +103,52 @@ func New(dir *localfs.Dir, store *gcsstore.Store, base *state.Store, f *filter.F
 	}
 	s := &Syncer{
 		dir: dir, store: store, base: base, filter: f, m: m, log: log, opt: opt, now: time.Now,
-		trigger:  make(chan struct{}, 1),
-		view:     map[string]plan.Remote{},
-		warned:   map[string]bool{},
-		failures: map[string]failure{},
-		hashes:   map[string]cachedHash{},
+		trigger:    make(chan struct{}, 1),
+		view:       map[string]plan.Remote{},
+		unsyncable: map[string]string{},
+		warned:     map[string]bool{},
+		failures:   map[string]failure{},
+		hashes:     map[string]cachedHash{},
+		skipped:    map[string]skip{},
+		firstSeen:  map[string]seen{},
+		readable:   map[string]error{},
+	}
+	if opt.DeleteWindow <= 0 {
+		s.opt.DeleteWindow = time.Hour
 	}
 	s.beat()
 	m.KnownFiles.Set(float64(base.Len()))
 	return s
 }
 
-// Ready reports whether the first full pass (the restore) has completed.
+// Ready reports whether the first full pass (the restore) has completed with every transfer done.
 func (s *Syncer) Ready() bool { return s.ready.Load() }
 
-// Healthy reports whether the loop is alive: running and not stuck (it beats on every pass and transfer).
+// NotReadyReason says why Ready is false, for /readyz's body.
+func (s *Syncer) NotReadyReason() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for p, f := range s.failures {
+		if !f.busy {
+			return fmt.Sprintf("restoring: %d paths failed and are being retried (%s: %v)", s.failedLocked(), p, f.err)
+		}
+	}
+	return "restoring: first pass not complete"
+}
+
+// failedLocked counts the paths backing off after an error. Call with s.mu held.
+func (s *Syncer) failedLocked() int {
+	n := 0
+	for _, f := range s.failures {
+		if !f.busy {
+			n++
+		}
+	}
+	return n
+}
+
+// Healthy reports whether the loop is alive: running and not stuck (it beats on every pass, and while
+// transfers move bytes, so one long transfer keeps it healthy).
 func (s *Syncer) Healthy() bool {
 	if !s.running.Load() {
 		return false
@@ -104,10 +159,11 @@ func (s *Syncer) Healthy() bool {
 
 func (s *Syncer) beat() { s.heartbeat.Store(s.now().UnixNano()) }
 
-// Notify tells the syncer something changed locally. It never blocks: while a pass is pending, further
-// hints add nothing (model: git-sync's hook trigger).
-func (s *Syncer) Notify(rescan bool) {
-	if rescan {
+// Notify tells the syncer something changed locally; overflow means events were lost, so the next pass
+// also lists the bucket afresh. It never blocks: while a pass is pending, further hints add nothing
+// (model: git-sync's hook trigger).
+func (s *Syncer) Notify(overflow bool) {
+	if overflow {
 		s.rescan.Store(true)
 	}
 	select {

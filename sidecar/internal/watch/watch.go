@@ -1,6 +1,6 @@
-// Package watch turns fsnotify events under a directory tree into "something changed" hints. It watches
-// every directory (new ones as they appear), and reports an event overflow as a request for a full rescan.
-// It is a hint, not the truth: the syncer rescans periodically anyway.
+// Package watch turns fsnotify events under a directory tree into hints: this path changed, this new
+// directory appeared (scan it), or events were lost (overflow: rescan everything). It watches every
+// directory (new ones as they appear). It is a hint, not the truth: the syncer rescans periodically anyway.
 package watch
 
 import (
@@ -19,10 +19,12 @@ import (
 
 // Hint is what the watcher tells the syncer.
 type Hint struct {
-	// Path is the changed path, relative to the root ("" with Rescan).
+	// Path is the changed path, relative to the root ("" with Overflow).
 	Path string
-	// Rescan asks for a full scan: events were lost (overflow) or a new directory appeared.
-	Rescan bool
+	// NewDir: Path is a directory that just appeared; files may have landed in it before it was watched.
+	NewDir bool
+	// Overflow: the kernel dropped events; only a full rescan can tell what changed.
+	Overflow bool
 }
 
 // Watcher watches a directory tree.
@@ -47,26 +49,31 @@ func New(root string, f *filter.Filter, log *slog.Logger) (*Watcher, error) {
 	return w, nil
 }
 
-// addTree watches dir and the directories below it. Symlinked directories are not followed.
+// addTree watches dir and the directories below it. Symlinked directories are not followed. Only the root
+// must be watchable: a directory below it that cannot be read or watched (lost+found for a non-root user)
+// is left out with a warning; the periodic rescan still covers it.
 func (w *Watcher) addTree(dir string) error {
 	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) && p != w.root {
-				return nil
-			}
-			return fmt.Errorf("watch %s: %w", p, err)
-		}
-		if !d.IsDir() {
+		rel := w.rel(p)
+		if err == nil && !d.IsDir() {
 			return nil
 		}
-		if rel := w.rel(p); rel != "" && w.filter.Skip(rel) {
+		if rel != "" && w.filter.SkipDir(rel) {
 			return filepath.SkipDir
 		}
-		if err := w.fsw.Add(p); err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return filepath.SkipDir
-			}
+		if err == nil {
+			err = w.fsw.Add(p)
+		}
+		switch {
+		case err == nil:
+			return nil
+		case p == w.root:
 			return fmt.Errorf("watch %s: %w", p, err)
+		case !errors.Is(err, fs.ErrNotExist):
+			w.log.Warn("not watching a directory it cannot read; the periodic rescan covers it", "path", rel, "err", err)
+		}
+		if d != nil && d.IsDir() {
+			return filepath.SkipDir
 		}
 		return nil
 	})
@@ -81,29 +88,32 @@ func (w *Watcher) rel(p string) string {
 }
 
 // Run delivers hints to notify until ctx is done, then closes the watcher. notify must not block for long.
-func (w *Watcher) Run(ctx context.Context, notify func(Hint)) error {
+func (w *Watcher) Run(ctx context.Context, notify func(Hint)) {
 	defer w.fsw.Close()
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case ev, ok := <-w.fsw.Events:
 			if !ok {
-				return nil
+				return
 			}
 			rel := w.rel(ev.Name)
-			if rel == "" || w.filter.Skip(rel) {
+			if rel == "" || w.filter.SkipDir(rel) {
 				continue
 			}
 			if ev.Has(fsnotify.Create) {
 				if fi, err := os.Lstat(ev.Name); err == nil && fi.IsDir() {
-					// Files may have landed in it before the watch: ask for a scan after watching it.
+					// Files may have landed in it before the watch: watch it, then ask for it to be scanned.
 					if err := w.addTree(ev.Name); err != nil {
 						w.log.Warn("watch new directory", "path", rel, "err", err)
 					}
-					notify(Hint{Rescan: true})
+					notify(Hint{Path: rel, NewDir: true})
 					continue
 				}
+			}
+			if w.filter.Skip(rel) {
+				continue
 			}
 			if ev.Has(fsnotify.Chmod) && !ev.Has(fsnotify.Write) {
 				continue // metadata only
@@ -111,11 +121,11 @@ func (w *Watcher) Run(ctx context.Context, notify func(Hint)) error {
 			notify(Hint{Path: rel})
 		case err, ok := <-w.fsw.Errors:
 			if !ok {
-				return nil
+				return
 			}
 			if errors.Is(err, fsnotify.ErrEventOverflow) {
 				w.log.Warn("fsnotify event overflow: rescanning")
-				notify(Hint{Rescan: true})
+				notify(Hint{Overflow: true})
 				continue
 			}
 			w.log.Warn("fsnotify", "err", err)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -56,7 +57,7 @@ func start(t *testing.T, root string, excludes ...string) *recorder {
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &recorder{}
 	done := make(chan struct{})
-	go func() { _ = w.Run(ctx, r.notify); close(done) }()
+	go func() { w.Run(ctx, r.notify); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
 	return r
 }
@@ -67,7 +68,7 @@ func TestHintsForFilesInNewDirectories(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(root, "2026", "11"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "a rescan hint for the new directory", func() bool { return r.has(func(h Hint) bool { return h.Rescan }) })
+	eventually(t, "a new-directory hint naming it", func() bool { return r.has(func(h Hint) bool { return h.NewDir && h.Path == "2026" }) })
 	// The nested directory is watched now: a file written in it is reported.
 	eventually(t, "nested dir watched", func() bool {
 		_ = os.WriteFile(filepath.Join(root, "2026", "11", "a.jpg"), []byte("x"), 0o644)
@@ -77,15 +78,17 @@ func TestHintsForFilesInNewDirectories(t *testing.T) {
 
 func TestExcludedPathsAreSilent(t *testing.T) {
 	root := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(root, "cache"), 0o755); err != nil {
-		t.Fatal(err)
+	for _, d := range []string{"cache", ".filesync/tmp"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
 	r := start(t, root, "cache/**")
 	_ = os.WriteFile(filepath.Join(root, "cache", "x"), []byte("x"), 0o644)
-	_ = os.WriteFile(filepath.Join(root, ".filesync-tmp-abc"), []byte("x"), 0o644)
+	_ = os.WriteFile(filepath.Join(root, ".filesync", "tmp", "abc"), []byte("x"), 0o644)
 	_ = os.WriteFile(filepath.Join(root, "visible"), []byte("x"), 0o644)
 	eventually(t, "visible file", func() bool { return r.has(func(h Hint) bool { return h.Path == "visible" }) })
-	if r.has(func(h Hint) bool { return h.Path == "cache/x" || h.Path == ".filesync-tmp-abc" }) {
+	if r.has(func(h Hint) bool { return h.Path == "cache/x" || strings.HasPrefix(h.Path, ".filesync") }) {
 		t.Fatalf("excluded or internal path reported: %+v", r.hints)
 	}
 }
@@ -102,7 +105,7 @@ func TestNoGoroutineLeak(t *testing.T) {
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
-		go func() { _ = w.Run(ctx, func(Hint) {}); close(done) }()
+		go func() { w.Run(ctx, func(Hint) {}); close(done) }()
 		cancel()
 		<-done
 	}
@@ -136,7 +139,7 @@ func TestOverflowAsksForRescan(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
-		_ = w.Run(ctx, func(h Hint) { <-gate; r.notify(h) })
+		w.Run(ctx, func(h Hint) { <-gate; r.notify(h) })
 		close(done)
 	}()
 	t.Cleanup(func() { cancel(); <-done })
@@ -144,5 +147,20 @@ func TestOverflowAsksForRescan(t *testing.T) {
 		_ = os.WriteFile(filepath.Join(root, fmt.Sprintf("f%03d", i)), []byte("x"), 0o644)
 	}
 	close(gate)
-	eventually(t, "a rescan hint after the overflow", func() bool { return r.has(func(h Hint) bool { return h.Rescan }) })
+	eventually(t, "a rescan hint after the overflow", func() bool { return r.has(func(h Hint) bool { return h.Overflow }) })
+}
+
+// B1/B10: a directory the sidecar cannot read (lost+found at a volume's root, for a non-root sidecar) does
+// not stop the watcher from starting; a new directory is not reported as an overflow.
+func TestUnreadableDirectoryIsLeftOut(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("root reads every directory")
+	}
+	root := t.TempDir()
+	lf := filepath.Join(root, "lost+found")
+	if err := os.Mkdir(lf, 0o000); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.Chmod(lf, 0o755) })
+	start(t, root)
 }
