@@ -1,0 +1,90 @@
+package syncer
+
+import (
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// Loop signals mean what they say (the change-driven engine issue, point 6).
+
+// A changed file the app keeps open backs off like a failure (growing waits), instead of waking the loop
+// at a fixed short interval for as long as it stays open.
+func TestBusyFileBacksOff(t *testing.T) {
+	b := newBucket(t)
+	a := b.replica("a", withOptions(func(o *Options) { o.Settle = 100 * time.Millisecond }))
+	a.write("open.log", "x")
+	fh, err := os.OpenFile(filepath.Join(a.dir, "open.log"), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fh.Close()
+	if !a.s.dir.InUse("open.log") {
+		t.Skip("file leases are not available here")
+	}
+	time.Sleep(150 * time.Millisecond) // past the settle time: only the open file holds it back
+	var waits []time.Duration
+	for range 6 {
+		a.s.mu.Lock()
+		for p, f := range a.s.failures { // due now: look at it again
+			f.next = time.Time{}
+			a.s.failures[p] = f
+		}
+		a.s.mu.Unlock()
+		res := a.pass()
+		waits = append(waits, time.Until(res.NextWake))
+	}
+	if waits[5] < 2*waits[0] || waits[5] < time.Second {
+		t.Fatalf("waits for a busy file do not grow: %v", waits)
+	}
+	if n := a.s.failures["open.log"].n; n != 6 {
+		t.Fatalf("busy attempts = %d, want 6", n)
+	}
+}
+
+// Liveness counts bytes moved: a transfer longer than the liveness limit is healthy while it moves.
+func TestLongTransferKeepsLivenessGreen(t *testing.T) {
+	b := newBucket(t)
+	b.put(testPrefix+"/video.mp4", strings.Repeat("v", 4<<20))
+	var clock atomic.Int64
+	clock.Store(time.Now().UnixNano())
+	var reading atomic.Bool
+	c := b.replica("b", withTransport(func(next http.RoundTripper) http.RoundTripper {
+		return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			resp, err := next.RoundTrip(r)
+			if err == nil && isMedia(r) {
+				resp.Body = slowBody{resp.Body, &reading}
+			}
+			return resp, err
+		})
+	}))
+	c.s.now = func() time.Time { return time.Unix(0, clock.Load()) }
+	c.s.running.Store(true)
+	done := make(chan struct{})
+	go func() { defer close(done); c.pass() }()
+	eventually(t, 10*time.Second, "the download to start", reading.Load)
+	clock.Add(int64(3 * time.Minute)) // longer than the liveness limit (2 min), in the middle of the transfer
+	time.Sleep(100 * time.Millisecond)
+	healthy := c.s.Healthy()
+	<-done
+	if !healthy {
+		t.Fatal("a transfer that moves bytes turned liveness red")
+	}
+}
+
+// slowBody hands out a body in small pieces, slowly.
+type slowBody struct {
+	io.ReadCloser
+	reading *atomic.Bool
+}
+
+func (s slowBody) Read(p []byte) (int, error) {
+	s.reading.Store(true)
+	time.Sleep(5 * time.Millisecond)
+	return s.ReadCloser.Read(p[:min(len(p), 64<<10)])
+}
