@@ -1,15 +1,31 @@
 // Package state keeps the base: for every path seen in sync, the object generation, size and CRC32C, plus
 // the local file's stamp (so unchanged files are not re-hashed). With a state directory it survives
 // container restarts, so a delete made while the sidecar was down still propagates.
+//
+// On disk the base is a snapshot (filesync-state.json) and a journal (filesync-state.journal) of the
+// changes made since: each Save appends only what changed, one JSON line per path, and fsyncs, so the
+// bytes written per change do not grow with the number of files. When the journal outgrows the snapshot
+// (and 64 KiB), Save compacts: a new snapshot (temp file, fsync, rename), then an empty journal. An
+// append-only journal was chosen over an embedded store (bbolt): the base is a map that lives in memory
+// anyway, so the disk only needs the log of its changes, and a JSON line is readable with `tail`.
+//
+// Crash safety: the caller makes the files durable before it saves the entries that record them
+// (syncer.saveState). A journal line torn by a crash is the last one; it and anything after it are
+// ignored (those entries are re-established by the next pass: same content on both sides is recorded
+// again, never deleted). A snapshot or journal that cannot be read, or that was written for another
+// remote, discards the whole base: a full restore, and no deletes until in sync.
 package state
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
 	"sync"
 )
 
@@ -21,10 +37,16 @@ type Entry struct {
 	ModTime    int64 // local modification time (unix ns) when the base was recorded
 }
 
-// fileName is the state file inside the state directory.
-const fileName = "filesync-state.json"
+// The files inside the state directory.
+const (
+	fileName    = "filesync-state.json"
+	journalName = "filesync-state.journal"
+)
 
 const formatVersion = 1
+
+// minCompact is the journal size below which Save never compacts.
+const minCompact = 64 << 10
 
 type fileFormat struct {
 	Version int    `json:"version"`
@@ -33,41 +55,113 @@ type fileFormat struct {
 	Entries map[string][4]int64 `json:"entries"`
 }
 
+// journalHeader is the journal's first line; every other line is a journalLine.
+type journalHeader struct {
+	Version int    `json:"version"`
+	Remote  string `json:"remote"`
+}
+
+// journalLine records one path: E set to [generation, size, crc32c, local mtime ns], or absent for a delete.
+type journalLine struct {
+	P string    `json:"p"`
+	E *[4]int64 `json:"e,omitempty"`
+}
+
 // Store is the base of every path. It is safe for concurrent use.
 type Store struct {
 	mu      sync.Mutex
 	entries map[string]Entry
-	file    string // "" keeps the state in memory only
+	file    string // the snapshot; "" keeps the state in memory only
+	journal string
 	remote  string
-	dirty   bool
+	// changes since the last Save: path -> new entry, nil for a delete.
+	changes     map[string]*Entry
+	journalSize int64 // bytes in the journal
+	snapSize    int64 // bytes in the snapshot
+	compact     bool  // the files on disk cannot be appended to (missing, foreign, broken): rewrite them
 }
 
-// Open loads the state for remote from dir ("" for memory only). A state file written for another remote
-// is ignored (Discarded reports it), so pointing the sidecar elsewhere never reuses a wrong base.
+// Open loads the state for remote from dir ("" for memory only). A state written for another remote, or
+// one that cannot be read, is ignored (Discarded reports it), so pointing the sidecar elsewhere never
+// reuses a wrong base. A state file of the earlier format (a snapshot without a journal) is read as the
+// snapshot: the journal starts with the next Save.
 func Open(dir, remote string) (s *Store, discarded bool, err error) {
-	s = &Store{entries: map[string]Entry{}, remote: remote}
+	s = &Store{entries: map[string]Entry{}, changes: map[string]*Entry{}, remote: remote}
 	if dir == "" {
 		return s, false, nil
 	}
-	s.file = filepath.Join(dir, fileName)
+	s.file, s.journal = filepath.Join(dir, fileName), filepath.Join(dir, journalName)
 	b, err := os.ReadFile(s.file)
-	if errors.Is(err, fs.ErrNotExist) {
-		return s, false, nil
-	}
-	if err != nil {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		s.compact = true
+	case err != nil:
 		return nil, false, fmt.Errorf("read state %s: %w", s.file, err)
+	default:
+		var f fileFormat
+		if err := json.Unmarshal(b, &f); err != nil || f.Version != formatVersion || f.Remote != remote {
+			s.compact = true
+			return s, true, nil // unreadable or foreign: start without a base (safe: no deletes)
+		}
+		for p, v := range f.Entries {
+			s.entries[p] = Entry{Generation: v[0], Size: v[1], CRC32C: uint32(v[2]), ModTime: v[3]}
+		}
+		s.snapSize = int64(len(b))
 	}
-	var f fileFormat
-	if err := json.Unmarshal(b, &f); err != nil || f.Version != formatVersion {
-		return s, true, nil // unreadable or foreign: start without a base (safe: no deletes)
+	ok, err := s.replay()
+	if err != nil {
+		return nil, false, err
 	}
-	if f.Remote != remote {
+	if !ok {
+		s.entries, s.compact = map[string]Entry{}, true
 		return s, true, nil
 	}
-	for p, v := range f.Entries {
-		s.entries[p] = Entry{Generation: v[0], Size: v[1], CRC32C: uint32(v[2]), ModTime: v[3]}
-	}
 	return s, false, nil
+}
+
+// replay applies the journal to the entries. It reports false for a journal that is foreign or broken
+// before its last line.
+func (s *Store) replay() (bool, error) {
+	b, err := os.ReadFile(s.journal)
+	if errors.Is(err, fs.ErrNotExist) {
+		s.compact = true
+		return true, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("read state %s: %w", s.journal, err)
+	}
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	var h journalHeader
+	if !sc.Scan() || json.Unmarshal(sc.Bytes(), &h) != nil || h.Version != formatVersion || h.Remote != s.remote {
+		return false, nil
+	}
+	good := int64(len(sc.Bytes()) + 1)
+	for sc.Scan() {
+		var l journalLine
+		line := sc.Bytes()
+		complete := good+int64(len(line)) < int64(len(b)) // followed by a newline
+		if err := json.Unmarshal(line, &l); err != nil || l.P == "" {
+			if !complete {
+				break // torn by a crash mid-append: not durable, ignored
+			}
+			return false, nil
+		}
+		if !complete {
+			break
+		}
+		if l.E == nil {
+			delete(s.entries, l.P)
+		} else {
+			s.entries[l.P] = Entry{Generation: l.E[0], Size: l.E[1], CRC32C: uint32(l.E[2]), ModTime: l.E[3]}
+		}
+		good += int64(len(line)) + 1
+	}
+	s.journalSize = good
+	if good != int64(len(b)) {
+		s.compact = true // a torn tail: rewrite rather than append after it
+	}
+	return true, nil
 }
 
 // Get returns the base of path.
@@ -86,7 +180,7 @@ func (s *Store) Set(path string, e Entry) {
 		return
 	}
 	s.entries[path] = e
-	s.dirty = true
+	s.changes[path] = &e
 }
 
 // Delete forgets path.
@@ -95,7 +189,7 @@ func (s *Store) Delete(path string) {
 	defer s.mu.Unlock()
 	if _, ok := s.entries[path]; ok {
 		delete(s.entries, path)
-		s.dirty = true
+		s.changes[path] = nil
 	}
 }
 
@@ -118,30 +212,85 @@ func (s *Store) Range(fn func(path string, e Entry)) {
 	}
 }
 
-// Save writes the state atomically (temp file, fsync, rename) if it changed since the last save.
+// Save makes the changes since the last Save durable: appended to the journal (one fsync), or, when the
+// journal has outgrown the snapshot or the files need rewriting, as a new snapshot and an empty journal.
 func (s *Store) Save() error {
 	s.mu.Lock()
-	if s.file == "" || !s.dirty {
-		s.mu.Unlock()
+	defer s.mu.Unlock()
+	if s.file == "" || (len(s.changes) == 0 && !s.compact) {
 		return nil
 	}
+	var err error
+	if s.compact || s.journalSize > max(minCompact, s.snapSize) {
+		err = s.writeSnapshot()
+	} else {
+		err = s.appendJournal()
+	}
+	if err != nil {
+		return err // the changes stay pending: the next Save tries again
+	}
+	clear(s.changes)
+	return nil
+}
+
+// appendJournal appends the pending changes, sorted by path, and fsyncs. Call with s.mu held.
+func (s *Store) appendJournal() error {
+	paths := make([]string, 0, len(s.changes))
+	for p := range s.changes {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	for _, p := range paths {
+		l := journalLine{P: p}
+		if e := s.changes[p]; e != nil {
+			l.E = &[4]int64{e.Generation, e.Size, int64(e.CRC32C), e.ModTime}
+		}
+		if err := enc.Encode(l); err != nil {
+			return fmt.Errorf("save state %s: %w", s.journal, err)
+		}
+	}
+	f, err := os.OpenFile(s.journal, os.O_WRONLY|os.O_APPEND, 0o644)
+	if err == nil {
+		_, err = f.Write(buf.Bytes())
+		if err == nil {
+			err = f.Sync()
+		}
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		s.compact = true // a partial append may be on disk: rewrite everything next time
+		return fmt.Errorf("save state %s: %w", s.journal, err)
+	}
+	s.journalSize += int64(buf.Len())
+	return nil
+}
+
+// writeSnapshot writes every entry as a new snapshot, then starts an empty journal. Replaying an old
+// journal over the new snapshot (a crash between the two renames) changes nothing: the snapshot already
+// holds the result of every line in it. Call with s.mu held.
+func (s *Store) writeSnapshot() error {
 	f := fileFormat{Version: formatVersion, Remote: s.remote, Entries: make(map[string][4]int64, len(s.entries))}
 	for p, e := range s.entries {
 		f.Entries[p] = [4]int64{e.Generation, e.Size, int64(e.CRC32C), e.ModTime}
 	}
-	s.dirty = false
-	s.mu.Unlock()
-
 	b, err := json.Marshal(f)
 	if err == nil {
 		err = writeAtomic(s.file, b)
 	}
 	if err != nil {
-		s.mu.Lock()
-		s.dirty = true
-		s.mu.Unlock()
 		return fmt.Errorf("save state %s: %w", s.file, err)
 	}
+	h, _ := json.Marshal(journalHeader{Version: formatVersion, Remote: s.remote})
+	h = append(h, '\n')
+	if err := writeAtomic(s.journal, h); err != nil {
+		s.compact = true
+		return fmt.Errorf("save state %s: %w", s.journal, err)
+	}
+	s.snapSize, s.journalSize, s.compact = int64(len(b)), int64(len(h)), false
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package state
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -55,5 +56,125 @@ func TestMemoryOnly(t *testing.T) {
 	s.Set("x", Entry{Generation: 1})
 	if err := s.Save(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func fileSize(t *testing.T, p string) int64 {
+	t.Helper()
+	fi, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Size()
+}
+
+// Each save appends only what changed: the bytes written per change do not grow with the number of files.
+func TestSaveAppendsOnlyTheChanges(t *testing.T) {
+	dir := t.TempDir()
+	s, _, _ := Open(dir, "gs://b/p")
+	for i := range 5000 {
+		s.Set(fmt.Sprintf("uploads/2026/12/photo-%05d.jpg", i), Entry{Generation: int64(i + 1), Size: 1000, CRC32C: 7, ModTime: 9})
+	}
+	if err := s.Save(); err != nil {
+		t.Fatal(err)
+	}
+	snap := fileSize(t, filepath.Join(dir, fileName))
+	j0 := fileSize(t, filepath.Join(dir, journalName))
+	s.Set("uploads/2026/12/new.jpg", Entry{Generation: 99999, Size: 1, CRC32C: 1, ModTime: 1})
+	if err := s.Save(); err != nil {
+		t.Fatal(err)
+	}
+	if grew := fileSize(t, filepath.Join(dir, journalName)) - j0; grew <= 0 || grew > 200 {
+		t.Fatalf("one change appended %d bytes to the journal", grew)
+	}
+	if fileSize(t, filepath.Join(dir, fileName)) != snap {
+		t.Fatal("one change rewrote the snapshot")
+	}
+	s.Delete("uploads/2026/12/photo-00000.jpg")
+	if err := s.Save(); err != nil {
+		t.Fatal(err)
+	}
+	s2, discarded, err := Open(dir, "gs://b/p")
+	if err != nil || discarded || s2.Len() != 5000 {
+		t.Fatalf("reopen: %v discarded=%v len=%d", err, discarded, s2.Len())
+	}
+	if e, ok := s2.Get("uploads/2026/12/new.jpg"); !ok || e.Generation != 99999 {
+		t.Fatalf("journalled entry lost: %+v", e)
+	}
+	if _, ok := s2.Get("uploads/2026/12/photo-00000.jpg"); ok {
+		t.Fatal("journalled delete lost")
+	}
+}
+
+// The journal is compacted into a new snapshot once it outgrows it; nothing is lost on the way.
+func TestJournalIsCompacted(t *testing.T) {
+	dir := t.TempDir()
+	s, _, _ := Open(dir, "gs://b/p")
+	for i := range 3000 {
+		s.Set(fmt.Sprintf("f%d", i%10), Entry{Generation: int64(i + 1)})
+		if err := s.Save(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if j := fileSize(t, filepath.Join(dir, journalName)); j > minCompact+200 {
+		t.Fatalf("journal %d bytes: never compacted", j)
+	}
+	s2, _, _ := Open(dir, "gs://b/p")
+	if e, _ := s2.Get("f9"); s2.Len() != 10 || e.Generation != 3000 {
+		t.Fatalf("after compaction: len %d, f9 %+v", s2.Len(), e)
+	}
+}
+
+// A line torn by a crash mid-append is ignored (its entries were not durable); a journal broken before
+// its end, or written for another remote, discards the base.
+func TestTornJournal(t *testing.T) {
+	dir := t.TempDir()
+	s, _, _ := Open(dir, "gs://b/p")
+	s.Set("a", Entry{Generation: 1})
+	_ = s.Save()
+	s.Set("b", Entry{Generation: 2})
+	_ = s.Save()
+	j := filepath.Join(dir, journalName)
+	f, _ := os.OpenFile(j, os.O_WRONLY|os.O_APPEND, 0)
+	_, _ = f.WriteString(`{"p":"c","e":[3,0,`)
+	f.Close()
+	s2, discarded, err := Open(dir, "gs://b/p")
+	if err != nil || discarded || s2.Len() != 2 {
+		t.Fatalf("torn tail: %v discarded=%v len=%d", err, discarded, s2.Len())
+	}
+	s2.Set("d", Entry{Generation: 4})
+	if err := s2.Save(); err != nil {
+		t.Fatal(err)
+	}
+	if s3, _, _ := Open(dir, "gs://b/p"); s3.Len() != 3 {
+		t.Fatalf("after a save over a torn tail: len %d, want 3", s3.Len())
+	}
+	b, _ := os.ReadFile(j)
+	_ = os.WriteFile(j, append([]byte("garbage\n"), b...), 0o644)
+	if s4, discarded, _ := Open(dir, "gs://b/p"); !discarded || s4.Len() != 0 {
+		t.Fatalf("broken journal: discarded=%v len=%d", discarded, s4.Len())
+	}
+}
+
+// The state file of the earlier format (a JSON snapshot, no journal) is read on first start.
+func TestMigratesTheJSONStateFile(t *testing.T) {
+	dir := t.TempDir()
+	old := `{"version":1,"remote":"gs://b/p","entries":{"a.jpg":[17,3,3735928559,42]}}`
+	if err := os.WriteFile(filepath.Join(dir, fileName), []byte(old), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, discarded, err := Open(dir, "gs://b/p")
+	if err != nil || discarded {
+		t.Fatalf("open: %v discarded=%v", err, discarded)
+	}
+	if e, ok := s.Get("a.jpg"); !ok || e != (Entry{17, 3, 0xdeadbeef, 42}) {
+		t.Fatalf("migrated entry %+v", e)
+	}
+	s.Set("b.jpg", Entry{Generation: 1})
+	if err := s.Save(); err != nil {
+		t.Fatal(err)
+	}
+	if s2, _, _ := Open(dir, "gs://b/p"); s2.Len() != 2 {
+		t.Fatalf("len %d", s2.Len())
 	}
 }

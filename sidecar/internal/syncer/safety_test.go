@@ -407,7 +407,7 @@ func TestPollAfterGuardTripFindsNoChange(t *testing.T) {
 	}
 	a.settle()
 	a.s.window = plan.DeleteWindow{Start: time.Now(), Known: 10, Deleted: 5} // the budget is spent
-	b.del(testPrefix + "/f0") // deleted remotely: the local delete is withheld, the base keeps f0
+	b.del(testPrefix + "/f0")                                                // deleted remotely: the local delete is withheld, the base keeps f0
 	if res := a.pass(); len(res.Plan.BlockedDeletes) != 1 {
 		t.Fatalf("want the delete withheld:\n%s", res.Plan)
 	}
