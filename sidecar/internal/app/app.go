@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"google.golang.org/api/option"
@@ -96,7 +97,7 @@ func Run(ctx context.Context, env Env) error {
 	s := syncer.New(dir, store, base, f, m, log, syncer.Options{
 		PollInterval: cfg.PollInterval, RescanInterval: cfg.RescanInterval, Settle: cfg.Settle,
 		Delete: cfg.Delete, MaxDelete: cfg.MaxDelete, DeleteWindow: cfg.DeleteWindow, Transfers: cfg.Transfers,
-		Pod: env.Getenv("POD_NAME"),
+		Pod: env.Getenv("POD_NAME"), ProgressInterval: cfg.ProgressEvery, OnProgress: terminalProgress(cfg, env.Stderr),
 	})
 
 	if cfg.DryRun {
@@ -112,7 +113,11 @@ func Run(ctx context.Context, env Env) error {
 		if err := store.CheckBucket(ctx); err != nil {
 			return err
 		}
-		return s.Once(ctx)
+		err := s.Once(ctx)
+		if terminalProgress(cfg, env.Stderr) != nil {
+			fmt.Fprintln(env.Stderr) // end the progress line
+		}
+		return err
 	}
 	if err := waitForBucket(ctx, store, log); err != nil {
 		return err
@@ -206,6 +211,18 @@ func waitForBucket(ctx context.Context, store *gcsstore.Store, log *slog.Logger)
 			return ctx.Err()
 		}
 	}
+}
+
+// terminalProgress shows the restore's progress on one line when --once runs in a terminal.
+func terminalProgress(cfg config.Config, w io.Writer) func(string) {
+	f, ok := w.(*os.File)
+	if !cfg.Once || !ok {
+		return nil
+	}
+	if fi, err := f.Stat(); err != nil || fi.Mode()&os.ModeCharDevice == 0 {
+		return nil
+	}
+	return func(line string) { fmt.Fprintf(w, "\r%s\x1b[K", line) }
 }
 
 func newLogger(cfg config.Config, w io.Writer) *slog.Logger {

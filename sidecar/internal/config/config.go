@@ -38,6 +38,7 @@ type Config struct {
 	StateDir        string
 	Listen          string
 	ShutdownTimeout time.Duration
+	ProgressEvery   time.Duration
 	LogFormat       string
 	LogLevel        string
 }
@@ -107,6 +108,7 @@ func newFlagSet(c *Config, remote *string, excludes *stringList) *flag.FlagSet {
 	fs.StringVar(&c.StateDir, "state-dir", "", "directory keeping the last-synced state across container restarts")
 	fs.StringVar(&c.Listen, "listen", ":8090", "address of /healthz, /readyz and /metrics (empty: none)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 25*time.Second, "how long SIGTERM may spend flushing pending uploads")
+	fs.DurationVar(&c.ProgressEvery, "progress-interval", 5*time.Second, "how often the restore (the first pass) logs its progress")
 	fs.StringVar(&c.LogFormat, "log-format", "json", "json or text")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 
@@ -159,7 +161,7 @@ func (c *Config) validate(remote string) error {
 		name string
 		v    time.Duration
 	}{{"poll-interval", c.PollInterval}, {"rescan-interval", c.RescanInterval}, {"shutdown-timeout", c.ShutdownTimeout},
-		{"max-delete-window", c.DeleteWindow}} {
+		{"max-delete-window", c.DeleteWindow}, {"progress-interval", c.ProgressEvery}} {
 		if d.v <= 0 {
 			return usagef("--%s %v: must be positive", d.name, d.v)
 		}

@@ -34,12 +34,12 @@ func TestLoad(t *testing.T) {
 			"FILESYNC_EXCLUDE": "cache/**, *.tmp", "FILESYNC_DELETE": "false", "FILESYNC_MAX_DELETE": "10",
 			"FILESYNC_TRANSFERS": "4", "FILESYNC_STATE_DIR": dir, "FILESYNC_LISTEN": "127.0.0.1:0",
 			"FILESYNC_SHUTDOWN_TIMEOUT": "5s", "FILESYNC_LOG_FORMAT": "text", "FILESYNC_LOG_LEVEL": "debug",
-			"FILESYNC_MAX_DELETE_WINDOW": "10m",
+			"FILESYNC_MAX_DELETE_WINDOW": "10m", "FILESYNC_PROGRESS_INTERVAL": "1s",
 		}, check: func(t *testing.T, c Config) {
 			want := Config{Dir: dir, Once: true, DryRun: true, PollInterval: 3 * time.Second, RescanInterval: time.Minute,
 				Settle: time.Second, Excludes: []string{"cache/**", "*.tmp"}, Delete: false, MaxDelete: 10, Transfers: 4,
 				StateDir: dir, Listen: "127.0.0.1:0", ShutdownTimeout: 5 * time.Second, LogFormat: "text", LogLevel: "debug",
-				DeleteWindow: 10 * time.Minute}
+				DeleteWindow: 10 * time.Minute, ProgressEvery: time.Second}
 			want.Remote = c.Remote
 			if c.Remote.Bucket != "bk2" || strings.Join(c.Excludes, "|") != "cache/**|*.tmp" {
 				t.Fatalf("remote/excludes: %+v", c)

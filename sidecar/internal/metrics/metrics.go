@@ -31,7 +31,9 @@ type Metrics struct {
 	WatchOverflows prometheus.Counter
 	GCSRequests    *prometheus.CounterVec // op=list|get|read|insert|delete (gcsstore.Op*)
 	Wipes          *prometheus.CounterVec // side=local|remote
-	SkippedPaths   *prometheus.CounterVec // reason=unreadable|clash|symlink|corrupt|busy_dir
+	SkippedPaths   *prometheus.CounterVec // reason=unreadable|clash|symlink|corrupt|content_encoding
+	// The restore (the passes before ready): what it has to download and how far it is.
+	RestoreFiles, RestoreFilesDone, RestoreBytes, RestoreBytesDone prometheus.Gauge
 }
 
 // New registers the metrics (and the Go/process collectors) on a new registry.
@@ -78,12 +80,21 @@ func New() *Metrics {
 			Help: "Times a side was found to have lost more than --max-delete of the known files at once (wiped): it was restored from the other side and nothing was deleted."},
 			[]string{"side"}),
 		SkippedPaths: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "filesync_skipped_paths_total",
-			Help: "Paths left alone until they change, by reason: unreadable locally, a file/directory clash, under a symlink, or an object whose bytes never match its checksum."},
+			Help: "Paths left alone until they change, by reason: unreadable locally, a file/directory clash, under a symlink, an object whose bytes never match its checksum, or a gzip-encoded object."},
 			[]string{"reason"}),
+		RestoreFiles: prometheus.NewGauge(prometheus.GaugeOpts{Name: "filesync_restore_files",
+			Help: "Files the restore (the first pass, before ready) has to download."}),
+		RestoreFilesDone: prometheus.NewGauge(prometheus.GaugeOpts{Name: "filesync_restore_files_done",
+			Help: "Files the restore has downloaded so far."}),
+		RestoreBytes: prometheus.NewGauge(prometheus.GaugeOpts{Name: "filesync_restore_bytes",
+			Help: "Bytes the restore has to download."}),
+		RestoreBytesDone: prometheus.NewGauge(prometheus.GaugeOpts{Name: "filesync_restore_bytes_done",
+			Help: "Bytes the restore has downloaded so far."}),
 	}
 	for _, c := range []prometheus.Collector{m.Uploads, m.Downloads, m.Deletes, m.Bytes, m.Errors, m.Conflicts,
 		m.SkippedUnsafe, m.Preconditions, m.DeleteGuard, m.DeleteBlocked, m.PendingUploads, m.KnownFiles,
 		m.LastSuccess, m.Ready, m.PassDuration, m.WatchOverflows, m.GCSRequests, m.Wipes, m.SkippedPaths,
+		m.RestoreFiles, m.RestoreFilesDone, m.RestoreBytes, m.RestoreBytesDone,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		f(c)
 	}

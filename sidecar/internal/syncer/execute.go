@@ -46,6 +46,8 @@ func (s *Syncer) execute(ctx context.Context, p plan.Plan, snap snapshot, flush 
 			others = append(others, a)
 		}
 	}
+	stop := s.beginRestore(ctx, p)
+	defer stop()
 	var mu sync.Mutex
 	for _, batch := range [][]plan.Action{deletes, others} {
 		sem := make(chan struct{}, s.opt.Transfers)
@@ -276,11 +278,12 @@ func (s *Syncer) download(ctx context.Context, path string, r plan.Remote, local
 	}
 	defer rd.Close()
 	expect := localfs.Expect{Absent: !hasLocal, Stamp: local.Stamp}
-	st, err := s.dir.WriteAtomic(path, s.progress(rd), rd.Object.Size, rd.Object.CRC32C, expect)
+	st, err := s.dir.WriteAtomic(path, beatReader{r: rd, beat: s.beat, moved: s.countRestoredBytes}, rd.Object.Size, rd.Object.CRC32C, expect)
 	if err != nil {
 		return err
 	}
 	s.written.Store(true)
+	s.countRestored()
 	s.base.Set(path, state.Entry{Generation: rd.Object.Generation, Size: rd.Object.Size, CRC32C: rd.Object.CRC32C, ModTime: st.ModTime})
 	s.m.Downloads.Inc()
 	s.m.Bytes.WithLabelValues("download").Add(float64(rd.Object.Size))
@@ -310,14 +313,18 @@ func (s *Syncer) preserveConflict(ctx context.Context, path string, local localf
 func (s *Syncer) progress(r io.Reader) io.Reader { return beatReader{r: r, beat: s.beat} }
 
 type beatReader struct {
-	r    io.Reader
-	beat func()
+	r     io.Reader
+	beat  func()
+	moved func(n int) // optional: also told how many bytes moved
 }
 
 func (b beatReader) Read(p []byte) (int, error) {
 	n, err := b.r.Read(p)
 	if n > 0 {
 		b.beat()
+		if b.moved != nil {
+			b.moved(n)
+		}
 	}
 	return n, err
 }

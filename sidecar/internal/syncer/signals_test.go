@@ -1,14 +1,18 @@
 package syncer
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // Loop signals mean what they say (the change-driven engine issue, point 6).
@@ -87,4 +91,54 @@ func (s slowBody) Read(p []byte) (int, error) {
 	s.reading.Store(true)
 	time.Sleep(5 * time.Millisecond)
 	return s.ReadCloser.Read(p[:min(len(p), 64<<10)])
+}
+
+// The restore reports its progress: log lines every ProgressInterval, the gauges, and /readyz's reason.
+func TestRestoreShowsProgress(t *testing.T) {
+	b := newBucket(t)
+	for i := range 300 {
+		b.put(fmt.Sprintf("%s/uploads/f%03d.jpg", testPrefix, i), strings.Repeat("x", 1000))
+	}
+	var lines atomic.Int64
+	var reasons []string
+	var mu sync.Mutex
+	c := b.replica("b", withTransport(func(next http.RoundTripper) http.RoundTripper { return slowMedia(next, 2*time.Millisecond) }),
+		withOptions(func(o *Options) {
+			o.ProgressInterval = 20 * time.Millisecond
+			o.OnProgress = func(string) { lines.Add(1) }
+		}))
+	stop := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(10 * time.Millisecond):
+				mu.Lock()
+				reasons = append(reasons, c.s.NotReadyReason())
+				mu.Unlock()
+			}
+		}
+	}()
+	c.settle()
+	close(stop)
+	if lines.Load() < 2 {
+		t.Fatalf("%d progress lines during the restore, want several", lines.Load())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	seen := false
+	for _, r := range reasons {
+		if strings.HasPrefix(r, "restoring: ") && strings.Contains(r, "/300 files") {
+			seen = true
+		}
+	}
+	if !seen {
+		t.Fatalf("/readyz never said how far the restore was: %q", reasons)
+	}
+	if testutil.ToFloat64(c.m.RestoreFilesDone) != 300 || testutil.ToFloat64(c.m.RestoreBytes) != 300000 ||
+		testutil.ToFloat64(c.m.RestoreBytesDone) != 300000 {
+		t.Fatalf("gauges: files done %v, bytes %v, bytes done %v", testutil.ToFloat64(c.m.RestoreFilesDone),
+			testutil.ToFloat64(c.m.RestoreBytes), testutil.ToFloat64(c.m.RestoreBytesDone))
+	}
 }

@@ -30,6 +30,10 @@ type Options struct {
 	Transfers      int
 	// Pod names this replica in conflict copies.
 	Pod string
+	// ProgressInterval is how often the restore logs its progress (default 5 s); OnProgress, if set, is
+	// also given the progress as one line (--once in a terminal).
+	ProgressInterval time.Duration
+	OnProgress       func(line string)
 }
 
 // Syncer keeps one directory and one bucket prefix in sync.
@@ -64,6 +68,7 @@ type Syncer struct {
 
 	written atomic.Bool // files were written since the last syncfs
 
+	restore   atomic.Pointer[restoreProgress] // the restore in progress (before Ready), nil after
 	ready     atomic.Bool
 	heartbeat atomic.Int64
 	running   atomic.Bool
@@ -116,6 +121,9 @@ func New(dir *localfs.Dir, store *gcsstore.Store, base *state.Store, f *filter.F
 	if opt.DeleteWindow <= 0 {
 		s.opt.DeleteWindow = time.Hour
 	}
+	if opt.ProgressInterval <= 0 {
+		s.opt.ProgressInterval = 5 * time.Second
+	}
 	s.beat()
 	m.KnownFiles.Set(float64(base.Len()))
 	return s
@@ -132,6 +140,9 @@ func (s *Syncer) NotReadyReason() string {
 		if !f.busy {
 			return fmt.Sprintf("restoring: %d paths failed and are being retried (%s: %v)", s.failedLocked(), p, f.err)
 		}
+	}
+	if rp := s.restore.Load(); rp != nil {
+		return rp.String(s.now())
 	}
 	return "restoring: first pass not complete"
 }
@@ -194,6 +205,7 @@ func (s *Syncer) saveState() {
 
 func (s *Syncer) setReady() {
 	if !s.ready.Swap(true) {
+		s.restore.Store(nil)
 		s.m.Ready.Set(1)
 		s.log.Info("ready: first full pass complete", "known_files", s.base.Len())
 	}
