@@ -97,7 +97,8 @@ func Run(ctx context.Context, env Env) error {
 	s := syncer.New(dir, store, base, f, m, log, syncer.Options{
 		PollInterval: cfg.PollInterval, RescanInterval: cfg.RescanInterval, Settle: cfg.Settle,
 		Delete: cfg.Delete, MaxDelete: cfg.MaxDelete, DeleteWindow: cfg.DeleteWindow, Transfers: cfg.Transfers,
-		Pod: env.Getenv("POD_NAME"), ProgressInterval: cfg.ProgressEvery, OnProgress: terminalProgress(cfg, env.Stderr),
+		RestoreTransfers: cfg.RestoreTransfers,
+		Pod:              env.Getenv("POD_NAME"), ProgressInterval: cfg.ProgressEvery, OnProgress: terminalProgress(cfg, env.Stderr),
 	})
 
 	if cfg.DryRun {

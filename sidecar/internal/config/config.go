@@ -23,24 +23,25 @@ const EnvPrefix = "FILESYNC_"
 
 // Config is the whole configuration.
 type Config struct {
-	Dir             string
-	Remote          gcsstore.Remote
-	Once            bool
-	DryRun          bool
-	PollInterval    time.Duration
-	RescanInterval  time.Duration
-	Settle          time.Duration
-	Excludes        []string
-	Delete          bool
-	MaxDelete       int
-	DeleteWindow    time.Duration
-	Transfers       int
-	StateDir        string
-	Listen          string
-	ShutdownTimeout time.Duration
-	ProgressEvery   time.Duration
-	LogFormat       string
-	LogLevel        string
+	Dir              string
+	Remote           gcsstore.Remote
+	Once             bool
+	DryRun           bool
+	PollInterval     time.Duration
+	RescanInterval   time.Duration
+	Settle           time.Duration
+	Excludes         []string
+	Delete           bool
+	MaxDelete        int
+	DeleteWindow     time.Duration
+	Transfers        int
+	RestoreTransfers int
+	StateDir         string
+	Listen           string
+	ShutdownTimeout  time.Duration
+	ProgressEvery    time.Duration
+	LogFormat        string
+	LogLevel         string
 }
 
 // ErrUsage marks configuration errors (exit code 2). ErrHelp is returned for -h/--help.
@@ -105,6 +106,7 @@ func newFlagSet(c *Config, remote *string, excludes *stringList) *flag.FlagSet {
 	fs.IntVar(&c.MaxDelete, "max-delete", 50, "the share (percent) of known files that may be deleted per --max-delete-window; a side missing more at once is a wipe, restored from the other")
 	fs.DurationVar(&c.DeleteWindow, "max-delete-window", time.Hour, "the time over which deletes are counted against --max-delete")
 	fs.IntVar(&c.Transfers, "transfers", 8, "parallel uploads/downloads")
+	fs.IntVar(&c.RestoreTransfers, "restore-transfers", 64, "parallel downloads of the restore (the passes before ready)")
 	fs.StringVar(&c.StateDir, "state-dir", "", "directory keeping the last-synced state across container restarts")
 	fs.StringVar(&c.Listen, "listen", ":8090", "address of /healthz, /readyz and /metrics (empty: none)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 25*time.Second, "how long SIGTERM may spend flushing pending uploads")
@@ -174,6 +176,9 @@ func (c *Config) validate(remote string) error {
 	}
 	if c.Transfers < 1 || c.Transfers > 256 {
 		return usagef("--transfers %d: must be from 1 to 256", c.Transfers)
+	}
+	if c.RestoreTransfers < 1 || c.RestoreTransfers > 256 {
+		return usagef("--restore-transfers %d: must be from 1 to 256", c.RestoreTransfers)
 	}
 	if _, err := filter.New(c.Excludes); err != nil {
 		return usagef("--exclude: %v", err)

@@ -22,7 +22,7 @@ func TestLoad(t *testing.T) {
 	}{
 		{name: "defaults", args: []string{"--dir", dir, "--remote", "gs://bkt/p"}, check: func(t *testing.T, c Config) {
 			if c.PollInterval != 2*time.Second || c.RescanInterval != 5*time.Minute || c.Settle != 500*time.Millisecond ||
-				!c.Delete || c.MaxDelete != 50 || c.Transfers != 8 || c.Listen != ":8090" ||
+				!c.Delete || c.MaxDelete != 50 || c.Transfers != 8 || c.RestoreTransfers != 64 || c.DeleteWindow != time.Hour || c.Listen != ":8090" ||
 				c.ShutdownTimeout != 25*time.Second || c.LogFormat != "json" || c.LogLevel != "info" ||
 				c.Remote.Bucket != "bkt" || c.Remote.Prefix != "p" {
 				t.Fatalf("defaults: %+v", c)
@@ -34,12 +34,12 @@ func TestLoad(t *testing.T) {
 			"FILESYNC_EXCLUDE": "cache/**, *.tmp", "FILESYNC_DELETE": "false", "FILESYNC_MAX_DELETE": "10",
 			"FILESYNC_TRANSFERS": "4", "FILESYNC_STATE_DIR": dir, "FILESYNC_LISTEN": "127.0.0.1:0",
 			"FILESYNC_SHUTDOWN_TIMEOUT": "5s", "FILESYNC_LOG_FORMAT": "text", "FILESYNC_LOG_LEVEL": "debug",
-			"FILESYNC_MAX_DELETE_WINDOW": "10m", "FILESYNC_PROGRESS_INTERVAL": "1s",
+			"FILESYNC_MAX_DELETE_WINDOW": "10m", "FILESYNC_PROGRESS_INTERVAL": "1s", "FILESYNC_RESTORE_TRANSFERS": "48",
 		}, check: func(t *testing.T, c Config) {
 			want := Config{Dir: dir, Once: true, DryRun: true, PollInterval: 3 * time.Second, RescanInterval: time.Minute,
 				Settle: time.Second, Excludes: []string{"cache/**", "*.tmp"}, Delete: false, MaxDelete: 10, Transfers: 4,
 				StateDir: dir, Listen: "127.0.0.1:0", ShutdownTimeout: 5 * time.Second, LogFormat: "text", LogLevel: "debug",
-				DeleteWindow: 10 * time.Minute, ProgressEvery: time.Second}
+				DeleteWindow: 10 * time.Minute, ProgressEvery: time.Second, RestoreTransfers: 48}
 			want.Remote = c.Remote
 			if c.Remote.Bucket != "bk2" || strings.Join(c.Excludes, "|") != "cache/**|*.tmp" {
 				t.Fatalf("remote/excludes: %+v", c)
@@ -71,6 +71,7 @@ func TestLoad(t *testing.T) {
 			env: map[string]string{"FILESYNC_SETTLE": "soon"}, wantErr: "FILESYNC_SETTLE"},
 		{name: "zero poll", args: []string{"--dir", dir, "--remote", "gs://bkt", "--poll-interval", "0s"}, wantErr: "--poll-interval 0s"},
 		{name: "max-delete range", args: []string{"--dir", dir, "--remote", "gs://bkt", "--max-delete", "101"}, wantErr: "--max-delete 101"},
+		{name: "restore-transfers range", args: []string{"--dir", dir, "--remote", "gs://bkt", "--restore-transfers", "0"}, wantErr: "--restore-transfers 0"},
 		{name: "transfers range", args: []string{"--dir", dir, "--remote", "gs://bkt", "--transfers", "0"}, wantErr: "--transfers 0"},
 		{name: "bad glob", args: []string{"--dir", dir, "--remote", "gs://bkt", "--exclude", "[x"}, wantErr: "--exclude"},
 		{name: "bad log format", args: []string{"--dir", dir, "--remote", "gs://bkt", "--log-format", "xml"}, wantErr: "--log-format"},

@@ -48,9 +48,13 @@ func (s *Syncer) execute(ctx context.Context, p plan.Plan, snap snapshot, flush 
 	}
 	stop := s.beginRestore(ctx, p)
 	defer stop()
+	parallel := s.opt.Transfers
+	if !s.Ready() {
+		parallel = s.opt.RestoreTransfers
+	}
 	var mu sync.Mutex
 	for _, batch := range [][]plan.Action{deletes, others} {
-		sem := make(chan struct{}, s.opt.Transfers)
+		sem := make(chan struct{}, parallel)
 		var wg sync.WaitGroup
 		for _, a := range batch {
 			if ctx.Err() != nil {

@@ -142,3 +142,37 @@ func TestRestoreShowsProgress(t *testing.T) {
 			testutil.ToFloat64(c.m.RestoreBytes), testutil.ToFloat64(c.m.RestoreBytesDone))
 	}
 }
+
+// The restore runs RestoreTransfers downloads at once; once ready, Transfers.
+func TestRestoreUsesItsOwnParallelism(t *testing.T) {
+	b := newBucket(t)
+	for i := range 64 {
+		b.put(fmt.Sprintf("%s/f%02d", testPrefix, i), "x")
+	}
+	var inFlight, peak atomic.Int64
+	c := b.replica("b", withOptions(func(o *Options) { o.Transfers, o.RestoreTransfers = 2, 16 }),
+		withTransport(func(next http.RoundTripper) http.RoundTripper {
+			return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+				if isMedia(r) {
+					n := inFlight.Add(1)
+					defer inFlight.Add(-1)
+					for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+					}
+					time.Sleep(20 * time.Millisecond)
+				}
+				return next.RoundTrip(r)
+			})
+		}))
+	c.settle()
+	if p := peak.Load(); p < 8 || p > 16 {
+		t.Fatalf("peak parallel downloads during the restore = %d, want up to 16 (well above --transfers 2)", p)
+	}
+	peak.Store(0)
+	for i := range 20 {
+		b.put(fmt.Sprintf("%s/later%02d", testPrefix, i), "y")
+	}
+	c.settle()
+	if p := peak.Load(); p > 2 {
+		t.Fatalf("peak parallel downloads once ready = %d, want at most --transfers 2", p)
+	}
+}

@@ -28,6 +28,10 @@ type Options struct {
 	MaxDelete      int           // percent
 	DeleteWindow   time.Duration // how long one --max-delete budget lasts
 	Transfers      int
+	// RestoreTransfers is the parallelism of the restore (the passes before ready): nothing else runs then,
+	// and against GCS every request waits tens of milliseconds, so more requests in flight are what makes
+	// it fast. 0: Transfers.
+	RestoreTransfers int
 	// Pod names this replica in conflict copies.
 	Pod string
 	// ProgressInterval is how often the restore logs its progress (default 5 s); OnProgress, if set, is
@@ -102,6 +106,9 @@ func New(dir *localfs.Dir, store *gcsstore.Store, base *state.Store, f *filter.F
 	log *slog.Logger, opt Options) *Syncer {
 	if opt.Transfers < 1 {
 		opt.Transfers = 1
+	}
+	if opt.RestoreTransfers < 1 {
+		opt.RestoreTransfers = opt.Transfers
 	}
 	if opt.Pod == "" {
 		opt.Pod, _ = os.Hostname()
