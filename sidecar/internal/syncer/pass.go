@@ -151,7 +151,7 @@ func (s *Syncer) setView(path string, r *plan.Remote) {
 
 // scan walks the directory, hashing only files whose stamp the base or the hash cache does not know, and
 // leaving files modified within the settle time unhashed (fresh). Paths it cannot read are remembered
-// (s.readable) so the plan leaves them alone.
+// (s.unreadable) so the plan leaves them alone.
 func (s *Syncer) scan(settle time.Duration) (map[string]localfs.File, map[string]time.Time, error) {
 	now := s.now()
 	s.mu.Lock()
@@ -196,7 +196,7 @@ func (s *Syncer) scan(settle time.Duration) (map[string]localfs.File, map[string
 			s.log.Warn("skipping local file with an unsafe name", "path", n)
 		}
 	}
-	s.readable = res.Unreadable
+	s.unreadable = res.Unreadable
 	for rel, err := range res.Unreadable {
 		if s.firstSkip("unreadable:"+rel, "unreadable") {
 			s.m.Errors.WithLabelValues("scan").Inc()
@@ -291,10 +291,10 @@ func (s *Syncer) leftAlone(path string, remote map[string]plan.Remote) bool {
 	if _, ok := s.unsyncable[path]; ok {
 		return true
 	}
-	if len(s.readable) > 0 {
+	if len(s.unreadable) > 0 {
 		for i := 0; i <= len(path); i++ {
 			if i == len(path) || path[i] == '/' {
-				if _, ok := s.readable[path[:i]]; ok {
+				if _, ok := s.unreadable[path[:i]]; ok {
 					return true
 				}
 			}

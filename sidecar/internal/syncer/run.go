@@ -2,6 +2,7 @@ package syncer
 
 import (
 	"context"
+	"maps"
 	"time"
 
 	"github.com/filesync/filesync/sidecar/internal/backoff"
@@ -101,19 +102,7 @@ func (s *Syncer) remoteChanged(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	return !listed || !sameListing(before, view), nil
-}
-
-func sameListing(a, b map[string]plan.Remote) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for p, r := range a {
-		if o, ok := b[p]; !ok || o != r {
-			return false
-		}
-	}
-	return true
+	return !listed || !maps.Equal(before, view), nil
 }
 
 // Flush uploads what changed locally (and deletes remotely what was deleted locally), ignoring the settle

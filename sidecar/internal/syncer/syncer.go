@@ -63,7 +63,7 @@ type Syncer struct {
 	hashes     map[string]cachedHash // CRCs of files not in the base (e.g. waiting to settle)
 	skipped    map[string]skip       // paths left alone until their object changes (clash, symlink, corrupt)
 	firstSeen  map[string]seen       // when a stamp with a future mtime was first seen (settle then counts from it)
-	readable   map[string]error      // paths the last scan could not read: neither present nor missing
+	unreadable map[string]error      // paths the last scan could not read: neither present nor missing
 
 	// Only the goroutine running passes (Run, Once or Flush) touches these, so they need no lock.
 	window  plan.DeleteWindow // the --max-delete budget in force
@@ -123,7 +123,7 @@ func New(dir *localfs.Dir, store *gcsstore.Store, base *state.Store, f *filter.F
 		hashes:     map[string]cachedHash{},
 		skipped:    map[string]skip{},
 		firstSeen:  map[string]seen{},
-		readable:   map[string]error{},
+		unreadable: map[string]error{},
 	}
 	if opt.DeleteWindow <= 0 {
 		s.opt.DeleteWindow = time.Hour
