@@ -96,6 +96,25 @@ func (d *Dir) resetTemp() error {
 	return nil
 }
 
+// Empty reports whether the directory holds nothing but filesync's own folder (a fresh emptyDir).
+func (d *Dir) Empty() bool {
+	fh, err := d.root.Open(".")
+	if err != nil {
+		return false
+	}
+	defer fh.Close()
+	names, err := fh.Readdirnames(2)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return false
+	}
+	for _, n := range names {
+		if n != filter.InternalDir {
+			return false
+		}
+	}
+	return true
+}
+
 // Close releases the directory.
 func (d *Dir) Close() error { return d.root.Close() }
 

@@ -42,6 +42,13 @@ func (r Result) Clean() bool {
 
 // list reads the bucket into a fresh view. Unsafe names are skipped with a warning (once per name).
 func (s *Syncer) list(ctx context.Context) (map[string]plan.Remote, error) {
+	return s.listEach(ctx, nil)
+}
+
+// listEach is list that also gives each object that may be synced to each (if set) as the pages arrive.
+// Objects that turn out to be a folder of others too are still given: the caller decides (see
+// restoreStreaming).
+func (s *Syncer) listEach(ctx context.Context, each func(name string, r plan.Remote)) (map[string]plan.Remote, error) {
 	view := map[string]plan.Remote{}
 	unsafe := map[string]error{}
 	encoded := map[string]bool{}
@@ -53,9 +60,12 @@ func (s *Syncer) list(ctx context.Context) (map[string]plan.Remote, error) {
 			unsafe[o.Name] = err
 			return
 		}
-		view[o.Name] = plan.Remote{Generation: o.Generation, Size: o.Size, CRC32C: o.CRC32C}
+		r := plan.Remote{Generation: o.Generation, Size: o.Size, CRC32C: o.CRC32C}
+		view[o.Name] = r
 		if o.ContentEncoding == "gzip" {
 			encoded[o.Name] = true
+		} else if each != nil {
+			each(o.Name, r)
 		}
 	})
 	if err != nil {
@@ -329,10 +339,14 @@ func (s *Syncer) Pass(ctx context.Context, freshList bool) (Result, error) {
 	start := s.now()
 	s.beat()
 	var remote map[string]plan.Remote
+	var restored Result
 	var err error
-	if freshList {
+	switch {
+	case freshList && !s.Ready() && s.base.Len() == 0 && s.dir.Empty():
+		remote, restored, err = s.restoreStreaming(ctx)
+	case freshList:
 		remote, err = s.list(ctx)
-	} else {
+	default:
 		remote, err = s.cachedView(ctx)
 	}
 	if err != nil {
@@ -345,6 +359,10 @@ func (s *Syncer) Pass(ctx context.Context, freshList bool) (Result, error) {
 	snap := snapshot{local: local, remote: remote, fresh: fresh}
 	p := s.compute(snap, s.opt.Settle)
 	res := s.execute(ctx, p, snap, false)
+	res.Done += restored.Done
+	res.Failed += restored.Failed
+	res.Replan = res.Replan || restored.Replan
+	res.Unfinished = append(res.Unfinished, restored.Unfinished...)
 	for _, t := range fresh {
 		res.NextWake = earliest(res.NextWake, t)
 	}

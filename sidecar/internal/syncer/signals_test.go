@@ -176,3 +176,47 @@ func TestRestoreUsesItsOwnParallelism(t *testing.T) {
 		t.Fatalf("peak parallel downloads once ready = %d, want at most --transfers 2", p)
 	}
 }
+
+// A fresh pod's restore starts downloading while the listing's pages are still arriving.
+func TestFreshPodDownloadsWhileListing(t *testing.T) {
+	b := newBucket(t)
+	for i := range 1100 { // two pages of 1,000
+		b.put(fmt.Sprintf("%s/uploads/f%04d.jpg", testPrefix, i), "x")
+	}
+	var mu sync.Mutex
+	var events []string
+	c := b.replica("b", withTransport(func(next http.RoundTripper) http.RoundTripper {
+		return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			isList := r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/o")
+			if isList {
+				mu.Lock()
+				events = append(events, "list")
+				mu.Unlock()
+				time.Sleep(300 * time.Millisecond) // a slow page, as on GCS
+			}
+			if isMedia(r) {
+				mu.Lock()
+				events = append(events, "get")
+				mu.Unlock()
+			}
+			return next.RoundTrip(r)
+		})
+	}))
+	c.settle()
+	if n := len(c.files()); n != 1100 || !c.s.Ready() {
+		t.Fatalf("restored %d files, ready %v", n, c.s.Ready())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	lists, getsBeforeSecondPage := 0, 0
+	for _, e := range events {
+		if e == "list" {
+			lists++
+		} else if lists == 1 {
+			getsBeforeSecondPage++
+		}
+	}
+	if getsBeforeSecondPage == 0 {
+		t.Fatalf("no download started before the second page was asked for (%d list requests)", lists)
+	}
+}
