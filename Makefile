@@ -9,16 +9,18 @@ BIN     := $(ROOT)/bin
 VERSION ?= $(shell git -C $(ROOT) describe --tags --always --dirty 2>/dev/null || echo dev)
 export PATH := $(BIN):$(PATH)
 
-##@ Images (override to use your registry; `make up` loads them into kind)
-FILESYNC_IMAGE  ?= kind.local/filesync:dev
-FAKE_GCS_IMAGE  ?= kind.local/fake-gcs-server:1.56.1
-WORDPRESS_IMAGE ?= kind.local/wordpress:6-apache
-MARIADB_IMAGE   ?= kind.local/mariadb:10.11
+# Every pinned version and image name lives in hack/versions.env; each KEY=value there becomes `KEY ?= value`
+# here, so the environment and the command line still override it. Exported to every recipe.
+PINS := $(ROOT)/hack/versions.env
+$(foreach pin,$(shell sed -e 's/#.*//' -e '/^[[:space:]]*$$/d' $(PINS)),$(eval $(firstword $(subst =, ,$(pin))) ?= $(patsubst $(firstword $(subst =, ,$(pin)))=%,%,$(pin))))
+export $(shell sed -n 's/^\([A-Z0-9_]*\)=.*/\1/p' $(PINS))
+
+##@ Images (FILESYNC_IMAGE, FAKE_GCS_IMAGE, WORDPRESS_IMAGE, MARIADB_IMAGE in hack/versions.env; `make up` loads them into kind)
 # IMAGES=auto pulls the official images where a registry answers, else builds locally;
 # IMAGES=local builds fake-gcs-server from its Go module and WordPress/MariaDB stand-ins from Debian packages;
 # IMAGES=public pulls the official images and tags them with the names above.
 IMAGES ?= auto
-export FILESYNC_IMAGE FAKE_GCS_IMAGE WORDPRESS_IMAGE MARIADB_IMAGE IMAGES VERSION
+export IMAGES VERSION
 
 ##@ Cluster
 CLUSTER ?= filesync
@@ -27,14 +29,6 @@ CLUSTER ?= filesync
 AIRGAP  ?= auto
 KIND_NODE_IMAGE ?=
 export CLUSTER AIRGAP KIND_NODE_IMAGE
-
-## Tool versions (installed into ./bin by `make tools`)
-GOLANGCI_LINT_VERSION ?= v2.15.0
-KIND_VERSION          ?= v0.33.0
-BENCHSTAT_VERSION     ?= v0.0.0-20260908200009-22c9c6c9d4da
-RCLONE_VERSION        ?= v1.76.0
-FAKE_GCS_VERSION      ?= v1.56.1
-export KIND_VERSION FAKE_GCS_VERSION
 
 MODULES := sidecar e2e
 
@@ -69,9 +63,11 @@ test-integration: docker image images-test ## Run the testcontainers-go lane aga
 	cd e2e && TESTCONTAINERS_RYUK_DISABLED=$${TESTCONTAINERS_RYUK_DISABLED:-true} \
 	  go test -race -count=1 -tags integration ./integration/...
 
+# BENCH_ARGS go to the harness (e.g. BENCH_ARGS='-runs 1 -cases restore'); every flag has a BENCH_* env twin.
 .PHONY: bench
 bench: $(BIN)/rclone $(BIN)/benchstat $(BIN)/fake-gcs-server build ## Benchmark filesync against rclone and gcloud on one fake-gcs-server; prints ratios.
-	hack/bench/run.sh
+	cd e2e && go build -o $(BIN)/filesync-bench ./bench
+	$(BIN)/filesync-bench -root $(ROOT) $(BENCH_ARGS)
 
 ##@ Build
 

@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
-# Build the fake-gcs-server image ($FAKE_GCS_IMAGE, default kind.local/fake-gcs-server:1.56.1) with no
+# Build the fake-gcs-server image ($FAKE_GCS_IMAGE, hack/versions.env) with no
 # registry: `go install github.com/fsouza/fake-gcs-server@$FAKE_GCS_VERSION` (CGO_ENABLED=0, from the Go module
 # proxy) into a FROM scratch image (images/fake-gcs-server/Dockerfile).
 # Skipped when an image with the same inputs exists (FORCE=1 rebuilds); the binary is cached per version.
 # shellcheck source=hack/images/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-ref=${FAKE_GCS_IMAGE:-kind.local/fake-gcs-server:1.56.1}
-version=${FAKE_GCS_VERSION:-v1.56.1}
+ref=$FAKE_GCS_IMAGE
+version=$FAKE_GCS_VERSION
 dir=$IMAGES_DIR/fake-gcs-server
 mime=${MIME_TYPES:-/etc/mime.types}
-[ -s "$mime" ] || [ "$mime" != /etc/mime.types ] || ensure_packages media-types
+[ -s "$mime" ] || [ "$mime" != /etc/mime.types ] || apt_install media-types
 [ -s "$mime" ] || die "$mime is missing (Debian: apt-get install media-types)"
 
 hash=$(hash_inputs "$dir" "$mime" "fake-gcs-server $version" "$(go env GOVERSION GOARCH)")
