@@ -120,7 +120,7 @@ func (b *bench) seededBucket(ctx context.Context, srv *server, ds *prepared) (st
 	}
 	bucket := "src-" + ds.spec.Name
 	if srv.fsRoot != "" {
-		if err := srv.gcs.createBucket(ctx, bucket); err != nil {
+		if err := srv.gcs.CreateBucket(ctx, bucket); err != nil {
 			return "", err
 		}
 		start := time.Now()
@@ -154,7 +154,7 @@ func (b *bench) seededBucket(ctx context.Context, srv *server, ds *prepared) (st
 }
 
 func (b *bench) seed(ctx context.Context, bucket string, ds *prepared) error {
-	if err := b.gcs.createBucket(ctx, bucket); err != nil {
+	if err := b.gcs.CreateBucket(ctx, bucket); err != nil {
 		return err
 	}
 	start := time.Now()
@@ -253,7 +253,7 @@ func (b *bench) transferOnce(ctx context.Context, srv *server, op, tool string, 
 		return r, cl, verifyDir(dir, ds.files)
 	case "push":
 		bucket := fmt.Sprintf("push-%s-%s-%d", ds.spec.Name, tool, i+1)
-		if err := srv.gcs.createBucket(ctx, bucket); err != nil {
+		if err := srv.gcs.CreateBucket(ctx, bucket); err != nil {
 			return run{}, "", err
 		}
 		defer b.dropBucket(context.WithoutCancel(ctx), srv, bucket)
@@ -387,7 +387,7 @@ func (b *bench) rss100k(ctx context.Context) error {
 	}
 	defer gcs.stop()
 	const bucket = "tiny100k"
-	if err := gcs.createBucket(ctx, bucket); err != nil {
+	if err := gcs.CreateBucket(ctx, bucket); err != nil {
 		return err
 	}
 	res := &rssResult{Files: len(files)}

@@ -1,4 +1,4 @@
-package kit_test
+package manifests_test
 
 import (
 	"bytes"
@@ -9,7 +9,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/resource"
 
-	"github.com/filesync/filesync/e2e/kit"
+	"github.com/filesync/filesync/e2e/manifests"
 )
 
 // TestComponentOnAnotherApp applies the Component to a small app that is not WordPress (testdata/gallery):
@@ -67,7 +67,7 @@ func TestComponentRequiresItsSettings(t *testing.T) {
 			kust := "resources: [deployment.yaml]\ncomponents: [" + relPath(t, dir, component) + "]\n" + tc.settings
 			writeFile(t, filepath.Join(dir, "kustomization.yaml"), kust)
 			writeFile(t, filepath.Join(dir, "deployment.yaml"), string(deploymentYAML))
-			m, err := kit.Render(dir)
+			m, err := manifests.Render(dir)
 			switch {
 			case tc.wantErr == "" && err != nil:
 				t.Fatal(err)
@@ -137,7 +137,7 @@ func TestDocsOptInSnippet(t *testing.T) {
 	}
 	writeFile(t, filepath.Join(dir, "kustomization.yaml"), kust.String())
 	writeFile(t, filepath.Join(dir, "deployment.yaml"), string(deploymentYAML))
-	m, err := kit.Render(dir)
+	m, err := manifests.Render(dir)
 	if err != nil {
 		t.Fatalf("the documented snippet does not build:\n%s\n%v", kust.String(), err)
 	}

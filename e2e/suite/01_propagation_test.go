@@ -9,6 +9,8 @@ import (
 
 	"sigs.k8s.io/e2e-framework/pkg/envconf"
 	"sigs.k8s.io/e2e-framework/pkg/features"
+
+	"github.com/filesync/filesync/e2e/internal/harness"
 )
 
 // A file written into wp-content/uploads of replica A appears, byte-identical, in every other replica and in
@@ -20,8 +22,8 @@ func TestFileWrittenOnOneReplicaReachesEveryReplicaAndTheBucket(t *testing.T) {
 				st := StateFrom(ctx)
 				pods := readyReplicas(ctx, t, st, replicas)
 				a := pods[0].Name
-				rel := "uploads/e2e/" + randomName("propagation") + "/hello.bin"
-				data := randomBytes(96 << 10)
+				rel := "uploads/e2e/" + harness.RandomName("propagation") + "/hello.bin"
+				data := harness.RandomBytes(96 << 10)
 
 				start := time.Now()
 				if err := st.Kube.WriteFile(ctx, a, rel, data); err != nil {

@@ -9,6 +9,8 @@ import (
 
 	"sigs.k8s.io/e2e-framework/pkg/envconf"
 	"sigs.k8s.io/e2e-framework/pkg/features"
+
+	"github.com/filesync/filesync/e2e/internal/harness"
 )
 
 // filesync's /metrics on each replica shows the uploads and downloads the test caused.
@@ -23,7 +25,7 @@ func TestMetricsShowTheTransfersTheTestCaused(t *testing.T) {
 			func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
 				st := StateFrom(ctx)
 				pods := readyReplicas(ctx, t, st, replicas)
-				before := map[string]Metrics{}
+				before := map[string]harness.Metrics{}
 				for _, p := range pods {
 					m, err := scrapeMetrics(ctx, st.Kube, p.Name)
 					if err != nil {
@@ -35,8 +37,8 @@ func TestMetricsShowTheTransfersTheTestCaused(t *testing.T) {
 					before[p.Name] = m
 				}
 				a := pods[0].Name
-				rel := "uploads/e2e/" + randomName("metrics") + "/counted.bin"
-				data := randomBytes(32 << 10)
+				rel := "uploads/e2e/" + harness.RandomName("metrics") + "/counted.bin"
+				data := harness.RandomBytes(32 << 10)
 				start := time.Now()
 				if err := st.Kube.WriteFile(ctx, a, rel, data); err != nil {
 					t.Fatal(err)

@@ -16,6 +16,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/e2e-framework/klient/wait"
+
+	"github.com/filesync/filesync/e2e/internal/harness"
 )
 
 // bucketTarget names the bucket among the targets of awaitEverywhere.
@@ -159,7 +161,7 @@ func uploadAndSpread(ctx context.Context, t *testing.T, st *State, pod string) (
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := st.WordPress.Upload(ctx, pod, randomName("e2e")+".png", "image/png", img)
+	m, err := st.WordPress.Upload(ctx, pod, harness.RandomName("e2e")+".png", "image/png", img)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,10 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -31,8 +33,9 @@ import (
 	"sigs.k8s.io/e2e-framework/pkg/envfuncs"
 	"sigs.k8s.io/e2e-framework/support"
 	"sigs.k8s.io/e2e-framework/support/kind"
-	"sigs.k8s.io/kustomize/api/krusty"
-	"sigs.k8s.io/kustomize/kyaml/filesys"
+
+	"github.com/filesync/filesync/e2e/internal/harness"
+	"github.com/filesync/filesync/e2e/manifests"
 )
 
 // State is what the setup hands to the features (through the context).
@@ -75,13 +78,15 @@ func (o *Outcome) Guard(fns ...env.Func) []env.Func {
 	return out
 }
 
-// SetupSteps is the suite's setup, in order: cluster, system pods, images, example, WordPress.
-func SetupSteps(cfg Config, log *slog.Logger) []env.Func {
+// SetupSteps is the suite's setup, in order: pre-flight checks, cluster, system pods, images, example,
+// WordPress. existed says whether the cluster was there before the suite (see ReuseCluster).
+func SetupSteps(cfg Config, existed bool, log *slog.Logger) []env.Func {
 	opts := []support.ClusterOpts{kind.WithPath(cfg.Kind)}
 	if cfg.NodeImage != "" {
 		opts = append(opts, kind.WithImage(cfg.NodeImage))
 	}
 	steps := []env.Func{
+		timed(log, "pre-flight checks", preflight(cfg, existed)),
 		timed(log, "create cluster", envfuncs.CreateClusterWithConfig(kind.NewProvider(), cfg.Cluster,
 			filepath.Join(cfg.Root, "kind-config.yaml"), opts...)),
 		timed(log, "wait for system pods and storage", waitForSystem(cfg)),
@@ -125,13 +130,57 @@ func FinishSteps(cfg Config, existed bool, outcome *Outcome, log *slog.Logger) [
 	}
 }
 
-// ClusterExists reports whether kind already has a cluster of that name.
-func ClusterExists(ctx context.Context, cfg Config) (bool, error) {
+// ReuseCluster reports whether kind already has a usable cluster of that name. A cluster whose node
+// containers stopped (dockerd restarted, machine rebooted) is listed by kind but cannot be reused: it is
+// deleted, so that the setup creates it anew.
+func ReuseCluster(ctx context.Context, cfg Config, log *slog.Logger) (bool, error) {
 	out, err := exec.CommandContext(ctx, cfg.Kind, "get", "clusters").Output()
 	if err != nil {
 		return false, fmt.Errorf("%s get clusters: %w", cfg.Kind, err)
 	}
-	return slices.Contains(strings.Fields(string(out)), cfg.Cluster), nil
+	if !slices.Contains(strings.Fields(string(out)), cfg.Cluster) {
+		return false, nil
+	}
+	rctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if exec.CommandContext(rctx, "kubectl", "--context", "kind-"+cfg.Cluster, "--request-timeout=10s",
+		"get", "--raw", "/readyz").Run() == nil {
+		return true, nil
+	}
+	log.Info("kind cluster exists but its API server does not answer: deleting it", "cluster", cfg.Cluster)
+	if out, err := exec.CommandContext(ctx, cfg.Kind, "delete", "cluster", "--name", cfg.Cluster).CombinedOutput(); err != nil {
+		return false, fmt.Errorf("%s delete cluster %s: %w: %s", cfg.Kind, cfg.Cluster, err, out)
+	}
+	return false, nil
+}
+
+// preflight fails fast, before anything is created: every image must be in the local Docker store (it is
+// loaded, never pulled), and a cluster to be created needs the host ports kind-config.yaml maps (a cluster
+// holding them makes `kind create` fail late, after starting the node).
+func preflight(cfg Config, existed bool) env.Func {
+	return func(ctx context.Context, _ *envconf.Config) (context.Context, error) {
+		var errs []error
+		for _, img := range cfg.Images {
+			if err := exec.CommandContext(ctx, "docker", "image", "inspect", img).Run(); err != nil {
+				errs = append(errs, fmt.Errorf("image %s not found: run 'make images'", img))
+			}
+		}
+		if !existed {
+			kc, err := harness.ReadKindConfig(filepath.Join(cfg.Root, "kind-config.yaml"))
+			if err != nil {
+				return ctx, err
+			}
+			for _, port := range kc.HostPorts() {
+				addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(int(port)))
+				if conn, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+					_ = conn.Close()
+					errs = append(errs, fmt.Errorf("%s is in use (another kind cluster from kind-config.yaml? "+
+						"'kind get clusters'; delete it with CLUSTER=<name> make down)", addr))
+				}
+			}
+		}
+		return ctx, errors.Join(errs...)
+	}
 }
 
 func timed(log *slog.Logger, what string, fn env.Func) env.Func {
@@ -219,13 +268,13 @@ func waitForSystem(cfg Config) env.Func {
 	}
 }
 
-// applyKustomization builds a kustomization in-process (kustomize's krusty API, as `kubectl apply -k` would)
-// and server-side applies every object, so re-running against a kept cluster converges.
+// applyKustomization server-side applies every object manifests.Build renders for dir (the very rendering
+// the manifest tests check), so re-running against a kept cluster converges.
 func applyKustomization(dir string) env.Func {
 	return func(ctx context.Context, c *envconf.Config) (context.Context, error) {
-		rm, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), dir)
+		rm, err := manifests.Build(dir)
 		if err != nil {
-			return ctx, fmt.Errorf("kustomize build %s: %w", dir, err)
+			return ctx, err
 		}
 		cl := c.Client().Resources().GetControllerRuntimeClient()
 		for _, res := range rm.Resources() {
@@ -289,7 +338,7 @@ func setUpWordPress(cfg Config, log *slog.Logger) env.Func {
 			return ctx, errors.New("no ready wordpress replica")
 		}
 		const user = "admin"
-		password := randomName("pw") + randomName("x")
+		password := harness.RandomName("pw") + harness.RandomName("x")
 		installed, err := installWordPress(ctx, k, pods[0].Name, user, password)
 		if err != nil {
 			return ctx, err
@@ -307,7 +356,7 @@ func setUpWordPress(cfg Config, log *slog.Logger) env.Func {
 			Config:    cfg,
 			Kube:      k,
 			WordPress: &WordPress{k: k, user: user, appPassword: appPassword},
-			Bucket:    Bucket{k: k},
+			Bucket:    newBucket(k),
 		}
 		return context.WithValue(ctx, stateKey{}, st), nil
 	}
