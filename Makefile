@@ -31,6 +31,7 @@ KIND_NODE_IMAGE ?=
 export CLUSTER AIRGAP KIND_NODE_IMAGE
 
 MODULES := sidecar e2e
+comma   := ,
 
 ##@ General
 
@@ -55,8 +56,9 @@ test: ## Run every module's unit and integration tests with -race (no cluster, n
 	@for m in $(MODULES); do echo "== $$m"; (cd $$m && go test -race -count=1 ./...); done
 
 .PHONY: lint
-lint: $(BIN)/golangci-lint ## Lint every module with the pinned golangci-lint.
+lint: $(BIN)/golangci-lint $(BIN)/actionlint ## Lint every module with the pinned golangci-lint, and every workflow with actionlint.
 	@for m in $(MODULES); do echo "== $$m"; (cd $$m && $(BIN)/golangci-lint run --build-tags e2e,integration ./...); done
+	@echo "== workflows"; $(BIN)/actionlint -shellcheck= .github/workflows/*.yaml
 
 .PHONY: test-integration
 test-integration: docker image images-test ## Run the testcontainers-go lane against the filesync image (needs Docker).
@@ -71,9 +73,16 @@ bench: $(BIN)/rclone $(BIN)/benchstat $(BIN)/fake-gcs-server build ## Benchmark 
 
 ##@ Build
 
+# PLATFORMS=linux/amd64,linux/arm64 also cross-builds bin/filesync-linux-amd64 and bin/filesync-linux-arm64 (as
+# the release workflow does); bin/filesync is always the host's build.
+PLATFORMS ?=
+LDFLAGS   := -s -w -X main.version=$(VERSION)
 .PHONY: build
-build: ## Build the filesync binary into ./bin.
-	cd sidecar && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o $(BIN)/filesync ./cmd/filesync
+build: ## Build the filesync binary into ./bin (PLATFORMS=linux/amd64,linux/arm64 cross-builds those too).
+	cd sidecar && CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/filesync ./cmd/filesync
+	@for p in $(subst $(comma), ,$(PLATFORMS)); do \
+	  echo "== $$p"; (cd sidecar && CGO_ENABLED=0 GOOS=$${p%/*} GOARCH=$${p#*/} go build -trimpath -ldflags "$(LDFLAGS)" \
+	    -o $(BIN)/filesync-$${p%/*}-$${p#*/} ./cmd/filesync) || exit 1; done
 
 .PHONY: image
 image: docker build ## Build the filesync container image ($(FILESYNC_IMAGE)) with no registry access.
@@ -121,10 +130,13 @@ node-image: docker $(BIN)/kind ## Build the offline kind node image (hack/airgap
 ##@ Tools
 
 .PHONY: tools
-tools: $(BIN)/golangci-lint $(BIN)/kind $(BIN)/benchstat ## Install the pinned tools into ./bin.
+tools: $(BIN)/golangci-lint $(BIN)/actionlint $(BIN)/kind $(BIN)/benchstat ## Install the pinned tools into ./bin.
 
 $(BIN)/golangci-lint:
 	GOBIN=$(BIN) go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+
+$(BIN)/actionlint:
+	GOBIN=$(BIN) go install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION)
 
 $(BIN)/kind:
 	GOBIN=$(BIN) go install sigs.k8s.io/kind@$(KIND_VERSION)

@@ -19,7 +19,7 @@ func TestComponentOnAnotherApp(t *testing.T) {
 	t.Parallel()
 	m := render(t, galleryDir)
 	gallery := deployment(t, m, "gallery")
-	checkSidecar(t, m, gallery, sidecarWant{app: "app", dir: "/srv/gallery/photos", image: "ghcr.io/filesync/filesync:v0.1.0", uid: 65532})
+	checkSidecar(t, m, gallery, sidecarWant{app: "app", dir: "/srv/gallery/photos", image: releaseImage(t), uid: 65532})
 
 	// The app's own declaration of the volume wins where it says more (its sizeLimit).
 	v := volume(&gallery.Spec.Template.Spec, "content")
@@ -141,7 +141,7 @@ func TestDocsOptInSnippet(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the documented snippet does not build:\n%s\n%v", kust.String(), err)
 	}
-	checkSidecar(t, m, deployment(t, m, "gallery"), sidecarWant{app: "app", dir: "/srv/gallery/photos", image: "ghcr.io/filesync/filesync:v0.1.0", uid: 65532})
+	checkSidecar(t, m, deployment(t, m, "gallery"), sidecarWant{app: "app", dir: "/srv/gallery/photos", image: releaseImage(t), uid: 65532})
 }
 
 func writeFile(t *testing.T, path, content string) {

@@ -276,7 +276,7 @@ func TestGKEOverlay(t *testing.T) {
 	m := render(t, gkeOverlay)
 	wp := deployment(t, m, "wordpress")
 	spec := &wp.Spec.Template.Spec
-	checkSidecar(t, m, wp, sidecarWant{app: "wordpress", dir: wpContentPath, image: "ghcr.io/filesync/filesync:v0.1.0", uid: 33})
+	checkSidecar(t, m, wp, sidecarWant{app: "wordpress", dir: wpContentPath, image: releaseImage(t), uid: 33})
 	checkWordPressFiles(t, wp)
 
 	t.Run("a real bucket, no emulator anywhere", func(t *testing.T) {

@@ -103,3 +103,11 @@ func TestPinnedValuesAreWrittenOnce(t *testing.T) {
 		}
 	}
 }
+
+// releaseImage is the image the Component and the gke overlay name: RELEASE_IMAGE:RELEASE_TAG, which the
+// release workflow sets on a v* tag.
+func releaseImage(t *testing.T) string {
+	t.Helper()
+	p := pins(t)
+	return p["RELEASE_IMAGE"] + ":" + p["RELEASE_TAG"]
+}
