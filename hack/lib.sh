@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # The one shell library of hack/ (sourced, not run): pins, logging, Debian packages, the registry probe, and
-# the kind cluster helpers of hack/up.sh, hack/deploy.sh and hack/e2e.sh.
+# the kind helpers of hack/up.sh, hack/deploy.sh and hack/e2e.sh (creating, waiting for and deploying to a
+# cluster is Go: e2e/cmd/cluster and the suite share e2e/suite.ClusterSteps).
 # Env: every key of hack/versions.env (the Makefile passes them; `load_pins` fills in what is unset),
 #   CLUSTER (filesync), AIRGAP (auto|1|0), KIND_NODE_IMAGE, KIND (kind binary), KUBECTL (kubectl binary),
 #   LOG_PREFIX (the script's name).
@@ -61,26 +62,6 @@ kctl() { "$KUBECTL" --context "kind-$CLUSTER" "$@"; }
 
 cluster_exists() { "$KIND" get clusters 2>/dev/null | grep -qx "$1"; }
 
-# drop_dead_cluster NAME: a cluster whose node containers stopped (dockerd restarted, machine rebooted) is
-# listed by kind but cannot be reused: delete it so that it is created anew.
-drop_dead_cluster() {
-  cluster_exists "$1" || return 0
-  if "$KUBECTL" --context "kind-$1" --request-timeout=10s get --raw /readyz >/dev/null 2>&1; then return 0; fi
-  log "kind cluster $1 exists but its API server does not answer: deleting it"
-  "$KIND" delete cluster --name "$1" >&2
-}
-
-# ports_free: kind-config.yaml maps host ports 8080 and 4443; a cluster holding them makes `kind create`
-# fail late, after pulling or starting the node, so check first.
-ports_free() {
-  local port
-  for port in 8080 4443; do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-      die "127.0.0.1:$port is in use (another kind cluster from kind-config.yaml? 'kind get clusters'; delete it with CLUSTER=<name> make down)"
-    fi
-  done
-}
-
 # airgapped: the AIRGAP switch resolved (1: build and use the offline node image; 0: kind's default).
 airgapped() {
   case $AIRGAP in
@@ -102,31 +83,4 @@ node_image() {
     "$ROOT/hack/airgap/build.sh" >&2
     "$ROOT/hack/airgap/build.sh" --print-image
   fi
-}
-
-# wait_system CONTEXT: kind --wait covers only the node; the example needs DNS, kube-proxy and storage.
-wait_system() {
-  local t=${WAIT_TIMEOUT:-300s}
-  kctl wait --for=condition=Ready node --all --timeout="$t" >/dev/null
-  kctl -n kube-system rollout status deploy/coredns --timeout="$t" >/dev/null
-  kctl -n kube-system rollout status ds/kube-proxy --timeout="$t" >/dev/null
-  if kctl get ns local-path-storage >/dev/null 2>&1; then
-    kctl -n local-path-storage rollout status deploy/local-path-provisioner --timeout="$t" >/dev/null
-  fi
-  local i
-  for ((i = 0; i < 150; i++)); do
-    kctl get storageclass -o jsonpath='{range .items[*]}{.metadata.annotations.storageclass\.kubernetes\.io/is-default-class}{"\n"}{end}' 2>/dev/null |
-      grep -qx true && kctl get sa default >/dev/null 2>&1 && return 0
-    sleep 2
-  done
-  die "cluster $CLUSTER has no default StorageClass or default ServiceAccount"
-}
-
-# load_images: put the example's images into the cluster's node (kind skips images already there).
-load_images() {
-  local img
-  for img in "$FILESYNC_IMAGE" "$FAKE_GCS_IMAGE" "$WORDPRESS_IMAGE" "$MARIADB_IMAGE"; do
-    docker image inspect "$img" >/dev/null 2>&1 || die "image $img not found: run 'make images'"
-    "$KIND" load docker-image --name "$CLUSTER" "$img" >&2
-  done
 }

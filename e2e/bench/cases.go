@@ -234,6 +234,15 @@ func title(op string) string {
 
 func (b *bench) transferOnce(ctx context.Context, srv *server, op, tool string, ds *prepared, src string, i int) (run, string, error) {
 	logPath := filepath.Join(b.logDir, fmt.Sprintf("%s-%s-%s-%d.log", op, ds.spec.Name, tool, i+1))
+	// measure runs the tool between bucket/prefix and dir and times it; it returns the command line too.
+	measure := func(bucket, dir string) (run, string, error) {
+		cmd, err := srv.tools.command(ctx, tool, op, bucket, prefix, dir)
+		if err != nil {
+			return run{}, "", err
+		}
+		r, err := timed(cmd, logPath)
+		return r, commandLine(cmd), err
+	}
 	switch op {
 	case "restore":
 		dir := filepath.Join(b.opt.work, "restore-"+tool)
@@ -241,12 +250,7 @@ func (b *bench) transferOnce(ctx context.Context, srv *server, op, tool string, 
 			return run{}, "", fmt.Errorf("creating %s: %w", dir, err)
 		}
 		defer os.RemoveAll(dir)
-		cmd, err := srv.tools.command(ctx, tool, op, src, prefix, dir)
-		if err != nil {
-			return run{}, "", err
-		}
-		cl := commandLine(cmd)
-		r, err := timed(cmd, logPath)
+		r, cl, err := measure(src, dir)
 		if err != nil {
 			return r, "", err
 		}
@@ -257,12 +261,7 @@ func (b *bench) transferOnce(ctx context.Context, srv *server, op, tool string, 
 			return run{}, "", err
 		}
 		defer b.dropBucket(context.WithoutCancel(ctx), srv, bucket)
-		cmd, err := srv.tools.command(ctx, tool, op, bucket, prefix, ds.dir)
-		if err != nil {
-			return run{}, "", err
-		}
-		cl := commandLine(cmd)
-		r, err := timed(cmd, logPath)
+		r, cl, err := measure(bucket, ds.dir)
 		if err != nil {
 			return r, "", err
 		}

@@ -5,7 +5,6 @@ package suite
 import (
 	"context"
 	"testing"
-	"time"
 
 	"sigs.k8s.io/e2e-framework/pkg/envconf"
 	"sigs.k8s.io/e2e-framework/pkg/features"
@@ -25,12 +24,7 @@ func TestFileWrittenOnOneReplicaReachesEveryReplicaAndTheBucket(t *testing.T) {
 				rel := "uploads/e2e/" + harness.RandomName("propagation") + "/hello.bin"
 				data := harness.RandomBytes(96 << 10)
 
-				start := time.Now()
-				if err := st.Kube.WriteFile(ctx, a, rel, data); err != nil {
-					t.Fatal(err)
-				}
-				targets := append(names(pods[1:]), bucketTarget)
-				took, err := awaitEverywhere(ctx, start, st.Config.PropagationBound, targets, hasContent(st, rel, data))
+				took, err := writeAndAwait(ctx, t, st, pods, rel, data)
 				slowest := logArrivals(t, "propagation of a 96 KiB file from "+a, took)
 				if err != nil {
 					t.Fatalf("not everywhere within %s: %v", st.Config.PropagationBound, err)

@@ -5,7 +5,6 @@ package suite
 import (
 	"context"
 	"testing"
-	"time"
 
 	"sigs.k8s.io/e2e-framework/pkg/envconf"
 	"sigs.k8s.io/e2e-framework/pkg/features"
@@ -39,12 +38,7 @@ func TestMetricsShowTheTransfersTheTestCaused(t *testing.T) {
 				a := pods[0].Name
 				rel := "uploads/e2e/" + harness.RandomName("metrics") + "/counted.bin"
 				data := harness.RandomBytes(32 << 10)
-				start := time.Now()
-				if err := st.Kube.WriteFile(ctx, a, rel, data); err != nil {
-					t.Fatal(err)
-				}
-				targets := append(names(pods[1:]), bucketTarget)
-				if _, err := awaitEverywhere(ctx, start, st.Config.PropagationBound, targets, hasContent(st, rel, data)); err != nil {
+				if _, err := writeAndAwait(ctx, t, st, pods, rel, data); err != nil {
 					t.Fatal(err)
 				}
 				for _, p := range pods {

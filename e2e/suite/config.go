@@ -50,9 +50,9 @@ const (
 	replicas       = 3
 )
 
-// loadConfig reads the environment the Makefile passes (hack/e2e.sh), falling back to hack/versions.env for
+// LoadConfig reads the environment the Makefile passes (hack/e2e.sh), falling back to hack/versions.env for
 // the image names; a bad value is an error that names its variable.
-func loadConfig() (Config, error) {
+func LoadConfig() (Config, error) {
 	var c Config
 	var err error
 	if c.Root, err = harness.RepoRoot("."); err != nil {

@@ -64,6 +64,18 @@ func awaitEverywhere(ctx context.Context, start time.Time, bound time.Duration, 
 	return took, errors.Join(errs...)
 }
 
+// writeAndAwait writes data to rel on the first of pods and waits until every other one and the bucket
+// hold it, within the propagation bound; it returns when each target had it, measured from the write.
+func writeAndAwait(ctx context.Context, t *testing.T, st *State, pods []corev1.Pod, rel string, data []byte) (map[string]time.Duration, error) {
+	t.Helper()
+	start := time.Now()
+	if err := st.Kube.WriteFile(ctx, pods[0].Name, rel, data); err != nil {
+		t.Fatal(err)
+	}
+	targets := append(names(pods[1:]), bucketTarget)
+	return awaitEverywhere(ctx, start, st.Config.PropagationBound, targets, hasContent(st, rel, data))
+}
+
 // logArrivals prints each target's arrival time and returns the slowest.
 func logArrivals(t *testing.T, what string, took map[string]time.Duration) time.Duration {
 	t.Helper()

@@ -19,7 +19,7 @@ var testenv env.Environment
 // exports the cluster's logs if anything failed and deletes the cluster unless E2E_KEEP=1.
 func TestMain(m *testing.M) {
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	cfg, err := loadConfig()
+	cfg, err := LoadConfig()
 	if err != nil {
 		log.Error("e2e config", "err", err)
 		os.Exit(2)

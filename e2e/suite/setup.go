@@ -78,17 +78,18 @@ func (o *Outcome) Guard(fns ...env.Func) []env.Func {
 	return out
 }
 
-// SetupSteps is the suite's setup, in order: pre-flight checks, cluster, system pods, images, example,
-// WordPress. existed says whether the cluster was there before the suite (see ReuseCluster).
+// SetupSteps is the suite's setup, in order: the cluster steps, then WordPress installed.
 func SetupSteps(cfg Config, existed bool, log *slog.Logger) []env.Func {
-	opts := []support.ClusterOpts{kind.WithPath(cfg.Kind)}
-	if cfg.NodeImage != "" {
-		opts = append(opts, kind.WithImage(cfg.NodeImage))
-	}
+	return append(ClusterSteps(cfg, existed, log), timed(log, "install wordpress", setUpWordPress(cfg, log)))
+}
+
+// ClusterSteps bring up the example on kind, the same for the suite and `make up` (e2e/cmd/cluster):
+// pre-flight checks, the cluster created from kind-config.yaml (or reused: existed, see ReuseCluster), the
+// system pods and storage waited for, the images loaded, the kind overlay applied, the example waited for.
+func ClusterSteps(cfg Config, existed bool, log *slog.Logger) []env.Func {
 	steps := []env.Func{
 		timed(log, "pre-flight checks", preflight(cfg, existed)),
-		timed(log, "create cluster", envfuncs.CreateClusterWithConfig(kind.NewProvider(), cfg.Cluster,
-			filepath.Join(cfg.Root, "kind-config.yaml"), opts...)),
+		timed(log, "create cluster", createCluster(cfg)),
 		timed(log, "wait for system pods and storage", waitForSystem(cfg)),
 	}
 	for _, img := range cfg.Images {
@@ -97,8 +98,25 @@ func SetupSteps(cfg Config, existed bool, log *slog.Logger) []env.Func {
 	return append(steps,
 		timed(log, "apply kind overlay", applyKustomization(filepath.Join(cfg.Root, "examples", "wordpress", "overlays", "kind"))),
 		timed(log, "wait for the example", waitForExample(cfg)),
-		timed(log, "install wordpress", setUpWordPress(cfg, log)),
 	)
+}
+
+// SystemSteps connect to the cluster (creating it from kind-config.yaml if it does not exist) and wait for
+// its system pods and storage: what hack/airgap's smoke test needs of a cluster it created itself.
+func SystemSteps(cfg Config, log *slog.Logger) []env.Func {
+	return []env.Func{
+		timed(log, "connect to cluster", createCluster(cfg)),
+		timed(log, "wait for system pods and storage", waitForSystem(cfg)),
+	}
+}
+
+// createCluster creates the kind cluster from kind-config.yaml, or connects to it when it exists.
+func createCluster(cfg Config) env.Func {
+	opts := []support.ClusterOpts{kind.WithPath(cfg.Kind)}
+	if cfg.NodeImage != "" {
+		opts = append(opts, kind.WithImage(cfg.NodeImage))
+	}
+	return envfuncs.CreateClusterWithConfig(kind.NewProvider(), cfg.Cluster, filepath.Join(cfg.Root, "kind-config.yaml"), opts...)
 }
 
 // FinishSteps exports the cluster's logs if anything failed, then deletes the cluster unless it is to be
