@@ -147,8 +147,10 @@ $(BIN)/benchstat:
 $(BIN)/rclone:
 	GOBIN=$(BIN) go install github.com/rclone/rclone@$(RCLONE_VERSION)
 
+# The same cached build as the fake-gcs-server image (hack/images/fake-gcs-server.sh).
 $(BIN)/fake-gcs-server:
-	CGO_ENABLED=0 GOBIN=$(BIN) go install github.com/fsouza/fake-gcs-server@$(FAKE_GCS_VERSION)
+	@mkdir -p $(BIN)
+	cp "$$(hack/images/fake-gcs-server.sh --binary)" $@
 
 .PHONY: clean
 clean: ## Remove ./bin and build artifacts (keeps Go caches and the node-image cache).
