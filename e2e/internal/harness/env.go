@@ -53,30 +53,27 @@ func (e *Env) Required(key string) string {
 
 // Int returns key as a decimal integer, or def when unset.
 func (e *Env) Int(key string, def int) int {
-	v, ok := e.lookup(key)
-	if !ok {
-		return def
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil {
-		e.fail(key, v, "not an integer")
-		return def
-	}
-	return n
+	return parse(e, key, def, strconv.Atoi, "not an integer")
 }
 
 // Duration returns key as a Go duration ("30s", "5m"), or def when unset.
 func (e *Env) Duration(key string, def time.Duration) time.Duration {
+	return parse(e, key, def, time.ParseDuration, "not a duration (like 30s or 5m)")
+}
+
+// parse converts key's value, or returns def when key is unset or the value does not convert (then the
+// error, naming the variable, is kept for Err).
+func parse[T any](e *Env, key string, def T, convert func(string) (T, error), want string) T {
 	v, ok := e.lookup(key)
 	if !ok {
 		return def
 	}
-	d, err := time.ParseDuration(v)
+	x, err := convert(v)
 	if err != nil {
-		e.fail(key, v, "not a duration (like 30s or 5m)")
+		e.fail(key, v, want)
 		return def
 	}
-	return d
+	return x
 }
 
 // Bool returns key as a switch: unset or "0" is false, "1" is true, anything else is an error.
