@@ -164,15 +164,6 @@ func names(pods []corev1.Pod) []string {
 	return out
 }
 
-// uploadOnFirstReplica is a Setup step: a media item uploaded on the first ready replica and spread to
-// every replica and the bucket (uploadAndSpread), kept in the context under mediaKey.
-func uploadOnFirstReplica(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
-	st := StateFrom(ctx)
-	a := readyReplicas(ctx, t, st, replicas)[0].Name
-	m, content := uploadAndSpread(ctx, t, st, a)
-	return context.WithValue(ctx, mediaKey{}, uploaded{media: m, content: content, pod: a})
-}
-
 // uploadAndSpread uploads a fresh PNG through the REST API of pod and waits until every file of the media
 // (original and sizes) is in the bucket, byte-identical to the uploading replica's copy. It returns the media
 // and the content of each of its files.
