@@ -9,16 +9,18 @@ BIN     := $(ROOT)/bin
 VERSION ?= $(shell git -C $(ROOT) describe --tags --always --dirty 2>/dev/null || echo dev)
 export PATH := $(BIN):$(PATH)
 
-##@ Images (override to use your registry; `make up` loads them into kind)
-FILESYNC_IMAGE  ?= kind.local/filesync:dev
-FAKE_GCS_IMAGE  ?= kind.local/fake-gcs-server:1.56.1
-WORDPRESS_IMAGE ?= kind.local/wordpress:6-apache
-MARIADB_IMAGE   ?= kind.local/mariadb:10.11
+# Every pinned version and image name lives in hack/versions.env; each KEY=value there becomes `KEY ?= value`
+# here, so the environment and the command line still override it. Exported to every recipe.
+PINS := $(ROOT)/hack/versions.env
+$(foreach pin,$(shell sed -e 's/#.*//' -e '/^[[:space:]]*$$/d' $(PINS)),$(eval $(firstword $(subst =, ,$(pin))) ?= $(patsubst $(firstword $(subst =, ,$(pin)))=%,%,$(pin))))
+export $(shell sed -n 's/^\([A-Z0-9_]*\)=.*/\1/p' $(PINS))
+
+##@ Images (FILESYNC_IMAGE, FAKE_GCS_IMAGE, WORDPRESS_IMAGE, MARIADB_IMAGE in hack/versions.env; `make up` loads them into kind)
 # IMAGES=auto pulls the official images where a registry answers, else builds locally;
 # IMAGES=local builds fake-gcs-server from its Go module and WordPress/MariaDB stand-ins from Debian packages;
 # IMAGES=public pulls the official images and tags them with the names above.
 IMAGES ?= auto
-export FILESYNC_IMAGE FAKE_GCS_IMAGE WORDPRESS_IMAGE MARIADB_IMAGE IMAGES VERSION
+export IMAGES VERSION
 
 ##@ Cluster
 CLUSTER ?= filesync
@@ -28,15 +30,8 @@ AIRGAP  ?= auto
 KIND_NODE_IMAGE ?=
 export CLUSTER AIRGAP KIND_NODE_IMAGE
 
-## Tool versions (installed into ./bin by `make tools`)
-GOLANGCI_LINT_VERSION ?= v2.15.0
-KIND_VERSION          ?= v0.33.0
-BENCHSTAT_VERSION     ?= v0.0.0-20260908200009-22c9c6c9d4da
-RCLONE_VERSION        ?= v1.76.0
-FAKE_GCS_VERSION      ?= v1.56.1
-export KIND_VERSION FAKE_GCS_VERSION
-
 MODULES := sidecar e2e
+comma   := ,
 
 ##@ General
 
@@ -61,23 +56,33 @@ test: ## Run every module's unit and integration tests with -race (no cluster, n
 	@for m in $(MODULES); do echo "== $$m"; (cd $$m && go test -race -count=1 ./...); done
 
 .PHONY: lint
-lint: $(BIN)/golangci-lint ## Lint every module with the pinned golangci-lint.
+lint: $(BIN)/golangci-lint $(BIN)/actionlint ## Lint every module with the pinned golangci-lint, and every workflow with actionlint.
 	@for m in $(MODULES); do echo "== $$m"; (cd $$m && $(BIN)/golangci-lint run --build-tags e2e,integration ./...); done
+	@echo "== workflows"; $(BIN)/actionlint -shellcheck= .github/workflows/*.yaml
 
 .PHONY: test-integration
 test-integration: docker image images-test ## Run the testcontainers-go lane against the filesync image (needs Docker).
 	cd e2e && TESTCONTAINERS_RYUK_DISABLED=$${TESTCONTAINERS_RYUK_DISABLED:-true} \
 	  go test -race -count=1 -tags integration ./integration/...
 
+# BENCH_ARGS go to the harness (e.g. BENCH_ARGS='-runs 1 -cases restore'); every flag has a BENCH_* env twin.
 .PHONY: bench
 bench: $(BIN)/rclone $(BIN)/benchstat $(BIN)/fake-gcs-server build ## Benchmark filesync against rclone and gcloud on one fake-gcs-server; prints ratios.
-	hack/bench/run.sh
+	cd e2e && go build -o $(BIN)/filesync-bench ./bench
+	$(BIN)/filesync-bench -root $(ROOT) $(BENCH_ARGS)
 
 ##@ Build
 
+# PLATFORMS=linux/amd64,linux/arm64 also cross-builds bin/filesync-linux-amd64 and bin/filesync-linux-arm64 (as
+# the release workflow does); bin/filesync is always the host's build.
+PLATFORMS ?=
+LDFLAGS   := -s -w -X main.version=$(VERSION)
 .PHONY: build
-build: ## Build the filesync binary into ./bin.
-	cd sidecar && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o $(BIN)/filesync ./cmd/filesync
+build: ## Build the filesync binary into ./bin (PLATFORMS=linux/amd64,linux/arm64 cross-builds those too).
+	cd sidecar && CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/filesync ./cmd/filesync
+	@for p in $(subst $(comma), ,$(PLATFORMS)); do \
+	  echo "== $$p"; (cd sidecar && CGO_ENABLED=0 GOOS=$${p%/*} GOARCH=$${p#*/} go build -trimpath -ldflags "$(LDFLAGS)" \
+	    -o $(BIN)/filesync-$${p%/*}-$${p#*/} ./cmd/filesync) || exit 1; done
 
 .PHONY: image
 image: docker build ## Build the filesync container image ($(FILESYNC_IMAGE)) with no registry access.
@@ -125,10 +130,13 @@ node-image: docker $(BIN)/kind ## Build the offline kind node image (hack/airgap
 ##@ Tools
 
 .PHONY: tools
-tools: $(BIN)/golangci-lint $(BIN)/kind $(BIN)/benchstat ## Install the pinned tools into ./bin.
+tools: $(BIN)/golangci-lint $(BIN)/actionlint $(BIN)/kind $(BIN)/benchstat ## Install the pinned tools into ./bin.
 
 $(BIN)/golangci-lint:
 	GOBIN=$(BIN) go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+
+$(BIN)/actionlint:
+	GOBIN=$(BIN) go install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION)
 
 $(BIN)/kind:
 	GOBIN=$(BIN) go install sigs.k8s.io/kind@$(KIND_VERSION)
@@ -139,8 +147,10 @@ $(BIN)/benchstat:
 $(BIN)/rclone:
 	GOBIN=$(BIN) go install github.com/rclone/rclone@$(RCLONE_VERSION)
 
+# The same cached build as the fake-gcs-server image (hack/images/fake-gcs-server.sh).
 $(BIN)/fake-gcs-server:
-	CGO_ENABLED=0 GOBIN=$(BIN) go install github.com/fsouza/fake-gcs-server@$(FAKE_GCS_VERSION)
+	@mkdir -p $(BIN)
+	cp "$$(hack/images/fake-gcs-server.sh --binary)" $@
 
 .PHONY: clean
 clean: ## Remove ./bin and build artifacts (keeps Go caches and the node-image cache).

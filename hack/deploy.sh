@@ -7,7 +7,8 @@ set -o errexit -o nounset -o pipefail
 t=${WAIT_TIMEOUT:-300s}
 
 cluster_exists "$CLUSTER" || die "no kind cluster $CLUSTER: run 'make up'"
-kctl apply -k "$OVERLAY" >&2
+# server-side, with the field manager `make up` and the e2e suite apply with
+kctl apply --server-side --force-conflicts --field-manager filesync-e2e -k "$OVERLAY" >&2
 if [ "${RESTART:-0}" = 1 ]; then
   kctl -n "$NAMESPACE" rollout restart deploy/wordpress >&2
 fi

@@ -12,16 +12,14 @@
 #      RUNC_WRAPPER=auto|1|0 (auto: only when the bounding set lacks a capability; default auto).
 set -o errexit -o nounset -o pipefail
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=hack/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 WRAPPER_SRC=$ROOT/hack/airgap/src/runc-nosysres
 WRAPPER_BIN=${RUNC_WRAPPER_BIN:-/usr/local/bin/runc-nosysres}
 DAEMON_JSON=${DOCKER_DAEMON_JSON:-/etc/docker/daemon.json}
 DOCKER_WAIT=${DOCKER_WAIT:-60}
 DOCKERD_LOG=${DOCKERD_LOG:-/var/log/dockerd.log}
 RUNC_WRAPPER=${RUNC_WRAPPER:-auto}
-
-log() { echo "docker.sh: $*" >&2; }
-die() { log "$*"; exit 1; }
 
 # sudo only when we are not root and it exists; the recipe is meant for root on CI machines.
 SUDO=()
@@ -63,13 +61,7 @@ install_packages() {
   if needs_wrapper; then command -v jq >/dev/null || need+=(jq); fi
   [ ${#need[@]} -eq 0 ] && return 0
   mapfile -t need < <(printf '%s\n' "${need[@]}" | sort -u)
-  log "installing ${need[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  # Try without refreshing the lists first (fast on a warm machine); update once when that fails.
-  if ! "${SUDO[@]}" apt-get install -y --no-install-recommends "${need[@]}" >/dev/null 2>&1; then
-    "${SUDO[@]}" apt-get update -qq
-    "${SUDO[@]}" apt-get install -y --no-install-recommends "${need[@]}"
-  fi
+  apt_install "${need[@]}"
   for p in dockerd docker; do command -v "$p" >/dev/null || die "$p still missing after installing docker.io"; done
 }
 

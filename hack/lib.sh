@@ -1,55 +1,66 @@
-# Shared helpers for hack/up.sh, hack/deploy.sh, hack/e2e.sh (sourced, not run).
-# Env (all set by the Makefile, with the same defaults here for direct use):
+# shellcheck shell=bash
+# The one shell library of hack/ (sourced, not run): pins, logging, Debian packages, the registry probe, and
+# the kind helpers of hack/up.sh, hack/deploy.sh and hack/e2e.sh (creating, waiting for and deploying to a
+# cluster is Go: e2e/cmd/cluster and the suite share e2e/suite.ClusterSteps).
+# Env: every key of hack/versions.env (the Makefile passes them; `load_pins` fills in what is unset),
 #   CLUSTER (filesync), AIRGAP (auto|1|0), KIND_NODE_IMAGE, KIND (kind binary), KUBECTL (kubectl binary),
-#   FILESYNC_IMAGE, FAKE_GCS_IMAGE, WORDPRESS_IMAGE, MARIADB_IMAGE.
+#   LOG_PREFIX (the script's name).
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+log() { echo "${LOG_PREFIX:-$(basename "$0")}: $*" >&2; }
+die() { log "$*"; exit 1; }
+
+# load_pins exports every KEY=value of hack/versions.env whose KEY is not already set in the environment
+# (as the Makefile's `?=` does); `${KEY}` in a value refers to a key above it.
+load_pins() {
+  local key value
+  while IFS='=' read -r key value; do
+    [ -n "${!key+set}" ] && continue
+    eval "value=\"$value\""
+    export "$key=$value"
+  done < <(sed -n 's/^\([A-Z0-9_]*=[^[:space:]]*\)[[:space:]]*$/\1/p' "$ROOT/hack/versions.env")
+}
+load_pins
+
+# apt_install PKG... installs the Debian packages that are not installed yet: without refreshing the package
+# lists first (fast on a warm machine), then once more after `apt-get update` when that fails (a fresh
+# machine may have no lists). Uses sudo when not root.
+apt_install() {
+  local need=() p sudo=()
+  for p; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
+  [ ${#need[@]} -eq 0 ] && return 0
+  command -v apt-get >/dev/null || die "missing ${need[*]} and no apt-get to install them"
+  if [ "$(id -u)" != 0 ]; then
+    command -v sudo >/dev/null || die "not root and no sudo: cannot install ${need[*]}"
+    sudo=(sudo)
+  fi
+  log "installing ${need[*]}"
+  if ! "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${need[@]}" >/dev/null 2>&1; then
+    "${sudo[@]}" apt-get update -qq
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${need[@]}"
+  fi
+}
+
+# registry_reachable [IMAGE]: does the container registry that Docker is configured for answer (asked
+# through dockerd itself, so its mirrors and proxies count)? No answer within REGISTRY_PROBE_TIMEOUT (5 s)
+# means no. IMAGE (default kindest/node, where kind's public node images live) is what is searched for.
+registry_reachable() {
+  timeout "${REGISTRY_PROBE_TIMEOUT:-5}" docker search --limit 1 "${1:-kindest/node}" >/dev/null 2>&1
+}
+
 CLUSTER=${CLUSTER:-filesync}
 AIRGAP=${AIRGAP:-auto}
 KIND_NODE_IMAGE=${KIND_NODE_IMAGE:-}
-FILESYNC_IMAGE=${FILESYNC_IMAGE:-kind.local/filesync:dev}
-FAKE_GCS_IMAGE=${FAKE_GCS_IMAGE:-kind.local/fake-gcs-server:1.56.1}
-WORDPRESS_IMAGE=${WORDPRESS_IMAGE:-kind.local/wordpress:6-apache}
-MARIADB_IMAGE=${MARIADB_IMAGE:-kind.local/mariadb:10.11}
 KIND=${KIND:-$(command -v "$ROOT/bin/kind" || command -v kind || echo kind)}
 KUBECTL=${KUBECTL:-kubectl}
 OVERLAY=$ROOT/examples/wordpress/overlays/kind
 NAMESPACE=wordpress
 export KIND
 
-log() { echo "$(basename "$0"): $*" >&2; }
-die() { log "$*"; exit 1; }
-
 kctl() { "$KUBECTL" --context "kind-$CLUSTER" "$@"; }
 
 cluster_exists() { "$KIND" get clusters 2>/dev/null | grep -qx "$1"; }
-
-# drop_dead_cluster NAME: a cluster whose node containers stopped (dockerd restarted, machine rebooted) is
-# listed by kind but cannot be reused: delete it so that it is created anew.
-drop_dead_cluster() {
-  cluster_exists "$1" || return 0
-  if "$KUBECTL" --context "kind-$1" --request-timeout=10s get --raw /readyz >/dev/null 2>&1; then return 0; fi
-  log "kind cluster $1 exists but its API server does not answer: deleting it"
-  "$KIND" delete cluster --name "$1" >&2
-}
-
-# ports_free: kind-config.yaml maps host ports 8080 and 4443; a cluster holding them makes `kind create`
-# fail late, after pulling or starting the node, so check first.
-ports_free() {
-  local port
-  for port in 8080 4443; do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-      die "127.0.0.1:$port is in use (another kind cluster from kind-config.yaml? 'kind get clusters'; delete it with CLUSTER=<name> make down)"
-    fi
-  done
-}
-
-# registry_reachable: does the container registry that Docker is configured for answer (kind's public node
-# images live there)? Asked through dockerd itself, so its mirrors and proxies count; no answer within 5 s
-# (REGISTRY_PROBE_TIMEOUT) means no.
-registry_reachable() {
-  timeout "${REGISTRY_PROBE_TIMEOUT:-5}" docker search --limit 1 kindest/node >/dev/null 2>&1
-}
 
 # airgapped: the AIRGAP switch resolved (1: build and use the offline node image; 0: kind's default).
 airgapped() {
@@ -72,31 +83,4 @@ node_image() {
     "$ROOT/hack/airgap/build.sh" >&2
     "$ROOT/hack/airgap/build.sh" --print-image
   fi
-}
-
-# wait_system CONTEXT: kind --wait covers only the node; the example needs DNS, kube-proxy and storage.
-wait_system() {
-  local t=${WAIT_TIMEOUT:-300s}
-  kctl wait --for=condition=Ready node --all --timeout="$t" >/dev/null
-  kctl -n kube-system rollout status deploy/coredns --timeout="$t" >/dev/null
-  kctl -n kube-system rollout status ds/kube-proxy --timeout="$t" >/dev/null
-  if kctl get ns local-path-storage >/dev/null 2>&1; then
-    kctl -n local-path-storage rollout status deploy/local-path-provisioner --timeout="$t" >/dev/null
-  fi
-  local i
-  for ((i = 0; i < 150; i++)); do
-    kctl get storageclass -o jsonpath='{range .items[*]}{.metadata.annotations.storageclass\.kubernetes\.io/is-default-class}{"\n"}{end}' 2>/dev/null |
-      grep -qx true && kctl get sa default >/dev/null 2>&1 && return 0
-    sleep 2
-  done
-  die "cluster $CLUSTER has no default StorageClass or default ServiceAccount"
-}
-
-# load_images: put the example's images into the cluster's node (kind skips images already there).
-load_images() {
-  local img
-  for img in "$FILESYNC_IMAGE" "$FAKE_GCS_IMAGE" "$WORDPRESS_IMAGE" "$MARIADB_IMAGE"; do
-    docker image inspect "$img" >/dev/null 2>&1 || die "image $img not found: run 'make images'"
-    "$KIND" load docker-image --name "$CLUSTER" "$img" >&2
-  done
 }

@@ -1,23 +1,19 @@
 #!/usr/bin/env bash
 # make up: a kind cluster with the WordPress example (3 replicas with filesync, MariaDB, fake-gcs-server).
-# Idempotent: a running cluster of that name is reused, images are (re)loaded, the overlay re-applied.
-# Env: see hack/lib.sh (CLUSTER, AIRGAP, KIND_NODE_IMAGE, image names).
+# Idempotent: a running cluster of that name is reused (a dead one is deleted first), images are (re)loaded,
+# the overlay re-applied. The steps are the e2e suite's own (e2e/cmd/cluster up, e2e/suite.ClusterSteps):
+# pre-flight checks, create, wait for the system pods and storage, load the images, apply, wait.
+# Env: see hack/lib.sh (CLUSTER, AIRGAP, KIND_NODE_IMAGE, image names); WAIT_TIMEOUT (5m).
 set -o errexit -o nounset -o pipefail
 . "$(dirname "$0")/lib.sh"
 start=$SECONDS
 
-drop_dead_cluster "$CLUSTER"
-if cluster_exists "$CLUSTER"; then
-  log "reusing kind cluster $CLUSTER"
-else
-  ports_free
-  image=$(node_image)
-  log "creating kind cluster $CLUSTER${image:+ from $image}"
-  "$KIND" create cluster --name "$CLUSTER" --config "$ROOT/kind-config.yaml" ${image:+--image "$image"} --wait 5m
-fi
-wait_system
-load_images
-"$ROOT/hack/deploy.sh"
+export E2E_CLUSTER=$CLUSTER E2E_KIND=$KIND E2E_WAIT_TIMEOUT=${WAIT_TIMEOUT:-5m}
+E2E_NODE_IMAGE=$(node_image)
+export E2E_NODE_IMAGE
+log "kind cluster $CLUSTER${E2E_NODE_IMAGE:+ from $E2E_NODE_IMAGE}"
+(cd "$ROOT/e2e" && go run -tags e2e ./cmd/cluster up)
+kctl -n "$NAMESPACE" get pods -o wide >&2
 log "up in $((SECONDS - start))s"
 echo "WordPress: http://localhost:8080"
 echo "fake-gcs-server: http://localhost:4443 (bucket wordpress-media)"

@@ -120,7 +120,7 @@ func (b *bench) seededBucket(ctx context.Context, srv *server, ds *prepared) (st
 	}
 	bucket := "src-" + ds.spec.Name
 	if srv.fsRoot != "" {
-		if err := srv.gcs.createBucket(ctx, bucket); err != nil {
+		if err := srv.gcs.CreateBucket(ctx, bucket); err != nil {
 			return "", err
 		}
 		start := time.Now()
@@ -154,7 +154,7 @@ func (b *bench) seededBucket(ctx context.Context, srv *server, ds *prepared) (st
 }
 
 func (b *bench) seed(ctx context.Context, bucket string, ds *prepared) error {
-	if err := b.gcs.createBucket(ctx, bucket); err != nil {
+	if err := b.gcs.CreateBucket(ctx, bucket); err != nil {
 		return err
 	}
 	start := time.Now()
@@ -234,6 +234,15 @@ func title(op string) string {
 
 func (b *bench) transferOnce(ctx context.Context, srv *server, op, tool string, ds *prepared, src string, i int) (run, string, error) {
 	logPath := filepath.Join(b.logDir, fmt.Sprintf("%s-%s-%s-%d.log", op, ds.spec.Name, tool, i+1))
+	// measure runs the tool between bucket/prefix and dir and times it; it returns the command line too.
+	measure := func(bucket, dir string) (run, string, error) {
+		cmd, err := srv.tools.command(ctx, tool, op, bucket, prefix, dir)
+		if err != nil {
+			return run{}, "", err
+		}
+		r, err := timed(cmd, logPath)
+		return r, commandLine(cmd), err
+	}
 	switch op {
 	case "restore":
 		dir := filepath.Join(b.opt.work, "restore-"+tool)
@@ -241,28 +250,18 @@ func (b *bench) transferOnce(ctx context.Context, srv *server, op, tool string, 
 			return run{}, "", fmt.Errorf("creating %s: %w", dir, err)
 		}
 		defer os.RemoveAll(dir)
-		cmd, err := srv.tools.command(ctx, tool, op, src, prefix, dir)
-		if err != nil {
-			return run{}, "", err
-		}
-		cl := commandLine(cmd)
-		r, err := timed(cmd, logPath)
+		r, cl, err := measure(src, dir)
 		if err != nil {
 			return r, "", err
 		}
 		return r, cl, verifyDir(dir, ds.files)
 	case "push":
 		bucket := fmt.Sprintf("push-%s-%s-%d", ds.spec.Name, tool, i+1)
-		if err := srv.gcs.createBucket(ctx, bucket); err != nil {
+		if err := srv.gcs.CreateBucket(ctx, bucket); err != nil {
 			return run{}, "", err
 		}
 		defer b.dropBucket(context.WithoutCancel(ctx), srv, bucket)
-		cmd, err := srv.tools.command(ctx, tool, op, bucket, prefix, ds.dir)
-		if err != nil {
-			return run{}, "", err
-		}
-		cl := commandLine(cmd)
-		r, err := timed(cmd, logPath)
+		r, cl, err := measure(bucket, ds.dir)
 		if err != nil {
 			return r, "", err
 		}
@@ -387,7 +386,7 @@ func (b *bench) rss100k(ctx context.Context) error {
 	}
 	defer gcs.stop()
 	const bucket = "tiny100k"
-	if err := gcs.createBucket(ctx, bucket); err != nil {
+	if err := gcs.CreateBucket(ctx, bucket); err != nil {
 		return err
 	}
 	res := &rssResult{Files: len(files)}

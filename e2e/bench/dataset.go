@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/filesync/filesync/e2e/internal/harness"
 )
 
 // file is one file of a generated dataset: a slash-separated path relative to the dataset root.
@@ -194,7 +196,7 @@ func verifyDir(dir string, files []file) error {
 }
 
 // verifyObjects checks that the objects under prefix are exactly the files, with their sizes.
-func verifyObjects(objs []object, prefix string, files []file) error {
+func verifyObjects(objs []harness.Object, prefix string, files []file) error {
 	got := make(map[string]int64, len(objs))
 	for _, o := range objs {
 		got[strings.TrimPrefix(o.Name, prefix+"/")] = o.Size

@@ -1,38 +1,29 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/filesync/filesync/e2e/internal/harness"
 )
 
-// fakeGCS is one fake-gcs-server process (memory backend, plain HTTP) and a minimal JSON API client
-// for it, used to seed, inspect and empty buckets outside the tools being measured.
+// fakeGCS is one fake-gcs-server process (memory backend, plain HTTP) and the kit's JSON API client for
+// it, used to seed, inspect and empty buckets outside the tools being measured.
 type fakeGCS struct {
+	*harness.GCS
 	cmd     *exec.Cmd
 	port    int
-	base    string
-	http    *http.Client
 	done    chan struct{} // closed when the process has exited; waitErr then holds its exit status
 	waitErr error
-}
-
-// object is one entry of a bucket listing.
-type object struct {
-	Name string
-	Size int64
 }
 
 func freePort() (int, error) {
@@ -69,12 +60,16 @@ func startFakeGCS(ctx context.Context, bin, logPath, fsRoot string) (*fakeGCS, e
 		logf.Close()
 		return nil, fmt.Errorf("starting fake-gcs-server: %w", err)
 	}
-	g := &fakeGCS{cmd: cmd, port: port, base: base, done: make(chan struct{}),
-		http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 32}, Timeout: 10 * time.Minute}}
+	g := &fakeGCS{cmd: cmd, port: port, done: make(chan struct{}), GCS: &harness.GCS{
+		BaseURL: base,
+		HTTP:    &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 32}, Timeout: 10 * time.Minute},
+		// fake-gcs-server builds the whole listing for every page, so ask for it in one page.
+		PageSize: 1000000,
+	}}
 	go func() { g.waitErr = cmd.Wait(); logf.Close(); close(g.done) }()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		resp, err := g.http.Get(base + "/storage/v1/b")
+		resp, err := g.HTTP.Get(base + "/storage/v1/b")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -106,104 +101,12 @@ func (g *fakeGCS) stop() {
 // pid is the server's process id, for reading its CPU time.
 func (g *fakeGCS) pid() int { return g.cmd.Process.Pid }
 
-func (g *fakeGCS) do(ctx context.Context, method, u string, body io.Reader, out any, okCodes ...int) error {
-	req, err := http.NewRequestWithContext(ctx, method, u, body)
-	if err != nil {
-		return fmt.Errorf("building %s %s: %w", method, u, err)
+// list returns every object under prefix/ (all of the bucket when prefix is empty).
+func (g *fakeGCS) list(ctx context.Context, bucket, prefix string) ([]harness.Object, error) {
+	if prefix != "" {
+		prefix += "/"
 	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/octet-stream")
-	}
-	resp, err := g.http.Do(req)
-	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, u, err)
-	}
-	defer resp.Body.Close()
-	ok := len(okCodes) == 0 && resp.StatusCode/100 == 2
-	for _, c := range okCodes {
-		ok = ok || resp.StatusCode == c
-	}
-	if !ok {
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return fmt.Errorf("%s %s: %s: %s", method, u, resp.Status, bytes.TrimSpace(msg))
-	}
-	if out != nil {
-		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-			return fmt.Errorf("decoding %s %s: %w", method, u, err)
-		}
-	} else {
-		_, _ = io.Copy(io.Discard, resp.Body)
-	}
-	return nil
-}
-
-func (g *fakeGCS) createBucket(ctx context.Context, name string) error {
-	body, _ := json.Marshal(map[string]string{"name": name})
-	return g.do(ctx, http.MethodPost, g.base+"/storage/v1/b?project=test-project", bytes.NewReader(body), nil)
-}
-
-func (g *fakeGCS) upload(ctx context.Context, bucket, name string, data []byte) error {
-	u := g.base + "/upload/storage/v1/b/" + url.PathEscape(bucket) + "/o?uploadType=media&name=" + url.QueryEscape(name)
-	return g.do(ctx, http.MethodPost, u, bytes.NewReader(data), nil)
-}
-
-// exists reports whether the object is in the bucket.
-func (g *fakeGCS) exists(ctx context.Context, bucket, name string) (bool, error) {
-	u := g.base + "/storage/v1/b/" + url.PathEscape(bucket) + "/o/" + url.PathEscape(name) + "?fields=name"
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return false, fmt.Errorf("building GET %s: %w", u, err)
-	}
-	resp, err := g.http.Do(req)
-	if err != nil {
-		return false, fmt.Errorf("GET %s: %w", u, err)
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	switch resp.StatusCode {
-	case http.StatusOK:
-		return true, nil
-	case http.StatusNotFound:
-		return false, nil
-	}
-	return false, fmt.Errorf("GET %s: %s", u, resp.Status)
-}
-
-// list returns every object under prefix (all of the bucket when prefix is empty).
-func (g *fakeGCS) list(ctx context.Context, bucket, prefix string) ([]object, error) {
-	var objs []object
-	token := ""
-	for {
-		// fake-gcs-server builds the whole listing for every page, so ask for it in one page.
-		q := url.Values{"maxResults": {"1000000"}, "fields": {"items(name,size),nextPageToken"}}
-		if prefix != "" {
-			q.Set("prefix", prefix+"/")
-		}
-		if token != "" {
-			q.Set("pageToken", token)
-		}
-		var page struct {
-			Items []struct {
-				Name string `json:"name"`
-				Size string `json:"size"`
-			} `json:"items"`
-			NextPageToken string `json:"nextPageToken"`
-		}
-		if err := g.do(ctx, http.MethodGet, g.base+"/storage/v1/b/"+url.PathEscape(bucket)+"/o?"+q.Encode(), nil, &page); err != nil {
-			return nil, err
-		}
-		for _, it := range page.Items {
-			size, err := strconv.ParseInt(it.Size, 10, 64)
-			if err != nil {
-				return nil, fmt.Errorf("object %s: size %q: %w", it.Name, it.Size, err)
-			}
-			objs = append(objs, object{Name: it.Name, Size: size})
-		}
-		if page.NextPageToken == "" {
-			return objs, nil
-		}
-		token = page.NextPageToken
-	}
+	return g.List(ctx, bucket, prefix)
 }
 
 // parallel runs fn for 0..n-1 on workers goroutines and returns the first error.
@@ -248,7 +151,7 @@ func (g *fakeGCS) seed(ctx context.Context, bucket, prefix, dir string, files []
 		if err != nil {
 			return fmt.Errorf("seeding: %w", err)
 		}
-		return g.upload(ctx, bucket, prefix+"/"+files[i].Rel, data)
+		return g.Upload(ctx, bucket, prefix+"/"+files[i].Rel, data)
 	})
 }
 
@@ -259,11 +162,13 @@ func (g *fakeGCS) deleteBucket(ctx context.Context, bucket string) error {
 		return err
 	}
 	err = parallel(ctx, len(objs), 16, func(ctx context.Context, i int) error {
-		u := g.base + "/storage/v1/b/" + url.PathEscape(bucket) + "/o/" + url.PathEscape(objs[i].Name)
-		return g.do(ctx, http.MethodDelete, u, nil, nil, http.StatusNoContent, http.StatusOK, http.StatusNotFound)
+		if err := g.Delete(ctx, bucket, objs[i].Name); err != nil && !harness.IsNotFound(err) {
+			return err
+		}
+		return nil
 	})
 	if err != nil {
 		return err
 	}
-	return g.do(ctx, http.MethodDelete, g.base+"/storage/v1/b/"+url.PathEscape(bucket), nil, nil)
+	return g.DeleteBucket(ctx, bucket)
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -10,9 +9,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
+
+	"github.com/filesync/filesync/e2e/internal/harness"
 )
 
 // replica is one long-running filesync process.
@@ -87,14 +87,14 @@ func (r *replica) metric(name string) (float64, error) {
 		return 0, fmt.Errorf("reading the metrics of %s: %w", r.name, err)
 	}
 	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
-			return strconv.ParseFloat(strings.TrimSpace(v), 64)
-		}
+	m, err := harness.ParseMetrics(resp.Body)
+	if err != nil {
+		return 0, fmt.Errorf("reading the metrics of %s: %w", r.name, err)
 	}
-	return 0, fmt.Errorf("no metric %s on %s", name, r.name)
+	if !m.Has(name) {
+		return 0, fmt.Errorf("no metric %s on %s", name, r.name)
+	}
+	return m.Sum(name), nil
 }
 
 // stop sends SIGTERM and waits (killing after 30s).
@@ -137,7 +137,7 @@ func propagate(ctx context.Context, gcs *fakeGCS, bucket, prefix string, a, b *r
 		t := time.NewTicker(10 * time.Millisecond)
 		defer t.Stop()
 		for {
-			if ok, err := gcs.exists(ctx, bucket, prefix+"/"+rel); err == nil && ok {
+			if ok, err := gcs.Exists(ctx, bucket, prefix+"/"+rel); err == nil && ok {
 				uploaded <- time.Since(start)
 				return
 			}

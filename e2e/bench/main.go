@@ -22,10 +22,11 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/filesync/filesync/e2e/internal/harness"
 )
 
 var allCases = []string{"restore", "push", "restore20k", "push20k", "idle", "propagation", "rss100k"}
@@ -45,27 +46,6 @@ type options struct {
 	fileSizeKiB int
 }
 
-func envOr(key, def string) string {
-	if v, ok := os.LookupEnv(key); ok && v != "" {
-		return v
-	}
-	return def
-}
-
-func envInt(key string, def int) int {
-	if n, err := strconv.Atoi(envOr(key, "")); err == nil {
-		return n
-	}
-	return def
-}
-
-func envDuration(key string, def time.Duration) time.Duration {
-	if d, err := time.ParseDuration(envOr(key, "")); err == nil {
-		return d
-	}
-	return def
-}
-
 func splitList(s string) []string {
 	var out []string
 	for f := range strings.SplitSeq(s, ",") {
@@ -81,18 +61,22 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.SetOutput(stderr)
 	var o options
 	var cases, peers, peers20k string
-	fs.StringVar(&o.root, "root", envOr("BENCH_ROOT", ".."), "repository root (bin/ holds filesync, rclone, fake-gcs-server) (env BENCH_ROOT)")
-	fs.StringVar(&o.out, "out", envOr("BENCH_OUT", ""), "results directory (default ROOT/_artifacts/bench/TIMESTAMP) (env BENCH_OUT)")
-	fs.StringVar(&o.work, "work", envOr("BENCH_WORK", ""), "scratch directory for datasets and copies (default a new temp dir) (env BENCH_WORK)")
-	fs.IntVar(&o.runs, "runs", envInt("BENCH_RUNS", 5), "runs per tool of the 2,000-file restore and push (env BENCH_RUNS)")
-	fs.IntVar(&o.runs20k, "runs-20k", envInt("BENCH_RUNS_20K", 2), "runs per tool of the 20,000-file restore and push (env BENCH_RUNS_20K)")
-	fs.IntVar(&o.samples, "samples", envInt("BENCH_SAMPLES", 30), "propagation samples (env BENCH_SAMPLES)")
-	fs.DurationVar(&o.idle, "idle", envDuration("BENCH_IDLE", 60*time.Second), "idle CPU measurement window (env BENCH_IDLE)")
-	fs.IntVar(&o.fileSizeKiB, "file-kib", envInt("BENCH_FILE_KIB", 100), "size of each propagation write in KiB (env BENCH_FILE_KIB)")
-	fs.StringVar(&cases, "cases", envOr("BENCH_CASES", strings.Join(allCases, ",")), "comma-separated cases: "+strings.Join(allCases, ",")+" (env BENCH_CASES)")
-	fs.StringVar(&peers, "peers", envOr("BENCH_PEERS", "rclone,gcloud"), "comma-separated peers: rclone,gcloud (env BENCH_PEERS)")
-	fs.StringVar(&peers20k, "peers-20k", envOr("BENCH_PEERS_20K", "rclone"), "peers of the 20,000-file cases, a subset of -peers (gcloud takes minutes per run there) (env BENCH_PEERS_20K)")
-	fs.BoolVar(&o.keep, "keep", envOr("BENCH_KEEP", "") == "1", "keep the scratch directory (env BENCH_KEEP=1)")
+	e := harness.NewEnv(nil)
+	fs.StringVar(&o.root, "root", e.String("BENCH_ROOT", ".."), "repository root (bin/ holds filesync, rclone, fake-gcs-server) (env BENCH_ROOT)")
+	fs.StringVar(&o.out, "out", e.String("BENCH_OUT", ""), "results directory (default ROOT/_artifacts/bench/TIMESTAMP) (env BENCH_OUT)")
+	fs.StringVar(&o.work, "work", e.String("BENCH_WORK", ""), "scratch directory for datasets and copies (default a new temp dir) (env BENCH_WORK)")
+	fs.IntVar(&o.runs, "runs", e.Int("BENCH_RUNS", 5), "runs per tool of the 2,000-file restore and push (env BENCH_RUNS)")
+	fs.IntVar(&o.runs20k, "runs-20k", e.Int("BENCH_RUNS_20K", 2), "runs per tool of the 20,000-file restore and push (env BENCH_RUNS_20K)")
+	fs.IntVar(&o.samples, "samples", e.Int("BENCH_SAMPLES", 30), "propagation samples (env BENCH_SAMPLES)")
+	fs.DurationVar(&o.idle, "idle", e.Duration("BENCH_IDLE", 60*time.Second), "idle CPU measurement window (env BENCH_IDLE)")
+	fs.IntVar(&o.fileSizeKiB, "file-kib", e.Int("BENCH_FILE_KIB", 100), "size of each propagation write in KiB (env BENCH_FILE_KIB)")
+	fs.StringVar(&cases, "cases", e.String("BENCH_CASES", strings.Join(allCases, ",")), "comma-separated cases: "+strings.Join(allCases, ",")+" (env BENCH_CASES)")
+	fs.StringVar(&peers, "peers", e.String("BENCH_PEERS", "rclone,gcloud"), "comma-separated peers: rclone,gcloud (env BENCH_PEERS)")
+	fs.StringVar(&peers20k, "peers-20k", e.String("BENCH_PEERS_20K", "rclone"), "peers of the 20,000-file cases, a subset of -peers (gcloud takes minutes per run there) (env BENCH_PEERS_20K)")
+	fs.BoolVar(&o.keep, "keep", e.Bool("BENCH_KEEP"), "keep the scratch directory (env BENCH_KEEP=1)")
+	if err := e.Err(); err != nil {
+		return o, err
+	}
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}

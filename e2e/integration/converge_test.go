@@ -6,11 +6,11 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net/http"
-	"net/url"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/filesync/filesync/e2e/internal/harness"
 )
 
 // TestTwoContainersConverge: two filesync containers that share nothing but the bucket. A file the app
@@ -22,8 +22,8 @@ func TestTwoContainersConverge(t *testing.T) {
 	a := s.startReplica(t, "replica-a", replicaOptions{})
 	b := s.startReplica(t, "replica-b", replicaOptions{})
 
-	photo := randomBytes(t, 300<<10)
-	video := randomBytes(t, 17<<20) // above the Go client's 16 MiB chunk: a resumable upload
+	photo := harness.RandomBytes(300 << 10)
+	video := harness.RandomBytes(17 << 20) // above the Go client's 16 MiB chunk: a resumable upload
 	note := []byte("written on replica-b\n")
 	a.writeFile(t, "uploads/2026/11/photo.jpg", photo)
 	a.writeFile(t, "uploads/2026/11/video.mp4", video)
@@ -88,8 +88,7 @@ func TestTwoContainersConverge(t *testing.T) {
 	}
 
 	// A delete in the bucket (another replica's, or an operator's) removes the file on both, and only it.
-	if _, err := s.gcsDo(t.Context(), http.MethodDelete,
-		"/storage/v1/b/"+bucket+"/o/"+url.PathEscape(objectName("uploads/2026/11/note.txt")), nil); err != nil {
+	if err := s.api.Delete(t.Context(), bucket, objectName("uploads/2026/11/note.txt")); err != nil {
 		t.Fatal(err)
 	}
 	for _, r := range []*replica{a, b} {

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/filesync/filesync/e2e/internal/harness"
 )
 
 // TestSIGTERMFlushesAndExitsZero: a file written just before the container is stopped is still uploaded
@@ -20,7 +22,7 @@ func TestSIGTERMFlushesAndExitsZero(t *testing.T) {
 		"FILESYNC_SHUTDOWN_TIMEOUT": "20s",
 	}})
 
-	last := randomBytes(t, 64<<10)
+	last := harness.RandomBytes(64 << 10)
 	r.writeFile(t, "uploads/last-write.bin", last)
 
 	// Give the watcher the chance to see the file (pending, not yet uploaded because of the settle delay).

@@ -4,8 +4,8 @@
 // fake-gcs-server container and filesync containers that share nothing but the bucket, each with its own
 // directory (a volume), a read-only root filesystem and the image's non-root user.
 //
-// Images come from the environment, as the Makefile names them: FILESYNC_IMAGE (kind.local/filesync:dev)
-// and FAKE_GCS_IMAGE (kind.local/fake-gcs-server:1.56.1); `make test-integration` builds both. When Docker
+// Images come from the environment, as the Makefile names them (FILESYNC_IMAGE and FAKE_GCS_IMAGE, pinned in
+// hack/versions.env, which is read when they are unset); `make test-integration` builds both. When Docker
 // or an image is missing the tests are skipped, or fail when FILESYNC_REQUIRE_DOCKER=1 (CI).
 package integration
 
@@ -13,14 +13,10 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"path"
 	"strconv"
@@ -34,6 +30,8 @@ import (
 	"github.com/testcontainers/testcontainers-go"
 	"github.com/testcontainers/testcontainers-go/network"
 	"github.com/testcontainers/testcontainers-go/wait"
+
+	"github.com/filesync/filesync/e2e/internal/harness"
 )
 
 const (
@@ -110,19 +108,26 @@ type config struct {
 	require       bool
 }
 
-func configFromEnv() config {
-	return config{
-		filesyncImage: envOr("FILESYNC_IMAGE", "kind.local/filesync:dev"),
-		fakeGCSImage:  envOr("FAKE_GCS_IMAGE", "kind.local/fake-gcs-server:1.56.1"),
-		require:       os.Getenv("FILESYNC_REQUIRE_DOCKER") == "1",
+func configFromEnv(t *testing.T) config {
+	t.Helper()
+	root, err := harness.RepoRoot(".")
+	if err != nil {
+		t.Fatal(err)
 	}
-}
-
-func envOr(key, def string) string {
-	if v := os.Getenv(key); v != "" {
-		return v
+	pins, err := harness.LoadPins(root)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return def
+	e := harness.NewEnv(pins)
+	c := config{
+		filesyncImage: e.Required("FILESYNC_IMAGE"),
+		fakeGCSImage:  e.Required("FAKE_GCS_IMAGE"),
+		require:       e.Bool("FILESYNC_REQUIRE_DOCKER"),
+	}
+	if err := e.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 // stack is one test's world: a private network, fake-gcs-server on it (alias fake-gcs) with the bucket
@@ -132,8 +137,8 @@ type stack struct {
 	docker  *testcontainers.DockerClient
 	network *testcontainers.DockerNetwork
 	gcs     *testcontainers.DockerContainer
-	// gcsURL is fake-gcs-server's JSON API through its mapped port, for the test's own reads and writes.
-	gcsURL string
+	// api is fake-gcs-server's JSON API through its mapped port, for the test's own reads and writes.
+	api *harness.GCS
 }
 
 // newStack starts fake-gcs-server on a new network and creates the bucket. It skips or fails the test
@@ -141,7 +146,7 @@ type stack struct {
 func newStack(t *testing.T) *stack {
 	t.Helper()
 	ctx := t.Context()
-	cfg := configFromEnv()
+	cfg := configFromEnv(t)
 	unavailable := func(format string, args ...any) {
 		t.Helper()
 		if cfg.require {
@@ -191,47 +196,13 @@ func newStack(t *testing.T) *stack {
 	if err != nil {
 		t.Fatalf("fake-gcs-server endpoint: %v", err)
 	}
-	s := &stack{cfg: cfg, docker: cli, network: nw, gcs: gcs, gcsURL: endpoint}
+	s := &stack{cfg: cfg, docker: cli, network: nw, gcs: gcs, api: &harness.GCS{BaseURL: endpoint}}
 	dumpLogsOnFailure(t, "fake-gcs-server", gcs)
 
-	body := fmt.Sprintf(`{"name": %q}`, bucket)
-	if _, err := s.gcsDo(ctx, http.MethodPost, "/storage/v1/b?project=test", strings.NewReader(body)); err != nil {
+	if err := s.api.CreateBucket(ctx, bucket); err != nil {
 		t.Fatalf("create bucket %s: %v", bucket, err)
 	}
 	return s
-}
-
-// gcsDo sends one request to fake-gcs-server's JSON API and returns the body of a 2xx answer.
-func (s *stack) gcsDo(ctx context.Context, method, pathAndQuery string, body io.Reader) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, method, s.gcsURL+pathAndQuery, body)
-	if err != nil {
-		return nil, fmt.Errorf("build request: %w", err)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w", method, pathAndQuery, err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, fmt.Errorf("read %s %s: %w", method, pathAndQuery, err)
-	}
-	if resp.StatusCode/100 != 2 {
-		return nil, fmt.Errorf("%s %s: %w", method, pathAndQuery, &httpError{code: resp.StatusCode, body: string(data)})
-	}
-	return data, nil
-}
-
-type httpError struct {
-	code int
-	body string
-}
-
-func (e *httpError) Error() string {
-	return fmt.Sprintf("HTTP %d: %s", e.code, strings.TrimSpace(e.body))
 }
 
 // objectName is the bucket object that a path relative to the synced directory maps to.
@@ -239,48 +210,23 @@ func objectName(rel string) string { return remotePrefix + "/" + rel }
 
 // readObject returns an object's content from the bucket.
 func (s *stack) readObject(ctx context.Context, name string) ([]byte, error) {
-	return s.gcsDo(ctx, http.MethodGet,
-		"/storage/v1/b/"+bucket+"/o/"+url.PathEscape(name)+"?alt=media", nil)
+	return s.api.Read(ctx, bucket, name)
 }
 
 // putObject writes an object into the bucket, as another replica (or an operator) would.
 func (s *stack) putObject(ctx context.Context, name string, data []byte) error {
-	q := url.Values{"uploadType": {"media"}, "name": {name}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost,
-		s.gcsURL+"/upload/storage/v1/b/"+bucket+"/o?"+q.Encode(), bytes.NewReader(data))
-	if err != nil {
-		return fmt.Errorf("build upload: %w", err)
-	}
-	req.Header.Set("Content-Type", "application/octet-stream")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("upload %s: %w", name, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		b, _ := io.ReadAll(resp.Body)
-		return fmt.Errorf("upload %s: %w", name, &httpError{code: resp.StatusCode, body: string(b)})
-	}
-	return nil
+	return s.api.Upload(ctx, bucket, name, data)
 }
 
 // listObjects returns the names of the objects under the remote prefix.
 func (s *stack) listObjects(ctx context.Context) ([]string, error) {
-	data, err := s.gcsDo(ctx, http.MethodGet, "/storage/v1/b/"+bucket+"/o?prefix="+url.QueryEscape(remotePrefix+"/"), nil)
+	objs, err := s.api.List(ctx, bucket, remotePrefix+"/")
 	if err != nil {
 		return nil, err
 	}
-	var list struct {
-		Items []struct {
-			Name string `json:"name"`
-		} `json:"items"`
-	}
-	if err := json.Unmarshal(data, &list); err != nil {
-		return nil, fmt.Errorf("decode object list: %w", err)
-	}
-	names := make([]string, 0, len(list.Items))
-	for _, it := range list.Items {
-		names = append(names, it.Name)
+	names := make([]string, 0, len(objs))
+	for _, o := range objs {
+		names = append(names, o.Name)
 	}
 	return names, nil
 }
@@ -322,7 +268,7 @@ func (s *stack) startReplica(t *testing.T, name string, opts replicaOptions) *re
 	for k, v := range opts.env {
 		env[k] = v
 	}
-	suffix := randomHex(t, 4)
+	suffix := harness.RandomHex(4)
 	syncVol := "filesync-it-" + name + "-" + suffix + "-dir"
 	stateVol := "filesync-it-" + name + "-" + suffix + "-state"
 
@@ -537,46 +483,12 @@ func dumpLogsOnFailure(t *testing.T, name string, c *testcontainers.DockerContai
 	})
 }
 
-func randomHex(t *testing.T, n int) string {
-	t.Helper()
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatalf("random: %v", err)
-	}
-	return hex.EncodeToString(b)
-}
-
-// randomBytes is n bytes of incompressible content.
-func randomBytes(t *testing.T, n int) []byte {
-	t.Helper()
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatalf("random: %v", err)
-	}
-	return b
-}
-
-// metricValue sums the samples of one metric family in a Prometheus text exposition
-// (all label sets); found is false when no sample of it is there.
+// metricValue sums the samples of one metric family in a Prometheus text exposition (all label sets); found
+// is false when no sample of it is there (or the exposition does not parse).
 func metricValue(exposition, name string) (sum float64, found bool) {
-	for _, line := range strings.Split(exposition, "\n") {
-		if !strings.HasPrefix(line, name) {
-			continue
-		}
-		rest := line[len(name):]
-		if rest == "" || (rest[0] != ' ' && rest[0] != '{') {
-			continue // another metric with this name as a prefix
-		}
-		fields := strings.Fields(rest[strings.LastIndex(rest, "}")+1:])
-		if len(fields) == 0 {
-			continue
-		}
-		var v float64
-		if _, err := fmt.Sscan(fields[0], &v); err != nil {
-			continue
-		}
-		sum += v
-		found = true
+	m, err := harness.ParseMetrics(strings.NewReader(exposition))
+	if err != nil || !m.Has(name) {
+		return 0, false
 	}
-	return sum, found
+	return m.Sum(name), true
 }

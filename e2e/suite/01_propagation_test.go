@@ -5,10 +5,11 @@ package suite
 import (
 	"context"
 	"testing"
-	"time"
 
 	"sigs.k8s.io/e2e-framework/pkg/envconf"
 	"sigs.k8s.io/e2e-framework/pkg/features"
+
+	"github.com/filesync/filesync/e2e/internal/harness"
 )
 
 // A file written into wp-content/uploads of replica A appears, byte-identical, in every other replica and in
@@ -20,15 +21,10 @@ func TestFileWrittenOnOneReplicaReachesEveryReplicaAndTheBucket(t *testing.T) {
 				st := StateFrom(ctx)
 				pods := readyReplicas(ctx, t, st, replicas)
 				a := pods[0].Name
-				rel := "uploads/e2e/" + randomName("propagation") + "/hello.bin"
-				data := randomBytes(96 << 10)
+				rel := "uploads/e2e/" + harness.RandomName("propagation") + "/hello.bin"
+				data := harness.RandomBytes(96 << 10)
 
-				start := time.Now()
-				if err := st.Kube.WriteFile(ctx, a, rel, data); err != nil {
-					t.Fatal(err)
-				}
-				targets := append(names(pods[1:]), bucketTarget)
-				took, err := awaitEverywhere(ctx, start, st.Config.PropagationBound, targets, hasContent(st, rel, data))
+				took, err := writeAndAwait(ctx, t, st, pods, rel, data)
 				slowest := logArrivals(t, "propagation of a 96 KiB file from "+a, took)
 				if err != nil {
 					t.Fatalf("not everywhere within %s: %v", st.Config.PropagationBound, err)

@@ -55,3 +55,12 @@ func TestMediaUploadedOnOneReplicaIsServedByTheOthers(t *testing.T) {
 		Feature()
 	testenv.Test(t, f)
 }
+
+// uploadOnFirstReplica is a Setup step: a media item uploaded on the first ready replica and spread to
+// every replica and the bucket (uploadAndSpread), kept in the context under mediaKey.
+func uploadOnFirstReplica(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
+	st := StateFrom(ctx)
+	a := readyReplicas(ctx, t, st, replicas)[0].Name
+	m, content := uploadAndSpread(ctx, t, st, a)
+	return context.WithValue(ctx, mediaKey{}, uploaded{media: m, content: content, pod: a})
+}

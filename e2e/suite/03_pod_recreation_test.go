@@ -22,12 +22,7 @@ type replacementKey struct{}
 // moment), and it serves the media.
 func TestRecreatedReplicaRestoresBeforeWordPressStarts(t *testing.T) {
 	f := features.New("pod recreation").
-		Setup(func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
-			st := StateFrom(ctx)
-			a := readyReplicas(ctx, t, st, replicas)[0].Name
-			m, content := uploadAndSpread(ctx, t, st, a)
-			return context.WithValue(ctx, mediaKey{}, uploaded{media: m, content: content, pod: a})
-		}).
+		Setup(uploadOnFirstReplica).
 		Assess("the replacement of a deleted replica has every file before its WordPress container starts",
 			func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
 				st := StateFrom(ctx)

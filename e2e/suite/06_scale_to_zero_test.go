@@ -18,12 +18,7 @@ type snapshotKey struct{}
 // Scale to zero and back: nothing is lost, because the bucket is the source of truth.
 func TestScaleToZeroAndBackLosesNothing(t *testing.T) {
 	f := features.New("scale to zero").
-		Setup(func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
-			st := StateFrom(ctx)
-			a := readyReplicas(ctx, t, st, replicas)[0].Name
-			m, content := uploadAndSpread(ctx, t, st, a)
-			return context.WithValue(ctx, mediaKey{}, uploaded{media: m, content: content, pod: a})
-		}).
+		Setup(uploadOnFirstReplica).
 		Assess("with no replica left the bucket still holds every file",
 			func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
 				st := StateFrom(ctx)

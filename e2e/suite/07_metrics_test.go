@@ -5,10 +5,11 @@ package suite
 import (
 	"context"
 	"testing"
-	"time"
 
 	"sigs.k8s.io/e2e-framework/pkg/envconf"
 	"sigs.k8s.io/e2e-framework/pkg/features"
+
+	"github.com/filesync/filesync/e2e/internal/harness"
 )
 
 // filesync's /metrics on each replica shows the uploads and downloads the test caused.
@@ -23,7 +24,7 @@ func TestMetricsShowTheTransfersTheTestCaused(t *testing.T) {
 			func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
 				st := StateFrom(ctx)
 				pods := readyReplicas(ctx, t, st, replicas)
-				before := map[string]Metrics{}
+				before := map[string]harness.Metrics{}
 				for _, p := range pods {
 					m, err := scrapeMetrics(ctx, st.Kube, p.Name)
 					if err != nil {
@@ -35,14 +36,9 @@ func TestMetricsShowTheTransfersTheTestCaused(t *testing.T) {
 					before[p.Name] = m
 				}
 				a := pods[0].Name
-				rel := "uploads/e2e/" + randomName("metrics") + "/counted.bin"
-				data := randomBytes(32 << 10)
-				start := time.Now()
-				if err := st.Kube.WriteFile(ctx, a, rel, data); err != nil {
-					t.Fatal(err)
-				}
-				targets := append(names(pods[1:]), bucketTarget)
-				if _, err := awaitEverywhere(ctx, start, st.Config.PropagationBound, targets, hasContent(st, rel, data)); err != nil {
+				rel := "uploads/e2e/" + harness.RandomName("metrics") + "/counted.bin"
+				data := harness.RandomBytes(32 << 10)
+				if _, err := writeAndAwait(ctx, t, st, pods, rel, data); err != nil {
 					t.Fatal(err)
 				}
 				for _, p := range pods {

@@ -3,10 +3,10 @@
 package suite
 
 import (
-	"fmt"
-	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/filesync/filesync/e2e/internal/harness"
 )
 
 // Config is what the suite reads from its environment, once, in TestMain.
@@ -17,7 +17,7 @@ type Config struct {
 	NodeImage string
 	// Kind is the kind binary (E2E_KIND, default "kind" from PATH).
 	Kind string
-	// Keep leaves the cluster running after the suite (E2E_KEEP=1).
+	// Keep leaves the cluster running after the suite (E2E_KEEP=1; 0 or unset deletes it).
 	Keep bool
 	// Artifacts is where cluster logs are exported on failure (E2E_ARTIFACTS, default e2e/_artifacts).
 	Artifacts string
@@ -50,54 +50,27 @@ const (
 	replicas       = 3
 )
 
-func loadConfig() (Config, error) {
-	c := Config{
-		Cluster:   getenv("E2E_CLUSTER", "filesync-e2e"),
-		NodeImage: os.Getenv("E2E_NODE_IMAGE"),
-		Kind:      getenv("E2E_KIND", "kind"),
-		Keep:      os.Getenv("E2E_KEEP") == "1",
-		Images: []string{
-			getenv("FILESYNC_IMAGE", "kind.local/filesync:dev"),
-			getenv("FAKE_GCS_IMAGE", "kind.local/fake-gcs-server:1.56.1"),
-			getenv("WORDPRESS_IMAGE", "kind.local/wordpress:6-apache"),
-			getenv("MARIADB_IMAGE", "kind.local/mariadb:10.11"),
-		},
-	}
+// LoadConfig reads the environment the Makefile passes (hack/e2e.sh), falling back to hack/versions.env for
+// the image names; a bad value is an error that names its variable.
+func LoadConfig() (Config, error) {
+	var c Config
 	var err error
-	if c.Root, err = repoRoot(); err != nil {
+	if c.Root, err = harness.RepoRoot("."); err != nil {
 		return c, err
 	}
-	c.Artifacts = getenv("E2E_ARTIFACTS", filepath.Join(c.Root, "e2e", "_artifacts"))
-	if c.PropagationBound, err = time.ParseDuration(getenv("E2E_PROPAGATION_BOUND", "30s")); err != nil {
-		return c, fmt.Errorf("E2E_PROPAGATION_BOUND: %w", err)
-	}
-	if c.Timeout, err = time.ParseDuration(getenv("E2E_WAIT_TIMEOUT", "5m")); err != nil {
-		return c, fmt.Errorf("E2E_WAIT_TIMEOUT: %w", err)
-	}
-	return c, nil
-}
-
-func getenv(key, def string) string {
-	if v := os.Getenv(key); v != "" {
-		return v
-	}
-	return def
-}
-
-// repoRoot walks up from the working directory to the directory holding go.work and kind-config.yaml.
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
+	pins, err := harness.LoadPins(c.Root)
 	if err != nil {
-		return "", fmt.Errorf("getwd: %w", err)
+		return c, err
 	}
-	for d := dir; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "kind-config.yaml")); err == nil {
-			if _, err := os.Stat(filepath.Join(d, "go.work")); err == nil {
-				return d, nil
-			}
-		}
-		if filepath.Dir(d) == d {
-			return "", fmt.Errorf("no kind-config.yaml and go.work above %s", dir)
-		}
-	}
+	e := harness.NewEnv(pins)
+	c.Cluster = e.String("E2E_CLUSTER", "filesync-e2e")
+	c.NodeImage = e.String("E2E_NODE_IMAGE", "")
+	c.Kind = e.String("E2E_KIND", "kind")
+	c.Keep = e.Bool("E2E_KEEP")
+	c.Images = []string{e.Required("FILESYNC_IMAGE"), e.Required("FAKE_GCS_IMAGE"), e.Required("WORDPRESS_IMAGE"),
+		e.Required("MARIADB_IMAGE")}
+	c.Artifacts = e.String("E2E_ARTIFACTS", filepath.Join(c.Root, "e2e", "_artifacts"))
+	c.PropagationBound = e.Duration("E2E_PROPAGATION_BOUND", 30*time.Second)
+	c.Timeout = e.Duration("E2E_WAIT_TIMEOUT", 5*time.Minute)
+	return c, e.Err()
 }

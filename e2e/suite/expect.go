@@ -16,6 +16,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/e2e-framework/klient/wait"
+
+	"github.com/filesync/filesync/e2e/internal/harness"
 )
 
 // bucketTarget names the bucket among the targets of awaitEverywhere.
@@ -60,6 +62,18 @@ func awaitEverywhere(ctx context.Context, start time.Time, bound time.Duration, 
 	}
 	wg.Wait()
 	return took, errors.Join(errs...)
+}
+
+// writeAndAwait writes data to rel on the first of pods and waits until every other one and the bucket
+// hold it, within the propagation bound; it returns when each target had it, measured from the write.
+func writeAndAwait(ctx context.Context, t *testing.T, st *State, pods []corev1.Pod, rel string, data []byte) (map[string]time.Duration, error) {
+	t.Helper()
+	start := time.Now()
+	if err := st.Kube.WriteFile(ctx, pods[0].Name, rel, data); err != nil {
+		t.Fatal(err)
+	}
+	targets := append(names(pods[1:]), bucketTarget)
+	return awaitEverywhere(ctx, start, st.Config.PropagationBound, targets, hasContent(st, rel, data))
 }
 
 // logArrivals prints each target's arrival time and returns the slowest.
@@ -159,7 +173,7 @@ func uploadAndSpread(ctx context.Context, t *testing.T, st *State, pod string) (
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := st.WordPress.Upload(ctx, pod, randomName("e2e")+".png", "image/png", img)
+	m, err := st.WordPress.Upload(ctx, pod, harness.RandomName("e2e")+".png", "image/png", img)
 	if err != nil {
 		t.Fatal(err)
 	}

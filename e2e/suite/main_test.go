@@ -14,17 +14,17 @@ import (
 
 var testenv env.Environment
 
-// TestMain creates the kind cluster from kind-config.yaml (E2E_NODE_IMAGE overrides the node image), loads
+// TestMain checks the images and the host ports, creates the kind cluster from kind-config.yaml (E2E_NODE_IMAGE overrides the node image), loads
 // the images, applies examples/wordpress/overlays/kind, waits for it, installs WordPress; afterwards it
 // exports the cluster's logs if anything failed and deletes the cluster unless E2E_KEEP=1.
 func TestMain(m *testing.M) {
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	cfg, err := loadConfig()
+	cfg, err := LoadConfig()
 	if err != nil {
 		log.Error("e2e config", "err", err)
 		os.Exit(2)
 	}
-	existed, err := ClusterExists(context.Background(), cfg)
+	existed, err := ReuseCluster(context.Background(), cfg, log)
 	if err != nil {
 		log.Error("kind", "err", err)
 		os.Exit(2)
@@ -34,7 +34,7 @@ func TestMain(m *testing.M) {
 
 	outcome := &Outcome{}
 	testenv = env.NewWithConfig(envconf.New())
-	testenv.Setup(outcome.Guard(SetupSteps(cfg, log)...)...)
+	testenv.Setup(outcome.Guard(SetupSteps(cfg, existed, log)...)...)
 	testenv.AfterEachTest(func(ctx context.Context, _ *envconf.Config, t *testing.T) (context.Context, error) {
 		if t.Failed() {
 			outcome.Fail()

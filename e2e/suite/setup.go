@@ -8,10 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -31,8 +33,9 @@ import (
 	"sigs.k8s.io/e2e-framework/pkg/envfuncs"
 	"sigs.k8s.io/e2e-framework/support"
 	"sigs.k8s.io/e2e-framework/support/kind"
-	"sigs.k8s.io/kustomize/api/krusty"
-	"sigs.k8s.io/kustomize/kyaml/filesys"
+
+	"github.com/filesync/filesync/e2e/internal/harness"
+	"github.com/filesync/filesync/e2e/manifests"
 )
 
 // State is what the setup hands to the features (through the context).
@@ -75,15 +78,18 @@ func (o *Outcome) Guard(fns ...env.Func) []env.Func {
 	return out
 }
 
-// SetupSteps is the suite's setup, in order: cluster, system pods, images, example, WordPress.
-func SetupSteps(cfg Config, log *slog.Logger) []env.Func {
-	opts := []support.ClusterOpts{kind.WithPath(cfg.Kind)}
-	if cfg.NodeImage != "" {
-		opts = append(opts, kind.WithImage(cfg.NodeImage))
-	}
+// SetupSteps is the suite's setup, in order: the cluster steps, then WordPress installed.
+func SetupSteps(cfg Config, existed bool, log *slog.Logger) []env.Func {
+	return append(ClusterSteps(cfg, existed, log), timed(log, "install wordpress", setUpWordPress(cfg, log)))
+}
+
+// ClusterSteps bring up the example on kind, the same for the suite and `make up` (e2e/cmd/cluster):
+// pre-flight checks, the cluster created from kind-config.yaml (or reused: existed, see ReuseCluster), the
+// system pods and storage waited for, the images loaded, the kind overlay applied, the example waited for.
+func ClusterSteps(cfg Config, existed bool, log *slog.Logger) []env.Func {
 	steps := []env.Func{
-		timed(log, "create cluster", envfuncs.CreateClusterWithConfig(kind.NewProvider(), cfg.Cluster,
-			filepath.Join(cfg.Root, "kind-config.yaml"), opts...)),
+		timed(log, "pre-flight checks", preflight(cfg, existed)),
+		timed(log, "create cluster", createCluster(cfg)),
 		timed(log, "wait for system pods and storage", waitForSystem(cfg)),
 	}
 	for _, img := range cfg.Images {
@@ -92,8 +98,25 @@ func SetupSteps(cfg Config, log *slog.Logger) []env.Func {
 	return append(steps,
 		timed(log, "apply kind overlay", applyKustomization(filepath.Join(cfg.Root, "examples", "wordpress", "overlays", "kind"))),
 		timed(log, "wait for the example", waitForExample(cfg)),
-		timed(log, "install wordpress", setUpWordPress(cfg, log)),
 	)
+}
+
+// SystemSteps connect to the cluster (creating it from kind-config.yaml if it does not exist) and wait for
+// its system pods and storage: what hack/airgap's smoke test needs of a cluster it created itself.
+func SystemSteps(cfg Config, log *slog.Logger) []env.Func {
+	return []env.Func{
+		timed(log, "connect to cluster", createCluster(cfg)),
+		timed(log, "wait for system pods and storage", waitForSystem(cfg)),
+	}
+}
+
+// createCluster creates the kind cluster from kind-config.yaml, or connects to it when it exists.
+func createCluster(cfg Config) env.Func {
+	opts := []support.ClusterOpts{kind.WithPath(cfg.Kind)}
+	if cfg.NodeImage != "" {
+		opts = append(opts, kind.WithImage(cfg.NodeImage))
+	}
+	return envfuncs.CreateClusterWithConfig(kind.NewProvider(), cfg.Cluster, filepath.Join(cfg.Root, "kind-config.yaml"), opts...)
 }
 
 // FinishSteps exports the cluster's logs if anything failed, then deletes the cluster unless it is to be
@@ -125,13 +148,57 @@ func FinishSteps(cfg Config, existed bool, outcome *Outcome, log *slog.Logger) [
 	}
 }
 
-// ClusterExists reports whether kind already has a cluster of that name.
-func ClusterExists(ctx context.Context, cfg Config) (bool, error) {
+// ReuseCluster reports whether kind already has a usable cluster of that name. A cluster whose node
+// containers stopped (dockerd restarted, machine rebooted) is listed by kind but cannot be reused: it is
+// deleted, so that the setup creates it anew.
+func ReuseCluster(ctx context.Context, cfg Config, log *slog.Logger) (bool, error) {
 	out, err := exec.CommandContext(ctx, cfg.Kind, "get", "clusters").Output()
 	if err != nil {
 		return false, fmt.Errorf("%s get clusters: %w", cfg.Kind, err)
 	}
-	return slices.Contains(strings.Fields(string(out)), cfg.Cluster), nil
+	if !slices.Contains(strings.Fields(string(out)), cfg.Cluster) {
+		return false, nil
+	}
+	rctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if exec.CommandContext(rctx, "kubectl", "--context", "kind-"+cfg.Cluster, "--request-timeout=10s",
+		"get", "--raw", "/readyz").Run() == nil {
+		return true, nil
+	}
+	log.Info("kind cluster exists but its API server does not answer: deleting it", "cluster", cfg.Cluster)
+	if out, err := exec.CommandContext(ctx, cfg.Kind, "delete", "cluster", "--name", cfg.Cluster).CombinedOutput(); err != nil {
+		return false, fmt.Errorf("%s delete cluster %s: %w: %s", cfg.Kind, cfg.Cluster, err, out)
+	}
+	return false, nil
+}
+
+// preflight fails fast, before anything is created: every image must be in the local Docker store (it is
+// loaded, never pulled), and a cluster to be created needs the host ports kind-config.yaml maps (a cluster
+// holding them makes `kind create` fail late, after starting the node).
+func preflight(cfg Config, existed bool) env.Func {
+	return func(ctx context.Context, _ *envconf.Config) (context.Context, error) {
+		var errs []error
+		for _, img := range cfg.Images {
+			if err := exec.CommandContext(ctx, "docker", "image", "inspect", img).Run(); err != nil {
+				errs = append(errs, fmt.Errorf("image %s not found: run 'make images'", img))
+			}
+		}
+		if !existed {
+			kc, err := harness.ReadKindConfig(filepath.Join(cfg.Root, "kind-config.yaml"))
+			if err != nil {
+				return ctx, err
+			}
+			for _, port := range kc.HostPorts() {
+				addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(int(port)))
+				if conn, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+					_ = conn.Close()
+					errs = append(errs, fmt.Errorf("%s is in use (another kind cluster from kind-config.yaml? "+
+						"'kind get clusters'; delete it with CLUSTER=<name> make down)", addr))
+				}
+			}
+		}
+		return ctx, errors.Join(errs...)
+	}
 }
 
 func timed(log *slog.Logger, what string, fn env.Func) env.Func {
@@ -219,13 +286,13 @@ func waitForSystem(cfg Config) env.Func {
 	}
 }
 
-// applyKustomization builds a kustomization in-process (kustomize's krusty API, as `kubectl apply -k` would)
-// and server-side applies every object, so re-running against a kept cluster converges.
+// applyKustomization server-side applies every object manifests.Build renders for dir (the very rendering
+// the manifest tests check), so re-running against a kept cluster converges.
 func applyKustomization(dir string) env.Func {
 	return func(ctx context.Context, c *envconf.Config) (context.Context, error) {
-		rm, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), dir)
+		rm, err := manifests.Build(dir)
 		if err != nil {
-			return ctx, fmt.Errorf("kustomize build %s: %w", dir, err)
+			return ctx, err
 		}
 		cl := c.Client().Resources().GetControllerRuntimeClient()
 		for _, res := range rm.Resources() {
@@ -289,7 +356,7 @@ func setUpWordPress(cfg Config, log *slog.Logger) env.Func {
 			return ctx, errors.New("no ready wordpress replica")
 		}
 		const user = "admin"
-		password := randomName("pw") + randomName("x")
+		password := harness.RandomName("pw") + harness.RandomName("x")
 		installed, err := installWordPress(ctx, k, pods[0].Name, user, password)
 		if err != nil {
 			return ctx, err
@@ -307,7 +374,7 @@ func setUpWordPress(cfg Config, log *slog.Logger) env.Func {
 			Config:    cfg,
 			Kube:      k,
 			WordPress: &WordPress{k: k, user: user, appPassword: appPassword},
-			Bucket:    Bucket{k: k},
+			Bucket:    newBucket(k),
 		}
 		return context.WithValue(ctx, stateKey{}, st), nil
 	}

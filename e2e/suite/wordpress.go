@@ -197,23 +197,6 @@ func testPNG(w, h int) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// randomBytes returns n random bytes (test file content that cannot collide with anything else).
-func randomBytes(n int) []byte {
-	b := make([]byte, n)
-	_, _ = rand.Read(b) // crypto/rand.Read never fails (Go ≥ 1.24)
-	return b
-}
-
-// randomName returns a short random lowercase name, for test files and media.
-func randomName(prefix string) string {
-	const letters = "abcdefghijklmnopqrstuvwxyz0123456789"
-	b := randomBytes(8)
-	for i := range b {
-		b[i] = letters[int(b[i])%len(letters)]
-	}
-	return prefix + "-" + string(b)
-}
-
 func excerpt(b []byte) string {
 	s := strings.TrimSpace(string(b))
 	if len(s) > 600 {

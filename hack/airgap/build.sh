@@ -10,12 +10,16 @@
 #   hack/airgap/build.sh --adopt STAGE   take the existing output of a stage run by hand as current
 #   hack/airgap/build.sh --smoke         then smoke-test the image on a throw-away cluster (stages 40, 50, 60, 99)
 #
-# Env: WORK (cache; default ${XDG_CACHE_HOME:-$HOME/.cache}/filesync/airgap), K8S_VERSION (v1.37.2),
-#      KIND_VERSION (v0.33.0), LPP_VERSION (v0.0.30), NODE_IMAGE (kindest/node:$K8S_VERSION-offline).
+# Env: WORK (cache; default ${XDG_CACHE_HOME:-$HOME/.cache}/filesync/airgap), NODE_IMAGE
+#      (kindest/node:$K8S_VERSION-offline); the versions (K8S_VERSION, KIND_VERSION, ETCD_VERSION,
+#      COREDNS_VERSION, CRICTL_VERSION, LPP_VERSION) come from hack/versions.env and are exported to the stages.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=hack/lib.sh
+. "$HERE/../lib.sh"
+# bin/kind (stage 05 installs it there when no kind is on PATH) for the stages that run kind
+export PATH=$ROOT/bin:$PATH
 export WORK=${WORK:-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/filesync/airgap}
-export K8S_VERSION=${K8S_VERSION:-v1.37.2} KIND_VERSION=${KIND_VERSION:-v0.33.0} LPP_VERSION=${LPP_VERSION:-v0.0.30}
 export NODE_IMAGE=${NODE_IMAGE:-kindest/node:$K8S_VERSION-offline}
 # the stages build modules of their own (src/*, a scratch module in $WORK), never the repository's go.work
 export GOWORK=off

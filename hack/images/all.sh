@@ -5,16 +5,11 @@
 # IMAGES=auto (default): public when a container registry answers (asked through dockerd, 5 s), else local.
 # IMAGES=local: build fake-gcs-server from its Go module and the WordPress/MariaDB stand-ins from
 #   Debian packages; nothing is pulled; each one is skipped when it is up to date.
-# IMAGES=public: pull the official images (override with PUBLIC_FAKE_GCS_IMAGE, PUBLIC_WORDPRESS_IMAGE,
-#   PUBLIC_MARIADB_IMAGE) and tag them with the names above, so manifests and e2e run unchanged on either.
+# IMAGES=public: pull the official images (PUBLIC_FAKE_GCS_IMAGE, PUBLIC_WORDPRESS_IMAGE, PUBLIC_MARIADB_IMAGE
+#   in hack/versions.env) and tag them with the names above, so manifests and e2e run unchanged on either.
 # shellcheck source=hack/images/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-: "${FAKE_GCS_IMAGE:=kind.local/fake-gcs-server:1.56.1}"
-: "${WORDPRESS_IMAGE:=kind.local/wordpress:6-apache}"
-: "${MARIADB_IMAGE:=kind.local/mariadb:10.11}"
-: "${FAKE_GCS_VERSION:=v1.56.1}"
-export FAKE_GCS_IMAGE WORDPRESS_IMAGE MARIADB_IMAGE FAKE_GCS_VERSION
 HERE=$(dirname "${BASH_SOURCE[0]}")
 
 pull_tag() {
@@ -32,7 +27,7 @@ pull_tag() {
 resolve_images() {
   case ${IMAGES:=auto} in
     auto)
-      if timeout "${REGISTRY_PROBE_TIMEOUT:-5}" docker search --limit 1 "${PUBLIC_WORDPRESS_IMAGE:-wordpress}" >/dev/null 2>&1; then
+      if registry_reachable "${PUBLIC_WORDPRESS_IMAGE%%:*}"; then
         IMAGES=public
       else
         IMAGES=local
@@ -44,9 +39,9 @@ resolve_images() {
 make_one() {
   case ${IMAGES}:$1 in
     local:fake-gcs-server | local:wordpress | local:mariadb) "$HERE/$1.sh" ;;
-    public:fake-gcs-server) pull_tag "${PUBLIC_FAKE_GCS_IMAGE:-fsouza/fake-gcs-server:${FAKE_GCS_VERSION#v}}" "$FAKE_GCS_IMAGE" ;;
-    public:wordpress) pull_tag "${PUBLIC_WORDPRESS_IMAGE:-wordpress:6-apache}" "$WORDPRESS_IMAGE" ;;
-    public:mariadb) pull_tag "${PUBLIC_MARIADB_IMAGE:-mariadb:10.11}" "$MARIADB_IMAGE" ;;
+    public:fake-gcs-server) pull_tag "$PUBLIC_FAKE_GCS_IMAGE" "$FAKE_GCS_IMAGE" ;;
+    public:wordpress) pull_tag "$PUBLIC_WORDPRESS_IMAGE" "$WORDPRESS_IMAGE" ;;
+    public:mariadb) pull_tag "$PUBLIC_MARIADB_IMAGE" "$MARIADB_IMAGE" ;;
     local:* | public:*) die "unknown image $1 (want fake-gcs-server, wordpress or mariadb)" ;;
     *) die "IMAGES must be auto, local or public, not ${IMAGES}" ;;
   esac

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build the filesync image ($FILESYNC_IMAGE, default kind.local/filesync:dev) from bin/filesync (`make build`)
+# Build the filesync image ($FILESYNC_IMAGE, hack/versions.env) from bin/filesync (`make build`)
 # and the host's CA bundle, with sidecar/Dockerfile (FROM scratch) and the legacy builder: no registry.
 # The build context is a temporary directory holding only the binary and the bundle.
 # Skipped when an image with the same inputs (binary, bundle, Dockerfile, version) exists; FORCE=1 rebuilds.
@@ -7,7 +7,7 @@
 # shellcheck source=hack/images/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-ref=${FILESYNC_IMAGE:-kind.local/filesync:dev}
+ref=$FILESYNC_IMAGE
 bin=${FILESYNC_BIN:-$ROOT/bin/filesync}
 ca=${CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}
 dockerfile=$ROOT/sidecar/Dockerfile
@@ -15,7 +15,7 @@ version=${VERSION:-$(git -C "$ROOT" describe --tags --always --dirty 2>/dev/null
 revision=$(git -C "$ROOT" rev-parse HEAD 2>/dev/null || echo unknown)
 
 [ -x "$bin" ] || die "$bin is missing: run \`make build\` first"
-[ -s "$ca" ] || [ "$ca" != /etc/ssl/certs/ca-certificates.crt ] || ensure_packages ca-certificates
+[ -s "$ca" ] || [ "$ca" != /etc/ssl/certs/ca-certificates.crt ] || apt_install ca-certificates
 [ -s "$ca" ] || die "CA bundle $ca is missing (Debian: apt-get install ca-certificates; or set CA_BUNDLE)"
 # The image has no libc: refuse a dynamically linked binary rather than ship one that cannot start.
 if command -v file >/dev/null && file -L "$bin" | grep -q 'dynamically linked'; then

@@ -9,7 +9,9 @@
 # then a Dockerfile `FROM` that base. Nothing is pulled from a registry.
 set -o errexit -o nounset -o pipefail
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+LOG_PREFIX=images
+# shellcheck source=hack/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 IMAGES_DIR=$ROOT/images
 CACHE_DIR=${FILESYNC_IMAGE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/filesync-images}
 INPUTS_LABEL=io.filesync.image.inputs
@@ -17,25 +19,6 @@ INPUTS_LABEL=io.filesync.image.inputs
 RECIPE_VERSION=1
 DEBIAN_SUITE=${DEBIAN_SUITE:-bookworm}
 export DOCKER_BUILDKIT=0
-
-log() { echo "images: $*" >&2; }
-die() { log "$*"; exit 1; }
-
-# ensure_packages PKG... installs missing Debian packages (apt-get update only when the install needs it).
-ensure_packages() {
-  local need=() p
-  for p; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
-  [ ${#need[@]} -eq 0 ] && return 0
-  command -v apt-get >/dev/null || die "missing ${need[*]} and no apt-get to install them"
-  local sudo=()
-  [ "$(id -u)" = 0 ] || sudo=(sudo)
-  log "installing ${need[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  if ! "${sudo[@]}" apt-get install -y --no-install-recommends "${need[@]}" >/dev/null 2>&1; then
-    "${sudo[@]}" apt-get update -qq
-    "${sudo[@]}" apt-get install -y --no-install-recommends "${need[@]}"
-  fi
-}
 
 # hash_inputs ARG... prints a sha256 over the arguments: an existing file or directory contributes its
 # relative paths, modes and contents; anything else is taken as a literal string (a version, a name).
@@ -130,7 +113,7 @@ debian_base() {
     echo "$ref"
     return
   fi
-  command -v mmdebstrap >/dev/null || ensure_packages mmdebstrap
+  command -v mmdebstrap >/dev/null || apt_install mmdebstrap
   local start=$SECONDS pkgs sources=()
   pkgs=$(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$dir/packages" | tr -s ' \n' ',' | sed 's/,$//')
   mapfile -t sources < <(apt_sources)

@@ -1,4 +1,4 @@
-package kit_test
+package manifests_test
 
 import (
 	"net"
@@ -14,12 +14,13 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/filesync/filesync/e2e/kit"
+	"github.com/filesync/filesync/e2e/internal/harness"
+	"github.com/filesync/filesync/e2e/manifests"
 )
 
 // renderYAML is the kustomize() of the stand-ins: the krusty API, like the other tests.
 func renderYAML(dir string) ([]byte, error) {
-	m, err := kit.Render(dir)
+	m, err := manifests.Render(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -55,13 +56,13 @@ func makeTargets(t *testing.T) (targets map[string]bool, buildOutputs []string) 
 func TestTiltfile(t *testing.T) {
 	t.Parallel()
 	root := repoRoot(t)
-	tf, err := kit.ExecTiltfile(filepath.Join(root, "Tiltfile"), renderYAML)
+	tf, err := manifests.ExecTiltfile(filepath.Join(root, "Tiltfile"), renderYAML)
 	if err != nil {
 		t.Fatal(err)
 	}
 	targets, buildOutputs := makeTargets(t)
 	kc := readKindConfig(t)
-	images := makefileImages(t)
+	images := pins(t)
 
 	t.Run("only the kind cluster of kind-config.yaml", func(t *testing.T) {
 		if want := []string{"kind-" + kc.Name}; !slices.Equal(tf.AllowedContexts, want) || want[0] != "kind-filesync" {
@@ -165,14 +166,14 @@ func TestTiltfile(t *testing.T) {
 			t.Fatalf("want k8s_yaml(kustomize(%q)), got kustomize %v and %d k8s_yaml", kindOverlay, tf.Kustomizations, len(tf.YAML))
 		}
 		m := render(t, kindOverlay)
-		if diff, err := kit.DiffDocs(m.YAML, tf.YAML[0]); err != nil || diff != "" {
+		if diff, err := manifests.DiffDocs(m.YAML, tf.YAML[0]); err != nil || diff != "" {
 			t.Fatalf("k8s_yaml got something else than the kind overlay: %v %s", err, diff)
 		}
 		workloads := map[string]*corev1.PodTemplateSpec{}
-		for _, d := range kit.All[appsv1.Deployment](m) {
+		for _, d := range manifests.All[appsv1.Deployment](m) {
 			workloads[d.Name] = &d.Spec.Template
 		}
-		for _, s := range kit.All[appsv1.StatefulSet](m) {
+		for _, s := range manifests.All[appsv1.StatefulSet](m) {
 			workloads[s.Name] = &s.Spec.Template
 		}
 		known := map[string]bool{}
@@ -239,7 +240,7 @@ func TestTiltfile(t *testing.T) {
 
 // checkLink wants a link to the host: a port kind-config.yaml maps to a node port of a Service that selects
 // the resource's pods.
-func checkLink(t *testing.T, m *kit.Manifest, kc kindClusterConfig, workload string, pod *corev1.PodTemplateSpec, l kit.Link) {
+func checkLink(t *testing.T, m *manifests.Manifest, kc harness.KindConfig, workload string, pod *corev1.PodTemplateSpec, l manifests.Link) {
 	t.Helper()
 	u, err := url.Parse(l.URL)
 	if err != nil || u.Scheme != "http" || (u.Hostname() != "localhost" && u.Hostname() != "127.0.0.1") {
@@ -259,7 +260,7 @@ func checkLink(t *testing.T, m *kit.Manifest, kc kindClusterConfig, workload str
 		t.Errorf("k8s_resource(%q) link %q: kind-config.yaml maps no host port %d", workload, l.URL, port)
 		return
 	}
-	for _, s := range kit.All[corev1.Service](m) {
+	for _, s := range manifests.All[corev1.Service](m) {
 		for _, sp := range s.Spec.Ports {
 			if sp.NodePort == nodePort && selects(s.Spec.Selector, pod.Labels) {
 				return
@@ -272,7 +273,7 @@ func checkLink(t *testing.T, m *kit.Manifest, kc kindClusterConfig, workload str
 
 // checkDockerfileSources wants every COPY/ADD source of a docker_build's Dockerfile inside its context and
 // its only= list.
-func checkDockerfileSources(t *testing.T, root string, ib kit.ImageBuild, produced []string) {
+func checkDockerfileSources(t *testing.T, root string, ib manifests.ImageBuild, produced []string) {
 	t.Helper()
 	df, err := os.ReadFile(filepath.Join(root, ib.Dockerfile))
 	if err != nil {
@@ -331,12 +332,12 @@ func TestTiltfileStandIns(t *testing.T) {
 			t.Parallel()
 			path := filepath.Join(t.TempDir(), "Tiltfile")
 			writeFile(t, path, tc.src)
-			tf, err := kit.ExecTiltfile(path, renderYAML)
+			tf, err := manifests.ExecTiltfile(path, renderYAML)
 			switch {
 			case tc.wantErr == "" && err != nil:
 				t.Fatal(err)
 			case tc.wantErr == "":
-				if len(tf.Resources) != 1 || len(tf.Resources[0].PortForwards) != 2 || tf.Resources[0].PortForwards[0] != (kit.PortForward{Local: 8080, Container: 80}) {
+				if len(tf.Resources) != 1 || len(tf.Resources[0].PortForwards) != 2 || tf.Resources[0].PortForwards[0] != (manifests.PortForward{Local: 8080, Container: 80}) {
 					t.Errorf("recorded %+v", tf.Resources)
 				}
 			case err == nil || !strings.Contains(err.Error(), tc.wantErr):

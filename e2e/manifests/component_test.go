@@ -1,4 +1,4 @@
-package kit_test
+package manifests_test
 
 import (
 	"bytes"
@@ -9,7 +9,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/resource"
 
-	"github.com/filesync/filesync/e2e/kit"
+	"github.com/filesync/filesync/e2e/manifests"
 )
 
 // TestComponentOnAnotherApp applies the Component to a small app that is not WordPress (testdata/gallery):
@@ -19,7 +19,7 @@ func TestComponentOnAnotherApp(t *testing.T) {
 	t.Parallel()
 	m := render(t, galleryDir)
 	gallery := deployment(t, m, "gallery")
-	checkSidecar(t, m, gallery, sidecarWant{app: "app", dir: "/srv/gallery/photos", image: "ghcr.io/filesync/filesync:v0.1.0", uid: 65532})
+	checkSidecar(t, m, gallery, sidecarWant{app: "app", dir: "/srv/gallery/photos", image: releaseImage(t), uid: 65532})
 
 	// The app's own declaration of the volume wins where it says more (its sizeLimit).
 	v := volume(&gallery.Spec.Template.Spec, "content")
@@ -67,7 +67,7 @@ func TestComponentRequiresItsSettings(t *testing.T) {
 			kust := "resources: [deployment.yaml]\ncomponents: [" + relPath(t, dir, component) + "]\n" + tc.settings
 			writeFile(t, filepath.Join(dir, "kustomization.yaml"), kust)
 			writeFile(t, filepath.Join(dir, "deployment.yaml"), string(deploymentYAML))
-			m, err := kit.Render(dir)
+			m, err := manifests.Render(dir)
 			switch {
 			case tc.wantErr == "" && err != nil:
 				t.Fatal(err)
@@ -137,11 +137,11 @@ func TestDocsOptInSnippet(t *testing.T) {
 	}
 	writeFile(t, filepath.Join(dir, "kustomization.yaml"), kust.String())
 	writeFile(t, filepath.Join(dir, "deployment.yaml"), string(deploymentYAML))
-	m, err := kit.Render(dir)
+	m, err := manifests.Render(dir)
 	if err != nil {
 		t.Fatalf("the documented snippet does not build:\n%s\n%v", kust.String(), err)
 	}
-	checkSidecar(t, m, deployment(t, m, "gallery"), sidecarWant{app: "app", dir: "/srv/gallery/photos", image: "ghcr.io/filesync/filesync:v0.1.0", uid: 65532})
+	checkSidecar(t, m, deployment(t, m, "gallery"), sidecarWant{app: "app", dir: "/srv/gallery/photos", image: releaseImage(t), uid: 65532})
 }
 
 func writeFile(t *testing.T, path, content string) {

@@ -1,7 +1,9 @@
-// Package kit renders the kit's Kustomize overlays with the kustomize API (krusty) and decodes the result
-// strictly into typed Kubernetes objects, so tests can check what the manifests promise. It also runs
-// `kubectl kustomize` for comparison and executes the Tiltfile with stand-ins for Tilt's builtins.
-package kit
+// Package manifests renders what the kit deploys and checks it: the Kustomize trees (manifests/, the
+// component, examples/wordpress overlays) with the kustomize API (krusty), decoded strictly into typed
+// Kubernetes objects; `kubectl kustomize` for comparison; and the Tiltfile, executed with stand-ins for Tilt's
+// builtins. Its tests check that every overlay, the Tiltfile and the scripts agree with hack/versions.env.
+// The e2e suite applies exactly what Build renders.
+package manifests
 
 import (
 	"bytes"
@@ -9,8 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
@@ -150,22 +150,4 @@ func Get[T any](m *Manifest, name string) *T {
 		}
 	}
 	return nil
-}
-
-// RepoRoot returns the repository root: the nearest directory at or above dir that holds go.work.
-func RepoRoot(dir string) (string, error) {
-	d, err := filepath.Abs(dir)
-	if err != nil {
-		return "", fmt.Errorf("repo root: %w", err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(d, "go.work")); err == nil {
-			return d, nil
-		}
-		parent := filepath.Dir(d)
-		if parent == d {
-			return "", fmt.Errorf("repo root: no go.work above %s", dir)
-		}
-		d = parent
-	}
 }

@@ -1,4 +1,4 @@
-package kit_test
+package manifests_test
 
 import (
 	"cmp"
@@ -14,7 +14,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
-	"github.com/filesync/filesync/e2e/kit"
+	"github.com/filesync/filesync/e2e/internal/harness"
+	"github.com/filesync/filesync/e2e/manifests"
 )
 
 // Paths of the things under test, relative to the repository root.
@@ -23,7 +24,7 @@ const (
 	gkeOverlay    = "examples/wordpress/overlays/gke"
 	componentDir  = "manifests/components/filesync"
 	fakeGCSDir    = "manifests/fake-gcs-server"
-	galleryDir    = "e2e/kit/testdata/gallery"
+	galleryDir    = "e2e/manifests/testdata/gallery"
 	kindConfig    = "kind-config.yaml"
 	sidecarName   = "filesync"
 	sidecarPort   = 8090
@@ -32,25 +33,25 @@ const (
 
 func repoRoot(t *testing.T) string {
 	t.Helper()
-	root, err := kit.RepoRoot(".")
+	root, err := harness.RepoRoot(".")
 	if err != nil {
 		t.Fatal(err)
 	}
 	return root
 }
 
-func render(t *testing.T, rel string) *kit.Manifest {
+func render(t *testing.T, rel string) *manifests.Manifest {
 	t.Helper()
-	m, err := kit.Render(filepath.Join(repoRoot(t), rel))
+	m, err := manifests.Render(filepath.Join(repoRoot(t), rel))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return m
 }
 
-func deployment(t *testing.T, m *kit.Manifest, name string) *appsv1.Deployment {
+func deployment(t *testing.T, m *manifests.Manifest, name string) *appsv1.Deployment {
 	t.Helper()
-	d := kit.Get[appsv1.Deployment](m, name)
+	d := manifests.Get[appsv1.Deployment](m, name)
 	if d == nil {
 		t.Fatalf("no Deployment %q", name)
 	}
@@ -74,12 +75,12 @@ func allContainers(spec *corev1.PodSpec) []corev1.Container {
 }
 
 // podSpecs returns every workload's pod template by "Kind/name".
-func podSpecs(m *kit.Manifest) map[string]*corev1.PodTemplateSpec {
+func podSpecs(m *manifests.Manifest) map[string]*corev1.PodTemplateSpec {
 	out := map[string]*corev1.PodTemplateSpec{}
-	for _, d := range kit.All[appsv1.Deployment](m) {
+	for _, d := range manifests.All[appsv1.Deployment](m) {
 		out["Deployment/"+d.Name] = &d.Spec.Template
 	}
-	for _, s := range kit.All[appsv1.StatefulSet](m) {
+	for _, s := range manifests.All[appsv1.StatefulSet](m) {
 		out["StatefulSet/"+s.Name] = &s.Spec.Template
 	}
 	return out
@@ -87,12 +88,12 @@ func podSpecs(m *kit.Manifest) map[string]*corev1.PodTemplateSpec {
 
 // env computes a container's environment as the kubelet would: envFrom sources in order, then env on top.
 // Values from Secrets are resolved too; a reference to a missing object or key is an error.
-func env(m *kit.Manifest, c *corev1.Container) (map[string]string, error) {
+func env(m *manifests.Manifest, c *corev1.Container) (map[string]string, error) {
 	out := map[string]string{}
 	for _, src := range c.EnvFrom {
 		switch {
 		case src.ConfigMapRef != nil:
-			cm := kit.Get[corev1.ConfigMap](m, src.ConfigMapRef.Name)
+			cm := manifests.Get[corev1.ConfigMap](m, src.ConfigMapRef.Name)
 			if cm == nil {
 				return nil, fmt.Errorf("container %s: envFrom ConfigMap %q not in the manifest", c.Name, src.ConfigMapRef.Name)
 			}
@@ -100,7 +101,7 @@ func env(m *kit.Manifest, c *corev1.Container) (map[string]string, error) {
 				out[src.Prefix+k] = v
 			}
 		case src.SecretRef != nil:
-			s := kit.Get[corev1.Secret](m, src.SecretRef.Name)
+			s := manifests.Get[corev1.Secret](m, src.SecretRef.Name)
 			if s == nil {
 				return nil, fmt.Errorf("container %s: envFrom Secret %q not in the manifest", c.Name, src.SecretRef.Name)
 			}
@@ -118,7 +119,7 @@ func env(m *kit.Manifest, c *corev1.Container) (map[string]string, error) {
 			out[e.Name] = e.Value
 		case e.ValueFrom.ConfigMapKeyRef != nil:
 			ref := e.ValueFrom.ConfigMapKeyRef
-			cm := kit.Get[corev1.ConfigMap](m, ref.Name)
+			cm := manifests.Get[corev1.ConfigMap](m, ref.Name)
 			if cm == nil {
 				return nil, fmt.Errorf("container %s: env %s: ConfigMap %q not in the manifest", c.Name, e.Name, ref.Name)
 			}
@@ -129,7 +130,7 @@ func env(m *kit.Manifest, c *corev1.Container) (map[string]string, error) {
 			out[e.Name] = v
 		case e.ValueFrom.SecretKeyRef != nil:
 			ref := e.ValueFrom.SecretKeyRef
-			s := kit.Get[corev1.Secret](m, ref.Name)
+			s := manifests.Get[corev1.Secret](m, ref.Name)
 			if s == nil {
 				return nil, fmt.Errorf("container %s: env %s: Secret %q not in the manifest", c.Name, e.Name, ref.Name)
 			}
@@ -151,7 +152,7 @@ func env(m *kit.Manifest, c *corev1.Container) (map[string]string, error) {
 	return out, nil
 }
 
-func mustEnv(t *testing.T, m *kit.Manifest, c *corev1.Container) map[string]string {
+func mustEnv(t *testing.T, m *manifests.Manifest, c *corev1.Container) map[string]string {
 	t.Helper()
 	e, err := env(m, c)
 	if err != nil {
@@ -227,7 +228,7 @@ type sidecarWant struct {
 
 // checkSidecar asserts the filesync native sidecar of one Deployment: restart policy, probes and their
 // budget, the shared emptyDir, the state emptyDir, resources, security context, grace period.
-func checkSidecar(t *testing.T, m *kit.Manifest, d *appsv1.Deployment, want sidecarWant) {
+func checkSidecar(t *testing.T, m *manifests.Manifest, d *appsv1.Deployment, want sidecarWant) {
 	t.Helper()
 	spec := &d.Spec.Template.Spec
 	c := findContainer(spec, sidecarName)

@@ -1,4 +1,4 @@
-package kit_test
+package manifests_test
 
 import (
 	"errors"
@@ -6,7 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/filesync/filesync/e2e/kit"
+	"github.com/filesync/filesync/e2e/manifests"
 )
 
 // TestKubectlRendersIdentically renders every kustomization with `kubectl kustomize` (what users, the
@@ -18,8 +18,8 @@ func TestKubectlRendersIdentically(t *testing.T) {
 	for _, dir := range []string{kindOverlay, gkeOverlay, galleryDir, fakeGCSDir} {
 		t.Run(dir, func(t *testing.T) {
 			t.Parallel()
-			got, err := kit.KubectlKustomize(t.Context(), filepath.Join(root, dir))
-			if errors.Is(err, kit.ErrNoKubectl) {
+			got, err := manifests.KubectlKustomize(t.Context(), filepath.Join(root, dir))
+			if errors.Is(err, manifests.ErrNoKubectl) {
 				if os.Getenv("FILESYNC_REQUIRE_KUBECTL") == "1" {
 					t.Fatal("kubectl is not on PATH and FILESYNC_REQUIRE_KUBECTL=1")
 				}
@@ -29,7 +29,7 @@ func TestKubectlRendersIdentically(t *testing.T) {
 				t.Fatal(err)
 			}
 			want := render(t, dir).YAML
-			diff, err := kit.DiffDocs(want, got)
+			diff, err := manifests.DiffDocs(want, got)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -1,10 +1,9 @@
-package kit_test
+package manifests_test
 
 import (
 	"fmt"
 	"net"
 	"net/url"
-	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -15,75 +14,39 @@ import (
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
-	"sigs.k8s.io/yaml"
 
-	"github.com/filesync/filesync/e2e/kit"
+	"github.com/filesync/filesync/e2e/internal/harness"
+	"github.com/filesync/filesync/e2e/manifests"
 )
 
-// makefileImages reads the image names the Makefile builds and loads into kind (FILESYNC_IMAGE ?= ...).
-func makefileImages(t *testing.T) map[string]string {
+// pins reads hack/versions.env, the one place of every pinned version and image name.
+func pins(t *testing.T) map[string]string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(repoRoot(t), "Makefile"))
+	p, err := harness.LoadPins(repoRoot(t))
 	if err != nil {
 		t.Fatal(err)
-	}
-	re := regexp.MustCompile(`^([A-Z_]+_IMAGE)\s*\?=\s*(\S+)\s*$`)
-	out := map[string]string{}
-	for _, line := range strings.Split(string(b), "\n") {
-		if m := re.FindStringSubmatch(line); m != nil {
-			out[m[1]] = m[2]
-		}
 	}
 	for _, k := range []string{"FILESYNC_IMAGE", "FAKE_GCS_IMAGE", "WORDPRESS_IMAGE", "MARIADB_IMAGE"} {
-		if out[k] == "" {
-			t.Fatalf("Makefile sets no default for %s", k)
+		if p[k] == "" {
+			t.Fatalf("%s pins no %s", harness.PinsFile, k)
 		}
 	}
-	return out
+	return p
 }
 
-// kindClusterConfig is the part of kind-config.yaml the manifests depend on.
-type kindClusterConfig struct {
-	Name  string `json:"name"`
-	Nodes []struct {
-		Role              string `json:"role"`
-		ExtraPortMappings []struct {
-			ContainerPort int32  `json:"containerPort"`
-			HostPort      int32  `json:"hostPort"`
-			ListenAddress string `json:"listenAddress"`
-		} `json:"extraPortMappings"`
-	} `json:"nodes"`
-}
-
-func readKindConfig(t *testing.T) kindClusterConfig {
+func readKindConfig(t *testing.T) harness.KindConfig {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(repoRoot(t), kindConfig))
+	c, err := harness.ReadKindConfig(filepath.Join(repoRoot(t), kindConfig))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var c kindClusterConfig
-	if err := yaml.Unmarshal(b, &c); err != nil {
-		t.Fatalf("%s: %v", kindConfig, err)
-	}
 	return c
-}
-
-// hostPortFor returns the host port kind-config.yaml maps to a node port (0 when none).
-func (c kindClusterConfig) hostPortFor(nodePort int32) int32 {
-	for _, n := range c.Nodes {
-		for _, pm := range n.ExtraPortMappings {
-			if pm.ContainerPort == nodePort {
-				return pm.HostPort
-			}
-		}
-	}
-	return 0
 }
 
 func TestKindOverlay(t *testing.T) {
 	t.Parallel()
 	m := render(t, kindOverlay)
-	images := makefileImages(t)
+	images := pins(t)
 
 	wp := deployment(t, m, "wordpress")
 	if wp.Spec.Replicas == nil || *wp.Spec.Replicas != 3 {
@@ -133,7 +96,7 @@ func TestKindOverlay(t *testing.T) {
 			{"wordpress", 80, 30080, 8080},
 			{"gcs", 4443, 30443, 4443},
 		} {
-			s := kit.Get[corev1.Service](m, tc.service)
+			s := manifests.Get[corev1.Service](m, tc.service)
 			if s == nil {
 				t.Errorf("no Service %s", tc.service)
 				continue
@@ -142,7 +105,7 @@ func TestKindOverlay(t *testing.T) {
 				s.Spec.Ports[0].Port != tc.port || s.Spec.Ports[0].NodePort != tc.nodePort {
 				t.Errorf("Service %s: type %s ports %+v, want NodePort %d -> %d", s.Name, s.Spec.Type, s.Spec.Ports, tc.nodePort, tc.port)
 			}
-			if got := kc.hostPortFor(tc.nodePort); got != tc.hostPort {
+			if got := kc.HostPortFor(tc.nodePort); got != tc.hostPort {
 				t.Errorf("kind-config.yaml maps node port %d to host port %d, want %d", tc.nodePort, got, tc.hostPort)
 			}
 		}
@@ -164,7 +127,7 @@ func TestKindOverlay(t *testing.T) {
 	})
 
 	t.Run("MariaDB keeps its data on a PVC of the default StorageClass", func(t *testing.T) {
-		db := kit.Get[appsv1.StatefulSet](m, "mariadb")
+		db := manifests.Get[appsv1.StatefulSet](m, "mariadb")
 		if db == nil {
 			t.Fatal("no StatefulSet mariadb")
 		}
@@ -179,14 +142,14 @@ func TestKindOverlay(t *testing.T) {
 		if c == nil || mountOf(c, vct.Name) == nil || mountOf(c, vct.Name).MountPath != "/var/lib/mysql" {
 			t.Errorf("mariadb does not mount its PVC at /var/lib/mysql")
 		}
-		if kit.Get[corev1.Service](m, db.Spec.ServiceName) == nil {
+		if manifests.Get[corev1.Service](m, db.Spec.ServiceName) == nil {
 			t.Errorf("mariadb's governing Service %q is missing", db.Spec.ServiceName)
 		}
 	})
 }
 
 // checkEmulator asserts the fake-gcs-server Deployment and Service behind STORAGE_EMULATOR_HOST.
-func checkEmulator(t *testing.T, m *kit.Manifest, emulatorHost, bucket string) {
+func checkEmulator(t *testing.T, m *manifests.Manifest, emulatorHost, bucket string) {
 	t.Helper()
 	host, port, err := net.SplitHostPort(emulatorHost)
 	if err != nil {
@@ -196,7 +159,7 @@ func checkEmulator(t *testing.T, m *kit.Manifest, emulatorHost, bucket string) {
 	if !ok || !strings.HasSuffix(host, ".svc.cluster.local") {
 		t.Fatalf("STORAGE_EMULATOR_HOST %q is not a Service's cluster DNS name", emulatorHost)
 	}
-	svc := kit.Get[corev1.Service](m, svcName)
+	svc := manifests.Get[corev1.Service](m, svcName)
 	if svc == nil || svc.Namespace != ns {
 		t.Fatalf("STORAGE_EMULATOR_HOST names Service %s in namespace %s; the manifest has %+v", svcName, ns, svc)
 	}
@@ -313,7 +276,7 @@ func TestGKEOverlay(t *testing.T) {
 	m := render(t, gkeOverlay)
 	wp := deployment(t, m, "wordpress")
 	spec := &wp.Spec.Template.Spec
-	checkSidecar(t, m, wp, sidecarWant{app: "wordpress", dir: wpContentPath, image: "ghcr.io/filesync/filesync:v0.1.0", uid: 33})
+	checkSidecar(t, m, wp, sidecarWant{app: "wordpress", dir: wpContentPath, image: releaseImage(t), uid: 33})
 	checkWordPressFiles(t, wp)
 
 	t.Run("a real bucket, no emulator anywhere", func(t *testing.T) {
@@ -325,18 +288,18 @@ func TestGKEOverlay(t *testing.T) {
 				}
 			}
 		}
-		for _, cm := range kit.All[corev1.ConfigMap](m) {
+		for _, cm := range manifests.All[corev1.ConfigMap](m) {
 			if _, ok := cm.Data["STORAGE_EMULATOR_HOST"]; ok {
 				t.Errorf("ConfigMap %s carries STORAGE_EMULATOR_HOST", cm.Name)
 			}
 		}
-		if kit.Get[appsv1.Deployment](m, "fake-gcs-server") != nil || kit.Get[corev1.Service](m, "gcs") != nil {
+		if manifests.Get[appsv1.Deployment](m, "fake-gcs-server") != nil || manifests.Get[corev1.Service](m, "gcs") != nil {
 			t.Errorf("the gke overlay deploys fake-gcs-server")
 		}
 	})
 
 	t.Run("Workload Identity, no key files", func(t *testing.T) {
-		sa := kit.Get[corev1.ServiceAccount](m, spec.ServiceAccountName)
+		sa := manifests.Get[corev1.ServiceAccount](m, spec.ServiceAccountName)
 		if spec.ServiceAccountName == "" || sa == nil {
 			t.Fatalf("wordpress pods run as ServiceAccount %q, which the overlay does not define", spec.ServiceAccountName)
 		}
@@ -362,7 +325,7 @@ func TestGKEOverlay(t *testing.T) {
 	})
 
 	t.Run("Cloud SQL through the Auth Proxy as a second native sidecar", func(t *testing.T) {
-		if kit.Get[appsv1.StatefulSet](m, "mariadb") != nil || kit.Get[corev1.Service](m, "mariadb") != nil {
+		if manifests.Get[appsv1.StatefulSet](m, "mariadb") != nil || manifests.Get[corev1.Service](m, "mariadb") != nil {
 			t.Errorf("MariaDB is still deployed")
 		}
 		p := findContainer(spec, "cloud-sql-proxy")
@@ -394,13 +357,13 @@ func TestGKEOverlay(t *testing.T) {
 	})
 
 	t.Run("PodDisruptionBudget and HorizontalPodAutoscaler", func(t *testing.T) {
-		pdbs := kit.All[policyv1.PodDisruptionBudget](m)
+		pdbs := manifests.All[policyv1.PodDisruptionBudget](m)
 		if len(pdbs) != 1 || pdbs[0].Spec.Selector == nil || !selects(pdbs[0].Spec.Selector.MatchLabels, wp.Spec.Template.Labels) {
 			t.Errorf("want one PodDisruptionBudget selecting the wordpress pods, got %+v", pdbs)
 		} else if pdbs[0].Spec.MaxUnavailable == nil && pdbs[0].Spec.MinAvailable == nil {
 			t.Errorf("PodDisruptionBudget sets neither maxUnavailable nor minAvailable")
 		}
-		hpas := kit.All[autoscalingv2.HorizontalPodAutoscaler](m)
+		hpas := manifests.All[autoscalingv2.HorizontalPodAutoscaler](m)
 		if len(hpas) != 1 {
 			t.Fatalf("want one HorizontalPodAutoscaler, got %d", len(hpas))
 		}
@@ -441,7 +404,7 @@ func TestOverlaysAreConsistent(t *testing.T) {
 		t.Run(overlay, func(t *testing.T) {
 			t.Parallel()
 			m := render(t, overlay)
-			images := makefileImages(t)
+			images := pins(t)
 			kindImages := []string{images["FILESYNC_IMAGE"], images["FAKE_GCS_IMAGE"], images["WORDPRESS_IMAGE"], images["MARIADB_IMAGE"]}
 			pods := podSpecs(m)
 
@@ -497,14 +460,14 @@ func TestOverlaysAreConsistent(t *testing.T) {
 					t.Errorf("%s %s: label app.kubernetes.io/part-of = %q, want wordpress", o.Kind, o.Name, meta["app.kubernetes.io/part-of"])
 				}
 			}
-			for _, d := range kit.All[appsv1.Deployment](m) {
+			for _, d := range manifests.All[appsv1.Deployment](m) {
 				checkWorkloadLabels(t, "Deployment/"+d.Name, d.Labels, d.Spec.Selector.MatchLabels, d.Spec.Template.Labels)
 			}
-			for _, s := range kit.All[appsv1.StatefulSet](m) {
+			for _, s := range manifests.All[appsv1.StatefulSet](m) {
 				checkWorkloadLabels(t, "StatefulSet/"+s.Name, s.Labels, s.Spec.Selector.MatchLabels, s.Spec.Template.Labels)
 			}
 
-			for _, svc := range kit.All[corev1.Service](m) {
+			for _, svc := range manifests.All[corev1.Service](m) {
 				var matched []string
 				for what, pod := range pods {
 					if selects(svc.Spec.Selector, pod.Labels) {
@@ -541,7 +504,7 @@ func checkWorkloadLabels(t *testing.T, what string, meta, selector, template map
 	}
 }
 
-func objectLabels(o kit.Object) map[string]string {
+func objectLabels(o manifests.Object) map[string]string {
 	type labeled interface{ GetLabels() map[string]string }
 	if l, ok := o.Value.(labeled); ok {
 		return l.GetLabels()

@@ -1,0 +1,46 @@
+package harness
+
+import (
+	"fmt"
+	"io"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+)
+
+// Metrics is one scrape of a /metrics endpoint in the Prometheus text format, by metric family name.
+type Metrics map[string]*dto.MetricFamily
+
+// ParseMetrics reads the Prometheus text exposition format.
+func ParseMetrics(r io.Reader) (Metrics, error) {
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(r)
+	if err != nil {
+		return nil, fmt.Errorf("parse metrics: %w", err)
+	}
+	return Metrics(fams), nil
+}
+
+// Has reports whether the scrape holds a sample of the family name.
+func (m Metrics) Has(name string) bool {
+	f, ok := m[name]
+	return ok && len(f.GetMetric()) > 0
+}
+
+// Sum adds up the values of every series of the family name (counters, gauges and untyped samples; 0 when
+// the family is absent).
+func (m Metrics) Sum(name string) float64 {
+	var total float64
+	for _, s := range m[name].GetMetric() {
+		switch {
+		case s.Counter != nil:
+			total += s.GetCounter().GetValue()
+		case s.Gauge != nil:
+			total += s.GetGauge().GetValue()
+		case s.Untyped != nil:
+			total += s.GetUntyped().GetValue()
+		}
+	}
+	return total
+}

@@ -1,0 +1,113 @@
+package manifests_test
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+
+	"github.com/filesync/filesync/e2e/internal/harness"
+	"github.com/filesync/filesync/e2e/manifests"
+)
+
+// The emulator's manifest pulls the official image of the pinned version (the kind overlay renames it to the
+// image `make images` builds; TestKindOverlay checks that one).
+func TestFakeGCSManifestRunsThePinnedVersion(t *testing.T) {
+	t.Parallel()
+	p := pins(t)
+	m := render(t, fakeGCSDir)
+	for _, d := range manifests.All[appsv1.Deployment](m) {
+		for _, c := range allContainers(&d.Spec.Template.Spec) {
+			if c.Image != p["PUBLIC_FAKE_GCS_IMAGE"] {
+				t.Errorf("%s: container %s runs %s, %s pins PUBLIC_FAKE_GCS_IMAGE=%s", fakeGCSDir, c.Name, c.Image,
+					harness.PinsFile, p["PUBLIC_FAKE_GCS_IMAGE"])
+			}
+		}
+	}
+}
+
+// shellDefault is a parameter expansion with a default: ${KEY:-value} or ${KEY:=value}.
+var shellDefault = regexp.MustCompile(`\$\{([A-Z][A-Z0-9_]*):[-=]([^}]*)\}`)
+
+// No script has a default of its own for a pinned value: they load hack/versions.env (hack/lib.sh). The one
+// exception are the air-gap stages, whose text is part of the cache key of the offline node image
+// (hack/airgap/build.sh exports the pins to them); there a default must equal the pin.
+func TestScriptsTakePinsFromVersionsEnv(t *testing.T) {
+	t.Parallel()
+	root := repoRoot(t)
+	p := pins(t)
+	var scripts []string
+	for _, glob := range []string{"hack/*.sh", "hack/*/*.sh", ".ci/run", "Makefile"} {
+		m, err := filepath.Glob(filepath.Join(root, glob))
+		if err != nil {
+			t.Fatal(err)
+		}
+		scripts = append(scripts, m...)
+	}
+	if len(scripts) < 10 {
+		t.Fatalf("found only %d scripts under hack/", len(scripts))
+	}
+	for _, path := range scripts {
+		rel, _ := filepath.Rel(root, path)
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stage := strings.HasPrefix(rel, "hack/airgap/") && rel != "hack/airgap/build.sh"
+		for _, m := range shellDefault.FindAllStringSubmatch(string(b), -1) {
+			pin, pinned := p[m[1]]
+			switch {
+			case !pinned:
+			case !stage:
+				t.Errorf("%s: %s has its own default for %s (the pin is in %s)", rel, m[0], m[1], harness.PinsFile)
+			case m[2] != pin:
+				t.Errorf("%s: %s, but %s pins %s=%s", rel, m[0], harness.PinsFile, m[1], pin)
+			}
+		}
+	}
+}
+
+// The pinned versions and the filesync image are written nowhere else in the scripts, the workflows and the
+// Go code. Manifests and the Tiltfile cannot read the file of pins: the tests above, TestKindOverlay and
+// TestTiltfile check that they agree with it.
+func TestPinnedValuesAreWrittenOnce(t *testing.T) {
+	t.Parallel()
+	root := repoRoot(t)
+	p := pins(t)
+	var files []string
+	for _, glob := range []string{"hack/*.sh", "hack/images/*.sh", "Makefile", ".ci/run",
+		".github/workflows/*.yaml", "e2e/*/*.go", "e2e/internal/*/*.go"} {
+		m, err := filepath.Glob(filepath.Join(root, glob))
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, m...)
+	}
+	for _, path := range files {
+		rel, _ := filepath.Rel(root, path)
+		if strings.HasSuffix(rel, "_test.go") && strings.Contains(rel, "e2e/manifests/") {
+			continue // the checks themselves
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, key := range []string{"FAKE_GCS_TAG", "KIND_VERSION", "K8S_VERSION", "GOLANGCI_LINT_VERSION", "RCLONE_VERSION",
+			"ACTIONLINT_VERSION", "PUBSUB_VERSION", "FILESYNC_IMAGE"} {
+			if strings.Contains(string(b), p[key]) {
+				t.Errorf("%s writes %s (%s) again; take it from %s", rel, p[key], key, harness.PinsFile)
+			}
+		}
+	}
+}
+
+// releaseImage is the image the Component and the gke overlay name: RELEASE_IMAGE:RELEASE_TAG, which the
+// release workflow sets on a v* tag.
+func releaseImage(t *testing.T) string {
+	t.Helper()
+	p := pins(t)
+	return p["RELEASE_IMAGE"] + ":" + p["RELEASE_TAG"]
+}
