@@ -1,5 +1,5 @@
 // Command filesync keeps a directory in two-way sync with a Google Cloud Storage location, safely for N
-// replicas. See DESIGN.md in the kit for the contract and `filesync --help` for the flags.
+// replicas. See docs/design.md in the kit for the contract and `filesync --help` for the flags.
 package main
 
 import (

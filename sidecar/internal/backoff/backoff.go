@@ -7,8 +7,8 @@ import (
 	"time"
 )
 
-// Policy describes the delays: Initial, doubled each attempt up to Max, with "full jitter" between half
-// the delay and the delay.
+// Policy describes the delays: Initial, doubled each attempt up to Max, with "equal jitter": a random wait
+// between half the delay and the delay (never less than half, so retries stay spread but bounded below).
 type Policy struct {
 	Initial time.Duration
 	Max     time.Duration

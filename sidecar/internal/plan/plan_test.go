@@ -18,7 +18,7 @@ func rem(gen, size int64, crc uint32) Remote {
 }
 func base(gen, size int64, crc uint32) Base { return Base{Generation: gen, Size: size, CRC32C: crc} }
 
-// TestCompute walks the three-way table of DESIGN.md row by row, plus the rules that make it safe.
+// TestCompute walks the three-way table of docs/design.md ("Sync semantics") row by row, plus the rules that make it safe.
 func TestCompute(t *testing.T) {
 	type side struct {
 		l *Local
