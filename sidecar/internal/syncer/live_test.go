@@ -129,7 +129,12 @@ func TestLiveReplicasPropagate(t *testing.T) {
 	eventually(t, 5*time.Second, "ready", func() bool { return a.s.Ready() && c.s.Ready() })
 	a.write("index.php", "<?php")
 	a.write("uploads/x.jpg", "x")
-	eventually(t, 10*time.Second, "x on b", func() bool { return c.files()["uploads/x.jpg"] == "x" })
+	// Both files must be known on b before it deletes one: deleting the only known file would be a wipe
+	// (restored, never propagated; docs/design.md, "Safety rules").
+	eventually(t, 10*time.Second, "x and index.php on b", func() bool {
+		f := c.files()
+		return f["uploads/x.jpg"] == "x" && f["index.php"] == "<?php" && c.s.base.Len() == 2
+	})
 	c.remove("uploads/x.jpg")
 	eventually(t, 10*time.Second, "delete on a", func() bool { _, ok := a.files()["uploads/x.jpg"]; return !ok })
 	if len(b.objects()) != 1 {
