@@ -63,6 +63,7 @@ test: ## Run every module's unit and integration tests with -race (no cluster, n
 .PHONY: lint
 lint: $(BIN)/golangci-lint $(BIN)/actionlint ## Lint every module with the pinned golangci-lint, and every workflow with actionlint.
 	@for m in $(MODULES); do echo "== $$m"; (cd $$m && $(BIN)/golangci-lint run --build-tags e2e,integration ./...); done
+	@for m in $(STANDALONE_MODULES); do echo "== $$m"; (cd $$m && GOWORK=off $(BIN)/golangci-lint run ./...); done
 	@echo "== workflows"; $(BIN)/actionlint -shellcheck= .github/workflows/*.yaml
 
 .PHONY: test-integration
