@@ -66,7 +66,7 @@ func New() *Metrics {
 		KnownFiles: prometheus.NewGauge(prometheus.GaugeOpts{Name: "filesync_known_files",
 			Help: "Paths known to be in sync (the base)."}),
 		LastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{Name: "filesync_last_success_timestamp_seconds",
-			Help: "Unix time of the last pass that completed without errors."}),
+			Help: "Unix time of the last pass that completed without errors, or of the last poll that found nothing new while nothing was failing."}),
 		Ready: prometheus.NewGauge(prometheus.GaugeOpts{Name: "filesync_ready",
 			Help: "1 once the first full pass (the restore) has completed."}),
 		PassDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "filesync_pass_duration_seconds",

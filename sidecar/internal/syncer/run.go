@@ -74,10 +74,20 @@ func (s *Syncer) Run(ctx context.Context) error {
 				if changed {
 					freshList = false // remoteChanged just refreshed the view
 					waiting = false
+				} else if failures == 0 && s.idleInSync() {
+					// Nothing changed and nothing is failing or waiting: as good as a clean pass, without one.
+					s.m.LastSuccess.Set(float64(s.now().Unix()))
 				}
 			}
 		}
 	}
+}
+
+// idleInSync reports whether no path is failing or waiting (busy, backing off).
+func (s *Syncer) idleInSync() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.failures) == 0
 }
 
 // resetTimer arms t for at (an hour when there is nothing to wait for). Since Go 1.23 Reset discards a

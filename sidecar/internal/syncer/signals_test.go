@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // Loop signals mean what they say (the change-driven engine issue, point 6).
@@ -219,4 +220,34 @@ func TestFreshPodDownloadsWhileListing(t *testing.T) {
 	if getsBeforeSecondPage == 0 {
 		t.Fatalf("no download started before the second page was asked for (%d list requests)", lists)
 	}
+}
+
+// An idle replica (nothing changes, so no pass runs) still shows that it is in sync: a poll that finds
+// nothing new while nothing fails moves filesync_last_success_timestamp_seconds.
+func TestIdlePollsMoveLastSuccess(t *testing.T) {
+	b := newBucket(t)
+	a := b.replica("a")
+	a.write("f", "x")
+	a.settle()
+	a.m.LastSuccess.Set(0)
+	a.run()
+	eventually(t, 5*time.Second, "the loop's first pass", func() bool { return testutil.ToFloat64(a.m.LastSuccess) > 0 })
+	before := histogramCount(t, a)
+	a.m.LastSuccess.Set(0)
+	eventually(t, 5*time.Second, "last success to move while idle", func() bool {
+		return testutil.ToFloat64(a.m.LastSuccess) > 0
+	})
+	if after := histogramCount(t, a); after != before {
+		t.Fatalf("passes ran while idle: %d -> %d", before, after)
+	}
+}
+
+// histogramCount is how many passes the replica has run (observations of the pass duration).
+func histogramCount(t *testing.T, r *replica) uint64 {
+	t.Helper()
+	var m dto.Metric
+	if err := r.m.PassDuration.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetHistogram().GetSampleCount()
 }
