@@ -60,14 +60,18 @@ func (s *Syncer) reportRestore(ctx context.Context, rp *restoreProgress) (stop f
 			case <-done:
 				return
 			case <-t.C:
-				s.logRestore(rp)
+				if rp.files.Load() > 0 {
+					s.logRestore(rp)
+				}
 			}
 		}
 	}()
 	return func() {
 		close(done)
 		<-finished
-		s.logRestore(rp)
+		if rp.files.Load() > 0 { // an empty bucket restores nothing: nothing to report
+			s.logRestore(rp)
+		}
 	}
 }
 
