@@ -271,7 +271,19 @@ type Expect struct {
 }
 
 func (d *Dir) check(rel string, e Expect) error {
-	st, err := d.Stat(rel)
+	fi, err := d.root.Lstat(rel)
+	return checkInfo(rel, fi, err, e)
+}
+
+// checkInfo is check for what an Lstat of rel returned.
+func checkInfo(rel string, fi fs.FileInfo, err error, e Expect) error {
+	var st Stamp
+	if err == nil {
+		if !fi.Mode().IsRegular() {
+			return fmt.Errorf("%s: not a regular file", rel)
+		}
+		st = StampOf(fi)
+	}
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		if e.Absent {
@@ -349,15 +361,14 @@ func (d *Dir) prepare(rel string, e Expect) error {
 	if err := d.checkParents(rel, true); err != nil {
 		return err
 	}
-	if fi, err := d.root.Lstat(rel); err == nil && fi.IsDir() {
+	fi, err := d.root.Lstat(rel)
+	if err == nil && fi.IsDir() {
 		if !e.Absent {
 			return fmt.Errorf("%s: %w", rel, ErrChanged)
 		}
-		if err := d.removeEmptyTree(rel); err != nil {
-			return err
-		}
+		return d.removeEmptyTree(rel) // gone now, as e expects
 	}
-	return d.check(rel, e)
+	return checkInfo(rel, fi, err, e)
 }
 
 // checkParents fails with ErrSymlink if a parent directory of rel is a symlink, and with ErrClash if one

@@ -64,16 +64,21 @@ func (s *Syncer) execute(ctx context.Context, p plan.Plan, snap snapshot, flush 
 			wg.Add(1)
 			go func() {
 				defer func() { <-sem; wg.Done() }()
-				err := s.do(ctx, a, snap, flush)
-				s.beat()
-				mu.Lock()
-				defer mu.Unlock()
-				s.outcome(ctx, &res, a, err)
+				s.carryOut(ctx, &res, &mu, a, snap, flush)
 			}()
 		}
 		wg.Wait()
 	}
 	return res
+}
+
+// carryOut runs one action and records its outcome in res, under mu (transfers run in parallel).
+func (s *Syncer) carryOut(ctx context.Context, res *Result, mu *sync.Mutex, a plan.Action, snap snapshot, flush bool) {
+	err := s.do(ctx, a, snap, flush)
+	s.beat()
+	mu.Lock()
+	defer mu.Unlock()
+	s.outcome(ctx, res, a, err)
 }
 
 // outcome records how one action went. Call with the result's lock held.
@@ -112,6 +117,9 @@ func (s *Syncer) outcome(ctx context.Context, res *Result, a plan.Action, err er
 // would have to be written through a symlink, in place of a directory that holds files, or its bytes never
 // match its checksum. It says so once and reports whether it applied.
 func (s *Syncer) skipUntilChanged(a plan.Action, err error) bool {
+	if a.Op != plan.Download && a.Op != plan.Conflict && a.Op != plan.DeleteLocal {
+		return false
+	}
 	var reason, msg string
 	switch {
 	case errors.Is(err, localfs.ErrSymlink):
@@ -123,12 +131,9 @@ func (s *Syncer) skipUntilChanged(a plan.Action, err error) bool {
 	default:
 		return false
 	}
-	if a.Op != plan.Download && a.Op != plan.Conflict && a.Op != plan.DeleteLocal {
-		return false
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.skipped[a.Path] = skip{generation: a.Remote.Generation, reason: reason}
+	s.skipped[a.Path] = a.Remote.Generation
 	if reason == "symlink" {
 		if s.firstUnsafe("skip:" + a.Path) {
 			s.log.Warn(msg, "path", a.Path, "err", err)

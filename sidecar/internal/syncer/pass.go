@@ -75,12 +75,15 @@ func (s *Syncer) listEach(ctx context.Context, each func(name string, r plan.Rem
 	clashes := findClashes(view)
 	s.mu.Lock()
 	s.view, s.listed = view, true
-	s.unsyncable = map[string]string{}
 	for n := range clashes {
-		s.unsyncable[n] = "clash"
+		if s.firstSkip("clash:"+n, "clash") {
+			s.log.Warn("skipping an object that is also a folder of other objects: a local path is a file or a directory, not both; the folder's objects win",
+				"object", s.store.Name(n))
+		}
 	}
+	s.unsyncable = clashes // the clashes, and below the gzip-encoded objects
 	for n := range encoded {
-		s.unsyncable[n] = "content_encoding"
+		s.unsyncable[n] = true
 		if s.firstSkip("encoded:"+n, "content_encoding") {
 			s.log.Warn("skipping an object stored with Content-Encoding: gzip: the client decompresses it, so its bytes cannot be checked against its CRC32C and filesync never publishes unchecked bytes; store it uncompressed to sync it",
 				"object", s.store.Name(n))
@@ -89,12 +92,6 @@ func (s *Syncer) listEach(ctx context.Context, each func(name string, r plan.Rem
 	for n, reason := range unsafe {
 		if s.firstUnsafe("remote:" + n) {
 			s.log.Warn("skipping unsafe object name: never written locally", "object", s.store.Name(n), "reason", reason)
-		}
-	}
-	for n := range clashes {
-		if s.firstSkip("clash:"+n, "clash") {
-			s.log.Warn("skipping an object that is also a folder of other objects: a local path is a file or a directory, not both; the folder's objects win",
-				"object", s.store.Name(n))
 		}
 	}
 	s.mu.Unlock()
@@ -298,7 +295,7 @@ func (s *Syncer) compute(snap snapshot, settle time.Duration) plan.Plan {
 func (s *Syncer) leftAlone(path string, remote map[string]plan.Remote) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.unsyncable[path]; ok {
+	if s.unsyncable[path] {
 		return true
 	}
 	if len(s.unreadable) > 0 {
@@ -310,8 +307,8 @@ func (s *Syncer) leftAlone(path string, remote map[string]plan.Remote) bool {
 			}
 		}
 	}
-	if sk, ok := s.skipped[path]; ok {
-		if r, has := remote[path]; has && r.Generation == sk.generation {
+	if gen, ok := s.skipped[path]; ok {
+		if r, has := remote[path]; has && r.Generation == gen {
 			return true
 		}
 		delete(s.skipped, path) // the object changed or is gone: try again

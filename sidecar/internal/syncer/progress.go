@@ -160,11 +160,7 @@ func (s *Syncer) restoreStreaming(ctx context.Context) (map[string]plan.Remote, 
 		go func() {
 			defer wg.Done()
 			for a := range work {
-				err := s.do(ctx, a, snapshot{}, false)
-				s.beat()
-				mu.Lock()
-				s.outcome(ctx, &res, a, err)
-				mu.Unlock()
+				s.carryOut(ctx, &res, &mu, a, snapshot{}, false)
 			}
 		}()
 	}

@@ -57,11 +57,11 @@ type Syncer struct {
 	mu         sync.Mutex
 	view       map[string]plan.Remote // last listing, kept current with our own writes
 	listed     bool
-	unsyncable map[string]string     // objects left alone, by reason: a folder of other objects too (x and x/y), gzip-encoded
+	unsyncable map[string]bool       // objects of the last listing left alone: a folder of other objects too (x and x/y), gzip-encoded
 	warned     map[string]bool       // unsafe names and skipped paths already reported
 	failures   map[string]failure    // paths backing off after errors, or waiting for the app to close them
 	hashes     map[string]cachedHash // CRCs of files not in the base (e.g. waiting to settle)
-	skipped    map[string]skip       // paths left alone until their object changes (clash, symlink, corrupt)
+	skipped    map[string]int64      // paths left alone until their object changes (clash, symlink, corrupt): the generation
 	firstSeen  map[string]seen       // when a stamp with a future mtime was first seen (settle then counts from it)
 	unreadable map[string]error      // paths the last scan could not read: neither present nor missing
 
@@ -84,11 +84,6 @@ type failure struct {
 	busy     bool // the app has the file open for writing: deferred, not an error
 	outgoing bool // an upload (a local change waiting to leave), for filesync_pending_uploads
 	err      error
-}
-
-type skip struct {
-	generation int64 // the object generation that cannot be synced; a new one is tried again
-	reason     string
 }
 
 type seen struct {
@@ -117,11 +112,11 @@ func New(dir *localfs.Dir, store *gcsstore.Store, base *state.Store, f *filter.F
 		dir: dir, store: store, base: base, filter: f, m: m, log: log, opt: opt, now: time.Now,
 		trigger:    make(chan struct{}, 1),
 		view:       map[string]plan.Remote{},
-		unsyncable: map[string]string{},
+		unsyncable: map[string]bool{},
 		warned:     map[string]bool{},
 		failures:   map[string]failure{},
 		hashes:     map[string]cachedHash{},
-		skipped:    map[string]skip{},
+		skipped:    map[string]int64{},
 		firstSeen:  map[string]seen{},
 		unreadable: map[string]error{},
 	}
