@@ -157,7 +157,7 @@ func serve(ctx context.Context, cfg config.Config, env Env, log *slog.Logger, f 
 			if h.Overflow {
 				m.WatchOverflows.Inc()
 			}
-			s.Notify(h.Overflow)
+			s.Notify(h)
 		})
 	}()
 	loopDone := make(chan error, 1)

@@ -182,3 +182,29 @@ func TestListIsRelativeToPrefix(t *testing.T) {
 		t.Fatalf("listed %v", got)
 	}
 }
+
+// TestAttrsReadsTheBucketNotTheListing: Attrs is one get and tells the current generation, or ErrNotFound.
+func TestAttrsReadsTheBucketNotTheListing(t *testing.T) {
+	ctx := context.Background()
+	s, counts := newCountingStore(t, "p")
+	b := []byte("v1")
+	o1, err := s.Upload(ctx, "a.jpg", bytes.NewReader(b), 2, crc(b), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b2 := []byte("v22")
+	o2, err := s.Upload(ctx, "a.jpg", bytes.NewReader(b2), 3, crc(b2), o1.Generation)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Attrs(ctx, "a.jpg")
+	if err != nil || got.Generation != o2.Generation || got.Size != 3 || got.CRC32C != crc(b2) || got.Name != "a.jpg" {
+		t.Fatalf("Attrs = %+v, %v; want generation %d", got, err, o2.Generation)
+	}
+	if _, err := s.Attrs(ctx, "missing.jpg"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Attrs(missing) = %v, want ErrNotFound", err)
+	}
+	if counts[OpGet] != 2 {
+		t.Fatalf("requests %v, want 2 gets", counts)
+	}
+}

@@ -145,9 +145,44 @@ type ScanResult struct {
 // directory that cannot be read is reported in Unreadable and the walk goes on: only an unreadable root
 // fails the scan.
 func (d *Dir) Scan(f *filter.Filter, opt ScanOptions) (ScanResult, error) {
+	return d.walk(f, ".", opt)
+}
+
+// ScanPath is Scan limited to rel, for a targeted pass: the file rel, or the files under the directory
+// rel. It finds nothing if rel is gone, is not a regular file or a directory (a symlink), or lies under an
+// excluded directory, a symlinked directory or a file; an unreadable rel is reported in Unreadable.
+func (d *Dir) ScanPath(f *filter.Filter, rel string, opt ScanOptions) (ScanResult, error) {
+	empty := ScanResult{Files: map[string]File{}, Unreadable: map[string]error{}}
+	for i := 0; i < len(rel); i++ {
+		if rel[i] == '/' && f.SkipDir(rel[:i]) {
+			return empty, nil
+		}
+	}
+	if err := d.checkParents(rel, false); err != nil {
+		if errors.Is(err, ErrSymlink) || errors.Is(err, ErrClash) {
+			return empty, nil
+		}
+		empty.Unreadable[rel] = err
+		return empty, nil
+	}
+	fi, err := d.root.Lstat(rel)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return empty, nil
+	case err != nil:
+		empty.Unreadable[rel] = err
+		return empty, nil
+	case !fi.Mode().IsRegular() && !fi.IsDir():
+		return empty, nil
+	}
+	return d.walk(f, rel, opt)
+}
+
+// walk is Scan from root (a slash-separated path relative to the directory, "." for all of it).
+func (d *Dir) walk(f *filter.Filter, root string, opt ScanOptions) (ScanResult, error) {
 	res := ScanResult{Files: map[string]File{}, Unreadable: map[string]error{}}
 	fsys := d.root.FS()
-	err := fs.WalkDir(fsys, ".", func(rel string, de fs.DirEntry, err error) error {
+	err := fs.WalkDir(fsys, root, func(rel string, de fs.DirEntry, err error) error {
 		isDir := de != nil && de.IsDir()
 		switch {
 		case rel == ".":

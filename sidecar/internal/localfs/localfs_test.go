@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -268,5 +269,48 @@ func TestScanReportsUnreadablePaths(t *testing.T) {
 	}
 	if len(res.Files) != 1 || res.Unreadable["secret"] == nil || res.Unreadable["locked"] == nil {
 		t.Fatalf("files %v unreadable %v", res.Files, res.Unreadable)
+	}
+}
+
+func TestScanPathLooksAtOnePathOrOneTree(t *testing.T) {
+	d, p := open(t)
+	for _, f := range []string{"a.jpg", "cache/x", "dir/b.jpg", "dir/sub/c.jpg", "other/d.jpg", ".filesync/other"} {
+		_ = os.MkdirAll(filepath.Dir(filepath.Join(p, f)), 0o755)
+		_ = os.WriteFile(filepath.Join(p, f), []byte(f), 0o644)
+	}
+	_ = os.Symlink(filepath.Join(p, "other"), filepath.Join(p, "linkdir"))
+	_ = os.Symlink(filepath.Join(p, "a.jpg"), filepath.Join(p, "link.jpg"))
+	flt, _ := filter.New([]string{"cache/**"})
+	for _, c := range []struct {
+		rel  string
+		want []string
+	}{
+		{"a.jpg", []string{"a.jpg"}},
+		{"dir", []string{"dir/b.jpg", "dir/sub/c.jpg"}},
+		{"dir/sub/c.jpg", []string{"dir/sub/c.jpg"}},
+		{"gone.jpg", nil},
+		{"gone/x.jpg", nil},
+		{"cache/x", nil},         // excluded
+		{"linkdir", nil},         // a symlinked directory is never entered
+		{"linkdir/d.jpg", nil},   // nor read through
+		{"link.jpg", nil},        // symlinks are not synced
+		{"a.jpg/x", nil},         // under a file
+		{".filesync/other", nil}, // filesync's own folder
+	} {
+		res, err := d.ScanPath(flt, c.rel, ScanOptions{})
+		if err != nil {
+			t.Fatalf("%s: %v", c.rel, err)
+		}
+		var got []string
+		for k := range res.Files {
+			got = append(got, k)
+		}
+		sort.Strings(got)
+		if strings.Join(got, ",") != strings.Join(c.want, ",") || len(res.Unreadable) != 0 {
+			t.Errorf("ScanPath(%q) = %v (unreadable %v), want %v", c.rel, got, res.Unreadable, c.want)
+		}
+	}
+	if res, _ := d.ScanPath(flt, "dir/b.jpg", ScanOptions{}); res.Files["dir/b.jpg"].CRC32C != CRC32C([]byte("dir/b.jpg")) {
+		t.Fatal("not hashed")
 	}
 }

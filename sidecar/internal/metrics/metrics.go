@@ -31,6 +31,7 @@ type Metrics struct {
 	WatchOverflows prometheus.Counter
 	GCSRequests    *prometheus.CounterVec // op=list|get|read|insert|delete (gcsstore.Op*)
 	Wipes          *prometheus.CounterVec // side=local|remote
+	Passes         *prometheus.CounterVec // kind=full|targeted
 	SkippedPaths   *prometheus.CounterVec // reason=unreadable|clash|symlink|corrupt|content_encoding
 	// The restore (the passes before ready): what it has to download and how far it is.
 	RestoreFiles, RestoreFilesDone, RestoreBytes, RestoreBytesDone prometheus.Gauge
@@ -79,6 +80,9 @@ func New() *Metrics {
 		Wipes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "filesync_wipes_total",
 			Help: "Times a side was found to have lost more than --max-delete of the known files at once (wiped): it was restored from the other side and nothing was deleted."},
 			[]string{"side"}),
+		Passes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "filesync_passes_total",
+			Help: "Sync passes, by kind: full (walked the whole directory: at start, after lost events, every --rescan-interval, before deleting remotely) or targeted (looked only at what changed)."},
+			[]string{"kind"}),
 		SkippedPaths: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "filesync_skipped_paths_total",
 			Help: "Paths left alone until they change, by reason: unreadable locally, a file/directory clash, under a symlink, an object whose bytes never match its checksum, or a gzip-encoded object."},
 			[]string{"reason"}),
@@ -93,7 +97,7 @@ func New() *Metrics {
 	}
 	for _, c := range []prometheus.Collector{m.Uploads, m.Downloads, m.Deletes, m.Bytes, m.Errors, m.Conflicts,
 		m.SkippedUnsafe, m.Preconditions, m.DeleteGuard, m.DeleteBlocked, m.PendingUploads, m.KnownFiles,
-		m.LastSuccess, m.Ready, m.PassDuration, m.WatchOverflows, m.GCSRequests, m.Wipes, m.SkippedPaths,
+		m.LastSuccess, m.Ready, m.PassDuration, m.WatchOverflows, m.GCSRequests, m.Wipes, m.Passes, m.SkippedPaths,
 		m.RestoreFiles, m.RestoreFilesDone, m.RestoreBytes, m.RestoreBytesDone,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		f(c)
@@ -109,6 +113,9 @@ func New() *Metrics {
 	}
 	for _, side := range []string{"local", "remote"} {
 		m.Wipes.WithLabelValues(side)
+	}
+	for _, kind := range []string{"full", "targeted"} {
+		m.Passes.WithLabelValues(kind)
 	}
 	return m
 }

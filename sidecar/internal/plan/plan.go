@@ -119,6 +119,12 @@ type Input struct {
 	// Skip, when set, leaves paths alone (e.g. paths backing off after a failure, unreadable ones). A
 	// skipped path never counts as missing.
 	Skip func(path string) bool
+	// Known, when not 0, is the number of base entries of the whole tree while Local, Remote and Base hold
+	// only some paths: a targeted plan. The subset must include every base entry that either side lacks
+	// (the wipe rule and the --max-delete guard count those); the paths left out are then in sync on both
+	// sides, and the plan of the subset is exactly the plan of the whole tree restricted to the subset
+	// (FuzzTargeted). 0: Base is the whole base.
+	Known int
 }
 
 // DeleteWindow is the --max-delete budget over time: deletes are counted from Start, for WindowLength,
@@ -222,7 +228,11 @@ func (p Plan) String() string {
 //   - deletes beyond --max-delete of the files known at the start of the delete window are withheld;
 //   - uploads are preconditioned on the base generation (0 for new paths), deletes likewise.
 func Compute(in Input) Plan {
-	p := Plan{Unsettled: map[string]time.Time{}, Known: len(in.Base), Window: in.Window}
+	known := len(in.Base)
+	if in.Known > 0 {
+		known = in.Known
+	}
+	p := Plan{Unsettled: map[string]time.Time{}, Known: known, Window: in.Window}
 	skip := func(path string) bool { return in.Skip != nil && in.Skip(path) }
 
 	missingLocal, missingRemote := 0, 0
@@ -237,8 +247,8 @@ func Compute(in Input) Plan {
 			missingRemote++
 		}
 	}
-	p.LocalWiped = Wiped(missingLocal, len(in.Base), in.MaxDeletePercent)
-	p.RemoteWiped = Wiped(missingRemote, len(in.Base), in.MaxDeletePercent)
+	p.LocalWiped = Wiped(missingLocal, known, in.MaxDeletePercent)
+	p.RemoteWiped = Wiped(missingRemote, known, in.MaxDeletePercent)
 
 	paths := make(map[string]struct{}, len(in.Local)+len(in.Remote)+len(in.Base))
 	for k := range in.Local {
@@ -283,7 +293,7 @@ func Compute(in Input) Plan {
 	}
 
 	if len(deletes) > 0 {
-		p.Window = in.Window.roll(in.Now, in.WindowLength, len(in.Base))
+		p.Window = in.Window.roll(in.Now, in.WindowLength, known)
 		if !p.Window.Allows(len(deletes), in.MaxDeletePercent) {
 			p.BlockedDeletes = deletes
 			return p

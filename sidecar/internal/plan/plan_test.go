@@ -2,6 +2,7 @@ package plan
 
 import (
 	"fmt"
+	"reflect"
 	"sort"
 	"strings"
 	"testing"
@@ -314,38 +315,7 @@ func FuzzCompute(f *testing.F) {
 	f.Add([]byte{0, 0, 0, 0}, false, uint8(0))
 	f.Add([]byte{0x3f, 0x3f, 0x3f, 0x3f, 0x3f, 0x3f, 0x3f, 0x3f, 0x3f, 0x3f, 0x3f, 0x3f}, true, uint8(100))
 	f.Fuzz(func(t *testing.T, data []byte, del bool, maxPct uint8) {
-		in := Input{Local: map[string]Local{}, Remote: map[string]Remote{}, Base: map[string]Base{},
-			Now: t0, Settle: time.Second, Delete: del, MaxDeletePercent: int(maxPct % 101)}
-		// Each byte describes one path: bits 0-1 local (absent, content 1, content 2, recent content 2),
-		// bits 2-3 remote (absent, gen 1/content 1, gen 2/content 2, gen 3/content 1), bits 4-5 base (absent,
-		// gen 1/content 1, gen 2/content 2, gen 3/content 1).
-		for i, c := range data {
-			p := fmt.Sprintf("p%03d", i)
-			switch c & 3 {
-			case 1:
-				in.Local[p] = loc(1, 1)
-			case 2:
-				in.Local[p] = loc(2, 2)
-			case 3:
-				in.Local[p] = Local{Size: 2, CRC32C: 2, ModTime: t0}
-			}
-			switch (c >> 2) & 3 {
-			case 1:
-				in.Remote[p] = rem(1, 1, 1)
-			case 2:
-				in.Remote[p] = rem(2, 2, 2)
-			case 3:
-				in.Remote[p] = rem(3, 1, 1)
-			}
-			switch (c >> 4) & 3 {
-			case 1:
-				in.Base[p] = base(1, 1, 1)
-			case 2:
-				in.Base[p] = base(2, 2, 2)
-			case 3:
-				in.Base[p] = base(3, 1, 1)
-			}
-		}
+		in := fuzzInput(data, del, maxPct)
 		p := Compute(in)
 		seen := map[string]bool{}
 		for _, a := range p.Actions {
@@ -389,6 +359,110 @@ func FuzzCompute(f *testing.F) {
 			t.Fatalf("%d deletes of %d known passed a %d%% guard", deletes, len(in.Base), in.MaxDeletePercent)
 		}
 		checkEmptiedSide(t, in, p)
+	})
+}
+
+// fuzzInput builds a planner input from fuzz bytes, one path per byte.
+func fuzzInput(data []byte, del bool, maxPct uint8) Input {
+	in := Input{Local: map[string]Local{}, Remote: map[string]Remote{}, Base: map[string]Base{},
+		Now: t0, Settle: time.Second, Delete: del, MaxDeletePercent: int(maxPct % 101)}
+	// Each byte describes one path: bits 0-1 local (absent, content 1, content 2, recent content 2),
+	// bits 2-3 remote (absent, gen 1/content 1, gen 2/content 2, gen 3/content 1), bits 4-5 base (absent,
+	// gen 1/content 1, gen 2/content 2, gen 3/content 1).
+	for i, c := range data {
+		p := fmt.Sprintf("p%03d", i)
+		switch c & 3 {
+		case 1:
+			in.Local[p] = loc(1, 1)
+		case 2:
+			in.Local[p] = loc(2, 2)
+		case 3:
+			in.Local[p] = Local{Size: 2, CRC32C: 2, ModTime: t0}
+		}
+		switch (c >> 2) & 3 {
+		case 1:
+			in.Remote[p] = rem(1, 1, 1)
+		case 2:
+			in.Remote[p] = rem(2, 2, 2)
+		case 3:
+			in.Remote[p] = rem(3, 1, 1)
+		}
+		switch (c >> 4) & 3 {
+		case 1:
+			in.Base[p] = base(1, 1, 1)
+		case 2:
+			in.Base[p] = base(2, 2, 2)
+		case 3:
+			in.Base[p] = base(3, 1, 1)
+		}
+	}
+	return in
+}
+
+// FuzzTargeted: planning a subset of the paths that holds every base entry either side lacks (a targeted
+// pass), with the whole tree's count of known files, gives exactly the whole tree's plan restricted to the
+// subset: the same actions, the same withheld deletes, the same wipe verdicts. So a targeted pass never
+// deletes what a full pass would not, and the guard sees every delete candidate.
+func FuzzTargeted(f *testing.F) {
+	f.Add([]byte{0x11, 0x22, 0x37, 0x05, 0xff, 0x80, 0x15, 0x15}, []byte{0x5a}, true, uint8(50), uint8(3))
+	f.Add([]byte{0x15, 0x15, 0x15, 0x15, 0x11, 0x05}, []byte{0x01}, true, uint8(30), uint8(0))
+	f.Fuzz(func(t *testing.T, data, subset []byte, del bool, maxPct, skipEvery uint8) {
+		whole := fuzzInput(data, del, maxPct)
+		if skipEvery > 0 {
+			whole.Skip = func(path string) bool { return len(path)%int(skipEvery%5+1) == 0 && path[len(path)-1]%3 == 0 }
+		}
+		in := whole
+		in.Local, in.Remote, in.Base = map[string]Local{}, map[string]Remote{}, map[string]Base{}
+		in.Known = len(whole.Base)
+		chosen := map[string]bool{}
+		for i := range data {
+			path := fmt.Sprintf("p%03d", i)
+			_, hasL := whole.Local[path]
+			_, hasR := whole.Remote[path]
+			_, hasB := whole.Base[path]
+			picked := len(subset) > 0 && subset[(i/8)%len(subset)]&(1<<(i%8)) != 0
+			if !(picked || (hasB && (!hasL || !hasR))) {
+				continue
+			}
+			chosen[path] = true
+			if l, ok := whole.Local[path]; ok {
+				in.Local[path] = l
+			}
+			if r, ok := whole.Remote[path]; ok {
+				in.Remote[path] = r
+			}
+			if b, ok := whole.Base[path]; ok {
+				in.Base[path] = b
+			}
+		}
+		if in.Known == 0 && len(in.Base) > 0 {
+			t.Fatal("bad test: a subset with base entries of an empty base")
+		}
+		pw, pt := Compute(whole), Compute(in)
+		restrict := func(as []Action) []Action {
+			var out []Action
+			for _, a := range as {
+				if chosen[a.Path] {
+					out = append(out, a)
+				}
+			}
+			return out
+		}
+		if want := restrict(pw.Actions); !reflect.DeepEqual(want, pt.Actions) {
+			t.Fatalf("targeted plan differs from the whole plan on the subset:\nwhole:\n%s\ntargeted:\n%s", pw, pt)
+		}
+		if want := restrict(pw.BlockedDeletes); !reflect.DeepEqual(want, pt.BlockedDeletes) {
+			t.Fatalf("withheld deletes differ:\nwhole:\n%s\ntargeted:\n%s", pw, pt)
+		}
+		if pw.LocalWiped != pt.LocalWiped || pw.RemoteWiped != pt.RemoteWiped || pw.Known != pt.Known || pw.Window != pt.Window {
+			t.Fatalf("verdicts differ: whole %v/%v known %d window %+v, targeted %v/%v known %d window %+v",
+				pw.LocalWiped, pw.RemoteWiped, pw.Known, pw.Window, pt.LocalWiped, pt.RemoteWiped, pt.Known, pt.Window)
+		}
+		for path, at := range pt.Unsettled {
+			if pw.Unsettled[path] != at {
+				t.Fatalf("unsettled %s differs", path)
+			}
+		}
 	})
 }
 

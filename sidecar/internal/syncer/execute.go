@@ -32,18 +32,52 @@ func (s *Syncer) busyWait() backoff.Policy {
 	return backoff.Policy{Initial: max(s.opt.Settle, 100*time.Millisecond), Max: 30 * time.Second}
 }
 
+// job is one action handed to a worker, with the local file it was planned from (workers never read the
+// loop's index).
+type job struct {
+	a        plan.Action
+	local    localfs.File
+	hasLocal bool
+}
+
+// done is what a worker hands back: the job, what it changed, and how it went.
+type done struct {
+	job
+	ch  change
+	err error
+}
+
+// change is what one action did, for the loop to commit to the index and the base.
+type change struct {
+	base       *state.Entry  // the new base entry
+	dropBase   bool          // the base entry goes
+	remote     *plan.Remote  // the object now at the path
+	dropRemote bool          // the object is gone
+	local      *localfs.File // the local file now at the path
+	dropLocal  bool          // the local file is gone
+	written    bool          // a file was written: syncfs before the base that records it is saved
+	bytes      int64         // bytes moved
+}
+
+// jobOf prepares a's job from the index.
+func (s *Syncer) jobOf(a plan.Action) job {
+	l, ok := s.idx.local[a.Path]
+	return job{a: a, local: l, hasLocal: ok}
+}
+
 // execute runs the plan's actions, transfers in parallel (--transfers): deletes first, so that a file can
-// take the place of a directory whose files were deleted (and the reverse) in one pass. In flush mode
+// take the place of a directory whose files were deleted (and the reverse) in one pass. Workers only do
+// I/O; this goroutine (the loop) commits each outcome as it arrives (commit, outcome). In flush mode
 // (shutdown) the open-file check is skipped and an upload refused by a precondition is preserved as a
 // conflict copy.
-func (s *Syncer) execute(ctx context.Context, p plan.Plan, snap snapshot, flush bool) Result {
+func (s *Syncer) execute(ctx context.Context, p plan.Plan, flush bool) Result {
 	res := Result{Plan: p}
-	var deletes, others []plan.Action
+	var deletes, others []job
 	for _, a := range p.Actions {
 		if a.Op == plan.DeleteLocal || a.Op == plan.DeleteRemote {
-			deletes = append(deletes, a)
+			deletes = append(deletes, s.jobOf(a))
 		} else {
-			others = append(others, a)
+			others = append(others, s.jobOf(a))
 		}
 	}
 	stop := s.beginRestore(ctx, p)
@@ -52,36 +86,97 @@ func (s *Syncer) execute(ctx context.Context, p plan.Plan, snap snapshot, flush 
 	if !s.Ready() {
 		parallel = s.opt.RestoreTransfers
 	}
-	var mu sync.Mutex
-	for _, batch := range [][]plan.Action{deletes, others} {
-		sem := make(chan struct{}, parallel)
-		var wg sync.WaitGroup
-		for _, a := range batch {
-			if ctx.Err() != nil {
-				break
-			}
-			sem <- struct{}{}
-			wg.Add(1)
-			go func() {
-				defer func() { <-sem; wg.Done() }()
-				s.carryOut(ctx, &res, &mu, a, snap, flush)
-			}()
+	for _, batch := range [][]job{deletes, others} {
+		if len(batch) == 0 {
+			continue
 		}
-		wg.Wait()
+		work := make(chan job)
+		go func() {
+			defer close(work)
+			for _, j := range batch {
+				select {
+				case work <- j:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+		s.drain(ctx, &res, s.workers(ctx, work, min(parallel, len(batch)), flush))
 	}
 	return res
 }
 
-// carryOut runs one action and records its outcome in res, under mu (transfers run in parallel).
-func (s *Syncer) carryOut(ctx context.Context, res *Result, mu *sync.Mutex, a plan.Action, snap snapshot, flush bool) {
-	err := s.do(ctx, a, snap, flush)
-	s.beat()
-	mu.Lock()
-	defer mu.Unlock()
-	s.outcome(ctx, res, a, err)
+// workers starts n workers on jobs and returns their outcomes; the channel closes when jobs is closed
+// and every job is done.
+func (s *Syncer) workers(ctx context.Context, jobs <-chan job, n int, flush bool) <-chan done {
+	out := make(chan done)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range jobs {
+				ch, err := s.do(ctx, j, flush)
+				out <- done{job: j, ch: ch, err: err}
+			}
+		}()
+	}
+	go func() { wg.Wait(); close(out) }()
+	return out
 }
 
-// outcome records how one action went. Call with the result's lock held.
+// drain commits outcomes as they arrive, on the loop's goroutine.
+func (s *Syncer) drain(ctx context.Context, res *Result, outcomes <-chan done) {
+	for d := range outcomes {
+		s.beat()
+		s.commit(d)
+		s.outcome(ctx, res, d.a, d.err)
+	}
+}
+
+// commit applies what one action changed to the index, the base and the metrics. Only the loop calls it.
+func (s *Syncer) commit(d done) {
+	c, path := d.ch, d.a.Path
+	if c.base != nil {
+		s.idx.setBase(path, *c.base)
+	}
+	if c.dropBase {
+		s.idx.dropBase(path)
+	}
+	if c.remote != nil {
+		s.idx.setRemote(path, *c.remote)
+	}
+	if c.dropRemote {
+		s.idx.dropRemote(path)
+	}
+	if c.local != nil {
+		s.idx.setLocal(path, *c.local)
+		delete(s.fresh, path)
+	}
+	if c.dropLocal {
+		s.idx.dropLocal(path)
+	}
+	s.written = s.written || c.written
+	if d.err != nil {
+		return
+	}
+	switch d.a.Op {
+	case plan.Upload:
+		s.m.Uploads.Inc()
+		s.m.Bytes.WithLabelValues("upload").Add(float64(c.bytes))
+	case plan.Download, plan.Conflict:
+		if c.local != nil {
+			s.m.Downloads.Inc()
+			s.m.Bytes.WithLabelValues("download").Add(float64(c.bytes))
+		}
+	case plan.DeleteRemote:
+		s.m.Deletes.WithLabelValues("local").Inc()
+	case plan.DeleteLocal:
+		s.m.Deletes.WithLabelValues("remote").Inc()
+	}
+}
+
+// outcome records how one action went in res and the failure table.
 func (s *Syncer) outcome(ctx context.Context, res *Result, a plan.Action, err error) {
 	if err != nil {
 		res.Unfinished = append(res.Unfinished, a.Path)
@@ -93,7 +188,7 @@ func (s *Syncer) outcome(ctx context.Context, res *Result, a plan.Action, err er
 		if a.Op == plan.DeleteLocal || a.Op == plan.DeleteRemote {
 			res.Deleted++
 		}
-		s.clearFailure(a.Path)
+		delete(s.failures, a.Path)
 	case errors.Is(err, errBusy):
 		next := s.recordFailure(a.Path, failure{busy: true, outgoing: outgoing, err: err}, s.busyWait())
 		s.log.Debug("waiting for the app to close the file", "op", a.Op.String(), "path", a.Path, "retry_in", next.Round(time.Millisecond))
@@ -104,7 +199,7 @@ func (s *Syncer) outcome(ctx context.Context, res *Result, a plan.Action, err er
 	case ctx.Err() != nil:
 		res.Failed++
 	case s.skipUntilChanged(a, err):
-		s.clearFailure(a.Path)
+		delete(s.failures, a.Path)
 	default:
 		res.Failed++
 		s.m.Errors.WithLabelValues(metricOp(a.Op)).Inc()
@@ -131,8 +226,6 @@ func (s *Syncer) skipUntilChanged(a plan.Action, err error) bool {
 	default:
 		return false
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.skipped[a.Path] = a.Remote.Generation
 	if reason == "symlink" {
 		if s.firstUnsafe("skip:" + a.Path) {
@@ -159,8 +252,6 @@ func metricOp(op plan.Op) string {
 
 // recordFailure backs path off by policy (one more attempt than last time) and returns the wait.
 func (s *Syncer) recordFailure(path string, f failure, policy backoff.Policy) time.Duration {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	f.n = s.failures[path].n + 1
 	d := policy.Delay(f.n)
 	f.next = s.now().Add(d)
@@ -168,136 +259,122 @@ func (s *Syncer) recordFailure(path string, f failure, policy backoff.Policy) ti
 	return d
 }
 
-func (s *Syncer) clearFailure(path string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.failures, path)
-}
-
-// do runs one action, retrying transient failures a few times with jittered backoff.
-func (s *Syncer) do(ctx context.Context, a plan.Action, snap snapshot, flush bool) error {
+// do runs one action on a worker, retrying transient failures a few times with jittered backoff. It
+// does I/O only and returns what changed; the loop commits it.
+func (s *Syncer) do(ctx context.Context, j job, flush bool) (change, error) {
+	var ch change
 	var err error
 	for attempt := 1; attempt <= attemptsPerPass; attempt++ {
-		err = s.doOnce(ctx, a, snap, flush)
+		ch, err = s.doOnce(ctx, j, flush)
 		if err == nil || errors.Is(err, errBusy) || isReplan(err) || ctx.Err() != nil {
-			return err
+			return ch, err
 		}
 		if attempt < attemptsPerPass && !backoff.Sleep(ctx, actionRetry.Delay(attempt)) {
-			return err
+			return ch, err
 		}
 	}
-	return err
+	return ch, err
 }
 
-func (s *Syncer) doOnce(ctx context.Context, a plan.Action, snap snapshot, flush bool) error {
-	local, hasLocal := snap.local[a.Path]
+func (s *Syncer) doOnce(ctx context.Context, j job, flush bool) (change, error) {
+	a, local := j.a, j.local
 	switch a.Op {
 	case plan.Upload:
 		return s.upload(ctx, a, local, flush)
 	case plan.Download:
-		if hasLocal && s.dir.InUse(a.Path) {
-			return errBusy // never replace a file the app is writing: its later writes would be lost
+		if j.hasLocal && s.dir.InUse(a.Path) {
+			return change{}, errBusy // never replace a file the app is writing: its later writes would be lost
 		}
-		return s.download(ctx, a.Path, a.Remote, local, hasLocal)
+		return s.download(ctx, a.Path, a.Remote, local, j.hasLocal)
 	case plan.Conflict:
 		if !flush && s.dir.InUse(a.Path) {
-			return errBusy
+			return change{}, errBusy
 		}
 		if err := s.preserveConflict(ctx, a.Path, local); err != nil {
-			return err
+			return change{}, err
 		}
 		if flush {
-			return nil
+			return change{}, nil
 		}
-		return s.download(ctx, a.Path, a.Remote, local, hasLocal)
+		return s.download(ctx, a.Path, a.Remote, local, j.hasLocal)
 	case plan.DeleteRemote:
 		if err := s.store.Delete(ctx, a.Path, a.IfGeneration); err != nil {
-			return err
+			return change{}, err
 		}
-		s.base.Delete(a.Path)
-		s.setView(a.Path, nil)
-		s.m.Deletes.WithLabelValues("local").Inc()
 		s.log.Info("deleted remote object (deleted locally)", "path", a.Path)
-		return nil
+		return change{dropBase: true, dropRemote: true}, nil
 	case plan.DeleteLocal:
 		if s.dir.InUse(a.Path) {
-			return errBusy
+			return change{}, errBusy
 		}
 		if err := s.dir.Remove(a.Path, local.Stamp); err != nil {
-			return err
+			return change{}, err
 		}
-		s.base.Delete(a.Path)
-		s.m.Deletes.WithLabelValues("remote").Inc()
 		s.log.Info("deleted local file (deleted remotely)", "path", a.Path)
-		return nil
+		return change{dropBase: true, dropLocal: true}, nil
 	case plan.RecordBase:
-		s.base.Set(a.Path, state.Entry{Generation: a.Remote.Generation, Size: a.Remote.Size, CRC32C: a.Remote.CRC32C, ModTime: local.ModTime})
-		return nil
+		return change{base: &state.Entry{Generation: a.Remote.Generation, Size: a.Remote.Size, CRC32C: a.Remote.CRC32C, ModTime: local.ModTime}}, nil
 	case plan.ForgetBase:
-		s.base.Delete(a.Path)
-		return nil
+		return change{dropBase: true}, nil
 	}
-	return fmt.Errorf("unknown op %v", a.Op)
+	return change{}, fmt.Errorf("unknown op %v", a.Op)
 }
 
-func (s *Syncer) upload(ctx context.Context, a plan.Action, local localfs.File, flush bool) error {
+func (s *Syncer) upload(ctx context.Context, a plan.Action, local localfs.File, flush bool) (change, error) {
 	if !flush && s.dir.InUse(a.Path) {
-		return errBusy
+		return change{}, errBusy
 	}
 	fh, err := s.dir.OpenFile(a.Path, local.Stamp)
 	if err != nil {
-		return err
+		return change{}, err
 	}
 	defer fh.Close()
 	o, err := s.store.Upload(ctx, a.Path, s.progress(fh), local.Size, local.CRC32C, a.IfGeneration)
+	r := plan.Remote{Generation: o.Generation, Size: o.Size, CRC32C: o.CRC32C}
 	if errors.Is(err, gcsstore.ErrMismatch) {
 		// The bucket holds something other than what was sent (a server that does not check CRC32C, a file
 		// rewritten during the upload). Record what is really there, with no local stamp, so the next pass
 		// re-hashes the file and uploads it again over that generation.
-		s.base.Set(a.Path, state.Entry{Generation: o.Generation, Size: o.Size, CRC32C: o.CRC32C})
-		s.setView(a.Path, &plan.Remote{Generation: o.Generation, Size: o.Size, CRC32C: o.CRC32C})
-		return err
+		return change{base: &state.Entry{Generation: o.Generation, Size: o.Size, CRC32C: o.CRC32C}, remote: &r}, err
 	}
 	if err != nil {
 		if flush && isReplan(err) {
 			// Shutting down, so there is no later pass to merge in: keep this version as a conflict copy.
 			if cerr := s.preserveConflict(ctx, a.Path, local); cerr != nil {
-				return cerr
+				return change{}, cerr
 			}
-			return nil
+			return change{}, nil
 		}
-		return err
+		return change{}, err
 	}
 	stamp := local.ModTime
 	if st, err := s.dir.Stat(a.Path); err != nil || st != local.Stamp {
 		stamp = 0 // changed while it was uploaded: the next pass hashes it again and compares
 	}
-	s.base.Set(a.Path, state.Entry{Generation: o.Generation, Size: o.Size, CRC32C: o.CRC32C, ModTime: stamp})
-	s.setView(a.Path, &plan.Remote{Generation: o.Generation, Size: o.Size, CRC32C: o.CRC32C})
-	s.m.Uploads.Inc()
-	s.m.Bytes.WithLabelValues("upload").Add(float64(o.Size))
 	s.log.Debug("uploaded", "path", a.Path, "generation", o.Generation, "bytes", o.Size)
-	return nil
+	return change{base: &state.Entry{Generation: o.Generation, Size: o.Size, CRC32C: o.CRC32C, ModTime: stamp}, remote: &r, bytes: o.Size}, nil
 }
 
-func (s *Syncer) download(ctx context.Context, path string, r plan.Remote, local localfs.File, hasLocal bool) error {
+func (s *Syncer) download(ctx context.Context, path string, r plan.Remote, local localfs.File, hasLocal bool) (change, error) {
 	rd, err := s.store.Open(ctx, path, r.Generation)
 	if err != nil {
-		return err
+		return change{}, err
 	}
 	defer rd.Close()
 	expect := localfs.Expect{Absent: !hasLocal, Stamp: local.Stamp}
 	st, err := s.dir.WriteAtomic(path, beatReader{r: rd, beat: s.beat, moved: s.countRestoredBytes}, rd.Object.Size, rd.Object.CRC32C, expect)
 	if err != nil {
-		return err
+		return change{}, err
 	}
-	s.written.Store(true)
 	s.countRestored()
-	s.base.Set(path, state.Entry{Generation: rd.Object.Generation, Size: rd.Object.Size, CRC32C: rd.Object.CRC32C, ModTime: st.ModTime})
-	s.m.Downloads.Inc()
-	s.m.Bytes.WithLabelValues("download").Add(float64(rd.Object.Size))
-	s.log.Debug("downloaded", "path", path, "generation", rd.Object.Generation, "bytes", rd.Object.Size)
-	return nil
+	o := rd.Object
+	s.log.Debug("downloaded", "path", path, "generation", o.Generation, "bytes", o.Size)
+	return change{
+		base:    &state.Entry{Generation: o.Generation, Size: o.Size, CRC32C: o.CRC32C, ModTime: st.ModTime},
+		remote:  &plan.Remote{Generation: o.Generation, Size: o.Size, CRC32C: o.CRC32C},
+		local:   &localfs.File{Stamp: st, CRC32C: o.CRC32C},
+		written: true, bytes: o.Size,
+	}, nil
 }
 
 // preserveConflict uploads the local version to .filesync/conflicts/<path>.<pod>.<unix-time>.

@@ -224,6 +224,9 @@ func (r *replica) files() map[string]string {
 	r.t.Helper()
 	out := map[string]string{}
 	err := filepath.WalkDir(r.dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.IsDir() && d.Name() == filter.InternalDir {
+			return filepath.SkipDir // filesync's own folder (temps come and go)
+		}
 		if err != nil || d.IsDir() || !d.Type().IsRegular() {
 			return err
 		}

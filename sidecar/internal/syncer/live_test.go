@@ -26,7 +26,7 @@ func (r *replica) watch() {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { w.Run(ctx, func(h watch.Hint) { r.s.Notify(h.Overflow) }); close(done) }()
+	go func() { w.Run(ctx, func(h watch.Hint) { r.s.Notify(h) }); close(done) }()
 	r.t.Cleanup(func() { cancel(); <-done })
 	r.run()
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"time"
 
 	"github.com/filesync/filesync/sidecar/internal/backoff"
@@ -14,14 +13,6 @@ import (
 	"github.com/filesync/filesync/sidecar/internal/plan"
 	"github.com/filesync/filesync/sidecar/internal/state"
 )
-
-// snapshot is the input of one pass: what the scan and the listing found.
-type snapshot struct {
-	local  map[string]localfs.File
-	remote map[string]plan.Remote
-	// fresh: local files still settling (not hashed), with the time they become quiet.
-	fresh map[string]time.Time
-}
 
 // Result tells how a pass went.
 type Result struct {
@@ -33,6 +24,11 @@ type Result struct {
 	// Unfinished lists the paths whose action did not complete (failed, busy or re-planned).
 	Unfinished []string
 	NextWake   time.Time // when a deferred (settling or backing-off) path should be looked at again
+	// Walked tells that the pass walked the whole tree; Listed that it listed the whole bucket; Planned
+	// how many paths it planned (all of them after a walk; otherwise the changed ones and those missing
+	// on a side).
+	Walked, Listed bool
+	Planned        int
 }
 
 // Clean reports whether the pass left nothing behind.
@@ -40,41 +36,69 @@ func (r Result) Clean() bool {
 	return r.Failed == 0 && !r.Replan && r.NextWake.IsZero()
 }
 
-// list reads the bucket into a fresh view. Unsafe names are skipped with a warning (once per name).
-func (s *Syncer) list(ctx context.Context) (map[string]plan.Remote, error) {
-	return s.listEach(ctx, nil)
+// listing is what one listing of the bucket found, before the loop adopts it.
+type listing struct {
+	view    map[string]plan.Remote
+	unsafe  map[string]error
+	encoded map[string]bool
 }
 
-// listEach is list that also gives each object that may be synced to each (if set) as the pages arrive.
-// Objects that turn out to be a folder of others too are still given: the caller decides (see
-// restoreStreaming).
-func (s *Syncer) listEach(ctx context.Context, each func(name string, r plan.Remote)) (map[string]plan.Remote, error) {
-	view := map[string]plan.Remote{}
-	unsafe := map[string]error{}
-	encoded := map[string]bool{}
+// fetchListing lists the bucket. It touches no loop state, so it may run beside the loop's work (the
+// streaming restore); each, if set, is given every object that may be synced as the pages arrive.
+// Objects that turn out to be a folder of others too are still given: the caller decides.
+func (s *Syncer) fetchListing(ctx context.Context, each func(name string, r plan.Remote)) (listing, error) {
+	l := listing{view: map[string]plan.Remote{}, unsafe: map[string]error{}, encoded: map[string]bool{}}
 	err := s.store.List(ctx, func(o gcsstore.Object) {
 		if filter.Internal(o.Name) || s.filter.Excluded(o.Name) {
 			return
 		}
 		if err := filter.CheckName(o.Name); err != nil {
-			unsafe[o.Name] = err
+			l.unsafe[o.Name] = err
 			return
 		}
 		r := plan.Remote{Generation: o.Generation, Size: o.Size, CRC32C: o.CRC32C}
-		view[o.Name] = r
+		l.view[o.Name] = r
 		if o.ContentEncoding == "gzip" {
-			encoded[o.Name] = true
+			l.encoded[o.Name] = true
 		} else if each != nil {
 			each(o.Name, r)
 		}
 	})
 	if err != nil {
 		s.m.Errors.WithLabelValues("list").Inc()
-		return nil, err
+		return listing{}, err
 	}
-	clashes := findClashes(view)
-	s.mu.Lock()
-	s.view, s.listed = view, true
+	return l, nil
+}
+
+// list lists the bucket and adopts the listing, returning whether it differs from the view it replaces.
+func (s *Syncer) list(ctx context.Context) (bool, error) {
+	l, err := s.fetchListing(ctx, nil)
+	if err != nil {
+		return false, err
+	}
+	return s.adopt(l), nil
+}
+
+// adopt makes a listing the remote side of the index, notes the objects that changed since the view it
+// replaces (the next pass plans them), and reports the objects left alone (once each). It reports whether
+// anything changed.
+func (s *Syncer) adopt(l listing) bool {
+	changed := !s.idx.listed
+	for name, r := range l.view {
+		if old, ok := s.idx.remote[name]; !ok || old != r {
+			s.remoteDue[name], changed = true, true
+		}
+	}
+	for name := range s.idx.remote {
+		if _, ok := l.view[name]; !ok {
+			s.remoteDue[name], changed = true, true
+		}
+	}
+	if changed {
+		s.idx.replaceRemote(l.view)
+	}
+	clashes := findClashes(l.view)
 	for n := range clashes {
 		if s.firstSkip("clash:"+n, "clash") {
 			s.log.Warn("skipping an object that is also a folder of other objects: a local path is a file or a directory, not both; the folder's objects win",
@@ -82,20 +106,19 @@ func (s *Syncer) listEach(ctx context.Context, each func(name string, r plan.Rem
 		}
 	}
 	s.unsyncable = clashes // the clashes, and below the gzip-encoded objects
-	for n := range encoded {
+	for n := range l.encoded {
 		s.unsyncable[n] = true
 		if s.firstSkip("encoded:"+n, "content_encoding") {
 			s.log.Warn("skipping an object stored with Content-Encoding: gzip: the client decompresses it, so its bytes cannot be checked against its CRC32C and filesync never publishes unchecked bytes; store it uncompressed to sync it",
 				"object", s.store.Name(n))
 		}
 	}
-	for n, reason := range unsafe {
+	for n, reason := range l.unsafe {
 		if s.firstUnsafe("remote:" + n) {
 			s.log.Warn("skipping unsafe object name: never written locally", "object", s.store.Name(n), "reason", reason)
 		}
 	}
-	s.mu.Unlock()
-	return view, nil
+	return changed
 }
 
 // findClashes returns the objects whose name is also a folder of other objects (x beside x/y): a local
@@ -114,7 +137,7 @@ func findClashes(view map[string]plan.Remote) map[string]bool {
 	return clashes
 }
 
-// firstSkip counts a skipped path once (by reason) and reports whether it is new. Call with s.mu held.
+// firstSkip counts a skipped path once (by reason) and reports whether it is new.
 func (s *Syncer) firstSkip(key, reason string) bool {
 	if s.warned[key] {
 		return false
@@ -124,7 +147,7 @@ func (s *Syncer) firstSkip(key, reason string) bool {
 	return true
 }
 
-// firstUnsafe counts an unsafe name once and reports whether it is new (warn only then). Call with s.mu held.
+// firstUnsafe counts an unsafe name once and reports whether it is new (warn only then).
 func (s *Syncer) firstUnsafe(key string) bool {
 	if s.warned[key] {
 		return false
@@ -134,100 +157,113 @@ func (s *Syncer) firstUnsafe(key string) bool {
 	return true
 }
 
-// cachedView returns the last listing (kept current with our own writes), listing if there is none.
-func (s *Syncer) cachedView(ctx context.Context) (map[string]plan.Remote, error) {
-	s.mu.Lock()
-	if s.listed {
-		v := maps.Clone(s.view)
-		s.mu.Unlock()
-		return v, nil
-	}
-	s.mu.Unlock()
-	return s.list(ctx)
-}
-
-func (s *Syncer) setView(path string, r *plan.Remote) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if r == nil {
-		delete(s.view, path)
-	} else {
-		s.view[path] = *r
-	}
-}
-
-// scan walks the directory, hashing only files whose stamp the base or the hash cache does not know, and
-// leaving files modified within the settle time unhashed (fresh). Paths it cannot read are remembered
-// (s.unreadable) so the plan leaves them alone.
-func (s *Syncer) scan(settle time.Duration) (map[string]localfs.File, map[string]time.Time, error) {
-	now := s.now()
-	s.mu.Lock()
-	s.pruneFirstSeen(now)
-	s.mu.Unlock()
-	res, err := s.dir.Scan(s.filter, localfs.ScanOptions{
+// scanOptions are the options of every scan: a file whose stamp the base or the index knows is not read
+// again; one modified within settle is listed unhashed (fresh).
+func (s *Syncer) scanOptions(settle time.Duration, now time.Time) localfs.ScanOptions {
+	return localfs.ScanOptions{
 		Cache: func(rel string, st localfs.Stamp) (uint32, bool) {
 			if e, ok := s.base.Get(rel); ok && e.Size == st.Size && e.ModTime == st.ModTime {
 				return e.CRC32C, true
 			}
-			s.mu.Lock()
-			defer s.mu.Unlock()
-			if h, ok := s.hashes[rel]; ok && h.stamp == st {
-				return h.crc, true
+			if f, ok := s.idx.local[rel]; ok && !f.Fresh && f.Stamp == st {
+				return f.CRC32C, true
 			}
 			return 0, false
 		},
 		Fresh: func(rel string, st localfs.Stamp) bool {
 			return settle > 0 && now.Sub(s.changedAt(rel, st, now)) < settle
 		},
-	})
+	}
+}
+
+// walk scans the whole directory into the index. Paths it cannot read are remembered (s.unreadable) so
+// the plan leaves them alone.
+func (s *Syncer) walk(settle time.Duration) error {
+	now := s.now()
+	s.pruneFirstSeen(now)
+	res, err := s.dir.Scan(s.filter, s.scanOptions(settle, now))
 	if err != nil {
 		s.m.Errors.WithLabelValues("scan").Inc()
-		return nil, nil, err
+		return err
 	}
-	fresh := map[string]time.Time{}
-	s.mu.Lock()
+	clear(s.fresh)
 	for rel, f := range res.Files {
 		if f.Fresh {
-			fresh[rel] = s.changedAtLocked(rel, f.Stamp, now).Add(settle)
-		} else if _, inBase := s.base.Get(rel); !inBase {
-			s.hashes[rel] = cachedHash{stamp: f.Stamp, crc: f.CRC32C}
+			s.fresh[rel] = s.changedAt(rel, f.Stamp, now).Add(settle)
 		}
 	}
-	for rel := range s.hashes {
-		if _, ok := res.Files[rel]; !ok {
-			delete(s.hashes, rel)
+	s.idx.replaceLocal(res.Files)
+	s.walked = true
+	s.unreadable = res.Unreadable
+	s.reportScan(res)
+	return nil
+}
+
+// look brings the index up to date for the hinted local paths (a file, or a directory's tree) and
+// returns every path whose local side may have changed.
+func (s *Syncer) look(paths map[string]bool, settle time.Duration) (map[string]bool, error) {
+	now := s.now()
+	s.pruneFirstSeen(now)
+	opt := s.scanOptions(settle, now)
+	touched := map[string]bool{}
+	for p := range paths {
+		res, err := s.dir.ScanPath(s.filter, p, opt)
+		if err != nil {
+			s.m.Errors.WithLabelValues("scan").Inc()
+			return nil, err
 		}
+		// What the index held at and under p and the scan no longer finds is gone.
+		for _, old := range append(s.idx.under(p), p) {
+			if _, still := res.Files[old]; !still {
+				if _, had := s.idx.local[old]; had {
+					s.idx.dropLocal(old)
+					touched[old] = true
+				}
+				delete(s.fresh, old)
+			}
+		}
+		for rel, f := range res.Files {
+			if f.Fresh {
+				s.fresh[rel] = s.changedAt(rel, f.Stamp, now).Add(settle)
+			} else {
+				delete(s.fresh, rel)
+			}
+			s.idx.setLocal(rel, f)
+			touched[rel] = true
+		}
+		for rel := range s.unreadable {
+			if rel == p || len(rel) > len(p) && rel[:len(p)+1] == p+"/" {
+				delete(s.unreadable, rel) // looked at again: readable now, or reported again below
+			}
+		}
+		for rel, err := range res.Unreadable {
+			s.unreadable[rel] = err
+		}
+		s.reportScan(res)
+		touched[p] = true
 	}
+	return touched, nil
+}
+
+// reportScan warns once about the unsafe names and unreadable paths a scan found.
+func (s *Syncer) reportScan(res localfs.ScanResult) {
 	for _, n := range res.Unsafe {
 		if s.firstUnsafe("local:" + n) {
 			s.log.Warn("skipping local file with an unsafe name", "path", n)
 		}
 	}
-	s.unreadable = res.Unreadable
 	for rel, err := range res.Unreadable {
 		if s.firstSkip("unreadable:"+rel, "unreadable") {
 			s.m.Errors.WithLabelValues("scan").Inc()
 			s.log.Warn("cannot read a local path: leaving it and everything under it alone on both sides", "path", rel, "err", err)
 		}
 	}
-	s.mu.Unlock()
-	return res.Files, fresh, nil
 }
 
 // changedAt is when the file last changed, for the settle time: its mtime, unless that lies in the future
 // (a wrong clock, `touch -d`), in which case it is when this stamp was first seen; otherwise such a file
 // would settle only when the clock catches up.
 func (s *Syncer) changedAt(rel string, st localfs.Stamp, now time.Time) time.Time {
-	if mt := time.Unix(0, st.ModTime); !mt.After(now) {
-		return mt
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.changedAtLocked(rel, st, now)
-}
-
-// changedAtLocked is changedAt with s.mu held.
-func (s *Syncer) changedAtLocked(rel string, st localfs.Stamp, now time.Time) time.Time {
 	if mt := time.Unix(0, st.ModTime); !mt.After(now) {
 		return mt
 	}
@@ -238,7 +274,7 @@ func (s *Syncer) changedAtLocked(rel string, st localfs.Stamp, now time.Time) ti
 	return now
 }
 
-// pruneFirstSeen forgets future stamps whose time has come. Call with s.mu held.
+// pruneFirstSeen forgets future stamps whose time has come.
 func (s *Syncer) pruneFirstSeen(now time.Time) {
 	for rel, f := range s.firstSeen {
 		if !time.Unix(0, f.stamp.ModTime).After(now) {
@@ -247,54 +283,83 @@ func (s *Syncer) pruneFirstSeen(now time.Time) {
 	}
 }
 
-// baseSnapshot copies the base for the planner. Entries of paths excluded after they were synced are
-// forgotten (nothing is done to the files themselves: excluded paths are never touched on either side).
-func (s *Syncer) baseSnapshot() map[string]plan.Base {
-	b := make(map[string]plan.Base, s.base.Len())
+// forgetExcluded drops the base entries of paths excluded after they were synced (nothing is done to the
+// files themselves: excluded paths are never touched on either side). It walks the whole base, so only
+// passes that walk the tree call it.
+func (s *Syncer) forgetExcluded() {
 	var forget []string
-	s.base.Range(func(p string, e state.Entry) {
+	s.base.Range(func(p string, _ state.Entry) {
 		if s.filter.Skip(p) {
 			forget = append(forget, p)
-			return
 		}
-		b[p] = plan.Base{Generation: e.Generation, Size: e.Size, CRC32C: e.CRC32C}
 	})
 	for _, p := range forget {
-		s.base.Delete(p)
+		s.idx.dropBase(p)
 	}
-	return b
 }
 
 func (s *Syncer) backingOff(path string, now time.Time) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	f, ok := s.failures[path]
 	return ok && now.Before(f.next)
 }
 
-// compute builds the plan of a snapshot.
-func (s *Syncer) compute(snap snapshot, settle time.Duration) plan.Plan {
+// compute plans the paths in only (nil: every path). A targeted plan also covers every base entry that
+// a side lacks, and is told the whole base's size, so that its wipe and guard verdicts are the whole
+// tree's (plan.Input.Known).
+func (s *Syncer) compute(only map[string]bool, settle time.Duration) plan.Plan {
 	now := s.now()
-	local := make(map[string]plan.Local, len(snap.local))
-	for p, f := range snap.local {
-		local[p] = plan.Local{Size: f.Size, CRC32C: f.CRC32C, ModTime: s.changedAt(p, f.Stamp, now)}
-	}
-	return plan.Compute(plan.Input{
-		Local: local, Remote: snap.remote, Base: s.baseSnapshot(),
+	in := plan.Input{
 		Now: now, Settle: settle, Delete: s.opt.Delete, MaxDeletePercent: s.opt.MaxDelete,
 		Window: s.window, WindowLength: s.opt.DeleteWindow,
 		Skip: func(p string) bool {
-			_, fresh := snap.fresh[p]
-			return fresh || s.backingOff(p, now) || s.leftAlone(p, snap.remote)
+			_, fresh := s.fresh[p]
+			return fresh || s.backingOff(p, now) || s.leftAlone(p)
 		},
-	})
+	}
+	if only == nil {
+		in.Local = make(map[string]plan.Local, len(s.idx.local))
+		for p, f := range s.idx.local {
+			in.Local[p] = s.planLocal(p, f, now)
+		}
+		in.Remote = s.idx.remote
+		in.Base = make(map[string]plan.Base, s.base.Len())
+		s.base.Range(func(p string, e state.Entry) {
+			in.Base[p] = plan.Base{Generation: e.Generation, Size: e.Size, CRC32C: e.CRC32C}
+		})
+		return plan.Compute(in)
+	}
+	in.Local, in.Remote, in.Base = map[string]plan.Local{}, map[string]plan.Remote{}, map[string]plan.Base{}
+	in.Known = s.base.Len()
+	add := func(p string) {
+		if f, ok := s.idx.local[p]; ok {
+			in.Local[p] = s.planLocal(p, f, now)
+		}
+		if r, ok := s.idx.remote[p]; ok {
+			in.Remote[p] = r
+		}
+		if e, ok := s.base.Get(p); ok {
+			in.Base[p] = plan.Base{Generation: e.Generation, Size: e.Size, CRC32C: e.CRC32C}
+		}
+	}
+	for p := range only {
+		add(p)
+	}
+	for p := range s.idx.missingLocal {
+		add(p)
+	}
+	for p := range s.idx.missingRemote {
+		add(p)
+	}
+	return plan.Compute(in)
+}
+
+func (s *Syncer) planLocal(p string, f localfs.File, now time.Time) plan.Local {
+	return plan.Local{Size: f.Size, CRC32C: f.CRC32C, ModTime: s.changedAt(p, f.Stamp, now)}
 }
 
 // leftAlone reports whether path is out of the sync for now: unreadable locally (itself or a folder
 // above it), an object that is also a folder of others, or skipped until its object changes.
-func (s *Syncer) leftAlone(path string, remote map[string]plan.Remote) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+func (s *Syncer) leftAlone(path string) bool {
 	if s.unsyncable[path] {
 		return true
 	}
@@ -308,7 +373,7 @@ func (s *Syncer) leftAlone(path string, remote map[string]plan.Remote) bool {
 		}
 	}
 	if gen, ok := s.skipped[path]; ok {
-		if r, has := remote[path]; has && r.Generation == gen {
+		if r, has := s.idx.remote[path]; has && r.Generation == gen {
 			return true
 		}
 		delete(s.skipped, path) // the object changed or is gone: try again
@@ -317,72 +382,133 @@ func (s *Syncer) leftAlone(path string, remote map[string]plan.Remote) bool {
 	return false
 }
 
-// DryRun scans, lists and returns the plan of one pass without changing anything.
+// DryRun walks, lists and returns the plan of one pass without changing anything.
 func (s *Syncer) DryRun(ctx context.Context) (plan.Plan, error) {
-	local, fresh, err := s.scan(0)
-	if err != nil {
+	if err := s.walk(0); err != nil {
 		return plan.Plan{}, err
 	}
-	remote, err := s.list(ctx)
-	if err != nil {
+	if _, err := s.list(ctx); err != nil {
 		return plan.Plan{}, err
 	}
-	return s.compute(snapshot{local: local, remote: remote, fresh: fresh}, 0), nil
+	return s.compute(nil, 0), nil
 }
 
-// Pass runs one full pass. With freshList it lists the bucket; otherwise it uses the last listing, kept
-// current with this replica's own writes (enough for local changes: every write is generation-fenced).
+// Pass runs one full pass: it walks the whole tree and, with freshList, lists the bucket (otherwise it
+// uses the view: the last listing, kept current with this replica's own writes and remote hints).
 func (s *Syncer) Pass(ctx context.Context, freshList bool) (Result, error) {
+	return s.pass(ctx, true, freshList)
+}
+
+// pass runs one pass. With walk it walks the whole tree and plans every path; otherwise it looks only at
+// the hinted local paths and plans those, the objects whose listing changed, the paths due again
+// (settled, backed off) and the base entries a side lacks: work in proportion to the change, not to the
+// tree. A targeted plan that would delete remotely, or finds the directory wiped, is checked by a whole
+// walk before anything is deleted: lost events must never turn into deletes.
+func (s *Syncer) pass(ctx context.Context, walk, list bool) (Result, error) {
 	start := s.now()
 	s.beat()
-	var remote map[string]plan.Remote
+	in := s.takeIntake()
+	walk = walk || in.overflow || !s.walked
+	list = list || in.reconcile || !s.idx.listed
 	var restored Result
-	var err error
 	switch {
-	case freshList && !s.Ready() && s.base.Len() == 0 && s.dir.Empty():
-		remote, restored, err = s.restoreStreaming(ctx)
-	case freshList:
-		remote, err = s.list(ctx)
-	default:
-		remote, err = s.cachedView(ctx)
+	case list && !s.Ready() && s.base.Len() == 0 && s.dir.Empty():
+		l, res, err := s.restoreStreaming(ctx)
+		if err != nil {
+			s.abandon(in.changes, err)
+			return Result{}, err
+		}
+		s.adopt(l)
+		restored = res
+	case list:
+		if _, err := s.list(ctx); err != nil {
+			s.abandon(in.changes, err)
+			return Result{}, err
+		}
 	}
-	if err != nil {
-		return Result{}, err
+	s.applyChanges(ctx, in.changes)
+	settle := s.opt.Settle
+	var only map[string]bool
+	if walk {
+		if err := s.walk(settle); err != nil {
+			s.abandon(in.changes, err)
+			return Result{}, err
+		}
+		s.forgetExcluded()
+	} else {
+		now := s.now()
+		for p := range s.duePaths(now) {
+			if _, hinted := in.paths[p]; !hinted {
+				in.paths[p] = false
+			}
+		}
+		touched, err := s.look(in.paths, settle)
+		if err != nil {
+			s.abandon(in.changes, err)
+			return Result{}, err
+		}
+		only = touched
 	}
-	local, fresh, err := s.scan(s.opt.Settle)
-	if err != nil {
-		return Result{}, err
+	for p := range s.remoteDue {
+		if only != nil {
+			only[p] = true
+		}
 	}
-	snap := snapshot{local: local, remote: remote, fresh: fresh}
-	p := s.compute(snap, s.opt.Settle)
-	res := s.execute(ctx, p, snap, false)
+	clear(s.remoteDue)
+	p := s.compute(only, settle)
+	if only != nil && s.needsWalk(p) {
+		// Deletes are judged on the whole tree as it is now, not on the picture the hints built.
+		if err := s.walk(settle); err != nil {
+			s.abandon(in.changes, err)
+			return Result{}, err
+		}
+		walk, only = true, nil
+		p = s.compute(nil, settle)
+	}
+	res := s.execute(ctx, p, false)
+	res.Walked, res.Listed = walk, list
+	res.Planned = len(s.idx.local)
+	if only != nil {
+		res.Planned = len(only) + len(s.idx.missingLocal) + len(s.idx.missingRemote)
+	}
 	res.Done += restored.Done
 	res.Failed += restored.Failed
 	res.Replan = res.Replan || restored.Replan
 	res.Unfinished = append(res.Unfinished, restored.Unfinished...)
-	for _, t := range fresh {
-		res.NextWake = earliest(res.NextWake, t)
+
+	// What waits for a later pass: settling files, unsettled changes, paths backing off.
+	if only == nil {
+		clear(s.unsettled)
+	} else {
+		for path := range only {
+			delete(s.unsettled, path)
+		}
 	}
-	for _, t := range p.Unsettled {
-		res.NextWake = earliest(res.NextWake, t)
+	for path, at := range p.Unsettled {
+		s.unsettled[path] = at
 	}
-	s.mu.Lock()
-	waiting, failing := 0, s.failedLocked()
+	waiting := 0
 	for _, f := range s.failures {
-		res.NextWake = earliest(res.NextWake, f.next)
 		if f.outgoing {
 			waiting++ // a local change held back: open for writing, or its upload backing off
 		}
 	}
-	s.mu.Unlock()
-	s.m.PendingUploads.Set(float64(len(fresh) + len(p.Unsettled) + waiting))
+	res.NextWake = s.nextWake()
+	failing := s.publishFailures()
+	s.m.PendingUploads.Set(float64(len(s.fresh) + len(s.unsettled) + waiting))
 
 	s.window = p.Window
 	s.window.Deleted += res.Deleted
 	s.reportGuard(p)
 	s.reportWipes(p)
 	s.saveState()
+	s.finish(in.changes, res)
 	s.m.KnownFiles.Set(float64(s.base.Len()))
+	if walk {
+		s.m.Passes.WithLabelValues("full").Inc()
+	} else {
+		s.m.Passes.WithLabelValues("targeted").Inc()
+	}
 	s.m.PassDuration.Observe(s.now().Sub(start).Seconds())
 	if res.Failed == 0 && !res.Replan {
 		s.m.LastSuccess.Set(float64(s.now().Unix()))
@@ -393,9 +519,68 @@ func (s *Syncer) Pass(ctx context.Context, freshList bool) (Result, error) {
 	}
 	if len(p.Actions) > 0 || res.Failed > 0 {
 		s.log.Info("pass", "actions", len(p.Actions), "done", res.Done, "failed", res.Failed,
-			"replan", res.Replan, "settling", len(fresh)+len(p.Unsettled), "duration", s.now().Sub(start).Round(time.Millisecond))
+			"replan", res.Replan, "settling", len(s.fresh)+len(s.unsettled), "walked", walk, "listed", list,
+			"duration", s.now().Sub(start).Round(time.Millisecond))
 	}
 	return res, nil
+}
+
+// needsWalk reports whether a targeted plan must be checked against a whole walk first: it deletes
+// remotely, finds the directory wiped, or withholds a new set of remote deletes. Each of those judges
+// files that are missing locally, and a lost event would look exactly like a missing file.
+func (s *Syncer) needsWalk(p plan.Plan) bool {
+	if p.Count(plan.DeleteRemote) > 0 || p.LocalWiped && !s.wiped[0] {
+		return true
+	}
+	for _, a := range p.BlockedDeletes {
+		if a.Op == plan.DeleteRemote {
+			return blockedKey(p) != s.blocked
+		}
+	}
+	return false
+}
+
+func blockedKey(p plan.Plan) string {
+	if len(p.BlockedDeletes) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%d:%s:%s", len(p.BlockedDeletes), p.BlockedDeletes[0].Path, p.BlockedDeletes[len(p.BlockedDeletes)-1].Path)
+}
+
+// duePaths returns the paths waiting for a time that has come: settled, or done backing off.
+func (s *Syncer) duePaths(now time.Time) map[string]bool {
+	due := map[string]bool{}
+	for p, t := range s.fresh {
+		if !t.After(now) {
+			due[p] = true
+		}
+	}
+	for p, t := range s.unsettled {
+		if !t.After(now) {
+			due[p] = true
+		}
+	}
+	for p, f := range s.failures {
+		if !f.next.After(now) {
+			due[p] = true
+		}
+	}
+	return due
+}
+
+// nextWake is when the next path waiting for a time is due (zero: none is waiting).
+func (s *Syncer) nextWake() time.Time {
+	var t time.Time
+	for _, at := range s.fresh {
+		t = earliest(t, at)
+	}
+	for _, at := range s.unsettled {
+		t = earliest(t, at)
+	}
+	for _, f := range s.failures {
+		t = earliest(t, f.next)
+	}
+	return t
 }
 
 // reportGuard says once, for each new set of withheld deletes, that the guard tripped; the gauge stays 1
@@ -407,7 +592,7 @@ func (s *Syncer) reportGuard(p plan.Plan) {
 		return
 	}
 	s.m.DeleteBlocked.Set(1)
-	key := fmt.Sprintf("%d:%s:%s", len(p.BlockedDeletes), p.BlockedDeletes[0].Path, p.BlockedDeletes[len(p.BlockedDeletes)-1].Path)
+	key := blockedKey(p)
 	if key == s.blocked {
 		return
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -145,49 +144,51 @@ func size(b int64) string {
 // deleted or conflict and every listed object is a download. The downloads start while the listing's pages
 // are still arriving (on GCS a page of 1,000 objects takes 0.1-0.3 s), RestoreTransfers at a time. An
 // object is held back until the listing has passed every name that could lie under it, so that an object
-// x beside objects x/... is never downloaded (the folder wins; list warns about x). It returns the
-// listing, as list does, and how the downloads went.
-func (s *Syncer) restoreStreaming(ctx context.Context) (map[string]plan.Remote, Result, error) {
+// x beside objects x/... is never downloaded (the folder wins; adopt warns about x). The listing runs on
+// its own goroutine and touches no loop state; the loop commits the downloads as they finish. It returns
+// the listing, for the loop to adopt, and how the downloads went.
+func (s *Syncer) restoreStreaming(ctx context.Context) (listing, Result, error) {
 	rp := &restoreProgress{start: s.now()}
 	stop := s.reportRestore(ctx, rp)
 	defer stop()
-	var res Result
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	work := make(chan plan.Action, 2*s.opt.RestoreTransfers)
-	for range s.opt.RestoreTransfers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for a := range work {
-				s.carryOut(ctx, &res, &mu, a, snapshot{}, false)
+	work := make(chan job, 2*s.opt.RestoreTransfers)
+	type listed struct {
+		l   listing
+		err error
+	}
+	result := make(chan listed, 1)
+	go func() {
+		defer close(work)
+		send := func(a plan.Action) {
+			s.toRestore(rp, a)
+			select {
+			case work <- job{a: a}:
+			case <-ctx.Done():
 			}
-		}()
-	}
-	send := func(a plan.Action) {
-		s.toRestore(rp, a)
-		work <- a
-	}
-	var held []plan.Action
-	view, err := s.listEach(ctx, func(name string, r plan.Remote) {
-		keep := held[:0]
-		for _, h := range held {
-			switch {
-			case strings.HasPrefix(name, h.Path+"/"): // h is a folder of other objects too: dropped
-			case name > h.Path+"/": // listings are in name order: nothing can lie under h any more
+		}
+		var held []plan.Action
+		l, err := s.fetchListing(ctx, func(name string, r plan.Remote) {
+			keep := held[:0]
+			for _, h := range held {
+				switch {
+				case strings.HasPrefix(name, h.Path+"/"): // h is a folder of other objects too: dropped
+				case name > h.Path+"/": // listings are in name order: nothing can lie under h any more
+					send(h)
+				default:
+					keep = append(keep, h)
+				}
+			}
+			held = append(keep, plan.Action{Op: plan.Download, Path: name, Remote: r, Reason: "restore of a fresh pod"})
+		})
+		if err == nil {
+			for _, h := range held {
 				send(h)
-			default:
-				keep = append(keep, h)
 			}
 		}
-		held = append(keep, plan.Action{Op: plan.Download, Path: name, Remote: r, Reason: "restore of a fresh pod"})
-	})
-	if err == nil {
-		for _, h := range held {
-			send(h)
-		}
-	}
-	close(work)
-	wg.Wait()
-	return view, res, err
+		result <- listed{l, err}
+	}()
+	var res Result
+	s.drain(ctx, &res, s.workers(ctx, work, s.opt.RestoreTransfers, false))
+	r := <-result
+	return r.l, res, r.err
 }

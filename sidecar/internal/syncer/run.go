@@ -2,16 +2,17 @@ package syncer
 
 import (
 	"context"
-	"maps"
 	"time"
 
 	"github.com/filesync/filesync/sidecar/internal/backoff"
 	"github.com/filesync/filesync/sidecar/internal/plan"
 )
 
-// Run syncs until ctx is done: a first full pass (the restore; Ready after it), then a pass whenever a
-// local hint arrives, the bucket changed (polled every PollInterval), a deferred path is due, or the
-// RescanInterval elapses. Errors are logged and retried with backoff; Run returns when ctx is done.
+// Run syncs until ctx is done: a first full pass (the restore; Ready after it), then targeted passes
+// whenever a local hint or a remote change arrives (the bucket is polled every PollInterval and a listing
+// that differs from the last one is a change), or a deferred path is due; the whole tree is walked and the
+// bucket listed again every RescanInterval, after lost events and after a failed pass. Errors are logged
+// and retried with backoff; Run returns when ctx is done.
 func (s *Syncer) Run(ctx context.Context) error {
 	s.running.Store(true)
 	defer s.running.Store(false)
@@ -24,36 +25,35 @@ func (s *Syncer) Run(ctx context.Context) error {
 	defer wake.Stop()
 
 	failures := 0
-	freshList := true
+	walk, list := true, true
 	for {
-		res, err := s.Pass(ctx, freshList)
+		res, err := s.pass(ctx, walk, list)
 		if ctx.Err() != nil {
 			return nil
 		}
 		next := res.NextWake
+		walk, list = false, false
 		switch {
 		case err != nil:
 			failures++
 			d := backoff.Default.Delay(failures)
 			s.log.Error("pass failed", "err", err, "retry_in", d.Round(time.Millisecond))
 			next = s.now().Add(d)
+			walk, list = true, true
 		case res.Replan:
 			failures = 0
 			next = s.now() // at once, with a fresh listing
+			list = true
 		default:
 			failures = 0
 		}
 		resetTimer(wake, next, s.now())
 
-		freshList = err != nil || res.Replan
 		for waiting := true; waiting; {
 			select {
 			case <-ctx.Done():
 				return nil
 			case <-s.trigger:
-				if s.rescan.Swap(false) {
-					freshList = true
-				}
 				// Let a burst of events coalesce: one pass for many writes.
 				if !backoff.Sleep(ctx, min(s.opt.Settle/4, 100*time.Millisecond)) {
 					return nil
@@ -62,32 +62,24 @@ func (s *Syncer) Run(ctx context.Context) error {
 			case <-wake.C:
 				waiting = false
 			case <-rescan.C:
-				freshList = true
+				walk, list = true, true
 				waiting = false
 			case <-poll.C:
 				s.beat()
-				changed, err := s.remoteChanged(ctx)
+				changed, err := s.list(ctx)
 				if err != nil {
 					s.log.Warn("polling the bucket", "err", err)
 					continue
 				}
 				if changed {
-					freshList = false // remoteChanged just refreshed the view
-					waiting = false
-				} else if failures == 0 && s.idleInSync() {
+					waiting = false // the objects that changed are planned by the next pass
+				} else if failures == 0 && len(s.failures) == 0 {
 					// Nothing changed and nothing is failing or waiting: as good as a clean pass, without one.
 					s.m.LastSuccess.Set(float64(s.now().Unix()))
 				}
 			}
 		}
 	}
-}
-
-// idleInSync reports whether no path is failing or waiting (busy, backing off).
-func (s *Syncer) idleInSync() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.failures) == 0
 }
 
 // resetTimer arms t for at (an hour when there is nothing to wait for). Since Go 1.23 Reset discards a
@@ -103,35 +95,24 @@ func resetTimer(t *time.Timer, at, now time.Time) {
 // remoteChanged lists the bucket and reports whether the listing differs from the last one (which this
 // replica's own writes keep current): a new object, a new generation, or an object gone. It does not
 // compare with the base, which may never catch up (deletes withheld by the guard, a download that keeps
-// failing) and would turn every poll into a pass. The listing becomes the view the next pass uses.
-func (s *Syncer) remoteChanged(ctx context.Context) (bool, error) {
-	s.mu.Lock()
-	before, listed := s.view, s.listed
-	s.mu.Unlock()
-	view, err := s.list(ctx)
-	if err != nil {
-		return false, err
-	}
-	return !listed || !maps.Equal(before, view), nil
-}
+// failing) and would turn every poll into a pass. The objects that changed are planned by the next pass.
+func (s *Syncer) remoteChanged(ctx context.Context) (bool, error) { return s.list(ctx) }
 
 // Flush uploads what changed locally (and deletes remotely what was deleted locally), ignoring the settle
 // time, within ctx's deadline. It is the last thing done on SIGTERM: the app has stopped writing. It
 // returns the paths it could not flush.
 func (s *Syncer) Flush(ctx context.Context) ([]string, error) {
-	s.mu.Lock()
 	clear(s.failures) // last chance: paths backing off are tried too
-	s.mu.Unlock()
-	remote, err := s.cachedView(ctx)
-	if err != nil {
+	if !s.idx.listed {
+		if _, err := s.list(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.walk(0); err != nil {
 		return nil, err
 	}
-	local, _, err := s.scan(0)
-	if err != nil {
-		return nil, err
-	}
-	snap := snapshot{local: local, remote: remote}
-	p := s.compute(snap, 0)
+	clear(s.fresh)
+	p := s.compute(nil, 0)
 	var outgoing []plan.Action
 	for _, a := range p.Actions {
 		if a.Op == plan.Upload || a.Op == plan.DeleteRemote || a.Op == plan.Conflict {
@@ -139,7 +120,7 @@ func (s *Syncer) Flush(ctx context.Context) ([]string, error) {
 		}
 	}
 	p.Actions = outgoing
-	res := s.execute(ctx, p, snap, true)
+	res := s.execute(ctx, p, true)
 	s.saveState()
 	return res.Unfinished, nil
 }

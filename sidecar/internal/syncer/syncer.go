@@ -1,6 +1,7 @@
-// Package syncer runs sync passes: scan the directory and list the bucket, compute the plan, execute it,
-// commit the base. Run loops on fsnotify hints, remote polls and periodic rescans; Flush is the bounded
-// final upload on shutdown.
+// Package syncer runs sync passes: look at what changed (or, at start, after lost events and every
+// --rescan-interval, walk the whole tree and list the whole bucket), compute the plan of those paths,
+// execute it, commit the outcomes. Run loops on fsnotify hints, remote polls or notifications, due retries
+// and periodic rescans; Flush is the bounded final upload on shutdown.
 package syncer
 
 import (
@@ -17,6 +18,7 @@ import (
 	"github.com/filesync/filesync/sidecar/internal/metrics"
 	"github.com/filesync/filesync/sidecar/internal/plan"
 	"github.com/filesync/filesync/sidecar/internal/state"
+	"github.com/filesync/filesync/sidecar/internal/watch"
 )
 
 // Options are the sync settings of docs/design.md's command line.
@@ -41,6 +43,11 @@ type Options struct {
 }
 
 // Syncer keeps one directory and one bucket prefix in sync.
+//
+// Who owns what: the goroutine running passes (Run, or a caller of Once, Pass, Flush, DryRun) owns the
+// index, the base's writes, the failure table and every map below "the loop's own"; transfers run on
+// worker goroutines that do I/O only and hand their outcome back to it (execute.go). Other goroutines talk
+// to the loop only through the intake (Notify, ApplyRemote, Reconcile) and read only the atomics.
 type Syncer struct {
 	dir    *localfs.Dir
 	store  *gcsstore.Store
@@ -51,31 +58,49 @@ type Syncer struct {
 	opt    Options
 	now    func() time.Time
 
-	trigger chan struct{} // one slot: "something changed locally"
-	rescan  atomic.Bool
+	// The intake, under mu: what other goroutines ask of the loop. trigger has one slot: "look at the intake".
+	mu      sync.Mutex
+	intake  intake
+	trigger chan struct{}
 
-	mu         sync.Mutex
-	view       map[string]plan.Remote // last listing, kept current with our own writes
-	listed     bool
-	unsyncable map[string]bool       // objects of the last listing left alone: a folder of other objects too (x and x/y), gzip-encoded
-	warned     map[string]bool       // unsafe names and skipped paths already reported
-	failures   map[string]failure    // paths backing off after errors, or waiting for the app to close them
-	hashes     map[string]cachedHash // CRCs of files not in the base (e.g. waiting to settle)
-	skipped    map[string]int64      // paths left alone until their object changes (clash, symlink, corrupt): the generation
-	firstSeen  map[string]seen       // when a stamp with a future mtime was first seen (settle then counts from it)
-	unreadable map[string]error      // paths the last scan could not read: neither present nor missing
+	// The loop's own.
+	idx        index
+	walked     bool                 // a whole walk has filled idx.local
+	remoteDue  map[string]bool      // objects whose listing changed since the last pass planned them
+	fresh      map[string]time.Time // local files still settling (not hashed), and when they will be quiet
+	unsettled  map[string]time.Time // changed files the last plan found too recent to upload
+	failures   map[string]failure   // paths backing off after errors, or waiting for the app to close them
+	unsyncable map[string]bool      // objects of the last listing left alone: a folder of other objects too (x and x/y), gzip-encoded
+	warned     map[string]bool      // unsafe names and skipped paths already reported
+	skipped    map[string]int64     // paths left alone until their object changes (clash, symlink, corrupt): the generation
+	firstSeen  map[string]seen      // when a stamp with a future mtime was first seen (settle then counts from it)
+	unreadable map[string]error     // paths the scans could not read: neither present nor missing
+	window     plan.DeleteWindow    // the --max-delete budget in force
+	blocked    string               // the deletes the guard withheld last, to report each new set once
+	wiped      [2]bool              // local, remote: a wipe already reported
+	written    bool                 // files were written since the last syncfs
 
-	// Only the goroutine running passes (Run, Once or Flush) touches these, so they need no lock.
-	window  plan.DeleteWindow // the --max-delete budget in force
-	blocked string            // the deletes the guard withheld last, to report each new set once
-	wiped   [2]bool           // local, remote: a wipe already reported
-
-	written atomic.Bool // files were written since the last syncfs
-
+	// Published by the loop for other goroutines.
 	restore   atomic.Pointer[restoreProgress] // the restore in progress (before Ready), nil after
+	failing   atomic.Pointer[failingPaths]    // the paths backing off after errors, for /readyz
 	ready     atomic.Bool
 	heartbeat atomic.Int64
 	running   atomic.Bool
+}
+
+// intake is what other goroutines hand the loop between passes.
+type intake struct {
+	paths     map[string]bool // local paths hinted by fsnotify (true: a new directory, scan its tree)
+	overflow  bool            // events were lost: walk the whole tree
+	reconcile bool            // list the bucket afresh
+	changes   []*remoteWait   // remote changes waiting for a pass (ApplyRemote)
+}
+
+// failingPaths summarises the failure table for /readyz.
+type failingPaths struct {
+	n     int
+	first string
+	err   error
 }
 
 type failure struct {
@@ -89,11 +114,6 @@ type failure struct {
 type seen struct {
 	stamp localfs.Stamp
 	at    time.Time
-}
-
-type cachedHash struct {
-	stamp localfs.Stamp
-	crc   uint32
 }
 
 // New returns a Syncer. Nothing runs until Pass, Run or Flush.
@@ -111,11 +131,14 @@ func New(dir *localfs.Dir, store *gcsstore.Store, base *state.Store, f *filter.F
 	s := &Syncer{
 		dir: dir, store: store, base: base, filter: f, m: m, log: log, opt: opt, now: time.Now,
 		trigger:    make(chan struct{}, 1),
-		view:       map[string]plan.Remote{},
+		intake:     intake{paths: map[string]bool{}},
+		idx:        newIndex(base),
+		remoteDue:  map[string]bool{},
+		fresh:      map[string]time.Time{},
+		unsettled:  map[string]time.Time{},
 		unsyncable: map[string]bool{},
 		warned:     map[string]bool{},
 		failures:   map[string]failure{},
-		hashes:     map[string]cachedHash{},
 		skipped:    map[string]int64{},
 		firstSeen:  map[string]seen{},
 		unreadable: map[string]error{},
@@ -136,12 +159,8 @@ func (s *Syncer) Ready() bool { return s.ready.Load() }
 
 // NotReadyReason says why Ready is false, for /readyz's body.
 func (s *Syncer) NotReadyReason() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for p, f := range s.failures {
-		if !f.busy {
-			return fmt.Sprintf("restoring: %d paths failed and are being retried (%s: %v)", s.failedLocked(), p, f.err)
-		}
+	if f := s.failing.Load(); f != nil && f.n > 0 {
+		return fmt.Sprintf("restoring: %d paths failed and are being retried (%s: %v)", f.n, f.first, f.err)
 	}
 	if rp := s.restore.Load(); rp != nil {
 		return rp.String(s.now())
@@ -149,15 +168,19 @@ func (s *Syncer) NotReadyReason() string {
 	return "restoring: first pass not complete"
 }
 
-// failedLocked counts the paths backing off after an error. Call with s.mu held.
-func (s *Syncer) failedLocked() int {
-	n := 0
-	for _, f := range s.failures {
-		if !f.busy {
-			n++
+// publishFailures counts the paths backing off after an error, and publishes them for /readyz.
+func (s *Syncer) publishFailures() int {
+	f := &failingPaths{}
+	for p, fl := range s.failures {
+		if !fl.busy {
+			f.n++
+			if f.first == "" || p < f.first {
+				f.first, f.err = p, fl.err
+			}
 		}
 	}
-	return n
+	s.failing.Store(f)
+	return f.n
 }
 
 // Healthy reports whether the loop is alive: running and not stuck (it beats on every pass, and while
@@ -172,17 +195,44 @@ func (s *Syncer) Healthy() bool {
 
 func (s *Syncer) beat() { s.heartbeat.Store(s.now().UnixNano()) }
 
-// Notify tells the syncer something changed locally; overflow means events were lost, so the next pass
-// also lists the bucket afresh. It never blocks: while a pass is pending, further hints add nothing
-// (model: git-sync's hook trigger).
-func (s *Syncer) Notify(overflow bool) {
-	if overflow {
-		s.rescan.Store(true)
+// Notify hands the loop an fsnotify hint: a changed path (a targeted pass looks at it), a new directory
+// (its tree is scanned: files may have landed in it before it was watched), or an overflow (events were
+// lost: the whole tree is walked and the bucket listed afresh). It never blocks: hints for one pass
+// coalesce (model: git-sync's hook trigger).
+func (s *Syncer) Notify(h watch.Hint) {
+	s.mu.Lock()
+	switch {
+	case h.Overflow:
+		s.intake.overflow = true
+	case h.Path != "":
+		s.intake.paths[h.Path] = s.intake.paths[h.Path] || h.NewDir
 	}
+	s.mu.Unlock()
+	s.poke()
+}
+
+// Reconcile asks the loop for a full listing of the bucket soon (never blocks).
+func (s *Syncer) Reconcile() {
+	s.mu.Lock()
+	s.intake.reconcile = true
+	s.mu.Unlock()
+	s.poke()
+}
+
+func (s *Syncer) poke() {
 	select {
 	case s.trigger <- struct{}{}:
 	default:
 	}
+}
+
+// takeIntake empties the intake for a pass.
+func (s *Syncer) takeIntake() intake {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	in := s.intake
+	s.intake = intake{paths: map[string]bool{}}
+	return in
 }
 
 // saveState makes the files written so far durable (one syncfs), then saves the base that records them,
@@ -191,9 +241,10 @@ func (s *Syncer) saveState() {
 	if !s.base.Persistent() {
 		return
 	}
-	if s.written.Swap(false) {
+	if s.written {
+		s.written = false
 		if err := s.dir.Sync(); err != nil {
-			s.written.Store(true)
+			s.written = true
 			s.m.Errors.WithLabelValues("state").Inc()
 			s.log.Error("flushing downloads to disk; state not saved", "err", err)
 			return
