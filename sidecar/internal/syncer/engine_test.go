@@ -7,9 +7,15 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/filesync/filesync/sidecar/internal/localfs"
+	"github.com/filesync/filesync/sidecar/internal/plan"
+	"github.com/filesync/filesync/sidecar/internal/state"
 )
 
-func (r *replica) passes(kind string) float64 { return testutil.ToFloat64(r.m.Passes.WithLabelValues(kind)) }
+func (r *replica) passes(kind string) float64 {
+	return testutil.ToFloat64(r.m.Passes.WithLabelValues(kind))
+}
 func (r *replica) requests(op string) float64 {
 	return testutil.ToFloat64(r.m.GCSRequests.WithLabelValues(op))
 }
@@ -171,5 +177,50 @@ func TestApplyRemoteLooksUpOnlyWhatIsNews(t *testing.T) {
 	}
 	if a.requests("list") != lists || a.passes("full") != walks {
 		t.Fatal("remote hints cost a listing or a walk")
+	}
+}
+
+// BenchmarkPlanOneChange: the loop's own work for one changed file (look at it, plan it) against the size
+// of the tree, targeted vs a full pass's walk and plan. The targeted cost must not grow with the tree.
+func BenchmarkPlanOneChange(b *testing.B) {
+	for _, n := range []int{2000, 20000, 100000} {
+		bk := newBucket(&testing.T{})
+		r := bk.replica("bench")
+		s := r.s
+		files := map[string]localfs.File{}
+		for i := range n {
+			p := fmt.Sprintf("uploads/%04d/%02d/f%06d.jpg", 2000+i/1200, i/100%12+1, i)
+			st := localfs.Stamp{Size: 100, ModTime: int64(i)}
+			files[p] = localfs.File{Stamp: st, CRC32C: uint32(i)}
+			s.base.Set(p, state.Entry{Generation: int64(i + 1), Size: 100, CRC32C: uint32(i), ModTime: int64(i)})
+		}
+		s.idx.replaceLocal(files)
+		view := map[string]plan.Remote{}
+		for p, f := range files {
+			e, _ := s.base.Get(p)
+			view[p] = plan.Remote{Generation: e.Generation, Size: f.Size, CRC32C: f.CRC32C}
+		}
+		s.idx.replaceRemote(view)
+		s.walked = true
+		r.write("uploads/new.jpg", "a new upload")
+		b.Run(fmt.Sprintf("targeted/files=%d", n), func(b *testing.B) {
+			for b.Loop() {
+				touched, err := s.look(map[string]bool{"uploads/new.jpg": false}, 0)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if p := s.compute(touched, 0); len(p.Actions) != 1 {
+					b.Fatalf("plan:\n%s", p)
+				}
+			}
+		})
+		// The peer: planning the whole tree, as every pass did before (without even its walk).
+		b.Run(fmt.Sprintf("whole/files=%d", n), func(b *testing.B) {
+			for b.Loop() {
+				if p := s.compute(nil, 0); len(p.Actions) != 1 {
+					b.Fatalf("plan:\n%s", p)
+				}
+			}
+		})
 	}
 }
