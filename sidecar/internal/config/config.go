@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/filesync/filesync/sidecar/internal/filter"
-	"github.com/filesync/filesync/sidecar/internal/gcsstore"
+	"github.com/filesync/filesync/sidecar/internal/remote"
 )
 
 // EnvPrefix starts every environment twin.
@@ -24,7 +24,7 @@ const EnvPrefix = "FILESYNC_"
 // Config is the whole configuration.
 type Config struct {
 	Dir              string
-	Remote           gcsstore.Remote
+	Remote           remote.Location
 	Once             bool
 	DryRun           bool
 	PollInterval     time.Duration
@@ -70,9 +70,9 @@ func EnvName(flagName string) string {
 // Load parses args (without the program name) and getenv. Usage text goes to out on --help.
 func Load(args []string, getenv func(string) string, out io.Writer) (Config, error) {
 	var c Config
-	var remote string
+	var location string
 	var excludes stringList
-	fs := newFlagSet(&c, &remote, &excludes)
+	fs := newFlagSet(&c, &location, &excludes)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			printUsage(fs, out)
@@ -87,15 +87,15 @@ func Load(args []string, getenv func(string) string, out io.Writer) (Config, err
 		return c, err
 	}
 	c.Excludes = excludes
-	return c, c.validate(remote)
+	return c, c.validate(location)
 }
 
 // newFlagSet declares every flag on a private flag set, bound to c.
-func newFlagSet(c *Config, remote *string, excludes *stringList) *flag.FlagSet {
+func newFlagSet(c *Config, location *string, excludes *stringList) *flag.FlagSet {
 	fs := flag.NewFlagSet("filesync", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&c.Dir, "dir", "", "the local directory to sync (the shared emptyDir mount); required")
-	fs.StringVar(remote, "remote", "", "where the files live: gs://BUCKET[/PREFIX]; required")
+	fs.StringVar(location, "remote", "", "where the files live: gs://BUCKET[/PREFIX]; required")
 	fs.BoolVar(&c.Once, "once", false, "one full two-way pass, then exit")
 	fs.BoolVar(&c.DryRun, "dry-run", false, "print the plan of one pass, change nothing")
 	fs.DurationVar(&c.PollInterval, "poll-interval", 2*time.Second, "how often the bucket is checked for changes")
@@ -142,7 +142,7 @@ func applyEnv(fs *flag.FlagSet, getenv func(string) string) error {
 	return err
 }
 
-func (c *Config) validate(remote string) error {
+func (c *Config) validate(location string) error {
 	if c.Dir == "" {
 		return usagef("--dir (or %s) is required", EnvName("dir"))
 	}
@@ -151,10 +151,10 @@ func (c *Config) validate(remote string) error {
 	} else if !fi.IsDir() {
 		return usagef("--dir %s: not a directory", c.Dir)
 	}
-	if remote == "" {
+	if location == "" {
 		return usagef("--remote (or %s) is required", EnvName("remote"))
 	}
-	r, err := gcsstore.ParseRemote(remote)
+	r, err := remote.Parse(location)
 	if err != nil {
 		return usagef("--remote %v", err)
 	}

@@ -16,6 +16,9 @@ import (
 	"google.golang.org/api/googleapi"
 	"google.golang.org/api/iterator"
 	"google.golang.org/api/option"
+
+	"github.com/filesync/filesync/sidecar/internal/remote"
+	"github.com/filesync/filesync/sidecar/internal/version"
 )
 
 // Sentinel errors for decisions.
@@ -31,67 +34,12 @@ var (
 
 // Object is a listed or written object; Name is relative to the prefix.
 type Object struct {
-	Name       string
-	Generation int64
-	Size       int64
-	CRC32C     uint32
+	Name string
+	version.Object
 	// ContentEncoding is the object's Content-Encoding ("gzip" for objects stored compressed). The client
 	// decompresses such objects on read, so their bytes cannot be checked against CRC32C (which covers the
 	// stored, compressed bytes).
 	ContentEncoding string
-}
-
-// Remote is a parsed gs://BUCKET[/PREFIX] location.
-type Remote struct {
-	Bucket string
-	Prefix string // without leading or trailing slash; may be empty
-}
-
-func (r Remote) String() string {
-	if r.Prefix == "" {
-		return "gs://" + r.Bucket
-	}
-	return "gs://" + r.Bucket + "/" + r.Prefix
-}
-
-// ParseRemote parses gs://BUCKET[/PREFIX].
-func ParseRemote(s string) (Remote, error) {
-	rest, ok := strings.CutPrefix(s, "gs://")
-	if !ok {
-		return Remote{}, fmt.Errorf("%q: want gs://BUCKET[/PREFIX]", s)
-	}
-	bucket, prefix, _ := strings.Cut(rest, "/")
-	prefix = strings.Trim(prefix, "/")
-	if !validBucket(bucket) {
-		return Remote{}, fmt.Errorf("%q: invalid bucket name %q", s, bucket)
-	}
-	if strings.Contains(prefix, "//") || strings.ContainsAny(prefix, "\x00\r\n") {
-		return Remote{}, fmt.Errorf("%q: invalid prefix %q", s, prefix)
-	}
-	for _, seg := range strings.Split(prefix, "/") {
-		if seg == "." || seg == ".." {
-			return Remote{}, fmt.Errorf("%q: invalid prefix %q", s, prefix)
-		}
-	}
-	return Remote{Bucket: bucket, Prefix: prefix}, nil
-}
-
-func validBucket(b string) bool {
-	if len(b) < 3 || len(b) > 222 {
-		return false
-	}
-	for i, c := range b {
-		switch {
-		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
-		case c == '-' || c == '_' || c == '.':
-			if i == 0 || i == len(b)-1 {
-				return false
-			}
-		default:
-			return false
-		}
-	}
-	return true
 }
 
 // NewClient returns a storage client with the given options and a retry policy suited to a sync loop:
@@ -131,24 +79,24 @@ const (
 // Store reads and writes objects under one prefix of one bucket.
 type Store struct {
 	bucket  *storage.BucketHandle
-	remote  Remote
+	loc     remote.Location
 	request func(op string)
 }
 
 // New returns a Store for remote using client. request, if not nil, is called once for every request the
 // store makes (OpList per page of a listing); the SDK's own low-level retries are not counted.
-func New(client *storage.Client, remote Remote, request func(op string)) *Store {
+func New(client *storage.Client, loc remote.Location, request func(op string)) *Store {
 	if request == nil {
 		request = func(string) {}
 	}
-	return &Store{bucket: client.Bucket(remote.Bucket), remote: remote, request: request}
+	return &Store{bucket: client.Bucket(loc.Bucket), loc: loc, request: request}
 }
 
 func (s *Store) objectName(rel string) string {
-	if s.remote.Prefix == "" {
+	if s.loc.Prefix == "" {
 		return rel
 	}
-	return s.remote.Prefix + "/" + rel
+	return s.loc.Prefix + "/" + rel
 }
 
 // Name returns the full object name of rel (for logs).
@@ -158,7 +106,7 @@ func (s *Store) Name(rel string) string { return s.objectName(rel) }
 func (s *Store) CheckBucket(ctx context.Context) error {
 	s.request(OpGet)
 	if _, err := s.bucket.Attrs(ctx); err != nil {
-		return fmt.Errorf("bucket %s: %w", s.remote.Bucket, mapErr(err))
+		return fmt.Errorf("bucket %s: %w", s.loc.Bucket, mapErr(err))
 	}
 	return nil
 }
@@ -167,7 +115,7 @@ func (s *Store) CheckBucket(ctx context.Context) error {
 // decides which are safe to sync).
 func (s *Store) List(ctx context.Context, fn func(Object)) error {
 	q := &storage.Query{Prefix: s.objectName(""), Projection: storage.ProjectionNoACL}
-	if s.remote.Prefix == "" {
+	if s.loc.Prefix == "" {
 		q.Prefix = ""
 	}
 	if err := q.SetAttrSelection([]string{"Name", "Generation", "Size", "CRC32C", "ContentEncoding"}); err != nil {
@@ -179,11 +127,10 @@ func (s *Store) List(ctx context.Context, fn func(Object)) error {
 		s.request(OpList)
 		next, err := pager.NextPage(&page)
 		if err != nil {
-			return fmt.Errorf("list %s: %w", s.remote, mapErr(err))
+			return fmt.Errorf("list %s: %w", s.loc, mapErr(err))
 		}
 		for _, a := range page {
-			fn(Object{Name: strings.TrimPrefix(a.Name, q.Prefix), Generation: a.Generation, Size: a.Size, CRC32C: a.CRC32C,
-				ContentEncoding: a.ContentEncoding})
+			fn(objectOf(strings.TrimPrefix(a.Name, q.Prefix), a))
 		}
 		if next == "" {
 			return nil
@@ -200,7 +147,7 @@ func (s *Store) Attrs(ctx context.Context, rel string) (Object, error) {
 	if err != nil {
 		return Object{}, fmt.Errorf("stat %s: %w", s.objectName(rel), mapErr(err))
 	}
-	return Object{Name: rel, Generation: a.Generation, Size: a.Size, CRC32C: a.CRC32C, ContentEncoding: a.ContentEncoding}, nil
+	return objectOf(rel, a), nil
 }
 
 // Open returns a reader of generation gen of rel. The reader's Object tells size and CRC32C.
@@ -210,7 +157,12 @@ func (s *Store) Open(ctx context.Context, rel string, gen int64) (*Reader, error
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", s.objectName(rel), mapErr(err))
 	}
-	return &Reader{Reader: r, Object: Object{Name: rel, Generation: r.Attrs.Generation, Size: r.Attrs.Size, CRC32C: r.Attrs.CRC32C}}, nil
+	return &Reader{Reader: r, Object: Object{Name: rel, Object: version.Object{Generation: r.Attrs.Generation, Size: r.Attrs.Size, CRC32C: r.Attrs.CRC32C}}}, nil
+}
+
+// objectOf is the object of attributes a, named rel.
+func objectOf(rel string, a *storage.ObjectAttrs) Object {
+	return Object{Name: rel, Object: version.Object{Generation: a.Generation, Size: a.Size, CRC32C: a.CRC32C}, ContentEncoding: a.ContentEncoding}
 }
 
 // Reader reads one object generation.
@@ -242,7 +194,7 @@ func (s *Store) Upload(ctx context.Context, rel string, r io.Reader, size int64,
 		return Object{}, fmt.Errorf("upload %s: %w", name, mapErr(err))
 	}
 	a := w.Attrs()
-	o := Object{Name: rel, Generation: a.Generation, Size: a.Size, CRC32C: a.CRC32C}
+	o := objectOf(rel, a)
 	if o.Size != size || o.CRC32C != crc {
 		return o, fmt.Errorf("upload %s: %w (sent %d bytes crc32c %08x, stored %d bytes %08x)",
 			name, ErrMismatch, size, crc, o.Size, o.CRC32C)

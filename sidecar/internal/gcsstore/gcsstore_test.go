@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/fsouza/fake-gcs-server/fakestorage"
+
+	"github.com/filesync/filesync/sidecar/internal/remote"
 )
 
 func crc(b []byte) uint32 { return crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli)) }
@@ -25,7 +27,7 @@ func newCountingStore(t *testing.T, prefix string) (*Store, map[string]int) {
 	t.Helper()
 	srv := newServer(t)
 	counts := map[string]int{}
-	return New(srv.Client(), Remote{Bucket: "bkt", Prefix: prefix}, func(op string) { counts[op]++ }), counts
+	return New(srv.Client(), remote.Location{Bucket: "bkt", Prefix: prefix}, func(op string) { counts[op]++ }), counts
 }
 
 func newServer(t *testing.T) *fakestorage.Server {
@@ -88,32 +90,13 @@ func TestListingTellsContentEncoding(t *testing.T) {
 	srv.CreateObject(fakestorage.Object{ObjectAttrs: fakestorage.ObjectAttrs{BucketName: "bkt", Name: "p/style.css",
 		ContentEncoding: "gzip", ContentType: "text/css"}, Content: gz.Bytes()})
 	srv.CreateObject(fakestorage.Object{ObjectAttrs: fakestorage.ObjectAttrs{BucketName: "bkt", Name: "p/plain.css"}, Content: []byte("x")})
-	s := New(srv.Client(), Remote{Bucket: "bkt", Prefix: "p"}, nil)
+	s := New(srv.Client(), remote.Location{Bucket: "bkt", Prefix: "p"}, nil)
 	got := map[string]string{}
 	if err := s.List(context.Background(), func(o Object) { got[o.Name] = o.ContentEncoding }); err != nil {
 		t.Fatal(err)
 	}
 	if got["style.css"] != "gzip" || got["plain.css"] != "" {
 		t.Fatalf("encodings %v", got)
-	}
-}
-
-func TestParseRemote(t *testing.T) {
-	for in, want := range map[string]string{
-		"gs://bkt":              "gs://bkt",
-		"gs://bkt/":             "gs://bkt",
-		"gs://my-bkt/a/b/":      "gs://my-bkt/a/b",
-		"gs://b.k_t/wp-content": "gs://b.k_t/wp-content",
-	} {
-		r, err := ParseRemote(in)
-		if err != nil || r.String() != want {
-			t.Errorf("ParseRemote(%q) = %v, %v; want %s", in, r, err, want)
-		}
-	}
-	for _, bad := range []string{"", "bkt/x", "s3://bkt", "gs://", "gs://BK", "gs://-bkt", "gs://bkt/a/../b", "gs://bkt/a//b"} {
-		if _, err := ParseRemote(bad); err == nil {
-			t.Errorf("ParseRemote(%q): want error", bad)
-		}
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"os"
 
 	"github.com/filesync/filesync/sidecar/internal/filter"
+	"github.com/filesync/filesync/sidecar/internal/version"
 )
 
 // Castagnoli is the CRC32C table GCS uses.
@@ -37,19 +38,14 @@ var (
 // file, and everything in it at start is a leftover of a crash.
 const TempDir = filter.InternalDir + "/tmp"
 
-// Stamp identifies a version of a local file cheaply (no hashing): size and modification time.
-type Stamp struct {
-	Size    int64
-	ModTime int64 // unix nanoseconds
+// StampOf returns the stamp of a FileInfo.
+func StampOf(fi fs.FileInfo) version.Stamp {
+	return version.Stamp{Size: fi.Size(), ModTime: fi.ModTime().UnixNano()}
 }
 
-// StampOf returns the stamp of a FileInfo.
-func StampOf(fi fs.FileInfo) Stamp { return Stamp{Size: fi.Size(), ModTime: fi.ModTime().UnixNano()} }
-
-// File is a regular file found by Scan.
+// File is a regular file found by Scan: its version, unless it is Fresh.
 type File struct {
-	Stamp
-	CRC32C uint32
+	version.File
 	// Fresh: modified too recently to be worth hashing (see ScanOptions.Fresh); CRC32C is not set.
 	Fresh bool
 }
@@ -121,9 +117,9 @@ func (d *Dir) Close() error { return d.root.Close() }
 // ScanOptions tune a scan.
 type ScanOptions struct {
 	// Cache returns a CRC32C computed earlier for a file with this stamp, if any; such files are not read.
-	Cache func(rel string, s Stamp) (uint32, bool)
+	Cache func(rel string, s version.Stamp) (uint32, bool)
 	// Fresh reports whether a file is still settling (recently modified): it is listed but not hashed.
-	Fresh func(rel string, s Stamp) bool
+	Fresh func(rel string, s version.Stamp) bool
 }
 
 // ScanResult is what Scan found.
@@ -219,12 +215,12 @@ func (d *Dir) walk(f *filter.Filter, root string, opt ScanOptions) (ScanResult, 
 		st := StampOf(fi)
 		if opt.Cache != nil {
 			if crc, ok := opt.Cache(rel, st); ok {
-				res.Files[rel] = File{Stamp: st, CRC32C: crc}
+				res.Files[rel] = File{File: version.File{Stamp: st, CRC32C: crc}}
 				return nil
 			}
 		}
 		if opt.Fresh != nil && opt.Fresh(rel, st) {
-			res.Files[rel] = File{Stamp: st, Fresh: true}
+			res.Files[rel] = File{File: version.File{Stamp: st}, Fresh: true}
 			return nil
 		}
 		crc, st2, err := d.hash(rel)
@@ -236,7 +232,7 @@ func (d *Dir) walk(f *filter.Filter, root string, opt ScanOptions) (ScanResult, 
 			return nil
 		}
 		res.Hashed++
-		res.Files[rel] = File{Stamp: st2, CRC32C: crc}
+		res.Files[rel] = File{File: version.File{Stamp: st2, CRC32C: crc}}
 		return nil
 	})
 	if err != nil {
@@ -245,38 +241,38 @@ func (d *Dir) walk(f *filter.Filter, root string, opt ScanOptions) (ScanResult, 
 	return res, nil
 }
 
-func (d *Dir) hash(rel string) (uint32, Stamp, error) {
+func (d *Dir) hash(rel string) (uint32, version.Stamp, error) {
 	fh, err := d.root.Open(rel)
 	if err != nil {
-		return 0, Stamp{}, err
+		return 0, version.Stamp{}, err
 	}
 	defer fh.Close()
 	fi, err := fh.Stat()
 	if err != nil {
-		return 0, Stamp{}, err
+		return 0, version.Stamp{}, err
 	}
 	h := crc32.New(castagnoli)
 	if _, err := io.Copy(h, fh); err != nil {
-		return 0, Stamp{}, fmt.Errorf("hash %s: %w", rel, err)
+		return 0, version.Stamp{}, fmt.Errorf("hash %s: %w", rel, err)
 	}
 	return h.Sum32(), StampOf(fi), nil
 }
 
 // Stat returns the stamp of a regular file, or fs.ErrNotExist.
-func (d *Dir) Stat(rel string) (Stamp, error) {
+func (d *Dir) Stat(rel string) (version.Stamp, error) {
 	fi, err := d.root.Lstat(rel)
 	if err != nil {
-		return Stamp{}, err
+		return version.Stamp{}, err
 	}
 	if !fi.Mode().IsRegular() {
-		return Stamp{}, fmt.Errorf("%s: not a regular file", rel)
+		return version.Stamp{}, fmt.Errorf("%s: not a regular file", rel)
 	}
 	return StampOf(fi), nil
 }
 
 // OpenFile opens a file for upload, checking that it is still the version that was scanned: a file that
 // changed or is gone since yields ErrChanged.
-func (d *Dir) OpenFile(rel string, want Stamp) (*os.File, error) {
+func (d *Dir) OpenFile(rel string, want version.Stamp) (*os.File, error) {
 	fh, err := d.root.Open(rel)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%s: %w (gone)", rel, ErrChanged)
@@ -302,7 +298,7 @@ func (d *Dir) OpenFile(rel string, want Stamp) (*os.File, error) {
 // file with Stamp. It keeps a download or delete from clobbering a write the app made after the scan.
 type Expect struct {
 	Absent bool
-	Stamp  Stamp
+	Stamp  version.Stamp
 }
 
 func (d *Dir) check(rel string, e Expect) error {
@@ -312,7 +308,7 @@ func (d *Dir) check(rel string, e Expect) error {
 
 // checkInfo is check for what an Lstat of rel returned.
 func checkInfo(rel string, fi fs.FileInfo, err error, e Expect) error {
-	var st Stamp
+	var st version.Stamp
 	if err == nil {
 		if !fi.Mode().IsRegular() {
 			return fmt.Errorf("%s: not a regular file", rel)
@@ -338,7 +334,7 @@ func checkInfo(rel string, fi fs.FileInfo, err error, e Expect) error {
 // directories are created (0755), never through a symlink (ErrSymlink); a directory at rel that holds no
 // files (left behind when its files were deleted) is replaced, one with files is not (ErrClash). The file
 // is 0644.
-func (d *Dir) WriteAtomic(rel string, r io.Reader, size int64, crc uint32, e Expect) (Stamp, error) {
+func (d *Dir) WriteAtomic(rel string, r io.Reader, size int64, crc uint32, e Expect) (version.Stamp, error) {
 	var rnd [8]byte
 	_, _ = rand.Read(rnd[:])
 	tmp := TempDir + "/" + hex.EncodeToString(rnd[:])
@@ -349,7 +345,7 @@ func (d *Dir) WriteAtomic(rel string, r io.Reader, size int64, crc uint32, e Exp
 		}
 	}
 	if err != nil {
-		return Stamp{}, fmt.Errorf("create temp for %s: %w", rel, err)
+		return version.Stamp{}, fmt.Errorf("create temp for %s: %w", rel, err)
 	}
 	published := false
 	defer func() {
@@ -365,26 +361,26 @@ func (d *Dir) WriteAtomic(rel string, r io.Reader, size int64, crc uint32, e Exp
 		err = bw.Flush()
 	}
 	if err != nil {
-		return Stamp{}, fmt.Errorf("write %s: %w", rel, err)
+		return version.Stamp{}, fmt.Errorf("write %s: %w", rel, err)
 	}
 	if n != size || h.Sum32() != crc {
-		return Stamp{}, fmt.Errorf("write %s: %w (got %d bytes crc32c %08x, want %d bytes %08x)",
+		return version.Stamp{}, fmt.Errorf("write %s: %w (got %d bytes crc32c %08x, want %d bytes %08x)",
 			rel, ErrCorrupt, n, h.Sum32(), size, crc)
 	}
 	// No fsync per file: Sync (one syncfs) runs before the base that records these files is saved, so a
 	// crash can never leave a torn file that the base calls in sync. What the app sees is atomic either way.
 	fi, err := fh.Stat() // the rename below keeps size and mtime: no second lookup by path
 	if err != nil {
-		return Stamp{}, fmt.Errorf("stat %s: %w", tmp, err)
+		return version.Stamp{}, fmt.Errorf("stat %s: %w", tmp, err)
 	}
 	if err := fh.Close(); err != nil {
-		return Stamp{}, fmt.Errorf("close %s: %w", rel, err)
+		return version.Stamp{}, fmt.Errorf("close %s: %w", rel, err)
 	}
 	if err := d.prepare(rel, e); err != nil {
-		return Stamp{}, err
+		return version.Stamp{}, err
 	}
 	if err := d.root.Rename(tmp, rel); err != nil {
-		return Stamp{}, fmt.Errorf("rename into %s: %w", rel, err)
+		return version.Stamp{}, fmt.Errorf("rename into %s: %w", rel, err)
 	}
 	published = true
 	return StampOf(fi), nil
@@ -457,7 +453,7 @@ func writeBuffer(size int64) int {
 }
 
 // Remove deletes rel if it still has the stamp the plan saw, never through a symlink.
-func (d *Dir) Remove(rel string, want Stamp) error {
+func (d *Dir) Remove(rel string, want version.Stamp) error {
 	if err := d.checkParents(rel, false); err != nil {
 		return err
 	}

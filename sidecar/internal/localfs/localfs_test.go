@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/filesync/filesync/sidecar/internal/filter"
+	"github.com/filesync/filesync/sidecar/internal/version"
 )
 
 func open(t *testing.T) (*Dir, string) {
@@ -138,8 +139,8 @@ func TestScanUsesCacheAndLeavesFreshFilesUnhashed(t *testing.T) {
 	_ = os.Chtimes(filepath.Join(p, "old"), past, past)
 	_ = os.WriteFile(filepath.Join(p, "new"), []byte("new"), 0o644)
 	res, err := d.Scan(nil, ScanOptions{
-		Cache: func(rel string, s Stamp) (uint32, bool) { return 42, rel == "old" },
-		Fresh: func(_ string, s Stamp) bool { return time.Since(time.Unix(0, s.ModTime)) < time.Minute },
+		Cache: func(rel string, s version.Stamp) (uint32, bool) { return 42, rel == "old" },
+		Fresh: func(_ string, s version.Stamp) bool { return time.Since(time.Unix(0, s.ModTime)) < time.Minute },
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -8,28 +8,12 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/filesync/filesync/sidecar/internal/version"
 )
 
-// Local is a regular file in the synced directory.
-type Local struct {
-	Size    int64
-	CRC32C  uint32
-	ModTime time.Time
-}
-
-// Remote is an object in the bucket, under the prefix.
-type Remote struct {
-	Generation int64
-	Size       int64
-	CRC32C     uint32
-}
-
-// Base is what a path looked like the last time both sides were known to agree.
-type Base struct {
-	Generation int64
-	Size       int64
-	CRC32C     uint32
-}
+// The planner compares the sync's three versions (package version): a local file (version.File), an
+// object (version.Object) and the base (version.Base).
 
 // Op is the kind of an action.
 type Op int
@@ -70,8 +54,8 @@ type Action struct {
 	Path string
 	// IfGeneration is the precondition for Upload and DeleteRemote (ifGenerationMatch); 0 means "must not exist".
 	IfGeneration int64
-	Local        Local  // the local file the action was planned from (Upload, Conflict, DeleteLocal, RecordBase)
-	Remote       Remote // the remote object the action was planned from (Download, Conflict, RecordBase)
+	Local        version.File   // the local file the action was planned from (Upload, Conflict, DeleteLocal, RecordBase)
+	Remote       version.Object // the remote object the action was planned from (Download, Conflict, RecordBase)
 	Reason       string
 }
 
@@ -99,13 +83,16 @@ func (a Action) String() string {
 
 // Input is everything Compute looks at.
 type Input struct {
-	Local  map[string]Local
-	Remote map[string]Remote
-	Base   map[string]Base
-	// Now and Settle decide whether a local change is old enough to upload: a file modified after Now-Settle
-	// is left for a later pass (Plan.Unsettled).
+	Local  map[string]version.File
+	Remote map[string]version.Object
+	Base   map[string]version.Base
+	// Now and Settle decide whether a local change is old enough to upload: a file that changed after
+	// Now-Settle is left for a later pass (Plan.Unsettled).
 	Now    time.Time
 	Settle time.Duration
+	// ChangedAt, when set, tells when a local file last changed (the syncer's answer for a modification
+	// time in the future); otherwise its modification time.
+	ChangedAt func(path string, f version.File) time.Time
 	// Delete propagates deletions (under the base rules); without it, a file missing on one side is restored.
 	Delete bool
 	// MaxDeletePercent is the --max-delete guard: the share of the known (base) files that may be deleted.
@@ -279,7 +266,11 @@ func Compute(in Input) Plan {
 			continue
 		}
 		if needsSettled(a.Op) && in.Settle > 0 {
-			quietAt := l.ModTime.Add(in.Settle)
+			changed := time.Unix(0, l.ModTime)
+			if in.ChangedAt != nil {
+				changed = in.ChangedAt(path, l)
+			}
+			quietAt := changed.Add(in.Settle)
 			if quietAt.After(in.Now) {
 				p.Unsettled[path] = quietAt
 				continue
@@ -306,10 +297,8 @@ func Compute(in Input) Plan {
 
 func needsSettled(op Op) bool { return op == Upload || op == Conflict }
 
-func same(l Local, r Remote) bool { return l.Size == r.Size && l.CRC32C == r.CRC32C }
-
-func decide(in Input, path string, l Local, hasL bool, r Remote, hasR bool, b Base, hasB bool, localWiped, remoteWiped bool) (Action, bool) {
-	localChanged := hasB && (l.Size != b.Size || l.CRC32C != b.CRC32C)
+func decide(in Input, path string, l version.File, hasL bool, r version.Object, hasR bool, b version.Base, hasB bool, localWiped, remoteWiped bool) (Action, bool) {
+	localChanged := hasB && !b.Agrees(l)
 	remoteChanged := hasB && r.Generation != b.Generation
 	a := Action{Path: path, Local: l, Remote: r}
 	switch {
@@ -320,8 +309,8 @@ func decide(in Input, path string, l Local, hasL bool, r Remote, hasR bool, b Ba
 		a.Op, a.Reason = ForgetBase, "gone on both sides"
 
 	case hasL && hasR:
-		if same(l, r) {
-			if hasB && b.Generation == r.Generation && b.Size == r.Size && b.CRC32C == r.CRC32C {
+		if l.Same(r) {
+			if hasB && b.Object == r {
 				return a, false // in sync
 			}
 			a.Op, a.Reason = RecordBase, "same content on both sides"

@@ -2,6 +2,7 @@ package plan
 
 import (
 	"fmt"
+	"github.com/filesync/filesync/sidecar/internal/version"
 	"reflect"
 	"sort"
 	"strings"
@@ -11,24 +12,25 @@ import (
 
 var t0 = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 
-func loc(size int64, crc uint32) Local {
-	return Local{Size: size, CRC32C: crc, ModTime: t0.Add(-time.Hour)}
+func loc(size int64, crc uint32) version.File { return locAt(size, crc, t0.Add(-time.Hour)) }
+func locAt(size int64, crc uint32, mtime time.Time) version.File {
+	return version.File{Stamp: version.Stamp{Size: size, ModTime: mtime.UnixNano()}, CRC32C: crc}
 }
-func rem(gen, size int64, crc uint32) Remote {
-	return Remote{Generation: gen, Size: size, CRC32C: crc}
+func rem(gen, size int64, crc uint32) version.Object {
+	return version.Object{Generation: gen, Size: size, CRC32C: crc}
 }
-func base(gen, size int64, crc uint32) Base { return Base{Generation: gen, Size: size, CRC32C: crc} }
+func base(gen, size int64, crc uint32) version.Base { return version.Base{Object: rem(gen, size, crc)} }
 
 // TestCompute walks the three-way table of docs/design.md ("Sync semantics") row by row, plus the rules that make it safe.
 func TestCompute(t *testing.T) {
 	type side struct {
-		l *Local
-		r *Remote
-		b *Base
+		l *version.File
+		r *version.Object
+		b *version.Base
 	}
-	L := func(l Local) *Local { return &l }
-	R := func(r Remote) *Remote { return &r }
-	B := func(b Base) *Base { return &b }
+	L := func(l version.File) *version.File { return &l }
+	R := func(r version.Object) *version.Object { return &r }
+	B := func(b version.Base) *version.Base { return &b }
 	for _, tc := range []struct {
 		name   string
 		s      side
@@ -54,7 +56,7 @@ func TestCompute(t *testing.T) {
 		{"base disagrees with both: download", side{L(loc(3, 1)), R(rem(7, 4, 9)), B(base(7, 3, 1))}, true, "download a (generation 7)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			in := Input{Local: map[string]Local{}, Remote: map[string]Remote{}, Base: map[string]Base{},
+			in := Input{Local: map[string]version.File{}, Remote: map[string]version.Object{}, Base: map[string]version.Base{},
 				Now: t0, Settle: time.Second, Delete: tc.delete, MaxDeletePercent: 50}
 			if tc.s.l != nil {
 				in.Local["a"] = *tc.s.l
@@ -85,7 +87,7 @@ func TestCompute(t *testing.T) {
 }
 
 func TestEmptyDirectoryNeverDeletesRemote(t *testing.T) {
-	in := Input{Local: map[string]Local{}, Remote: map[string]Remote{}, Base: map[string]Base{},
+	in := Input{Local: map[string]version.File{}, Remote: map[string]version.Object{}, Base: map[string]version.Base{},
 		Now: t0, Delete: true, MaxDeletePercent: 100}
 	for i := range 5 {
 		p := fmt.Sprintf("f%d", i)
@@ -102,7 +104,7 @@ func TestEmptyDirectoryNeverDeletesRemote(t *testing.T) {
 
 // Deletes beyond --max-delete of the files known when the window opened are withheld, all of them.
 func TestMaxDeleteBlocksMassDelete(t *testing.T) {
-	in := Input{Local: map[string]Local{}, Remote: map[string]Remote{}, Base: map[string]Base{},
+	in := Input{Local: map[string]version.File{}, Remote: map[string]version.Object{}, Base: map[string]version.Base{},
 		Now: t0, Delete: true, MaxDeletePercent: 50, WindowLength: time.Hour,
 		Window: DeleteWindow{Start: t0.Add(-time.Minute), Known: 40, Deleted: 15}}
 	for i := range 40 {
@@ -131,7 +133,7 @@ func TestMaxDeleteBlocksMassDelete(t *testing.T) {
 
 // More than --max-delete missing at once is a wipe: restored, not blocked and not deleted.
 func TestMassDeleteAtOnceIsAWipe(t *testing.T) {
-	in := Input{Local: map[string]Local{}, Remote: map[string]Remote{}, Base: map[string]Base{},
+	in := Input{Local: map[string]version.File{}, Remote: map[string]version.Object{}, Base: map[string]version.Base{},
 		Now: t0, Delete: true, MaxDeletePercent: 50, WindowLength: time.Hour}
 	for i := range 40 {
 		p := fmt.Sprintf("f%02d", i)
@@ -147,7 +149,7 @@ func TestMassDeleteAtOnceIsAWipe(t *testing.T) {
 }
 
 func TestMaxDeleteAllowsAFewDeletes(t *testing.T) {
-	in := Input{Local: map[string]Local{}, Remote: map[string]Remote{}, Base: map[string]Base{},
+	in := Input{Local: map[string]version.File{}, Remote: map[string]version.Object{}, Base: map[string]version.Base{},
 		Now: t0, Delete: true, MaxDeletePercent: 50, WindowLength: time.Hour}
 	for i := range 10 {
 		p := fmt.Sprintf("f%d", i)
@@ -168,7 +170,7 @@ func TestMaxDeleteAllowsAFewDeletes(t *testing.T) {
 // D1: an emptied bucket never deletes the replicas' copies: they restore it with create-only uploads.
 // Small trees too: before, deletes of up to 10 files were never guarded, so 8 files went everywhere.
 func TestEmptiedBucketIsRestoredNotPropagated(t *testing.T) {
-	in := Input{Local: map[string]Local{}, Remote: map[string]Remote{}, Base: map[string]Base{},
+	in := Input{Local: map[string]version.File{}, Remote: map[string]version.Object{}, Base: map[string]version.Base{},
 		Now: t0, Delete: true, MaxDeletePercent: 50, WindowLength: time.Hour}
 	for i := range 8 {
 		p := fmt.Sprintf("f%d", i)
@@ -193,7 +195,7 @@ func TestEmptiedBucketIsRestoredNotPropagated(t *testing.T) {
 // D3: a wiped directory holding one new file (the app wrote index.php before filesync started) is a wipe:
 // the known files are restored and nothing is deleted remotely.
 func TestWipedDirectoryWithANewFileIsRestored(t *testing.T) {
-	in := Input{Local: map[string]Local{"index.php": loc(5, 5)}, Remote: map[string]Remote{}, Base: map[string]Base{},
+	in := Input{Local: map[string]version.File{"index.php": loc(5, 5)}, Remote: map[string]version.Object{}, Base: map[string]version.Base{},
 		Now: t0, Delete: true, MaxDeletePercent: 50, WindowLength: time.Hour}
 	for i := range 10 {
 		p := fmt.Sprintf("f%d", i)
@@ -207,7 +209,7 @@ func TestWipedDirectoryWithANewFileIsRestored(t *testing.T) {
 
 // No floor lets a side lose nearly all of its files: 10 of 12 missing at once is a wipe, not 10 deletes.
 func TestNearlyAllMissingIsAWipe(t *testing.T) {
-	in := Input{Local: map[string]Local{}, Remote: map[string]Remote{}, Base: map[string]Base{},
+	in := Input{Local: map[string]version.File{}, Remote: map[string]version.Object{}, Base: map[string]version.Base{},
 		Now: t0, Delete: true, MaxDeletePercent: 50, WindowLength: time.Hour}
 	for i := range 12 {
 		p := fmt.Sprintf("f%02d", i)
@@ -228,7 +230,7 @@ func TestNearlyAllMissingIsAWipe(t *testing.T) {
 // D2: a slow remote wipe (a few objects per pass, each pass under the guard) spends one budget over the
 // window: of 400 known files at most 200 are deleted locally, whatever the pace.
 func TestGuardHoldsOverASlowWipe(t *testing.T) {
-	in := Input{Local: map[string]Local{}, Remote: map[string]Remote{}, Base: map[string]Base{},
+	in := Input{Local: map[string]version.File{}, Remote: map[string]version.Object{}, Base: map[string]version.Base{},
 		Now: t0, Delete: true, MaxDeletePercent: 50, WindowLength: time.Hour}
 	for i := range 400 {
 		p := fmt.Sprintf("f%03d", i)
@@ -278,12 +280,12 @@ func TestDeleteWindowRolls(t *testing.T) {
 
 func TestSettleDefersRecentLocalChanges(t *testing.T) {
 	in := Input{
-		Local: map[string]Local{
-			"new":   {Size: 1, CRC32C: 1, ModTime: t0.Add(-100 * time.Millisecond)},
-			"old":   {Size: 1, CRC32C: 1, ModTime: t0.Add(-2 * time.Second)},
-			"clash": {Size: 2, CRC32C: 2, ModTime: t0},
+		Local: map[string]version.File{
+			"new":   locAt(1, 1, t0.Add(-100*time.Millisecond)),
+			"old":   locAt(1, 1, t0.Add(-2*time.Second)),
+			"clash": locAt(2, 2, t0),
 		},
-		Remote: map[string]Remote{"clash": rem(3, 3, 3)},
+		Remote: map[string]version.Object{"clash": rem(3, 3, 3)},
 		Now:    t0, Settle: 500 * time.Millisecond, Delete: true, MaxDeletePercent: 50,
 	}
 	p := Compute(in)
@@ -299,7 +301,7 @@ func TestSettleDefersRecentLocalChanges(t *testing.T) {
 }
 
 func TestSkip(t *testing.T) {
-	in := Input{Local: map[string]Local{"a": loc(1, 1), "b": loc(1, 1)}, Now: t0,
+	in := Input{Local: map[string]version.File{"a": loc(1, 1), "b": loc(1, 1)}, Now: t0,
 		Skip: func(p string) bool { return p == "a" }}
 	p := Compute(in)
 	if len(p.Actions) != 1 || p.Actions[0].Path != "b" {
@@ -345,7 +347,7 @@ func FuzzCompute(f *testing.F) {
 				if !hasR && a.IfGeneration != 0 {
 					t.Fatalf("upload of a missing object must be create-only: %v", a)
 				}
-				if !hasL || l.ModTime.Add(in.Settle).After(in.Now) {
+				if !hasL || time.Unix(0, l.ModTime).Add(in.Settle).After(in.Now) {
 					t.Fatalf("upload of a missing or unsettled file: %v", a)
 				}
 			case Download, Conflict:
@@ -364,7 +366,7 @@ func FuzzCompute(f *testing.F) {
 
 // fuzzInput builds a planner input from fuzz bytes, one path per byte.
 func fuzzInput(data []byte, del bool, maxPct uint8) Input {
-	in := Input{Local: map[string]Local{}, Remote: map[string]Remote{}, Base: map[string]Base{},
+	in := Input{Local: map[string]version.File{}, Remote: map[string]version.Object{}, Base: map[string]version.Base{},
 		Now: t0, Settle: time.Second, Delete: del, MaxDeletePercent: int(maxPct % 101)}
 	// Each byte describes one path: bits 0-1 local (absent, content 1, content 2, recent content 2),
 	// bits 2-3 remote (absent, gen 1/content 1, gen 2/content 2, gen 3/content 1), bits 4-5 base (absent,
@@ -377,7 +379,7 @@ func fuzzInput(data []byte, del bool, maxPct uint8) Input {
 		case 2:
 			in.Local[p] = loc(2, 2)
 		case 3:
-			in.Local[p] = Local{Size: 2, CRC32C: 2, ModTime: t0}
+			in.Local[p] = locAt(2, 2, t0)
 		}
 		switch (c >> 2) & 3 {
 		case 1:
@@ -412,7 +414,7 @@ func FuzzTargeted(f *testing.F) {
 			whole.Skip = func(path string) bool { return len(path)%int(skipEvery%5+1) == 0 && path[len(path)-1]%3 == 0 }
 		}
 		in := whole
-		in.Local, in.Remote, in.Base = map[string]Local{}, map[string]Remote{}, map[string]Base{}
+		in.Local, in.Remote, in.Base = map[string]version.File{}, map[string]version.Object{}, map[string]version.Base{}
 		in.Known = len(whole.Base)
 		chosen := map[string]bool{}
 		for i := range data {
@@ -421,7 +423,7 @@ func FuzzTargeted(f *testing.F) {
 			_, hasR := whole.Remote[path]
 			_, hasB := whole.Base[path]
 			picked := len(subset) > 0 && subset[(i/8)%len(subset)]&(1<<(i%8)) != 0
-			if !(picked || (hasB && (!hasL || !hasR))) {
+			if missing := hasB && (!hasL || !hasR); !picked && !missing {
 				continue
 			}
 			chosen[path] = true
@@ -530,7 +532,7 @@ func FuzzGuardOverPasses(f *testing.F) {
 	f.Add([]byte{0x07, 0x07, 0x47, 0x47, 0x07, 0xc1, 0x07, 0x47}, uint8(50), uint8(30))
 	f.Add([]byte{0x81, 0x81, 0x01, 0x01, 0x01, 0x01, 0xff, 0x01}, uint8(10), uint8(0))
 	f.Fuzz(func(t *testing.T, events []byte, maxPct, initial uint8) {
-		s := &sim{in: Input{Local: map[string]Local{}, Remote: map[string]Remote{}, Base: map[string]Base{},
+		s := &sim{in: Input{Local: map[string]version.File{}, Remote: map[string]version.Object{}, Base: map[string]version.Base{},
 			Now: t0, Delete: true, MaxDeletePercent: int(maxPct % 101), WindowLength: time.Hour}}
 		next := 0
 		add := func(n int) {

@@ -22,20 +22,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/filesync/filesync/sidecar/internal/version"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
 	"sync"
 )
-
-// Entry is the base of one path.
-type Entry struct {
-	Generation int64
-	Size       int64
-	CRC32C     uint32
-	ModTime    int64 // local modification time (unix ns) when the base was recorded
-}
 
 // The files inside the state directory.
 const (
@@ -70,12 +63,12 @@ type journalLine struct {
 // Store is the base of every path. It is safe for concurrent use.
 type Store struct {
 	mu      sync.Mutex
-	entries map[string]Entry
+	entries map[string]version.Base
 	file    string // the snapshot; "" keeps the state in memory only
 	journal string
 	remote  string
 	// changes since the last Save: path -> new entry, nil for a delete.
-	changes     map[string]*Entry
+	changes     map[string]*version.Base
 	journalSize int64 // bytes in the journal
 	snapSize    int64 // bytes in the snapshot
 	compact     bool  // the files on disk cannot be appended to (missing, foreign, broken): rewrite them
@@ -86,7 +79,7 @@ type Store struct {
 // reuses a wrong base. A state file of the earlier format (a snapshot without a journal) is read as the
 // snapshot: the journal starts with the next Save.
 func Open(dir, remote string) (s *Store, discarded bool, err error) {
-	s = &Store{entries: map[string]Entry{}, changes: map[string]*Entry{}, remote: remote}
+	s = &Store{entries: map[string]version.Base{}, changes: map[string]*version.Base{}, remote: remote}
 	if dir == "" {
 		return s, false, nil
 	}
@@ -104,7 +97,7 @@ func Open(dir, remote string) (s *Store, discarded bool, err error) {
 			return s, true, nil // unreadable or foreign: start without a base (safe: no deletes)
 		}
 		for p, v := range f.Entries {
-			s.entries[p] = Entry{Generation: v[0], Size: v[1], CRC32C: uint32(v[2]), ModTime: v[3]}
+			s.entries[p] = version.Base{Object: version.Object{Generation: v[0], Size: v[1], CRC32C: uint32(v[2])}, ModTime: v[3]}
 		}
 		s.snapSize = int64(len(b))
 	}
@@ -113,7 +106,7 @@ func Open(dir, remote string) (s *Store, discarded bool, err error) {
 		return nil, false, err
 	}
 	if !ok {
-		s.entries, s.compact = map[string]Entry{}, true
+		s.entries, s.compact = map[string]version.Base{}, true
 		return s, true, nil
 	}
 	return s, false, nil
@@ -153,7 +146,7 @@ func (s *Store) replay() (bool, error) {
 		if l.E == nil {
 			delete(s.entries, l.P)
 		} else {
-			s.entries[l.P] = Entry{Generation: l.E[0], Size: l.E[1], CRC32C: uint32(l.E[2]), ModTime: l.E[3]}
+			s.entries[l.P] = version.Base{Object: version.Object{Generation: l.E[0], Size: l.E[1], CRC32C: uint32(l.E[2])}, ModTime: l.E[3]}
 		}
 		good += int64(len(line)) + 1
 	}
@@ -165,7 +158,7 @@ func (s *Store) replay() (bool, error) {
 }
 
 // Get returns the base of path.
-func (s *Store) Get(path string) (Entry, bool) {
+func (s *Store) Get(path string) (version.Base, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e, ok := s.entries[path]
@@ -173,7 +166,7 @@ func (s *Store) Get(path string) (Entry, bool) {
 }
 
 // Set records the base of path.
-func (s *Store) Set(path string, e Entry) {
+func (s *Store) Set(path string, e version.Base) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if old, ok := s.entries[path]; ok && old == e {
@@ -204,7 +197,7 @@ func (s *Store) Len() int {
 }
 
 // Range calls fn for every entry (under the lock: fn must not call back into the store).
-func (s *Store) Range(fn func(path string, e Entry)) {
+func (s *Store) Range(fn func(path string, e version.Base)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for p, e := range s.entries {

@@ -9,8 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/filesync/filesync/sidecar/internal/localfs"
-	"github.com/filesync/filesync/sidecar/internal/plan"
-	"github.com/filesync/filesync/sidecar/internal/state"
+	"github.com/filesync/filesync/sidecar/internal/version"
 )
 
 func (r *replica) passes(kind string) float64 {
@@ -190,15 +189,15 @@ func BenchmarkPlanOneChange(b *testing.B) {
 		files := map[string]localfs.File{}
 		for i := range n {
 			p := fmt.Sprintf("uploads/%04d/%02d/f%06d.jpg", 2000+i/1200, i/100%12+1, i)
-			st := localfs.Stamp{Size: 100, ModTime: int64(i)}
-			files[p] = localfs.File{Stamp: st, CRC32C: uint32(i)}
-			s.base.Set(p, state.Entry{Generation: int64(i + 1), Size: 100, CRC32C: uint32(i), ModTime: int64(i)})
+			st := version.Stamp{Size: 100, ModTime: int64(i)}
+			files[p] = localfs.File{File: version.File{Stamp: st, CRC32C: uint32(i)}}
+			s.base.Set(p, version.Base{Object: version.Object{Generation: int64(i + 1), Size: 100, CRC32C: uint32(i)}, ModTime: int64(i)})
 		}
 		s.idx.replaceLocal(files)
-		view := map[string]plan.Remote{}
-		for p, f := range files {
+		view := map[string]version.Object{}
+		for p := range files {
 			e, _ := s.base.Get(p)
-			view[p] = plan.Remote{Generation: e.Generation, Size: f.Size, CRC32C: f.CRC32C}
+			view[p] = e.Object
 		}
 		s.idx.replaceRemote(view)
 		s.walked = true

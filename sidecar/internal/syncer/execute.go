@@ -13,7 +13,7 @@ import (
 	"github.com/filesync/filesync/sidecar/internal/gcsstore"
 	"github.com/filesync/filesync/sidecar/internal/localfs"
 	"github.com/filesync/filesync/sidecar/internal/plan"
-	"github.com/filesync/filesync/sidecar/internal/state"
+	"github.com/filesync/filesync/sidecar/internal/version"
 )
 
 // errBusy: the app still has the file open for writing; the path is deferred with growing waits (busyWait)
@@ -49,14 +49,14 @@ type done struct {
 
 // change is what one action did, for the loop to commit to the index and the base.
 type change struct {
-	base       *state.Entry  // the new base entry
-	dropBase   bool          // the base entry goes
-	remote     *plan.Remote  // the object now at the path
-	dropRemote bool          // the object is gone
-	local      *localfs.File // the local file now at the path
-	dropLocal  bool          // the local file is gone
-	written    bool          // a file was written: syncfs before the base that records it is saved
-	bytes      int64         // bytes moved
+	base       *version.Base   // the new base entry
+	dropBase   bool            // the base entry goes
+	remote     *version.Object // the object now at the path
+	dropRemote bool            // the object is gone
+	local      *localfs.File   // the local file now at the path
+	dropLocal  bool            // the local file is gone
+	written    bool            // a file was written: syncfs before the base that records it is saved
+	bytes      int64           // bytes moved
 }
 
 // jobOf prepares a's job from the index.
@@ -313,7 +313,7 @@ func (s *Syncer) doOnce(ctx context.Context, j job, flush bool) (change, error) 
 		s.log.Info("deleted local file (deleted remotely)", "path", a.Path)
 		return change{dropBase: true, dropLocal: true}, nil
 	case plan.RecordBase:
-		return change{base: &state.Entry{Generation: a.Remote.Generation, Size: a.Remote.Size, CRC32C: a.Remote.CRC32C, ModTime: local.ModTime}}, nil
+		return change{base: &version.Base{Object: a.Remote, ModTime: local.ModTime}}, nil
 	case plan.ForgetBase:
 		return change{dropBase: true}, nil
 	}
@@ -330,12 +330,12 @@ func (s *Syncer) upload(ctx context.Context, a plan.Action, local localfs.File, 
 	}
 	defer fh.Close()
 	o, err := s.store.Upload(ctx, a.Path, s.progress(fh), local.Size, local.CRC32C, a.IfGeneration)
-	r := plan.Remote{Generation: o.Generation, Size: o.Size, CRC32C: o.CRC32C}
+	r := o.Object
 	if errors.Is(err, gcsstore.ErrMismatch) {
 		// The bucket holds something other than what was sent (a server that does not check CRC32C, a file
 		// rewritten during the upload). Record what is really there, with no local stamp, so the next pass
 		// re-hashes the file and uploads it again over that generation.
-		return change{base: &state.Entry{Generation: o.Generation, Size: o.Size, CRC32C: o.CRC32C}, remote: &r}, err
+		return change{base: &version.Base{Object: r}, remote: &r}, err
 	}
 	if err != nil {
 		if flush && isReplan(err) {
@@ -352,10 +352,10 @@ func (s *Syncer) upload(ctx context.Context, a plan.Action, local localfs.File, 
 		stamp = 0 // changed while it was uploaded: the next pass hashes it again and compares
 	}
 	s.log.Debug("uploaded", "path", a.Path, "generation", o.Generation, "bytes", o.Size)
-	return change{base: &state.Entry{Generation: o.Generation, Size: o.Size, CRC32C: o.CRC32C, ModTime: stamp}, remote: &r, bytes: o.Size}, nil
+	return change{base: &version.Base{Object: r, ModTime: stamp}, remote: &r, bytes: o.Size}, nil
 }
 
-func (s *Syncer) download(ctx context.Context, path string, r plan.Remote, local localfs.File, hasLocal bool) (change, error) {
+func (s *Syncer) download(ctx context.Context, path string, r version.Object, local localfs.File, hasLocal bool) (change, error) {
 	rd, err := s.store.Open(ctx, path, r.Generation)
 	if err != nil {
 		return change{}, err
@@ -370,9 +370,9 @@ func (s *Syncer) download(ctx context.Context, path string, r plan.Remote, local
 	o := rd.Object
 	s.log.Debug("downloaded", "path", path, "generation", o.Generation, "bytes", o.Size)
 	return change{
-		base:    &state.Entry{Generation: o.Generation, Size: o.Size, CRC32C: o.CRC32C, ModTime: st.ModTime},
-		remote:  &plan.Remote{Generation: o.Generation, Size: o.Size, CRC32C: o.CRC32C},
-		local:   &localfs.File{Stamp: st, CRC32C: o.CRC32C},
+		base:    &version.Base{Object: o.Object, ModTime: st.ModTime},
+		remote:  &o.Object,
+		local:   &localfs.File{File: version.File{Stamp: st, CRC32C: o.CRC32C}},
 		written: true, bytes: o.Size,
 	}, nil
 }

@@ -4,8 +4,8 @@ import (
 	"strings"
 
 	"github.com/filesync/filesync/sidecar/internal/localfs"
-	"github.com/filesync/filesync/sidecar/internal/plan"
 	"github.com/filesync/filesync/sidecar/internal/state"
+	"github.com/filesync/filesync/sidecar/internal/version"
 )
 
 // index is the loop's picture of both sides between passes: the local files as last scanned (kept
@@ -20,7 +20,7 @@ import (
 type index struct {
 	base   *state.Store
 	local  map[string]localfs.File
-	remote map[string]plan.Remote
+	remote map[string]version.Object
 	listed bool // remote holds a listing (not just this replica's writes)
 	// dirs counts the local files under each directory, so that the files of a directory that went away
 	// can be found without a search when there are none (a new file costs no search).
@@ -31,7 +31,7 @@ type index struct {
 }
 
 func newIndex(base *state.Store) index {
-	ix := index{base: base, local: map[string]localfs.File{}, remote: map[string]plan.Remote{}, dirs: map[string]int{}, remoteDirs: map[string]int{}}
+	ix := index{base: base, local: map[string]localfs.File{}, remote: map[string]version.Object{}, dirs: map[string]int{}, remoteDirs: map[string]int{}}
 	ix.reindexAll()
 	return ix
 }
@@ -56,7 +56,7 @@ func mark(set map[string]struct{}, path string, in bool) {
 // reindexAll recomputes the missing sets over the whole base (after a walk or a listing replaced a side).
 func (ix *index) reindexAll() {
 	ix.missingLocal, ix.missingRemote = map[string]struct{}{}, map[string]struct{}{}
-	ix.base.Range(func(path string, _ state.Entry) {
+	ix.base.Range(func(path string, _ version.Base) {
 		if _, ok := ix.local[path]; !ok {
 			ix.missingLocal[path] = struct{}{}
 		}
@@ -120,7 +120,7 @@ func (ix *index) replaceLocal(files map[string]localfs.File) {
 	ix.reindexAll()
 }
 
-func (ix *index) setRemote(path string, r plan.Remote) {
+func (ix *index) setRemote(path string, r version.Object) {
 	if _, had := ix.remote[path]; !had {
 		count(ix.remoteDirs, path, 1)
 	}
@@ -137,7 +137,7 @@ func (ix *index) dropRemote(path string) {
 }
 
 // replaceRemote takes a listing as the remote side.
-func (ix *index) replaceRemote(view map[string]plan.Remote) {
+func (ix *index) replaceRemote(view map[string]version.Object) {
 	ix.remote, ix.listed = view, true
 	ix.remoteDirs = map[string]int{}
 	for p := range view {
@@ -146,7 +146,7 @@ func (ix *index) replaceRemote(view map[string]plan.Remote) {
 	ix.reindexAll()
 }
 
-func (ix *index) setBase(path string, e state.Entry) {
+func (ix *index) setBase(path string, e version.Base) {
 	ix.base.Set(path, e)
 	ix.reindex(path)
 }

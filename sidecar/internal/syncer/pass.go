@@ -11,7 +11,7 @@ import (
 	"github.com/filesync/filesync/sidecar/internal/gcsstore"
 	"github.com/filesync/filesync/sidecar/internal/localfs"
 	"github.com/filesync/filesync/sidecar/internal/plan"
-	"github.com/filesync/filesync/sidecar/internal/state"
+	"github.com/filesync/filesync/sidecar/internal/version"
 )
 
 // Result tells how a pass went.
@@ -38,7 +38,7 @@ func (r Result) Clean() bool {
 
 // listing is what one listing of the bucket found, before the loop adopts it.
 type listing struct {
-	view    map[string]plan.Remote
+	view    map[string]version.Object
 	unsafe  map[string]error
 	encoded map[string]bool
 }
@@ -46,8 +46,8 @@ type listing struct {
 // fetchListing lists the bucket. It touches no loop state, so it may run beside the loop's work (the
 // streaming restore); each, if set, is given every object that may be synced as the pages arrive.
 // Objects that turn out to be a folder of others too are still given: the caller decides.
-func (s *Syncer) fetchListing(ctx context.Context, each func(name string, r plan.Remote)) (listing, error) {
-	l := listing{view: map[string]plan.Remote{}, unsafe: map[string]error{}, encoded: map[string]bool{}}
+func (s *Syncer) fetchListing(ctx context.Context, each func(name string, r version.Object)) (listing, error) {
+	l := listing{view: map[string]version.Object{}, unsafe: map[string]error{}, encoded: map[string]bool{}}
 	err := s.store.List(ctx, func(o gcsstore.Object) {
 		if filter.Internal(o.Name) || s.filter.Excluded(o.Name) {
 			return
@@ -56,7 +56,7 @@ func (s *Syncer) fetchListing(ctx context.Context, each func(name string, r plan
 			l.unsafe[o.Name] = err
 			return
 		}
-		r := plan.Remote{Generation: o.Generation, Size: o.Size, CRC32C: o.CRC32C}
+		r := o.Object
 		l.view[o.Name] = r
 		if o.ContentEncoding == "gzip" {
 			l.encoded[o.Name] = true
@@ -123,7 +123,7 @@ func (s *Syncer) adopt(l listing) bool {
 
 // findClashes returns the objects whose name is also a folder of other objects (x beside x/y): a local
 // path holds one or the other, so the folder wins, always, whatever the order of listing or writing.
-func findClashes(view map[string]plan.Remote) map[string]bool {
+func findClashes(view map[string]version.Object) map[string]bool {
 	clashes := map[string]bool{}
 	for name := range view {
 		for i := 0; i < len(name); i++ {
@@ -161,8 +161,8 @@ func (s *Syncer) firstUnsafe(key string) bool {
 // again; one modified within settle is listed unhashed (fresh).
 func (s *Syncer) scanOptions(settle time.Duration, now time.Time) localfs.ScanOptions {
 	return localfs.ScanOptions{
-		Cache: func(rel string, st localfs.Stamp) (uint32, bool) {
-			if e, ok := s.base.Get(rel); ok && e.Size == st.Size && e.ModTime == st.ModTime {
+		Cache: func(rel string, st version.Stamp) (uint32, bool) {
+			if e, ok := s.base.Get(rel); ok && e.Knows(st) {
 				return e.CRC32C, true
 			}
 			if f, ok := s.idx.local[rel]; ok && !f.Fresh && f.Stamp == st {
@@ -170,7 +170,7 @@ func (s *Syncer) scanOptions(settle time.Duration, now time.Time) localfs.ScanOp
 			}
 			return 0, false
 		},
-		Fresh: func(rel string, st localfs.Stamp) bool {
+		Fresh: func(rel string, st version.Stamp) bool {
 			return settle > 0 && now.Sub(s.changedAt(rel, st, now)) < settle
 		},
 	}
@@ -263,7 +263,7 @@ func (s *Syncer) reportScan(res localfs.ScanResult) {
 // changedAt is when the file last changed, for the settle time: its mtime, unless that lies in the future
 // (a wrong clock, `touch -d`), in which case it is when this stamp was first seen; otherwise such a file
 // would settle only when the clock catches up.
-func (s *Syncer) changedAt(rel string, st localfs.Stamp, now time.Time) time.Time {
+func (s *Syncer) changedAt(rel string, st version.Stamp, now time.Time) time.Time {
 	if mt := time.Unix(0, st.ModTime); !mt.After(now) {
 		return mt
 	}
@@ -288,7 +288,7 @@ func (s *Syncer) pruneFirstSeen(now time.Time) {
 // passes that walk the tree call it.
 func (s *Syncer) forgetExcluded() {
 	var forget []string
-	s.base.Range(func(p string, _ state.Entry) {
+	s.base.Range(func(p string, _ version.Base) {
 		if s.filter.Skip(p) {
 			forget = append(forget, p)
 		}
@@ -311,34 +311,33 @@ func (s *Syncer) compute(only map[string]bool, settle time.Duration) plan.Plan {
 	in := plan.Input{
 		Now: now, Settle: settle, Delete: s.opt.Delete, MaxDeletePercent: s.opt.MaxDelete,
 		Window: s.window, WindowLength: s.opt.DeleteWindow,
+		ChangedAt: func(p string, f version.File) time.Time { return s.changedAt(p, f.Stamp, now) },
 		Skip: func(p string) bool {
 			_, fresh := s.fresh[p]
 			return fresh || s.backingOff(p, now) || s.leftAlone(p)
 		},
 	}
 	if only == nil {
-		in.Local = make(map[string]plan.Local, len(s.idx.local))
+		in.Local = make(map[string]version.File, len(s.idx.local))
 		for p, f := range s.idx.local {
-			in.Local[p] = s.planLocal(p, f, now)
+			in.Local[p] = f.File
 		}
 		in.Remote = s.idx.remote
-		in.Base = make(map[string]plan.Base, s.base.Len())
-		s.base.Range(func(p string, e state.Entry) {
-			in.Base[p] = plan.Base{Generation: e.Generation, Size: e.Size, CRC32C: e.CRC32C}
-		})
+		in.Base = make(map[string]version.Base, s.base.Len())
+		s.base.Range(func(p string, e version.Base) { in.Base[p] = e })
 		return plan.Compute(in)
 	}
-	in.Local, in.Remote, in.Base = map[string]plan.Local{}, map[string]plan.Remote{}, map[string]plan.Base{}
+	in.Local, in.Remote, in.Base = map[string]version.File{}, map[string]version.Object{}, map[string]version.Base{}
 	in.Known = s.base.Len()
 	add := func(p string) {
 		if f, ok := s.idx.local[p]; ok {
-			in.Local[p] = s.planLocal(p, f, now)
+			in.Local[p] = f.File
 		}
 		if r, ok := s.idx.remote[p]; ok {
 			in.Remote[p] = r
 		}
 		if e, ok := s.base.Get(p); ok {
-			in.Base[p] = plan.Base{Generation: e.Generation, Size: e.Size, CRC32C: e.CRC32C}
+			in.Base[p] = e
 		}
 	}
 	for p := range only {
@@ -351,10 +350,6 @@ func (s *Syncer) compute(only map[string]bool, settle time.Duration) plan.Plan {
 		add(p)
 	}
 	return plan.Compute(in)
-}
-
-func (s *Syncer) planLocal(p string, f localfs.File, now time.Time) plan.Local {
-	return plan.Local{Size: f.Size, CRC32C: f.CRC32C, ModTime: s.changedAt(p, f.Stamp, now)}
 }
 
 // leftAlone reports whether path is out of the sync for now: unreadable locally (itself or a folder

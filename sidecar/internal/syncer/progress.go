@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/filesync/filesync/sidecar/internal/plan"
+	"github.com/filesync/filesync/sidecar/internal/version"
 )
 
 // restoreProgress counts the downloads of the restore (the passes before Ready), for the progress log
@@ -167,7 +168,7 @@ func (s *Syncer) restoreStreaming(ctx context.Context) (listing, Result, error) 
 			}
 		}
 		var held []plan.Action
-		l, err := s.fetchListing(ctx, func(name string, r plan.Remote) {
+		l, err := s.fetchListing(ctx, func(name string, r version.Object) {
 			keep := held[:0]
 			for _, h := range held {
 				switch {

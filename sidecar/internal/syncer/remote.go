@@ -8,7 +8,6 @@ import (
 
 	"github.com/filesync/filesync/sidecar/internal/filter"
 	"github.com/filesync/filesync/sidecar/internal/gcsstore"
-	"github.com/filesync/filesync/sidecar/internal/plan"
 )
 
 // RemoteChange is one change to one object, e.g. from a bucket notification. Path is relative to the
@@ -111,7 +110,7 @@ func (s *Syncer) applyChanges(ctx context.Context, changes []*remoteWait) {
 				}
 			}
 		default:
-			r := plan.Remote{Generation: f.o.Generation, Size: f.o.Size, CRC32C: f.o.CRC32C}
+			r := f.o.Object
 			if known && old == r {
 				continue
 			}

@@ -18,6 +18,7 @@ import (
 	"github.com/filesync/filesync/sidecar/internal/metrics"
 	"github.com/filesync/filesync/sidecar/internal/plan"
 	"github.com/filesync/filesync/sidecar/internal/state"
+	"github.com/filesync/filesync/sidecar/internal/version"
 	"github.com/filesync/filesync/sidecar/internal/watch"
 )
 
@@ -112,7 +113,7 @@ type failure struct {
 }
 
 type seen struct {
-	stamp localfs.Stamp
+	stamp version.Stamp
 	at    time.Time
 }
 
