@@ -43,13 +43,6 @@ func StampOf(fi fs.FileInfo) version.Stamp {
 	return version.Stamp{Size: fi.Size(), ModTime: fi.ModTime().UnixNano()}
 }
 
-// File is a regular file found by Scan: its version, unless it is Fresh.
-type File struct {
-	version.File
-	// Fresh: modified too recently to be worth hashing (see ScanOptions.Fresh); CRC32C is not set.
-	Fresh bool
-}
-
 // Dir is the synced directory.
 type Dir struct {
 	root *os.Root
@@ -124,7 +117,10 @@ type ScanOptions struct {
 
 // ScanResult is what Scan found.
 type ScanResult struct {
-	Files map[string]File
+	Files map[string]version.File
+	// Fresh lists the files modified too recently to be worth hashing (ScanOptions.Fresh): they are in
+	// Files, without a CRC32C.
+	Fresh map[string]bool
 	// Unsafe lists local names that cannot be synced safely (e.g. a backslash); they are left alone.
 	Unsafe []string
 	// Unreadable maps paths that could not be read (a file or a whole directory: permissions, I/O errors,
@@ -148,7 +144,7 @@ func (d *Dir) Scan(f *filter.Filter, opt ScanOptions) (ScanResult, error) {
 // rel. It finds nothing if rel is gone, is not a regular file or a directory (a symlink), or lies under an
 // excluded directory, a symlinked directory or a file; an unreadable rel is reported in Unreadable.
 func (d *Dir) ScanPath(f *filter.Filter, rel string, opt ScanOptions) (ScanResult, error) {
-	empty := ScanResult{Files: map[string]File{}, Unreadable: map[string]error{}}
+	empty := ScanResult{Files: map[string]version.File{}, Fresh: map[string]bool{}, Unreadable: map[string]error{}}
 	for i := 0; i < len(rel); i++ {
 		if rel[i] == '/' && f.SkipDir(rel[:i]) {
 			return empty, nil
@@ -176,7 +172,7 @@ func (d *Dir) ScanPath(f *filter.Filter, rel string, opt ScanOptions) (ScanResul
 
 // walk is Scan from root (a slash-separated path relative to the directory, "." for all of it).
 func (d *Dir) walk(f *filter.Filter, root string, opt ScanOptions) (ScanResult, error) {
-	res := ScanResult{Files: map[string]File{}, Unreadable: map[string]error{}}
+	res := ScanResult{Files: map[string]version.File{}, Fresh: map[string]bool{}, Unreadable: map[string]error{}}
 	fsys := d.root.FS()
 	err := fs.WalkDir(fsys, root, func(rel string, de fs.DirEntry, err error) error {
 		isDir := de != nil && de.IsDir()
@@ -215,12 +211,13 @@ func (d *Dir) walk(f *filter.Filter, root string, opt ScanOptions) (ScanResult, 
 		st := StampOf(fi)
 		if opt.Cache != nil {
 			if crc, ok := opt.Cache(rel, st); ok {
-				res.Files[rel] = File{File: version.File{Stamp: st, CRC32C: crc}}
+				res.Files[rel] = version.File{Stamp: st, CRC32C: crc}
 				return nil
 			}
 		}
 		if opt.Fresh != nil && opt.Fresh(rel, st) {
-			res.Files[rel] = File{File: version.File{Stamp: st}, Fresh: true}
+			res.Files[rel] = version.File{Stamp: st}
+			res.Fresh[rel] = true
 			return nil
 		}
 		crc, st2, err := d.hash(rel)
@@ -232,7 +229,7 @@ func (d *Dir) walk(f *filter.Filter, root string, opt ScanOptions) (ScanResult, 
 			return nil
 		}
 		res.Hashed++
-		res.Files[rel] = File{File: version.File{Stamp: st2, CRC32C: crc}}
+		res.Files[rel] = version.File{Stamp: st2, CRC32C: crc}
 		return nil
 	})
 	if err != nil {

@@ -14,7 +14,7 @@ import (
 	"github.com/filesync/filesync/sidecar/internal/version"
 )
 
-func open(t *testing.T) (*Dir, string) {
+func open(t testing.TB) (*Dir, string) {
 	t.Helper()
 	p := t.TempDir()
 	d, err := Open(p)
@@ -145,7 +145,7 @@ func TestScanUsesCacheAndLeavesFreshFilesUnhashed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Files["old"].CRC32C != 42 || !res.Files["new"].Fresh || res.Hashed != 0 {
+	if res.Files["old"].CRC32C != 42 || !res.Fresh["new"] || res.Hashed != 0 {
 		t.Fatalf("files %+v hashed %d", res.Files, res.Hashed)
 	}
 }

@@ -186,6 +186,11 @@ func (s *Store) Delete(path string) {
 	}
 }
 
+// Entries returns the base itself, not a copy, for a reader that must not copy 100,000 entries (the
+// planner of a full pass). Only the goroutine that writes the store may call it, and it must neither
+// modify the map nor call Set or Delete while it uses it; other goroutines use Get.
+func (s *Store) Entries() map[string]version.Base { return s.entries }
+
 // Persistent reports whether the state is kept on disk (a state directory was given).
 func (s *Store) Persistent() bool { return s.file != "" }
 

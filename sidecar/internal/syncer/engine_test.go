@@ -8,7 +8,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/filesync/filesync/sidecar/internal/localfs"
 	"github.com/filesync/filesync/sidecar/internal/version"
 )
 
@@ -186,11 +185,11 @@ func BenchmarkPlanOneChange(b *testing.B) {
 		bk := newBucket(&testing.T{})
 		r := bk.replica("bench")
 		s := r.s
-		files := map[string]localfs.File{}
+		files := map[string]version.File{}
 		for i := range n {
 			p := fmt.Sprintf("uploads/%04d/%02d/f%06d.jpg", 2000+i/1200, i/100%12+1, i)
 			st := version.Stamp{Size: 100, ModTime: int64(i)}
-			files[p] = localfs.File{File: version.File{Stamp: st, CRC32C: uint32(i)}}
+			files[p] = version.File{Stamp: st, CRC32C: uint32(i)}
 			s.base.Set(p, version.Base{Object: version.Object{Generation: int64(i + 1), Size: 100, CRC32C: uint32(i)}, ModTime: int64(i)})
 		}
 		s.idx.replaceLocal(files)

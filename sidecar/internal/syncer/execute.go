@@ -36,7 +36,7 @@ func (s *Syncer) busyWait() backoff.Policy {
 // loop's index).
 type job struct {
 	a        plan.Action
-	local    localfs.File
+	local    version.File
 	hasLocal bool
 }
 
@@ -53,7 +53,7 @@ type change struct {
 	dropBase   bool            // the base entry goes
 	remote     *version.Object // the object now at the path
 	dropRemote bool            // the object is gone
-	local      *localfs.File   // the local file now at the path
+	local      *version.File   // the local file now at the path
 	dropLocal  bool            // the local file is gone
 	written    bool            // a file was written: syncfs before the base that records it is saved
 	bytes      int64           // bytes moved
@@ -320,7 +320,7 @@ func (s *Syncer) doOnce(ctx context.Context, j job, flush bool) (change, error) 
 	return change{}, fmt.Errorf("unknown op %v", a.Op)
 }
 
-func (s *Syncer) upload(ctx context.Context, a plan.Action, local localfs.File, flush bool) (change, error) {
+func (s *Syncer) upload(ctx context.Context, a plan.Action, local version.File, flush bool) (change, error) {
 	if !flush && s.dir.InUse(a.Path) {
 		return change{}, errBusy
 	}
@@ -355,7 +355,7 @@ func (s *Syncer) upload(ctx context.Context, a plan.Action, local localfs.File, 
 	return change{base: &version.Base{Object: r, ModTime: stamp}, remote: &r, bytes: o.Size}, nil
 }
 
-func (s *Syncer) download(ctx context.Context, path string, r version.Object, local localfs.File, hasLocal bool) (change, error) {
+func (s *Syncer) download(ctx context.Context, path string, r version.Object, local version.File, hasLocal bool) (change, error) {
 	rd, err := s.store.Open(ctx, path, r.Generation)
 	if err != nil {
 		return change{}, err
@@ -372,13 +372,13 @@ func (s *Syncer) download(ctx context.Context, path string, r version.Object, lo
 	return change{
 		base:    &version.Base{Object: o.Object, ModTime: st.ModTime},
 		remote:  &o.Object,
-		local:   &localfs.File{File: version.File{Stamp: st, CRC32C: o.CRC32C}},
+		local:   &version.File{Stamp: st, CRC32C: o.CRC32C},
 		written: true, bytes: o.Size,
 	}, nil
 }
 
 // preserveConflict uploads the local version to .filesync/conflicts/<path>.<pod>.<unix-time>.
-func (s *Syncer) preserveConflict(ctx context.Context, path string, local localfs.File) error {
+func (s *Syncer) preserveConflict(ctx context.Context, path string, local version.File) error {
 	fh, err := s.dir.OpenFile(path, local.Stamp)
 	if err != nil {
 		return err

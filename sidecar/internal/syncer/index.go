@@ -3,7 +3,6 @@ package syncer
 import (
 	"strings"
 
-	"github.com/filesync/filesync/sidecar/internal/localfs"
 	"github.com/filesync/filesync/sidecar/internal/state"
 	"github.com/filesync/filesync/sidecar/internal/version"
 )
@@ -19,7 +18,7 @@ import (
 // is the only writer of the base (state.Store) while a pass runs.
 type index struct {
 	base   *state.Store
-	local  map[string]localfs.File
+	local  map[string]version.File
 	remote map[string]version.Object
 	listed bool // remote holds a listing (not just this replica's writes)
 	// dirs counts the local files under each directory, so that the files of a directory that went away
@@ -31,7 +30,7 @@ type index struct {
 }
 
 func newIndex(base *state.Store) index {
-	ix := index{base: base, local: map[string]localfs.File{}, remote: map[string]version.Object{}, dirs: map[string]int{}, remoteDirs: map[string]int{}}
+	ix := index{base: base, local: map[string]version.File{}, remote: map[string]version.Object{}, dirs: map[string]int{}, remoteDirs: map[string]int{}}
 	ix.reindexAll()
 	return ix
 }
@@ -66,7 +65,7 @@ func (ix *index) reindexAll() {
 	})
 }
 
-func (ix *index) setLocal(path string, f localfs.File) {
+func (ix *index) setLocal(path string, f version.File) {
 	if _, had := ix.local[path]; !had {
 		ix.countDirs(path, 1)
 	}
@@ -111,7 +110,7 @@ func count(dirs map[string]int, path string, d int) {
 }
 
 // replaceLocal takes a whole walk's files as the local side.
-func (ix *index) replaceLocal(files map[string]localfs.File) {
+func (ix *index) replaceLocal(files map[string]version.File) {
 	ix.local = files
 	ix.dirs = map[string]int{}
 	for p := range files {

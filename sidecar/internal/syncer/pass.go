@@ -165,7 +165,7 @@ func (s *Syncer) scanOptions(settle time.Duration, now time.Time) localfs.ScanOp
 			if e, ok := s.base.Get(rel); ok && e.Knows(st) {
 				return e.CRC32C, true
 			}
-			if f, ok := s.idx.local[rel]; ok && !f.Fresh && f.Stamp == st {
+			if f, ok := s.idx.local[rel]; ok && !s.isFresh(rel) && f.Stamp == st {
 				return f.CRC32C, true
 			}
 			return 0, false
@@ -187,10 +187,8 @@ func (s *Syncer) walk(settle time.Duration) error {
 		return err
 	}
 	clear(s.fresh)
-	for rel, f := range res.Files {
-		if f.Fresh {
-			s.fresh[rel] = s.changedAt(rel, f.Stamp, now).Add(settle)
-		}
+	for rel := range res.Fresh {
+		s.fresh[rel] = s.changedAt(rel, res.Files[rel].Stamp, now).Add(settle)
 	}
 	s.idx.replaceLocal(res.Files)
 	s.walked = true
@@ -223,7 +221,7 @@ func (s *Syncer) look(paths map[string]bool, settle time.Duration) (map[string]b
 			}
 		}
 		for rel, f := range res.Files {
-			if f.Fresh {
+			if res.Fresh[rel] {
 				s.fresh[rel] = s.changedAt(rel, f.Stamp, now).Add(settle)
 			} else {
 				delete(s.fresh, rel)
@@ -258,6 +256,12 @@ func (s *Syncer) reportScan(res localfs.ScanResult) {
 			s.log.Warn("cannot read a local path: leaving it and everything under it alone on both sides", "path", rel, "err", err)
 		}
 	}
+}
+
+// isFresh reports whether the index holds rel unhashed (still settling).
+func (s *Syncer) isFresh(rel string) bool {
+	_, ok := s.fresh[rel]
+	return ok
 }
 
 // changedAt is when the file last changed, for the settle time: its mtime, unless that lies in the future
@@ -313,25 +317,20 @@ func (s *Syncer) compute(only map[string]bool, settle time.Duration) plan.Plan {
 		Window: s.window, WindowLength: s.opt.DeleteWindow,
 		ChangedAt: func(p string, f version.File) time.Time { return s.changedAt(p, f.Stamp, now) },
 		Skip: func(p string) bool {
-			_, fresh := s.fresh[p]
-			return fresh || s.backingOff(p, now) || s.leftAlone(p)
+			return s.isFresh(p) || s.backingOff(p, now) || s.leftAlone(p)
 		},
 	}
 	if only == nil {
-		in.Local = make(map[string]version.File, len(s.idx.local))
-		for p, f := range s.idx.local {
-			in.Local[p] = f.File
-		}
-		in.Remote = s.idx.remote
-		in.Base = make(map[string]version.Base, s.base.Len())
-		s.base.Range(func(p string, e version.Base) { in.Base[p] = e })
+		// The whole tree: the planner reads the index and the base as they are (it never writes), so a
+		// full pass holds no copy of them.
+		in.Local, in.Remote, in.Base = s.idx.local, s.idx.remote, s.base.Entries()
 		return plan.Compute(in)
 	}
 	in.Local, in.Remote, in.Base = map[string]version.File{}, map[string]version.Object{}, map[string]version.Base{}
 	in.Known = s.base.Len()
 	add := func(p string) {
 		if f, ok := s.idx.local[p]; ok {
-			in.Local[p] = f.File
+			in.Local[p] = f
 		}
 		if r, ok := s.idx.remote[p]; ok {
 			in.Remote[p] = r

@@ -36,7 +36,9 @@ type Base struct {
 }
 
 // Knows reports whether the base recorded the local file with stamp st: its CRC32C is the base's.
-func (b Base) Knows(st Stamp) bool { return b.ModTime != 0 && b.Size == st.Size && b.ModTime == st.ModTime }
+func (b Base) Knows(st Stamp) bool {
+	return b.ModTime != 0 && b.Size == st.Size && b.ModTime == st.ModTime
+}
 
 // Agrees reports whether local file content f matches the base.
 func (b Base) Agrees(f File) bool { return f.Size == b.Size && f.CRC32C == b.CRC32C }

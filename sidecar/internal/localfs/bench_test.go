@@ -1,0 +1,23 @@
+package localfs
+
+import (
+	"bytes"
+	"fmt"
+	"testing"
+)
+
+// BenchmarkWriteAtomic: the local cost of one download into uploads/YYYY/MM/ (the directory exists, as it
+// does after its first file): temp create, write, checks, rename. The bytes are few, so the path work shows.
+func BenchmarkWriteAtomic(b *testing.B) {
+	d, _ := open(b)
+	data := bytes.Repeat([]byte("x"), 4096)
+	crc := CRC32C(data)
+	i := 0
+	for b.Loop() {
+		rel := fmt.Sprintf("uploads/2026/%02d/img-%06d.jpg", i%12+1, i)
+		if _, err := d.WriteAtomic(rel, bytes.NewReader(data), int64(len(data)), crc, Expect{Absent: true}); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
