@@ -513,7 +513,7 @@ func (s *Syncer) pass(ctx context.Context, walk, list bool) (Result, error) {
 	}
 	if len(p.Actions) > 0 || res.Failed > 0 {
 		s.log.Info("pass", "actions", len(p.Actions), "done", res.Done, "failed", res.Failed,
-			"replan", res.Replan, "settling", len(s.fresh)+len(s.unsettled), "walked", walk, "listed", list,
+			"replan", res.Replan, "settling", len(s.fresh)+len(s.unsettled), "walked", walk, "listed", list, "planned", res.Planned,
 			"duration", s.now().Sub(start).Round(time.Millisecond))
 	}
 	return res, nil
