@@ -55,10 +55,10 @@ func (s *Syncer) needsLookup(c RemoteChange) bool {
 	switch {
 	case !c.Deleted:
 		return !known || r.Generation < c.Generation
+	case c.OverwrittenBy > 0:
+		return !known || r.Generation < c.OverwrittenBy // an overwrite: never a delete, but the new version may be news
 	case !known:
 		return false // gone already (or never seen: nothing to delete)
-	case c.OverwrittenBy > 0:
-		return r.Generation < c.OverwrittenBy // an overwrite: never a delete, but the new version may be news
 	default:
 		return r.Generation <= c.Generation
 	}
