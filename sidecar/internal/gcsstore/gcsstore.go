@@ -192,6 +192,17 @@ func (s *Store) List(ctx context.Context, fn func(Object)) error {
 	}
 }
 
+// Stat returns the live object at rel (ErrNotFound when there is none): one metadata get, for a change
+// learnt from a bucket notification, which names a path and a generation but not the size or CRC32C.
+func (s *Store) Stat(ctx context.Context, rel string) (Object, error) {
+	s.request(OpGet)
+	a, err := s.bucket.Object(s.objectName(rel)).Attrs(ctx)
+	if err != nil {
+		return Object{}, fmt.Errorf("stat %s: %w", s.objectName(rel), mapErr(err))
+	}
+	return Object{Name: rel, Generation: a.Generation, Size: a.Size, CRC32C: a.CRC32C, ContentEncoding: a.ContentEncoding}, nil
+}
+
 // Open returns a reader of generation gen of rel. The reader's Object tells size and CRC32C.
 func (s *Store) Open(ctx context.Context, rel string, gen int64) (*Reader, error) {
 	s.request(OpRead)

@@ -182,3 +182,28 @@ func TestListIsRelativeToPrefix(t *testing.T) {
 		t.Fatalf("listed %v", got)
 	}
 }
+
+// TestStatTellsTheLiveObject: Stat returns what a listing would say of one object, in one get; a missing
+// object is ErrNotFound.
+func TestStatTellsTheLiveObject(t *testing.T) {
+	ctx := context.Background()
+	s, counts := newCountingStore(t, "p")
+	b := []byte("hello")
+	up, err := s.Upload(ctx, "a/b.txt", bytes.NewReader(b), int64(len(b)), crc(b), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Stat(ctx, "a/b.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Name != "a/b.txt" || got.Generation != up.Generation || got.Size != 5 || got.CRC32C != crc(b) {
+		t.Fatalf("stat %+v, uploaded %+v", got, up)
+	}
+	if _, err := s.Stat(ctx, "missing"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("stat of a missing object: %v, want ErrNotFound", err)
+	}
+	if counts[OpGet] != 2 || counts[OpList] != 0 {
+		t.Fatalf("requests %v, want 2 gets and no list", counts)
+	}
+}
