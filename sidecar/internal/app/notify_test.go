@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -22,6 +20,7 @@ import (
 	"google.golang.org/api/option"
 
 	"github.com/filesync/filesync/sidecar/internal/metrics"
+	"github.com/filesync/filesync/sidecar/internal/notify/notifytest"
 )
 
 // The scenarios of --notifications with the real clients: the sidecar's storage client against an
@@ -36,8 +35,7 @@ const (
 type stack struct {
 	t      *testing.T
 	gcs    *fakestorage.Server
-	ps     *pstest.Server
-	psAddr string
+	ps     *notifytest.Emulator
 	dir    string
 	addr   string
 	cancel context.CancelFunc
@@ -49,13 +47,11 @@ type stack struct {
 // newStack starts pstest (with the topic unless noTopic) and fake-gcs-server publishing to it.
 func newStack(t *testing.T, noTopic bool) *stack {
 	t.Helper()
-	s := &stack{t: t, dir: t.TempDir(), psAddr: freeAddr(t)}
+	s := &stack{t: t, dir: t.TempDir()}
 	s.drop.Store("")
-	s.ps = pstest.NewServerWithAddress(s.psAddr, pstest.ServerReactorOption{FuncName: "Publish", Reactor: dropper{s}})
-	t.Cleanup(func() { _ = s.ps.Close() })
-	t.Setenv("PUBSUB_EMULATOR_HOST", s.psAddr)
+	s.ps = notifytest.Start(t, pstest.ServerReactorOption{FuncName: "Publish", Reactor: dropper{s}})
 	if !noTopic {
-		s.createTopic()
+		s.ps.CreateTopic(testTopic)
 	}
 	gcs, err := fakestorage.NewServerWithOptions(fakestorage.Options{NoListener: true, EventOptions: fakestorage.EventManagerOptions{
 		ProjectID: testProject, TopicName: "media",
@@ -67,20 +63,6 @@ func newStack(t *testing.T, noTopic bool) *stack {
 	gcs.CreateBucketWithOpts(fakestorage.CreateBucketOpts{Name: "media"})
 	s.gcs = gcs
 	return s
-}
-
-// freeAddr returns a free 127.0.0.1 port in 47000-47999 (the range this kit's tests use).
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	for range 200 {
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(47000+rand.N(1000)))
-		if ln, err := net.Listen("tcp", addr); err == nil {
-			ln.Close()
-			return addr
-		}
-	}
-	t.Fatal("no free port in 47000-47999")
-	return ""
 }
 
 // dropper loses the publishes of notifications about one object (as if the service had lost them).
@@ -100,35 +82,6 @@ func (d dropper) React(req any) (bool, any, error) {
 		ids[i] = "lost-" + strconv.Itoa(i)
 	}
 	return true, &pubsubpb.PublishResponse{MessageIds: ids}, nil
-}
-
-func (s *stack) createTopic() {
-	s.t.Helper()
-	if _, err := s.ps.GServer.CreateTopic(context.Background(), &pubsubpb.Topic{Name: testTopic}); err != nil {
-		s.t.Fatal(err)
-	}
-}
-
-// restartEmulator stops pstest and starts an empty one at the same address, with the topic (as the
-// emulator image does): every subscription is gone.
-func (s *stack) restartEmulator() {
-	s.t.Helper()
-	_ = s.ps.Close()
-	s.ps = pstest.NewServerWithAddress(s.psAddr)
-	s.createTopic()
-}
-
-func (s *stack) subscriptions() []string {
-	s.t.Helper()
-	res, err := s.ps.GServer.ListSubscriptions(context.Background(), &pubsubpb.ListSubscriptionsRequest{Project: "projects/" + testProject})
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	var names []string
-	for _, sub := range res.Subscriptions {
-		names = append(names, sub.Name)
-	}
-	return names
 }
 
 // start runs the sidecar on gs://media/p with notifications.
@@ -299,7 +252,7 @@ func TestNotificationsPropagateWithoutListing(t *testing.T) {
 		{"eventType": "OBJECT_DELETE", "objectGeneration": "1"},
 	} {
 		a["bucketId"], a["objectId"] = "media", "p/a.txt"
-		s.ps.Publish(testTopic, nil, a)
+		s.ps.Server.Publish(testTopic, nil, a)
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for s.handled() < handled+3 {
@@ -368,7 +321,8 @@ func TestEmulatorRestartIsSurvived(t *testing.T) {
 	s.waitLocal("a.txt", "a")
 	lists := s.lists()
 
-	s.restartEmulator()
+	s.ps.Restart()
+	s.ps.CreateTopic(testTopic) // as the emulator image does at start
 	s.put("p/meanwhile.txt", "published to a topic nobody subscribes to")
 	s.waitLocal("meanwhile.txt", "published to a topic nobody subscribes to")
 	if got := s.metric("filesync_notify_subscription_recreations_total"); got != 1 {
@@ -383,7 +337,7 @@ func TestEmulatorRestartIsSurvived(t *testing.T) {
 	if s.local("a.txt") != "a" {
 		t.Fatal("a.txt was lost")
 	}
-	if subs := s.subscriptions(); len(subs) != 1 {
+	if subs := s.ps.Subscriptions(testProject); len(subs) != 1 {
 		t.Fatalf("subscriptions after the restart: %v", subs)
 	}
 	s.put("p/after.txt", "after")
@@ -398,14 +352,14 @@ func TestSIGTERMDeletesTheSubscription(t *testing.T) {
 	s := newStack(t, false)
 	s.start()
 	waitReady(t, s.addr)
-	subs := s.subscriptions()
+	subs := s.ps.Subscriptions(testProject)
 	if len(subs) != 1 || !strings.HasPrefix(subs[0], "projects/test-project/subscriptions/filesync-") {
 		t.Fatalf("subscriptions %v", subs)
 	}
 	if err := s.stop(); err != nil {
 		t.Fatalf("run: %v\n%s", err, s.stderr)
 	}
-	if subs := s.subscriptions(); len(subs) != 0 {
+	if subs := s.ps.Subscriptions(testProject); len(subs) != 0 {
 		t.Fatalf("subscriptions left after SIGTERM: %v", subs)
 	}
 }
@@ -434,7 +388,7 @@ func TestNotReadyUntilSubscribed(t *testing.T) {
 	if got := s.lists(); got != 0 {
 		t.Fatalf("listed %v times before the subscription existed", got)
 	}
-	s.createTopic()
+	s.ps.CreateTopic(testTopic)
 	waitReady(t, s.addr)
 	s.waitLocal("a.txt", "a")
 }

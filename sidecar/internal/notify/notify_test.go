@@ -6,71 +6,18 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
-	"net"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
-	"cloud.google.com/go/pubsub/v2/pstest"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/filesync/filesync/sidecar/internal/backoff"
 	"github.com/filesync/filesync/sidecar/internal/metrics"
+	"github.com/filesync/filesync/sidecar/internal/notify/notifytest"
 	"github.com/filesync/filesync/sidecar/internal/notify/topic"
 )
-
-// emulator is an in-process pstest server at a fixed address, so it can be restarted (losing every topic
-// and subscription, as the real emulator image does). PUBSUB_EMULATOR_HOST points the clients at it.
-type emulator struct {
-	t    *testing.T
-	addr string
-	srv  *pstest.Server
-}
-
-func startEmulator(t *testing.T, opts ...pstest.ServerReactorOption) *emulator {
-	t.Helper()
-	e := &emulator{t: t, addr: freeAddr(t)}
-	e.srv = pstest.NewServerWithAddress(e.addr, opts...)
-	t.Setenv("PUBSUB_EMULATOR_HOST", e.addr)
-	t.Cleanup(func() { _ = e.srv.Close() })
-	return e
-}
-
-// freeAddr returns a free 127.0.0.1 port in 47000-47999 (the range this kit's tests use).
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	for range 200 {
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(47000+rand.N(1000)))
-		if ln, err := net.Listen("tcp", addr); err == nil {
-			ln.Close()
-			return addr
-		}
-	}
-	t.Fatal("no free port in 47000-47999")
-	return ""
-}
-
-func (e *emulator) createTopic(name string) {
-	e.t.Helper()
-	if _, err := e.srv.GServer.CreateTopic(context.Background(), &pubsubpb.Topic{Name: name}); err != nil {
-		e.t.Fatal(err)
-	}
-}
-
-// restart stops the emulator and starts an empty one at the same address.
-func (e *emulator) restart() {
-	e.t.Helper()
-	_ = e.srv.Close()
-	e.srv = pstest.NewServerWithAddress(e.addr)
-}
-
-func (e *emulator) subscription(name string) (*pubsubpb.Subscription, error) {
-	return e.srv.GServer.GetSubscription(context.Background(), &pubsubpb.GetSubscriptionRequest{Subscription: name})
-}
 
 const testTopic = "projects/test-project/topics/media"
 
@@ -100,7 +47,7 @@ func (r *recorder) changes() []Change {
 
 type harness struct {
 	t          *testing.T
-	em         *emulator
+	em         *notifytest.Emulator
 	n          *Notifier
 	m          *metrics.Metrics
 	rec        *recorder
@@ -109,7 +56,7 @@ type harness struct {
 	done       chan struct{}
 }
 
-func newHarness(t *testing.T, em *emulator) *harness {
+func newHarness(t *testing.T, em *notifytest.Emulator) *harness {
 	t.Helper()
 	h := &harness{t: t, em: em, m: metrics.New(), rec: &recorder{fail: map[Change]int{}}, reconciles: make(chan struct{}, 16)}
 	tn, err := topic.Parse(testTopic)
@@ -148,9 +95,9 @@ func (h *harness) stop() {
 // deliver publishes one notification and waits until it has been acked.
 func (h *harness) deliver(attrs map[string]string) {
 	h.t.Helper()
-	id := h.em.srv.Publish(testTopic, []byte("{}"), attrs)
+	id := h.em.Server.Publish(testTopic, []byte("{}"), attrs)
 	eventually(h.t, 10*time.Second, "notification "+id+" acked", func() bool {
-		m := h.em.srv.Message(id)
+		m := h.em.Server.Message(id)
 		return m != nil && m.Acks > 0
 	})
 }
@@ -178,13 +125,13 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() bo
 // TestSubscriptionIsOwnFilteredAndExpiring: the subscription is this pod's, on the topic, filtered to the
 // bucket and prefix, expires after a day unused, and is deleted by Close.
 func TestSubscriptionIsOwnFilteredAndExpiring(t *testing.T) {
-	em := startEmulator(t)
-	em.createTopic(testTopic)
+	em := notifytest.Start(t)
+	em.CreateTopic(testTopic)
 	h := newHarness(t, em)
 	if err := h.n.Subscribe(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	sub, err := em.subscription(h.n.Name())
+	sub, err := em.Subscription(h.n.Name())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,7 +145,7 @@ func TestSubscriptionIsOwnFilteredAndExpiring(t *testing.T) {
 	if err := h.n.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := em.subscription(h.n.Name()); err == nil {
+	if _, err := em.Subscription(h.n.Name()); err == nil {
 		t.Fatal("Close left the subscription behind")
 	}
 }
@@ -206,14 +153,14 @@ func TestSubscriptionIsOwnFilteredAndExpiring(t *testing.T) {
 // TestFilterKeepsOtherBucketsAndPrefixesOut: the subscription's filter (not only the handler) drops other
 // buckets' and other prefixes' notifications.
 func TestFilterKeepsOtherBucketsAndPrefixesOut(t *testing.T) {
-	em := startEmulator(t)
-	em.createTopic(testTopic)
+	em := notifytest.Start(t)
+	em.CreateTopic(testTopic)
 	h := newHarness(t, em)
 	h.run()
 	other := ev(Finalize, "wp/a.jpg", 1, 0)
 	other["bucketId"] = "other"
-	em.srv.Publish(testTopic, nil, other)
-	em.srv.Publish(testTopic, nil, ev(Finalize, "wpx/a.jpg", 1, 0))
+	em.Server.Publish(testTopic, nil, other)
+	em.Server.Publish(testTopic, nil, ev(Finalize, "wpx/a.jpg", 1, 0))
 	h.deliver(ev(Finalize, "wp/a.jpg", 2, 0))
 	if got := h.rec.changes(); len(got) != 1 || got[0] != (Change{Path: "a.jpg", Generation: 2}) {
 		t.Fatalf("applied %v", got)
@@ -226,8 +173,8 @@ func TestFilterKeepsOtherBucketsAndPrefixesOut(t *testing.T) {
 // TestReorderedAndDuplicatedEvents: notifications that arrive late or twice are acked without being
 // applied; a delete applies only to the generation it names.
 func TestReorderedAndDuplicatedEvents(t *testing.T) {
-	em := startEmulator(t)
-	em.createTopic(testTopic)
+	em := notifytest.Start(t)
+	em.CreateTopic(testTopic)
 	h := newHarness(t, em)
 	h.run()
 	for _, a := range []map[string]string{
@@ -265,8 +212,8 @@ func TestReorderedAndDuplicatedEvents(t *testing.T) {
 func TestOverwritePairInBothOrders(t *testing.T) {
 	for _, order := range []string{"finalize first", "delete first"} {
 		t.Run(order, func(t *testing.T) {
-			em := startEmulator(t)
-			em.createTopic(testTopic)
+			em := notifytest.Start(t)
+			em.CreateTopic(testTopic)
 			h := newHarness(t, em)
 			h.run()
 			pair := []map[string]string{ev(Finalize, "wp/a.jpg", 8, 0), ev(Delete, "wp/a.jpg", 7, 8)}
@@ -288,16 +235,16 @@ func TestOverwritePairInBothOrders(t *testing.T) {
 
 // TestAckOnlyAfterApply: a notification whose apply fails is nacked and delivered again until it applies.
 func TestAckOnlyAfterApply(t *testing.T) {
-	em := startEmulator(t)
-	em.createTopic(testTopic)
+	em := notifytest.Start(t)
+	em.CreateTopic(testTopic)
 	h := newHarness(t, em)
 	c := Change{Path: "a.jpg", Generation: 4}
 	h.rec.fail[c] = 2
 	h.run()
-	id := em.srv.Publish(testTopic, nil, ev(Finalize, "wp/a.jpg", 4, 0))
+	id := em.Server.Publish(testTopic, nil, ev(Finalize, "wp/a.jpg", 4, 0))
 	eventually(t, 20*time.Second, "the notification applied", func() bool { return len(h.rec.changes()) == 1 })
-	eventually(t, 10*time.Second, "the notification acked", func() bool { return em.srv.Message(id).Acks > 0 })
-	if m := em.srv.Message(id); m.Deliveries < 3 {
+	eventually(t, 10*time.Second, "the notification acked", func() bool { return em.Server.Message(id).Acks > 0 })
+	if m := em.Server.Message(id); m.Deliveries < 3 {
 		t.Fatalf("delivered %d times; two failures should have made it three", m.Deliveries)
 	}
 	if got := testutil.ToFloat64(h.m.NotifyApplied); got != 1 {
@@ -308,7 +255,7 @@ func TestAckOnlyAfterApply(t *testing.T) {
 // TestMissingTopicRetries: without the topic, Subscribe says so (in /readyz's reason too) and keeps
 // trying; it succeeds once the topic exists.
 func TestMissingTopicRetries(t *testing.T) {
-	em := startEmulator(t)
+	em := notifytest.Start(t)
 	h := newHarness(t, em)
 	done := make(chan error, 1)
 	go func() { done <- h.n.Subscribe(context.Background()) }()
@@ -318,7 +265,7 @@ func TestMissingTopicRetries(t *testing.T) {
 	if h.n.Subscribed() {
 		t.Fatal("subscribed without a topic")
 	}
-	em.createTopic(testTopic)
+	em.CreateTopic(testTopic)
 	select {
 	case err := <-done:
 		if err != nil {
@@ -327,14 +274,14 @@ func TestMissingTopicRetries(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Subscribe did not succeed once the topic existed")
 	}
-	if _, err := em.subscription(h.n.Name()); err != nil {
+	if _, err := em.Subscription(h.n.Name()); err != nil {
 		t.Fatal(err)
 	}
 }
 
 // TestSubscribeStopsWithContext: a Subscribe that cannot succeed returns when its context is done.
 func TestSubscribeStopsWithContext(t *testing.T) {
-	em := startEmulator(t)
+	em := notifytest.Start(t)
 	h := newHarness(t, em)
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
@@ -346,19 +293,19 @@ func TestSubscribeStopsWithContext(t *testing.T) {
 // TestEmulatorRestartRecreatesAndReconciles: the emulator restarts and loses the subscription; the
 // notifier creates it again, then asks for a full listing, and later notifications arrive.
 func TestEmulatorRestartRecreatesAndReconciles(t *testing.T) {
-	em := startEmulator(t)
-	em.createTopic(testTopic)
+	em := notifytest.Start(t)
+	em.CreateTopic(testTopic)
 	h := newHarness(t, em)
 	h.run()
 	h.deliver(ev(Finalize, "wp/a.jpg", 1, 0))
-	em.restart()
-	em.createTopic(testTopic) // the emulator image creates its topics at start
+	em.Restart()
+	em.CreateTopic(testTopic) // the emulator image creates its topics at start
 	select {
 	case <-h.reconciles:
 	case <-time.After(30 * time.Second):
 		t.Fatal("no reconcile after the emulator restarted")
 	}
-	if _, err := em.subscription(h.n.Name()); err != nil {
+	if _, err := em.Subscription(h.n.Name()); err != nil {
 		t.Fatalf("subscription not recreated: %v", err)
 	}
 	if got := testutil.ToFloat64(h.m.NotifyRecreations); got != 1 {
