@@ -227,6 +227,7 @@ func TestNotificationsPropagateWithoutListing(t *testing.T) {
 	waitReady(t, s.addr)
 	s.waitLocal("before.txt", "made before the sidecar started")
 	lists := s.lists()
+	gets, applied := s.metric(`filesync_gcs_requests_total{op="get"}`), s.metric("filesync_notify_events_applied_total")
 
 	s.put("p/a.txt", "a1")
 	s.waitLocal("a.txt", "a1")
@@ -281,8 +282,16 @@ func TestNotificationsPropagateWithoutListing(t *testing.T) {
 	if got := s.lists(); got != lists {
 		t.Fatalf("the bucket was listed %v times after start, want 0 (notifications only)", got-lists)
 	}
-	if got := s.metric("filesync_notify_events_applied_total"); got < 8 {
-		t.Fatalf("applied %v notifications", got)
+	appliedNow := s.metric("filesync_notify_events_applied_total") - applied
+	if appliedNow < 8 {
+		t.Fatalf("applied %v notifications", appliedNow)
+	}
+	// A notified change costs at most one metadata get (none when the loop knew it: its own upload).
+	got := s.metric(`filesync_gcs_requests_total{op="get"}`) - gets
+	t.Logf("after start: %v list requests, %v metadata gets, %v reads for %v applied notifications", s.lists()-lists, got,
+		s.metric(`filesync_gcs_requests_total{op="read"}`), appliedNow)
+	if got > appliedNow {
+		t.Fatalf("%v metadata gets for %v applied notifications", got, appliedNow)
 	}
 	if got := s.metric(`filesync_notify_events_ignored_total{reason="overwritten"}`); got != 5 {
 		t.Fatalf("ignored %v overwritten deletes, want 5", got)
