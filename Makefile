@@ -15,10 +15,11 @@ PINS := $(ROOT)/hack/versions.env
 $(foreach pin,$(shell sed -e 's/#.*//' -e '/^[[:space:]]*$$/d' $(PINS)),$(eval $(firstword $(subst =, ,$(pin))) ?= $(patsubst $(firstword $(subst =, ,$(pin)))=%,%,$(pin))))
 export $(shell sed -n 's/^\([A-Z0-9_]*\)=.*/\1/p' $(PINS))
 
-##@ Images (FILESYNC_IMAGE, FAKE_GCS_IMAGE, WORDPRESS_IMAGE, MARIADB_IMAGE in hack/versions.env; `make up` loads them into kind)
+##@ Images (FILESYNC_IMAGE, FAKE_GCS_IMAGE, WORDPRESS_IMAGE, MARIADB_IMAGE, PUBSUB_EMULATOR_IMAGE in hack/versions.env; `make up` loads them into kind)
 # IMAGES=auto pulls the official images where a registry answers, else builds locally;
 # IMAGES=local builds fake-gcs-server from its Go module and WordPress/MariaDB stand-ins from Debian packages;
-# IMAGES=public pulls the official images and tags them with the names above.
+# IMAGES=public pulls the official images and tags them with the names above (the Pub/Sub emulator, which has
+# none, is always built: images/pubsub-emulator).
 IMAGES ?= auto
 export IMAGES VERSION
 
@@ -34,6 +35,8 @@ MODULES := sidecar e2e
 comma   := ,
 # Modules kept out of go.work, built with GOWORK=off: e2e/monitoring requires github.com/prometheus/prometheus,
 # whose dependency graph would otherwise raise the versions the sidecar and e2e modules build with.
+# (images/pubsub-emulator, the emulator image's 50-line main, is a module of its own too, compiled by
+# `make images` only: with its own dependency versions, a -race test build of it would share no cache.)
 STANDALONE_MODULES := e2e/monitoring
 
 ##@ General
@@ -45,6 +48,10 @@ help: ## Show this help.
 	  /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) } ' $(MAKEFILE_LIST)
 
 ##@ Development
+
+.PHONY: pins
+pins: ## Regenerate manifests/pins (the emulators' image tags) from hack/versions.env.
+	cd e2e && go test -count=1 -run '^TestPinsComponent$$' ./manifests -update
 
 .PHONY: fmt
 fmt: ## Format all Go code (gofmt -s).
@@ -96,7 +103,7 @@ image: docker build ## Build the filesync container image ($(FILESYNC_IMAGE)) wi
 
 .PHONY: images
 images: image ## Build (or, with IMAGES=public, pull and tag) every image the example and e2e use.
-	hack/images/all.sh fake-gcs-server wordpress mariadb
+	hack/images/all.sh fake-gcs-server wordpress mariadb pubsub-emulator
 
 .PHONY: images-test
 images-test: docker ## Build the images the integration tests need (fake-gcs-server).

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# make deploy: (re)apply examples/wordpress/overlays/kind to the kind cluster and wait until MariaDB,
-# fake-gcs-server and every WordPress replica are Ready. RESTART=1 also restarts WordPress (to pick up a
+# make deploy: (re)apply examples/wordpress/overlays/kind to the kind cluster and wait until MariaDB, the
+# Pub/Sub emulator, fake-gcs-server and every WordPress replica are Ready. RESTART=1 also restarts WordPress (to pick up a
 # rebuilt image with the same tag after `make up` reloaded it).
 set -o errexit -o nounset -o pipefail
 . "$(dirname "$0")/lib.sh"
@@ -13,6 +13,7 @@ if [ "${RESTART:-0}" = 1 ]; then
   kctl -n "$NAMESPACE" rollout restart deploy/wordpress >&2
 fi
 kctl -n "$NAMESPACE" rollout status statefulset/mariadb --timeout="$t" >&2
+kctl -n "$NAMESPACE" rollout status deploy/pubsub-emulator --timeout="$t" >&2
 kctl -n "$NAMESPACE" rollout status deploy/fake-gcs-server --timeout="$t" >&2
 kctl -n "$NAMESPACE" rollout status deploy/wordpress --timeout="$t" >&2
 kctl -n "$NAMESPACE" get pods -o wide >&2

@@ -109,8 +109,12 @@ start_engine() {
   if ! pidof dockerd >/dev/null; then
     log "starting dockerd (log: $DOCKERD_LOG)"
     "${SUDO[@]}" mkdir -p "$(dirname "$DOCKERD_LOG")"
-    # setsid: dockerd must outlive this script and the CI step that ran it.
-    "${SUDO[@]}" setsid dockerd >>"$DOCKERD_LOG" 2>&1 </dev/null &
+    # setsid: dockerd must outlive this script and the CI step that ran it. Only stdin, stdout and stderr
+    # are passed on: any other inherited descriptor stays open as long as dockerd runs (one from
+    # `flock LOCK make e2e` kept that lock held by dockerd and containerd after the e2e had ended).
+    # shellcheck disable=SC2016 # expanded by the inner shell
+    "${SUDO[@]}" setsid bash -c 'for fd in /proc/self/fd/*; do n=${fd##*/}; [ "$n" -le 2 ] || eval "exec $n>&-"; done
+      exec dockerd' >>"$DOCKERD_LOG" 2>&1 </dev/null &
   fi
   local i
   for ((i = 0; i < DOCKER_WAIT * 2; i++)); do

@@ -26,7 +26,7 @@ func pins(t *testing.T) map[string]string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{"FILESYNC_IMAGE", "FAKE_GCS_IMAGE", "WORDPRESS_IMAGE", "MARIADB_IMAGE"} {
+	for _, k := range []string{"FILESYNC_IMAGE", "FAKE_GCS_IMAGE", "WORDPRESS_IMAGE", "MARIADB_IMAGE", "PUBSUB_EMULATOR_IMAGE"} {
 		if p[k] == "" {
 			t.Fatalf("%s pins no %s", harness.PinsFile, k)
 		}
@@ -56,7 +56,8 @@ func TestKindOverlay(t *testing.T) {
 	checkWordPressFiles(t, wp)
 
 	t.Run("images are the ones make images loads into kind, never pulled", func(t *testing.T) {
-		want := []string{images["FILESYNC_IMAGE"], images["FAKE_GCS_IMAGE"], images["WORDPRESS_IMAGE"], images["MARIADB_IMAGE"]}
+		want := []string{images["FILESYNC_IMAGE"], images["FAKE_GCS_IMAGE"], images["WORDPRESS_IMAGE"], images["MARIADB_IMAGE"],
+			images["PUBSUB_EMULATOR_IMAGE"]}
 		var got []string
 		for what, pod := range podSpecs(m) {
 			for _, c := range allContainers(&pod.Spec) {
@@ -405,7 +406,8 @@ func TestOverlaysAreConsistent(t *testing.T) {
 			t.Parallel()
 			m := render(t, overlay)
 			images := pins(t)
-			kindImages := []string{images["FILESYNC_IMAGE"], images["FAKE_GCS_IMAGE"], images["WORDPRESS_IMAGE"], images["MARIADB_IMAGE"]}
+			kindImages := []string{images["FILESYNC_IMAGE"], images["FAKE_GCS_IMAGE"], images["WORDPRESS_IMAGE"], images["MARIADB_IMAGE"],
+				images["PUBSUB_EMULATOR_IMAGE"]}
 			pods := podSpecs(m)
 
 			for what, pod := range pods {

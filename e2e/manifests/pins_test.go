@@ -104,6 +104,42 @@ func TestPinnedValuesAreWrittenOnce(t *testing.T) {
 	}
 }
 
+// Manifests take the emulators' tags from the generated manifests/pins (TestPinsComponent), and docs name
+// the pin instead of its value, so a version bump is one line in hack/versions.env (and `make pins`).
+func TestManifestsAndDocsNameNoPinnedVersion(t *testing.T) {
+	t.Parallel()
+	root := repoRoot(t)
+	p := pins(t)
+	var files []string
+	for _, glob := range []string{"README.md", "docs/*.md", "manifests/*/*.yaml", "manifests/components/*/*.yaml",
+		"examples/wordpress/*/*.yaml", "examples/wordpress/*/*/*.yaml", "images/*/Dockerfile", "Tiltfile"} {
+		m, err := filepath.Glob(filepath.Join(root, glob))
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, m...)
+	}
+	if len(files) < 20 {
+		t.Fatalf("found only %d manifests and docs", len(files))
+	}
+	for _, path := range files {
+		rel, _ := filepath.Rel(root, path)
+		if strings.HasPrefix(rel, pinsDir+"/") {
+			continue // generated from the pins
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, key := range []string{"FAKE_GCS_TAG", "PUBSUB_VERSION", "RCLONE_VERSION", "GOLANGCI_LINT_VERSION", "ACTIONLINT_VERSION"} {
+			if strings.Contains(string(b), p[key]) {
+				t.Errorf("%s writes %s (%s); name the pin in %s instead (manifests: take it from %s)", rel, p[key], key,
+					harness.PinsFile, pinsDir)
+			}
+		}
+	}
+}
+
 // releaseImage is the image the Component and the gke overlay name: RELEASE_IMAGE:RELEASE_TAG, which the
 // release workflow sets on a v* tag.
 func releaseImage(t *testing.T) string {

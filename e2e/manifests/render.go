@@ -50,6 +50,11 @@ var kinds = map[string]func() any{
 	"apps/v1/StatefulSet":                    func() any { return new(appsv1.StatefulSet) },
 	"policy/v1/PodDisruptionBudget":          func() any { return new(policyv1.PodDisruptionBudget) },
 	"autoscaling/v2/HorizontalPodAutoscaler": func() any { return new(autoscalingv2.HorizontalPodAutoscaler) },
+	// Config Connector (configconnector.go).
+	"pubsub.cnrm.cloud.google.com/v1beta1/PubSubTopic":          func() any { return new(PubSubTopic) },
+	"storage.cnrm.cloud.google.com/v1beta1/StorageNotification": func() any { return new(StorageNotification) },
+	"iam.cnrm.cloud.google.com/v1beta1/IAMPolicyMember":         func() any { return new(IAMPolicyMember) },
+	"iam.cnrm.cloud.google.com/v1beta1/IAMCustomRole":           func() any { return new(IAMCustomRole) },
 }
 
 // Build runs kustomize (the krusty API, with the same defaults as `kubectl kustomize`: load restrictions

@@ -39,6 +39,7 @@ const (
 	appContainer   = "wordpress"
 	syncContainer  = "filesync"
 	gcsDeployment  = "fake-gcs-server"
+	pubsubDeploy   = "pubsub-emulator"
 	mariadbName    = "mariadb"
 	bucket         = "wordpress-media"
 	remotePrefix   = "wp-content/"
@@ -68,7 +69,7 @@ func LoadConfig() (Config, error) {
 	c.Kind = e.String("E2E_KIND", "kind")
 	c.Keep = e.Bool("E2E_KEEP")
 	c.Images = []string{e.Required("FILESYNC_IMAGE"), e.Required("FAKE_GCS_IMAGE"), e.Required("WORDPRESS_IMAGE"),
-		e.Required("MARIADB_IMAGE")}
+		e.Required("MARIADB_IMAGE"), e.Required("PUBSUB_EMULATOR_IMAGE")}
 	c.Artifacts = e.String("E2E_ARTIFACTS", filepath.Join(c.Root, "e2e", "_artifacts"))
 	c.PropagationBound = e.Duration("E2E_PROPAGATION_BOUND", 30*time.Second)
 	c.Timeout = e.Duration("E2E_WAIT_TIMEOUT", 5*time.Minute)

@@ -252,6 +252,22 @@ func (k *Kube) Scale(ctx context.Context, n int32, timeout time.Duration) error 
 	return nil
 }
 
+// DeletePods deletes the pods of deployment (its ReplicaSet makes new ones) and returns their names.
+func (k *Kube) DeletePods(ctx context.Context, deployment string) ([]string, error) {
+	pods, err := k.podsOf(ctx, deployment, func(corev1.Pod) bool { return true })
+	if err != nil {
+		return nil, err
+	}
+	var deleted []string
+	for _, p := range pods {
+		if err := k.cs.CoreV1().Pods(namespace).Delete(ctx, p.Name, metav1.DeleteOptions{}); err != nil {
+			return deleted, fmt.Errorf("delete pod %s: %w", p.Name, err)
+		}
+		deleted = append(deleted, p.Name)
+	}
+	return deleted, nil
+}
+
 // containerStarted returns when the named container (app or init) of pod last started running.
 func containerStarted(p corev1.Pod, name string) (time.Time, bool) {
 	for _, s := range slices.Concat(p.Status.InitContainerStatuses, p.Status.ContainerStatuses) {

@@ -314,7 +314,8 @@ func applyKustomization(dir string) env.Func {
 	}
 }
 
-// waitForExample waits for MariaDB, fake-gcs-server and every WordPress replica to be Ready.
+// waitForExample waits for MariaDB, the Pub/Sub emulator, fake-gcs-server and every WordPress replica to be
+// Ready.
 func waitForExample(cfg Config) env.Func {
 	return func(ctx context.Context, c *envconf.Config) (context.Context, error) {
 		k, err := newKube(c.Client().RESTConfig())
@@ -331,7 +332,7 @@ func waitForExample(cfg Config) env.Func {
 			wait.WithTimeout(cfg.Timeout), wait.WithInterval(2*time.Second)); err != nil {
 			return ctx, fmt.Errorf("statefulset %s ready: %w", mariadbName, err)
 		}
-		for _, d := range []string{gcsDeployment, deploymentName} {
+		for _, d := range []string{pubsubDeploy, gcsDeployment, deploymentName} {
 			if err := k.WaitRollout(ctx, d, cfg.Timeout); err != nil {
 				return ctx, err
 			}

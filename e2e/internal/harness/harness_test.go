@@ -58,6 +58,12 @@ x_ready 1
 	if got := m.Sum("x_total"); got != 5 {
 		t.Errorf("Sum(x_total) = %v, want 5", got)
 	}
+	if got := m.SumWhere("x_total", "op", "b"); got != 3 {
+		t.Errorf(`SumWhere(x_total, op="b") = %v, want 3`, got)
+	}
+	if got := m.SumWhere("x_total", "op", "c"); got != 0 {
+		t.Errorf(`SumWhere(x_total, op="c") = %v, want 0`, got)
+	}
 	if !m.Has("x_ready") || m.Has("x") || m.Sum("x") != 0 {
 		t.Errorf("Has(x_ready) = %v, Has(x) = %v, Sum(x) = %v", m.Has("x_ready"), m.Has("x"), m.Sum("x"))
 	}

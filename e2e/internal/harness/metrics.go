@@ -30,9 +30,15 @@ func (m Metrics) Has(name string) bool {
 
 // Sum adds up the values of every series of the family name (counters, gauges and untyped samples; 0 when
 // the family is absent).
-func (m Metrics) Sum(name string) float64 {
+func (m Metrics) Sum(name string) float64 { return m.SumWhere(name, "", "") }
+
+// SumWhere is Sum over the series whose label has value (every series when label is "").
+func (m Metrics) SumWhere(name, label, value string) float64 {
 	var total float64
 	for _, s := range m[name].GetMetric() {
+		if label != "" && !hasLabel(s, label, value) {
+			continue
+		}
 		switch {
 		case s.Counter != nil:
 			total += s.GetCounter().GetValue()
@@ -43,4 +49,13 @@ func (m Metrics) Sum(name string) float64 {
 		}
 	}
 	return total
+}
+
+func hasLabel(s *dto.Metric, label, value string) bool {
+	for _, l := range s.GetLabel() {
+		if l.GetName() == label {
+			return l.GetValue() == value
+		}
+	}
+	return false
 }

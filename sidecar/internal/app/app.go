@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/api/option"
@@ -21,6 +22,7 @@ import (
 	"github.com/filesync/filesync/sidecar/internal/gcsstore"
 	"github.com/filesync/filesync/sidecar/internal/localfs"
 	"github.com/filesync/filesync/sidecar/internal/metrics"
+	"github.com/filesync/filesync/sidecar/internal/notify"
 	"github.com/filesync/filesync/sidecar/internal/server"
 	"github.com/filesync/filesync/sidecar/internal/state"
 	"github.com/filesync/filesync/sidecar/internal/syncer"
@@ -94,8 +96,22 @@ func Run(ctx context.Context, env Env) error {
 	defer client.Close()
 	m := metrics.New()
 	store := gcsstore.New(client, cfg.Remote, func(op string) { m.GCSRequests.WithLabelValues(op).Inc() })
+	notifications := cfg.Notifications.String() != "" && !cfg.Once && !cfg.DryRun
+	poll := cfg.PollInterval
+	switch {
+	case notifications:
+		// The loop's poll becomes the reconcile: a listing every --reconcile-interval (a pass only when it
+		// found something the notifications did not say).
+		poll = cfg.ReconcileInterval
+		log.Info("remote changes: from bucket notifications", "topic", cfg.Notifications.String(),
+			"reconcile_interval", cfg.ReconcileInterval)
+	case cfg.Notifications.String() != "":
+		log.Info("remote changes: --notifications is not used by --once or --dry-run; listing the bucket")
+	default:
+		log.Info("remote changes: polling the bucket", "poll_interval", cfg.PollInterval)
+	}
 	s := syncer.New(dir, store, base, f, m, log, syncer.Options{
-		PollInterval: cfg.PollInterval, RescanInterval: cfg.RescanInterval, Settle: cfg.Settle,
+		PollInterval: poll, Notified: notifications, RescanInterval: cfg.RescanInterval, Settle: cfg.Settle,
 		Delete: cfg.Delete, MaxDelete: cfg.MaxDelete, DeleteWindow: cfg.DeleteWindow, Transfers: cfg.Transfers,
 		RestoreTransfers: cfg.RestoreTransfers,
 		Pod:              env.Getenv("POD_NAME"), ProgressInterval: cfg.ProgressEvery, OnProgress: terminalProgress(cfg, env.Stderr),
@@ -123,17 +139,56 @@ func Run(ctx context.Context, env Env) error {
 	if err := waitForBucket(ctx, store, log); err != nil {
 		return err
 	}
-	return serve(ctx, cfg, env, log, f, s, m)
+	var n *notify.Notifier
+	if notifications {
+		n, err = notify.New(ctx, notify.Options{
+			Topic: cfg.Notifications, Scope: notify.Scope{Bucket: cfg.Remote.Bucket, Prefix: cfg.Remote.Prefix},
+			Pod:       env.Getenv("POD_NAME"),
+			Apply:     func(ctx context.Context, c notify.Change) error { return s.ApplyRemote(ctx, syncer.RemoteChange(c)) },
+			Reconcile: s.Reconcile, Metrics: m, Log: log.With("component", "notify"),
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return serve(ctx, cfg, env, log, f, s, m, n)
+}
+
+// probes answers /healthz and /readyz. With notifications the loop starts only once the subscription
+// exists (so the first listing comes after it); until then /readyz says what it waits for and /healthz
+// answers 200: the process is alive and retrying with backoff, and a restart would only hide the error
+// line behind a crash loop (the startup probe's budget still bounds the wait).
+type probes struct {
+	s       *syncer.Syncer
+	n       *notify.Notifier // nil without notifications
+	looping atomic.Bool      // the sync loop has been started
+}
+
+func (p *probes) Ready() bool { return p.looping.Load() && p.s.Ready() }
+
+func (p *probes) NotReadyReason() string {
+	if !p.looping.Load() && p.n != nil {
+		return p.n.Waiting()
+	}
+	return p.s.NotReadyReason()
+}
+
+func (p *probes) Healthy() bool {
+	if !p.looping.Load() && p.n != nil {
+		return true
+	}
+	return p.s.Healthy()
 }
 
 // serve runs the HTTP server, the watcher and the sync loop; on cancellation it flushes pending uploads
 // within --shutdown-timeout.
 func serve(ctx context.Context, cfg config.Config, env Env, log *slog.Logger, f *filter.Filter, s *syncer.Syncer,
-	m *metrics.Metrics) error {
+	m *metrics.Metrics, n *notify.Notifier) error {
 	w, err := watch.New(cfg.Dir, f, log.With("component", "watch"))
 	if err != nil {
 		return err
 	}
+	p := &probes{s: s, n: n}
 	var srv *http.Server
 	srvErr := make(chan error, 1)
 	if cfg.Listen != "" {
@@ -144,7 +199,7 @@ func serve(ctx context.Context, cfg config.Config, env Env, log *slog.Logger, f 
 		if env.Listening != nil {
 			env.Listening(ln.Addr().String())
 		}
-		srv = server.New(cfg.Listen, s, m.Handler())
+		srv = server.New(cfg.Listen, p, m.Handler())
 		go func() { srvErr <- srv.Serve(ln) }()
 	}
 
@@ -161,7 +216,26 @@ func serve(ctx context.Context, cfg config.Config, env Env, log *slog.Logger, f 
 		})
 	}()
 	loopDone := make(chan error, 1)
-	go func() { loopDone <- s.Run(loopCtx) }()
+	notifyDone := make(chan struct{})
+	go func() {
+		if n == nil {
+			close(notifyDone)
+		} else {
+			// The subscription first: every change after it is notified, every change before it is in the
+			// first listing.
+			if err := n.Subscribe(loopCtx); err != nil {
+				close(notifyDone)
+				loopDone <- nil // stopped before it was subscribed
+				return
+			}
+			go func() {
+				defer close(notifyDone)
+				_ = n.Run(loopCtx)
+			}()
+		}
+		p.looping.Store(true)
+		loopDone <- s.Run(loopCtx)
+	}()
 
 	var runErr error
 	select {
@@ -174,6 +248,14 @@ func serve(ctx context.Context, cfg config.Config, env Env, log *slog.Logger, f 
 		runErr = errors.Join(runErr, err)
 	}
 	<-watchDone
+	<-notifyDone
+	if n != nil {
+		delCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		if err := n.Close(delCtx); err != nil {
+			log.Error("could not delete the Pub/Sub subscription (it expires after a day unused)", "err", err)
+		}
+		cancel()
+	}
 
 	log.Info("shutting down: flushing pending uploads", "timeout", cfg.ShutdownTimeout)
 	flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)

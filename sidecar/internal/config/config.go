@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/filesync/filesync/sidecar/internal/filter"
+	"github.com/filesync/filesync/sidecar/internal/notify/topic"
 	"github.com/filesync/filesync/sidecar/internal/remote"
 )
 
@@ -42,6 +43,10 @@ type Config struct {
 	ProgressEvery    time.Duration
 	LogFormat        string
 	LogLevel         string
+	// Notifications is the topic of the bucket's notifications (zero: poll the bucket every PollInterval).
+	Notifications topic.Name
+	// ReconcileInterval is how often the bucket is listed anyway when notifications are on.
+	ReconcileInterval time.Duration
 }
 
 // ErrUsage marks configuration errors (exit code 2). ErrHelp is returned for -h/--help.
@@ -70,9 +75,9 @@ func EnvName(flagName string) string {
 // Load parses args (without the program name) and getenv. Usage text goes to out on --help.
 func Load(args []string, getenv func(string) string, out io.Writer) (Config, error) {
 	var c Config
-	var location string
+	var location, notifications string
 	var excludes stringList
-	fs := newFlagSet(&c, &location, &excludes)
+	fs := newFlagSet(&c, &location, &notifications, &excludes)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			printUsage(fs, out)
@@ -87,11 +92,14 @@ func Load(args []string, getenv func(string) string, out io.Writer) (Config, err
 		return c, err
 	}
 	c.Excludes = excludes
-	return c, c.validate(location)
+	if err := c.validate(location); err != nil {
+		return c, err
+	}
+	return c, c.validateNotifications(fs, notifications)
 }
 
 // newFlagSet declares every flag on a private flag set, bound to c.
-func newFlagSet(c *Config, location *string, excludes *stringList) *flag.FlagSet {
+func newFlagSet(c *Config, location, notifications *string, excludes *stringList) *flag.FlagSet {
 	fs := flag.NewFlagSet("filesync", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&c.Dir, "dir", "", "the local directory to sync (the shared emptyDir mount); required")
@@ -113,6 +121,8 @@ func newFlagSet(c *Config, location *string, excludes *stringList) *flag.FlagSet
 	fs.DurationVar(&c.ProgressEvery, "progress-interval", 5*time.Second, "how often the restore (the first pass) logs its progress")
 	fs.StringVar(&c.LogFormat, "log-format", "json", "json or text")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(notifications, "notifications", "", "learn remote changes from the bucket's Pub/Sub notifications on this topic, projects/PROJECT/topics/TOPIC, instead of polling")
+	fs.DurationVar(&c.ReconcileInterval, "reconcile-interval", 10*time.Minute, "with --notifications: how often the bucket is listed anyway, the safety net under the notifications")
 
 	return fs
 }
@@ -208,6 +218,27 @@ func (c *Config) validate(location string) error {
 	return nil
 }
 
+// validateNotifications parses --notifications; --reconcile-interval means something only with it.
+func (c *Config) validateNotifications(fs *flag.FlagSet, notifications string) error {
+	if c.ReconcileInterval <= 0 {
+		return usagef("--reconcile-interval %v: must be positive", c.ReconcileInterval)
+	}
+	if notifications == "" {
+		given := false
+		fs.Visit(func(f *flag.Flag) { given = given || f.Name == "reconcile-interval" })
+		if given {
+			return usagef("--reconcile-interval needs --notifications (without it the bucket is polled every --poll-interval)")
+		}
+		return nil
+	}
+	t, err := topic.Parse(notifications)
+	if err != nil {
+		return usagef("--notifications %v", err)
+	}
+	c.Notifications = t
+	return nil
+}
+
 // checkListen accepts HOST:PORT, [IPv6]:PORT and :PORT, with a port from 0 to 65535.
 func checkListen(addr string) error {
 	host, port, err := net.SplitHostPort(addr)
@@ -232,7 +263,7 @@ func checkListen(addr string) error {
 // (FILESYNC_SERVICE_HOST, FILESYNC_PORT_8090_TCP, ...) are not reported.
 func UnknownEnv(environ []string) []string {
 	known := map[string]bool{}
-	fs := newFlagSet(&Config{}, new(string), new(stringList))
+	fs := newFlagSet(&Config{}, new(string), new(string), new(stringList))
 	fs.VisitAll(func(f *flag.Flag) { known[EnvName(f.Name)] = true })
 	var out []string
 	for _, kv := range environ {
@@ -260,7 +291,8 @@ func printUsage(fs *flag.FlagSet, out io.Writer) {
 		}
 		fmt.Fprintf(out, "  --%-18s %s%s\n      env %s\n", f.Name, f.Usage, def, EnvName(f.Name))
 	})
-	fmt.Fprintf(out, "\nSTORAGE_EMULATOR_HOST points the client at an emulator; otherwise Application Default Credentials\n"+
-		"(Workload Identity on GKE) are used. POD_NAME names this replica in conflict copies.\n"+
+	fmt.Fprintf(out, "\nSTORAGE_EMULATOR_HOST (and PUBSUB_EMULATOR_HOST) point the clients at emulators; otherwise Application\n"+
+		"Default Credentials (Workload Identity on GKE) are used. POD_NAME names this replica in conflict copies\n"+
+		"and its Pub/Sub subscription.\n"+
 		"Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error.\n")
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/filesync/filesync/sidecar/internal/notify/topic"
 )
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -24,7 +26,8 @@ func TestLoad(t *testing.T) {
 			if c.PollInterval != 2*time.Second || c.RescanInterval != 5*time.Minute || c.Settle != 500*time.Millisecond ||
 				!c.Delete || c.MaxDelete != 50 || c.Transfers != 8 || c.RestoreTransfers != 64 || c.DeleteWindow != time.Hour || c.Listen != ":8090" ||
 				c.ShutdownTimeout != 25*time.Second || c.LogFormat != "json" || c.LogLevel != "info" ||
-				c.Remote.Bucket != "bkt" || c.Remote.Prefix != "p" {
+				c.Remote.Bucket != "bkt" || c.Remote.Prefix != "p" || c.Notifications != (topic.Name{}) ||
+				c.ReconcileInterval != 10*time.Minute {
 				t.Fatalf("defaults: %+v", c)
 			}
 		}},
@@ -35,11 +38,13 @@ func TestLoad(t *testing.T) {
 			"FILESYNC_TRANSFERS": "4", "FILESYNC_STATE_DIR": dir, "FILESYNC_LISTEN": "127.0.0.1:0",
 			"FILESYNC_SHUTDOWN_TIMEOUT": "5s", "FILESYNC_LOG_FORMAT": "text", "FILESYNC_LOG_LEVEL": "debug",
 			"FILESYNC_MAX_DELETE_WINDOW": "10m", "FILESYNC_PROGRESS_INTERVAL": "1s", "FILESYNC_RESTORE_TRANSFERS": "48",
+			"FILESYNC_NOTIFICATIONS": "projects/my-project/topics/media", "FILESYNC_RECONCILE_INTERVAL": "30m",
 		}, check: func(t *testing.T, c Config) {
 			want := Config{Dir: dir, Once: true, DryRun: true, PollInterval: 3 * time.Second, RescanInterval: time.Minute,
 				Settle: time.Second, Excludes: []string{"cache/**", "*.tmp"}, Delete: false, MaxDelete: 10, Transfers: 4,
 				StateDir: dir, Listen: "127.0.0.1:0", ShutdownTimeout: 5 * time.Second, LogFormat: "text", LogLevel: "debug",
-				DeleteWindow: 10 * time.Minute, ProgressEvery: time.Second, RestoreTransfers: 48}
+				DeleteWindow: 10 * time.Minute, ProgressEvery: time.Second, RestoreTransfers: 48,
+				Notifications: topic.Name{Project: "my-project", Topic: "media"}, ReconcileInterval: 30 * time.Minute}
 			want.Remote = c.Remote
 			if c.Remote.Bucket != "bk2" || strings.Join(c.Excludes, "|") != "cache/**|*.tmp" {
 				t.Fatalf("remote/excludes: %+v", c)
@@ -82,6 +87,20 @@ func TestLoad(t *testing.T) {
 		{name: "malformed listen", args: []string{"--dir", dir, "--remote", "gs://bkt", "--listen", "bogus"}, wantErr: `--listen "bogus"`},
 		{name: "listen port out of range", args: []string{"--dir", dir, "--remote", "gs://bkt", "--listen", ":99999"}, wantErr: "--listen"},
 		{name: "zero delete window", args: []string{"--dir", dir, "--remote", "gs://bkt", "--max-delete-window", "0s"}, wantErr: "--max-delete-window 0s"},
+		{name: "notifications", args: []string{"--dir", dir, "--remote", "gs://bkt/p", "--notifications", "projects/my-project/topics/media"},
+			check: func(t *testing.T, c Config) {
+				if c.Notifications.String() != "projects/my-project/topics/media" || c.ReconcileInterval != 10*time.Minute {
+					t.Fatalf("notifications %v, reconcile interval %v", c.Notifications, c.ReconcileInterval)
+				}
+			}},
+		{name: "malformed notifications", args: []string{"--dir", dir, "--remote", "gs://bkt", "--notifications", "media-topic"},
+			wantErr: `--notifications "media-topic": want projects/PROJECT/topics/TOPIC`},
+		{name: "malformed notifications env", args: []string{"--dir", dir, "--remote", "gs://bkt"},
+			env: map[string]string{"FILESYNC_NOTIFICATIONS": "projects/my-project/topics/goog"}, wantErr: "--notifications"},
+		{name: "reconcile without notifications", args: []string{"--dir", dir, "--remote", "gs://bkt", "--reconcile-interval", "1m"},
+			wantErr: "--reconcile-interval needs --notifications"},
+		{name: "zero reconcile", args: []string{"--dir", dir, "--remote", "gs://bkt", "--notifications", "projects/my-project/topics/media",
+			"--reconcile-interval", "0s"}, wantErr: "--reconcile-interval 0s"},
 		{name: "bad state dir", args: []string{"--dir", dir, "--remote", "gs://bkt", "--state-dir", dir + "/x"}, wantErr: "--state-dir"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -17,7 +17,7 @@ type Metrics struct {
 	Downloads      prometheus.Counter
 	Deletes        *prometheus.CounterVec // side=local|remote
 	Bytes          *prometheus.CounterVec // direction=upload|download
-	Errors         *prometheus.CounterVec // op=list|scan|upload|download|delete_remote|delete_local|conflict|state
+	Errors         *prometheus.CounterVec // op=list|stat|scan|upload|download|delete_remote|delete_local|conflict|state
 	Conflicts      prometheus.Counter
 	SkippedUnsafe  prometheus.Counter
 	Preconditions  prometheus.Counter
@@ -35,7 +35,19 @@ type Metrics struct {
 	SkippedPaths   *prometheus.CounterVec // reason=unreadable|clash|symlink|corrupt|content_encoding
 	// The restore (the passes before ready): what it has to download and how far it is.
 	RestoreFiles, RestoreFilesDone, RestoreBytes, RestoreBytesDone prometheus.Gauge
+
+	// Bucket notifications (--notifications, internal/notify).
+	NotifyReceived    prometheus.Counter
+	NotifyApplied     prometheus.Counter
+	NotifyIgnored     *prometheus.CounterVec // reason=stale|duplicate|overwritten|metadata|other_bucket|outside_prefix|malformed|unknown_type
+	NotifyRecreations prometheus.Counter
+	NotifyReconciles  prometheus.Counter
+	NotifySubscribed  prometheus.Gauge
 }
+
+// NotifyIgnoreReasons are the values of filesync_notify_events_ignored_total's reason label.
+var NotifyIgnoreReasons = []string{"stale", "duplicate", "overwritten", "metadata", "other_bucket", "outside_prefix",
+	"malformed", "unknown_type"}
 
 // New registers the metrics (and the Go/process collectors) on a new registry.
 func New() *Metrics {
@@ -94,11 +106,25 @@ func New() *Metrics {
 			Help: "Bytes the restore has to download."}),
 		RestoreBytesDone: prometheus.NewGauge(prometheus.GaugeOpts{Name: "filesync_restore_bytes_done",
 			Help: "Bytes the restore has downloaded so far."}),
+		NotifyReceived: prometheus.NewCounter(prometheus.CounterOpts{Name: "filesync_notify_events_received_total",
+			Help: "Bucket notifications received from this sidecar's Pub/Sub subscription."}),
+		NotifyApplied: prometheus.NewCounter(prometheus.CounterOpts{Name: "filesync_notify_events_applied_total",
+			Help: "Bucket notifications handed to the sync loop and acked once a pass had applied them (or found them unnecessary)."}),
+		NotifyIgnored: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "filesync_notify_events_ignored_total",
+			Help: "Bucket notifications acked without a pass, by reason: stale (older than the generation known), duplicate, overwritten (the delete of an overwritten generation), metadata (no content change), other_bucket, outside_prefix, malformed, unknown_type."},
+			[]string{"reason"}),
+		NotifyRecreations: prometheus.NewCounter(prometheus.CounterOpts{Name: "filesync_notify_subscription_recreations_total",
+			Help: "Times the Pub/Sub subscription was found gone (or the stream failed) and was created again."}),
+		NotifyReconciles: prometheus.NewCounter(prometheus.CounterOpts{Name: "filesync_notify_reconcile_listings_total",
+			Help: "Full listings asked for because notifications may have been missed (the stream failed or the subscription was recreated); the periodic --reconcile-interval listing is the loop's poll."}),
+		NotifySubscribed: prometheus.NewGauge(prometheus.GaugeOpts{Name: "filesync_notify_subscribed",
+			Help: "1 while this sidecar's Pub/Sub subscription exists and is being received from."}),
 	}
 	for _, c := range []prometheus.Collector{m.Uploads, m.Downloads, m.Deletes, m.Bytes, m.Errors, m.Conflicts,
 		m.SkippedUnsafe, m.Preconditions, m.DeleteGuard, m.DeleteBlocked, m.PendingUploads, m.KnownFiles,
 		m.LastSuccess, m.Ready, m.PassDuration, m.WatchOverflows, m.GCSRequests, m.Wipes, m.Passes, m.SkippedPaths,
 		m.RestoreFiles, m.RestoreFilesDone, m.RestoreBytes, m.RestoreBytesDone,
+		m.NotifyReceived, m.NotifyApplied, m.NotifyIgnored, m.NotifyRecreations, m.NotifyReconciles, m.NotifySubscribed,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		f(c)
 	}
@@ -116,6 +142,9 @@ func New() *Metrics {
 	}
 	for _, kind := range []string{"full", "targeted"} {
 		m.Passes.WithLabelValues(kind)
+	}
+	for _, r := range NotifyIgnoreReasons {
+		m.NotifyIgnored.WithLabelValues(r)
 	}
 	return m
 }

@@ -62,7 +62,7 @@ func (s *Syncer) Run(ctx context.Context) error {
 			case <-wake.C:
 				waiting = false
 			case <-rescan.C:
-				walk, list = true, true
+				walk, list = true, !s.opt.Notified
 				waiting = false
 			case <-poll.C:
 				s.beat()

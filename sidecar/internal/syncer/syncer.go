@@ -24,7 +24,10 @@ import (
 
 // Options are the sync settings of docs/design.md's command line.
 type Options struct {
-	PollInterval   time.Duration
+	PollInterval time.Duration
+	// Notified: remote changes arrive as hints (ApplyRemote, from bucket notifications), so PollInterval is
+	// the reconcile and the periodic rescan walks the directory without listing the bucket.
+	Notified       bool
 	RescanInterval time.Duration
 	Settle         time.Duration
 	Delete         bool
