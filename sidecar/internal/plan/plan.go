@@ -22,6 +22,7 @@ type Remote struct {
 	Generation int64
 	Size       int64
 	CRC32C     uint32
+	ModTime    int64 // unix seconds (gcsstore.Object.ModTime): the mtime a download gets; not compared
 }
 
 // Base is what a path looked like the last time both sides were known to agree.

@@ -249,7 +249,8 @@ func (s *Syncer) upload(ctx context.Context, a plan.Action, local localfs.File, 
 		return err
 	}
 	defer fh.Close()
-	o, err := s.store.Upload(ctx, a.Path, s.progress(fh), local.Size, local.CRC32C, a.IfGeneration)
+	mtime := time.Unix(0, local.ModTime) // stored in whole seconds; the local file takes the same below
+	o, err := s.store.Upload(ctx, a.Path, s.progress(fh), local.Size, local.CRC32C, mtime, a.IfGeneration)
 	if errors.Is(err, gcsstore.ErrMismatch) {
 		// The bucket holds something other than what was sent (a server that does not check CRC32C, a file
 		// rewritten during the upload). Record what is really there, with no local stamp, so the next pass
@@ -271,9 +272,16 @@ func (s *Syncer) upload(ctx context.Context, a plan.Action, local localfs.File, 
 	stamp := local.ModTime
 	if st, err := s.dir.Stat(a.Path); err != nil || st != local.Stamp {
 		stamp = 0 // changed while it was uploaded: the next pass hashes it again and compares
+	} else if o.ModTime != 0 && local.ModTime != o.ModTime*int64(time.Second) {
+		// The stored mtime is whole seconds: the file takes it, so this replica serves the ETag and
+		// Last-Modified the others will.
+		stamp = 0
+		if st, err := s.dir.SetModTime(a.Path, local.Stamp, time.Unix(o.ModTime, 0)); err == nil {
+			stamp = st.ModTime
+		}
 	}
 	s.base.Set(a.Path, state.Entry{Generation: o.Generation, Size: o.Size, CRC32C: o.CRC32C, ModTime: stamp})
-	s.setView(a.Path, &plan.Remote{Generation: o.Generation, Size: o.Size, CRC32C: o.CRC32C})
+	s.setView(a.Path, &plan.Remote{Generation: o.Generation, Size: o.Size, CRC32C: o.CRC32C, ModTime: o.ModTime})
 	s.m.Uploads.Inc()
 	s.m.Bytes.WithLabelValues("upload").Add(float64(o.Size))
 	s.log.Debug("uploaded", "path", a.Path, "generation", o.Generation, "bytes", o.Size)
@@ -287,7 +295,8 @@ func (s *Syncer) download(ctx context.Context, path string, r plan.Remote, local
 	}
 	defer rd.Close()
 	expect := localfs.Expect{Absent: !hasLocal, Stamp: local.Stamp}
-	st, err := s.dir.WriteAtomic(path, beatReader{r: rd, beat: s.beat, moved: s.countRestoredBytes}, rd.Object.Size, rd.Object.CRC32C, expect)
+	st, err := s.dir.WriteAtomic(path, beatReader{r: rd, beat: s.beat, moved: s.countRestoredBytes}, rd.Object.Size, rd.Object.CRC32C,
+		unixTime(r.ModTime), expect)
 	if err != nil {
 		return err
 	}
@@ -308,7 +317,7 @@ func (s *Syncer) preserveConflict(ctx context.Context, path string, local localf
 	}
 	defer fh.Close()
 	name := fmt.Sprintf("%s/conflicts/%s.%s.%d", filter.InternalDir, path, s.opt.Pod, s.now().Unix())
-	if _, err := s.store.Upload(ctx, name, fh, local.Size, local.CRC32C, 0); err != nil {
+	if _, err := s.store.Upload(ctx, name, fh, local.Size, local.CRC32C, time.Unix(0, local.ModTime), 0); err != nil {
 		return fmt.Errorf("preserve conflict copy: %w", err)
 	}
 	s.m.Conflicts.Inc()

@@ -60,7 +60,7 @@ func (s *Syncer) listEach(ctx context.Context, each func(name string, r plan.Rem
 			unsafe[o.Name] = err
 			return
 		}
-		r := plan.Remote{Generation: o.Generation, Size: o.Size, CRC32C: o.CRC32C}
+		r := plan.Remote{Generation: o.Generation, Size: o.Size, CRC32C: o.CRC32C, ModTime: o.ModTime}
 		view[o.Name] = r
 		if o.ContentEncoding == "gzip" {
 			encoded[o.Name] = true
