@@ -48,6 +48,12 @@ const (
 	ResultError   = "error"   // the bucket failed: 502
 )
 
+// FetchHeader set to "store" asks for the file in the directory or nothing: the local file, else the
+// bucket's (downloaded), else 404 at once; no peers, and a remembered miss is looked up again. The
+// WordPress plugin uses it for an original it must process (sub-sizes, editing), polling until the
+// writer's upload lands.
+const FetchHeader = "X-Filesync-Fetch"
+
 // Defaults of Options.
 const (
 	DefaultMissTTL     = 2 * time.Second
@@ -126,7 +132,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.opt.Count(ResultLocal)
 		return
 	}
-	if h.misses.remembered(rel) {
+	store := r.Header.Get(FetchHeader) == "store"
+	if !store && h.misses.remembered(rel) {
 		h.opt.Count(ResultMiss)
 		notFound(w)
 		return
@@ -143,6 +150,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.opt.Log.Warn("read-through: fetching from the bucket failed", "path", rel, "err", err)
 		w.Header().Set("Cache-Control", "no-store")
 		http.Error(w, "bucket unavailable", http.StatusBadGateway)
+		return
+	}
+	if store {
+		h.opt.Count(ResultMiss) // the caller needs the file in the directory: a peer's bytes would not be
+		notFound(w)
 		return
 	}
 	if h.opt.Peers != nil && h.opt.Peers.serve(w, r, rel) {

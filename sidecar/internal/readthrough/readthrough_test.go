@@ -457,3 +457,22 @@ func TestSlowPeerTimesOut(t *testing.T) {
 	}
 }
 
+
+// TestStoreOnlyRequests: with X-Filesync-Fetch: store (the plugin, for an original it must process), a
+// file only a peer has is 404, a remembered miss is looked up again, and a bucket hit is stored.
+func TestStoreOnlyRequests(t *testing.T) {
+	writer := newSite(t, Options{})
+	writer.write("uploads/orig.jpg", "original", mtime)
+	srv := peerSite(t, "s3cret", writer.dir)
+	s := newSite(t, Options{Peers: peersOf("s3cret", srv)})
+	wantStatus(t, s.get("/uploads/orig.jpg"), http.StatusOK) // from the peer
+	wantStatus(t, s.get("/uploads/orig.jpg", FetchHeader, "store"), http.StatusNotFound)
+	wantStatus(t, s.get("/uploads/gone.jpg"), http.StatusNotFound) // remembered
+	s.bucket.objects["uploads/orig.jpg"] = "original"
+	s.bucket.objects["uploads/gone.jpg"] = "arrived"
+	wantStatus(t, s.get("/uploads/gone.jpg", FetchHeader, "store"), http.StatusOK)
+	wantStatus(t, s.get("/uploads/orig.jpg", FetchHeader, "store"), http.StatusOK)
+	if !s.has("uploads/orig.jpg") || !s.has("uploads/gone.jpg") {
+		t.Error("store-only bucket hits are not in the directory")
+	}
+}
