@@ -152,6 +152,7 @@ func (p *Peers) serve(w http.ResponseWriter, r *http.Request, rel string) bool {
 			w.Header().Set(k, v)
 		}
 	}
+	w.Header().Set(SourceHeader, ResultPeer)
 	w.WriteHeader(win.resp.StatusCode)
 	if r.Method != http.MethodHead {
 		_, _ = io.Copy(w, win.resp.Body)

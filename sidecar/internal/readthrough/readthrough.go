@@ -48,6 +48,9 @@ const (
 	ResultError   = "error"   // the bucket failed: 502
 )
 
+// SourceHeader tells where a read-through answer came from: local, bucket or peer (Result*).
+const SourceHeader = "X-Filesync-Read-Through"
+
 // FetchHeader set to "store" asks for the file in the directory or nothing: the local file, else the
 // bucket's (downloaded), else 404 at once; no peers, and a remembered miss is looked up again. The
 // WordPress plugin uses it for an original it must process (sub-sizes, editing), polling until the
@@ -128,10 +131,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if status != 0 {
 		return
 	}
+	w.Header().Set(SourceHeader, ResultLocal)
 	if h.serveLocal(w, r, rel, false) {
 		h.opt.Count(ResultLocal)
 		return
 	}
+	w.Header().Del(SourceHeader)
 	store := r.Header.Get(FetchHeader) == "store"
 	if !store && h.misses.remembered(rel) {
 		h.opt.Count(ResultMiss)
@@ -141,12 +146,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	found, err := h.fromBucket(r.Context(), rel)
 	switch {
 	case found:
+		w.Header().Set(SourceHeader, ResultBucket)
 		if h.serveLocal(w, r, rel, false) {
 			h.opt.Count(ResultBucket)
 			return
 		}
 	case err != nil:
 		h.opt.Count(ResultError)
+		w.Header().Del(SourceHeader)
 		h.opt.Log.Warn("read-through: fetching from the bucket failed", "path", rel, "err", err)
 		w.Header().Set("Cache-Control", "no-store")
 		http.Error(w, "bucket unavailable", http.StatusBadGateway)
@@ -157,6 +164,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		notFound(w)
 		return
 	}
+	w.Header().Del(SourceHeader)
 	if h.opt.Peers != nil && h.opt.Peers.serve(w, r, rel) {
 		h.opt.Count(ResultPeer)
 		return

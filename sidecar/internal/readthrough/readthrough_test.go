@@ -192,6 +192,9 @@ func TestMissingLocallyIsFetchedFromTheBucket(t *testing.T) {
 	if r.Header.Get("Content-Type") != "image/jpeg" || r.Header.Get("Last-Modified") != time.Unix(1_700_000_000, 0).UTC().Format(http.TimeFormat) {
 		t.Errorf("headers %v", r.Header)
 	}
+	if got := r.Header.Get(SourceHeader); got != ResultBucket {
+		t.Errorf("%s: %q, want bucket", SourceHeader, got)
+	}
 	if !s.has("uploads/new-768x512.jpg") {
 		t.Error("the fetched file is not in the directory")
 	}
@@ -361,7 +364,7 @@ func TestPeerServesWhatTheBucketHasNotYet(t *testing.T) {
 		t.Fatalf("body %q", got)
 	}
 	etag := fmt.Sprintf(`"15-%x"`, mtime.UnixMicro())
-	if r.Header.Get("ETag") != etag || r.Header.Get("Content-Type") != "image/jpeg" {
+	if r.Header.Get("ETag") != etag || r.Header.Get("Content-Type") != "image/jpeg" || r.Header.Get(SourceHeader) != ResultPeer {
 		t.Errorf("peer answer headers %v", r.Header)
 	}
 	if s.has("uploads/just-now-300x200.jpg") {
