@@ -96,7 +96,7 @@ func ClusterSteps(cfg Config, existed bool, log *slog.Logger) []env.Func {
 		steps = append(steps, timed(log, "load "+img, envfuncs.LoadImageToCluster(cfg.Cluster, img)))
 	}
 	return append(steps,
-		timed(log, "apply kind overlay", applyKustomization(filepath.Join(cfg.Root, "examples", "wordpress", "overlays", "kind"))),
+		timed(log, "apply kind overlay", applyKustomization(filepath.Join(cfg.Root, "examples", "wordpress", "overlays", "kind"), cfg.ReadThroughOff)),
 		timed(log, "wait for the example", waitForExample(cfg)),
 	)
 }
@@ -288,7 +288,9 @@ func waitForSystem(cfg Config) env.Func {
 
 // applyKustomization server-side applies every object manifests.Build renders for dir (the very rendering
 // the manifest tests check), so re-running against a kept cluster converges.
-func applyKustomization(dir string) env.Func {
+// With withoutReadThrough (the negative control of feature 08) the WordPress container does not mount the
+// Apache rule that sends missing uploads to the read-through.
+func applyKustomization(dir string, withoutReadThrough bool) env.Func {
 	return func(ctx context.Context, c *envconf.Config) (context.Context, error) {
 		rm, err := manifests.Build(dir)
 		if err != nil {
@@ -299,6 +301,11 @@ func applyKustomization(dir string) env.Func {
 			m, err := res.Map()
 			if err != nil {
 				return ctx, fmt.Errorf("%s: %w", res.CurId(), err)
+			}
+			if withoutReadThrough && res.GetKind() == "Deployment" && res.GetName() == deploymentName {
+				if err := dropMount(m, appContainer, readThroughConf); err != nil {
+					return ctx, err
+				}
 			}
 			data, err := json.Marshal(m)
 			if err != nil {
@@ -312,6 +319,39 @@ func applyKustomization(dir string) env.Func {
 		}
 		return ctx, nil
 	}
+}
+
+// readThroughConf is where the read-through Component mounts its Apache rule.
+const readThroughConf = "/etc/apache2/conf-enabled/zz-filesync-read-through.conf"
+
+// dropMount removes container's volume mount at mountPath from a Deployment's unstructured form.
+func dropMount(obj map[string]any, container, mountPath string) error {
+	containers, _, err := unstructured.NestedSlice(obj, "spec", "template", "spec", "containers")
+	if err != nil {
+		return err
+	}
+	dropped := false
+	for i, c := range containers {
+		cm, _ := c.(map[string]any)
+		if cm["name"] != container {
+			continue
+		}
+		mounts, _, _ := unstructured.NestedSlice(cm, "volumeMounts")
+		kept := mounts[:0]
+		for _, vm := range mounts {
+			if v, _ := vm.(map[string]any); v["mountPath"] == mountPath {
+				dropped = true
+				continue
+			}
+			kept = append(kept, vm)
+		}
+		cm["volumeMounts"] = kept
+		containers[i] = cm
+	}
+	if !dropped {
+		return fmt.Errorf("negative control: container %s mounts nothing at %s", container, mountPath)
+	}
+	return unstructured.SetNestedSlice(obj, containers, "spec", "template", "spec", "containers")
 }
 
 // waitForExample waits for MariaDB, fake-gcs-server and every WordPress replica to be Ready.
