@@ -109,21 +109,30 @@ func (s *site) has(rel string) bool {
 	return err == nil
 }
 
-func (s *site) get(target string, hdr ...string) *http.Response {
+func (s *site) get(target string, hdr ...string) *result {
 	return do(s.h, http.MethodGet, target, hdr...)
 }
 
-func do(h http.Handler, method, target string, hdr ...string) *http.Response {
+// result is a recorded response, its body read and closed.
+type result struct {
+	StatusCode int
+	Header     http.Header
+	text       string
+}
+
+func do(h http.Handler, method, target string, hdr ...string) *result {
 	req := httptest.NewRequest(method, target, nil)
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
-	return rec.Result()
+	return &result{StatusCode: rec.Code, Header: rec.Header(), text: rec.Body.String()}
 }
 
-func body(t *testing.T, r *http.Response) string {
+func body(_ *testing.T, r *result) string { return r.text }
+
+func respBody(t *testing.T, r *http.Response) string {
 	t.Helper()
 	b, err := io.ReadAll(r.Body)
 	if err != nil {
@@ -132,10 +141,10 @@ func body(t *testing.T, r *http.Response) string {
 	return string(b)
 }
 
-func wantStatus(t *testing.T, r *http.Response, code int) {
+func wantStatus(t *testing.T, r *result, code int) {
 	t.Helper()
 	if r.StatusCode != code {
-		t.Fatalf("status %d, want %d (body %q)", r.StatusCode, code, body(t, r))
+		t.Fatalf("status %d, want %d (body %q)", r.StatusCode, code, r.text)
 	}
 }
 
@@ -395,7 +404,7 @@ func TestPeerRefusesWithoutTheSecret(t *testing.T) {
 	writer.write("uploads/a.jpg", "secret bytes", mtime)
 	writer.write("uploads/x.php", "<?php", mtime)
 	srv := peerSite(t, "s3cret", writer.dir)
-	get := func(path string, hdr ...string) *http.Response {
+	get := func(path string, hdr ...string) (int, string) {
 		req, _ := http.NewRequest(http.MethodGet, srv.URL+path, nil)
 		for i := 0; i+1 < len(hdr); i += 2 {
 			req.Header.Set(hdr[i], hdr[i+1])
@@ -404,24 +413,24 @@ func TestPeerRefusesWithoutTheSecret(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { r.Body.Close() })
-		return r
+		defer r.Body.Close()
+		return r.StatusCode, respBody(t, r)
 	}
 	for _, hdr := range [][]string{nil, {"Authorization", "Bearer wrong"}, {"Authorization", "s3cret"}, {"Authorization", "Bearer "}} {
-		r := get("/uploads/a.jpg", hdr...)
-		if r.StatusCode != http.StatusUnauthorized || strings.Contains(body(t, r), "secret bytes") {
-			t.Errorf("with %v: %d, want 401 and no bytes", hdr, r.StatusCode)
+		code, b := get("/uploads/a.jpg", hdr...)
+		if code != http.StatusUnauthorized || strings.Contains(b, "secret bytes") {
+			t.Errorf("with %v: %d, want 401 and no bytes", hdr, code)
 		}
 	}
-	if r := get("/uploads/a.jpg", "Authorization", "Bearer s3cret"); r.StatusCode != http.StatusOK {
-		t.Errorf("with the secret: %d", r.StatusCode)
+	if code, _ := get("/uploads/a.jpg", "Authorization", "Bearer s3cret"); code != http.StatusOK {
+		t.Errorf("with the secret: %d", code)
 	}
-	if r := get("/uploads/x.php", "Authorization", "Bearer s3cret"); r.StatusCode != http.StatusForbidden {
-		t.Errorf("PHP to a peer: %d", r.StatusCode)
+	if code, _ := get("/uploads/x.php", "Authorization", "Bearer s3cret"); code != http.StatusForbidden {
+		t.Errorf("PHP to a peer: %d", code)
 	}
 	// A peer listener without a secret refuses everything.
-	if r, err := http.Get(peerSite(t, "", writer.dir).URL + "/uploads/a.jpg"); err != nil || r.StatusCode != http.StatusUnauthorized {
-		t.Errorf("a listener with no secret: %v %v", r.StatusCode, err)
+	if r := get0(t, peerSite(t, "", writer.dir).URL+"/uploads/a.jpg"); r.StatusCode != http.StatusUnauthorized {
+		t.Errorf("a listener with no secret: %v", r.StatusCode)
 	}
 	busy := peerSite(t, "s3cret", busyDir{writer.dir})
 	req, _ := http.NewRequest(http.MethodGet, busy.URL+"/uploads/a.jpg", nil)
@@ -437,6 +446,16 @@ func TestPeerRefusesWithoutTheSecret(t *testing.T) {
 	// And the read-through asking with the wrong secret gets nothing.
 	s := newSite(t, Options{Peers: peersOf("wrong", srv)})
 	wantStatus(t, s.get("/uploads/a.jpg"), http.StatusNotFound)
+}
+
+func get0(t *testing.T, url string) *http.Response {
+	t.Helper()
+	r, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Body.Close() })
+	return r
 }
 
 // TestSlowPeerTimesOut: a peer that does not answer within the timeout is given up on: 404 no-store.
