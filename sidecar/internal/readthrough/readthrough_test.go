@@ -429,8 +429,8 @@ func TestPeerRefusesWithoutTheSecret(t *testing.T) {
 		t.Errorf("PHP to a peer: %d", code)
 	}
 	// A peer listener without a secret refuses everything.
-	if r := get0(t, peerSite(t, "", writer.dir).URL+"/uploads/a.jpg"); r.StatusCode != http.StatusUnauthorized {
-		t.Errorf("a listener with no secret: %v", r.StatusCode)
+	if code := statusOf(t, peerSite(t, "", writer.dir).URL+"/uploads/a.jpg"); code != http.StatusUnauthorized {
+		t.Errorf("a listener with no secret: %v", code)
 	}
 	busy := peerSite(t, "s3cret", busyDir{writer.dir})
 	req, _ := http.NewRequest(http.MethodGet, busy.URL+"/uploads/a.jpg", nil)
@@ -448,14 +448,14 @@ func TestPeerRefusesWithoutTheSecret(t *testing.T) {
 	wantStatus(t, s.get("/uploads/a.jpg"), http.StatusNotFound)
 }
 
-func get0(t *testing.T, url string) *http.Response {
+func statusOf(t *testing.T, url string) int {
 	t.Helper()
 	r, err := http.Get(url)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { r.Body.Close() })
-	return r
+	defer r.Body.Close()
+	return r.StatusCode
 }
 
 // TestSlowPeerTimesOut: a peer that does not answer within the timeout is given up on: 404 no-store.
