@@ -14,8 +14,10 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -247,23 +249,20 @@ func TestReadYourWritesAcrossReplicas(t *testing.T) {
 				}
 				return ctx
 			}).
-		Assess("a post-process request on replica B right after an upload on replica A generates the sizes",
+		Assess("a post-process request on replica B right after an upload on replica A whose sizes failed generates them",
 			func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
 				st, rs := StateFrom(ctx), rywFrom(ctx, t)
 				img, err := testPNG(1200, 900)
 				if err != nil {
 					t.Fatal(err)
 				}
-				m, err := st.WordPress.uploadWith(ctx, rs.pods[0], harness.RandomName("pp")+".png", "image/png", img,
-					url.Values{"generate_sub_sizes": {"false"}})
+				// As when sub-size generation failed on A: the attachment and its original, no sizes, no metadata.
+				id, err := bareAttachment(ctx, st.Kube, rs.pods[0], harness.RandomName("pp")+".png", img)
 				if err != nil {
 					t.Fatal(err)
 				}
-				if len(m.Details.Sizes) != 0 {
-					t.Fatalf("generate_sub_sizes=false still made sizes %v", m.Files())
-				}
 				start := time.Now()
-				pm, err := st.WordPress.postProcess(ctx, rs.pods[1], m.ID)
+				pm, err := st.WordPress.postProcess(ctx, rs.pods[1], id)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -376,21 +375,35 @@ func equalStrings(a, b map[string]string) bool {
 	return true
 }
 
-// uploadWith is Upload with query parameters (generate_sub_sizes=false: the block editor's way, sizes
-// made by a post-process request afterwards).
-func (w *WordPress) uploadWith(ctx context.Context, pod, filename, contentType string, data []byte, query url.Values) (Media, error) {
-	h := http.Header{}
-	h.Set("Content-Type", contentType)
-	h.Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s"`, filename))
-	status, body, err := w.rest(ctx, pod, http.MethodPost, "/wp/v2/media", query, data, h)
+var attachmentIDRE = regexp.MustCompile(`(?m)^ID=(\d+)$`)
+
+// bareAttachment makes on pod what an upload whose sub-size generation failed leaves: the original in
+// uploads and its attachment, without metadata (WordPress's own functions, run by PHP in the container).
+// The clients then ask for a post-process, maybe on another replica.
+func bareAttachment(ctx context.Context, k *Kube, pod, name string, data []byte) (int, error) {
+	code := fmt.Sprintf(`
+$_SERVER["HTTP_HOST"] = %[1]q; $_SERVER["SERVER_NAME"] = "localhost"; $_SERVER["REQUEST_URI"] = "/";
+require "/var/www/html/wp-load.php";
+$up = wp_upload_dir();
+$file = $up["path"] . "/" . wp_unique_filename($up["path"], %[2]q);
+file_put_contents($file, stream_get_contents(STDIN));
+chown($file, 33); chgrp($file, 33);
+$id = wp_insert_attachment(array("post_mime_type" => "image/png", "post_title" => %[2]q, "post_status" => "inherit"), $file);
+if (is_wp_error($id) || !$id) { fwrite(STDERR, "insert attachment failed
+"); exit(1); }
+echo "
+ID=" . $id . "
+";
+`, siteHost, name)
+	out, err := k.Exec(ctx, pod, appContainer, data, "php", "-r", code)
 	if err != nil {
-		return Media{}, err
+		return 0, fmt.Errorf("bare attachment on %s: %w", pod, err)
 	}
-	if status != http.StatusCreated {
-		return Media{}, fmt.Errorf("upload %s on %s: HTTP %d: %s", filename, pod, status, excerpt(body))
+	m := attachmentIDRE.FindSubmatch(out)
+	if m == nil {
+		return 0, fmt.Errorf("bare attachment on %s: no ID in %s", pod, excerpt(out))
 	}
-	var m Media
-	return m, json.Unmarshal(body, &m)
+	return strconv.Atoi(string(m[1]))
 }
 
 // postProcess asks pod to make the sizes of media id (POST /wp/v2/media/<id>/post-process).
