@@ -149,16 +149,16 @@ func TestKindOverlayReadThrough(t *testing.T) {
 		for _, want := range []string{
 			"LoadModule proxy_module /usr/lib/apache2/modules/mod_proxy.so",
 			"LoadModule proxy_http_module /usr/lib/apache2/modules/mod_proxy_http.so",
-			`<Directory "` + wpContentPath + `/uploads">`,
+			`<Directory "` + wpContentPath + `">`,
 			"RewriteOptions Inherit",
 			"RewriteCond %{REQUEST_FILENAME} !-f",
-			"RewriteRule ^(.+)$ http://" + addr + "/uploads/$1 [P,L]",
+			"RewriteRule ^uploads/(.+)$ http://" + addr + "/uploads/$1 [P,L]",
 		} {
 			if !regexp.MustCompile(`(?m)^\s*` + regexp.QuoteMeta(want)).MatchString(conf) {
 				t.Errorf("the Apache configuration lacks %q", want)
 			}
 		}
-		php := regexp.MustCompile(`RewriteCond %\{REQUEST_FILENAME\} !\\\.\(php[^)]*phtml\|phar[^)]*\)\$ \[NC\]`)
+		php := regexp.MustCompile(`RewriteCond %\{REQUEST_URI\} !\\\.\(php[^)]*phtml\|phar[^)]*\)\$ \[NC\]`)
 		if !php.MatchString(conf) {
 			t.Errorf("the Apache configuration does not keep PHP from being proxied:\n%s", conf)
 		}

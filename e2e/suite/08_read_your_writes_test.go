@@ -25,6 +25,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/e2e-framework/klient/wait"
 	"sigs.k8s.io/e2e-framework/pkg/envconf"
 	"sigs.k8s.io/e2e-framework/pkg/features"
 
@@ -45,7 +46,6 @@ type rywKey struct{}
 type rywState struct {
 	pods  []string
 	media []uploaded
-	sites map[string]*site
 }
 
 // site is one replica's web server through a port-forward opened once, every request on a new connection
@@ -83,9 +83,15 @@ func (s *site) do(ctx context.Context, method, urlPath string, hdr http.Header) 
 	return answer{status: resp.StatusCode, header: resp.Header, body: body, took: time.Since(start), err: err}
 }
 
+// openSites opens a port-forward to each pod's web server for the step t (closed when it ends).
 func openSites(ctx context.Context, t *testing.T, st *State, pods []string) map[string]*site {
 	t.Helper()
 	sites := map[string]*site{}
+	t.Cleanup(func() {
+		for _, s := range sites {
+			s.stop()
+		}
+	})
 	for _, p := range pods {
 		port, stop, err := st.Kube.forward(ctx, p, httpPort)
 		if err != nil {
@@ -112,12 +118,8 @@ func TestReadYourWritesAcrossReplicas(t *testing.T) {
 			func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
 				st := StateFrom(ctx)
 				pods := names(readyReplicas(ctx, t, st, replicas))
-				rs := &rywState{pods: pods, sites: openSites(ctx, t, st, pods)}
-				t.Cleanup(func() {
-					for _, s := range rs.sites {
-						s.stop()
-					}
-				})
+				rs := &rywState{pods: pods}
+				sites := openSites(ctx, t, st, pods)
 				misses, rescued, total := 0, 0, 0
 				took := map[string][]time.Duration{}
 				start := time.Now()
@@ -145,7 +147,7 @@ func TestReadYourWritesAcrossReplicas(t *testing.T) {
 						}
 						for _, rel := range m.Files() {
 							wg.Go(func() {
-								a := rs.sites[p].do(ctx, http.MethodGet, "/wp-content/"+rel, nil)
+								a := sites[p].do(ctx, http.MethodGet, "/wp-content/"+rel, nil)
 								mu.Lock()
 								answers = append(answers, got{p, rel, a})
 								mu.Unlock()
@@ -207,7 +209,7 @@ func TestReadYourWritesAcrossReplicas(t *testing.T) {
 		Assess("a path that exists nowhere is 404 with Cache-Control: no-store",
 			func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
 				rs := rywFrom(ctx, t)
-				a := rs.sites[rs.pods[1]].do(ctx, http.MethodGet, "/wp-content/uploads/"+harness.RandomName("nowhere")+".jpg", nil)
+				a := openSites(ctx, t, StateFrom(ctx), rs.pods[1:2])[rs.pods[1]].do(ctx, http.MethodGet, "/wp-content/uploads/"+harness.RandomName("nowhere")+".jpg", nil)
 				if a.err != nil || a.status != http.StatusNotFound || !strings.Contains(a.header.Get("Cache-Control"), "no-store") {
 					t.Fatalf("HTTP %d, Cache-Control %q, %v: want 404 and no-store", a.status, a.header.Get("Cache-Control"), a.err)
 				}
@@ -291,7 +293,7 @@ func TestReadYourWritesAcrossReplicas(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				a := rs.sites[rs.pods[0]].do(ctx, http.MethodGet, "/wp-content/"+m.Files()[0], nil)
+				a := openSites(ctx, t, st, rs.pods[:1])[rs.pods[0]].do(ctx, http.MethodGet, "/wp-content/"+m.Files()[0], nil)
 				if a.status != http.StatusOK || !bytes.Equal(a.body, img) {
 					t.Fatalf("%d-byte upload: GET on %s: HTTP %d, %d bytes", len(img), rs.pods[0], a.status, len(a.body))
 				}
@@ -319,9 +321,10 @@ func TestReadYourWritesAcrossReplicas(t *testing.T) {
 					}
 					return out
 				}
-				want := tags(rs.pods[0], rs.sites[rs.pods[0]])
+				sites := openSites(ctx, t, st, rs.pods)
+				want := tags(rs.pods[0], sites[rs.pods[0]])
 				for _, p := range rs.pods[1:] {
-					if got := tags(p, rs.sites[p]); !equalStrings(got, want) {
+					if got := tags(p, sites[p]); !equalStrings(got, want) {
 						t.Errorf("%s serves ETag/Last-Modified %v, %s serves %v", p, got, rs.pods[0], want)
 					}
 				}
@@ -330,16 +333,22 @@ func TestReadYourWritesAcrossReplicas(t *testing.T) {
 					t.Fatal(err)
 				}
 				var repl string
-				for _, p := range readyReplicas(ctx, t, st, replicas) {
-					if !slices.Contains(rs.pods, p.Name) {
-						repl = p.Name
+				err := wait.For(func(ctx context.Context) (bool, error) {
+					pods, err := st.Kube.Replicas(ctx)
+					if err != nil || len(pods) != replicas {
+						return false, nil
 					}
-				}
-				if repl == "" {
-					t.Fatalf("no replacement for %s", victim)
+					for _, p := range pods {
+						if !slices.Contains(rs.pods, p.Name) {
+							repl = p.Name
+						}
+					}
+					return repl != "", nil
+				}, wait.WithContext(ctx), wait.WithInterval(500*time.Millisecond), wait.WithTimeout(st.Config.Timeout))
+				if err != nil {
+					t.Fatalf("no ready replacement for %s: %v", victim, err)
 				}
 				s := openSites(ctx, t, st, []string{repl})[repl]
-				defer s.stop()
 				if got := tags(repl, s); !equalStrings(got, want) {
 					t.Errorf("the replacement %s of %s serves %v, the others %v", repl, victim, got, want)
 				}

@@ -154,11 +154,3 @@ add_filter('wp_get_original_image_path', function ($file, $attachment_id) {
 add_filter('load_image_to_edit_path', function ($file, $attachment_id) {
 	return is_string($file) && !preg_match('#^https?://#', $file) ? filesync_fetch($file, $attachment_id) : $file;
 }, 10, 2);
-
-// Apache's rule for missing uploads applies below wp-content/uploads only if that directory exists here.
-add_action('muplugins_loaded', function () {
-	$dir = WP_CONTENT_DIR . '/uploads';
-	if (!is_dir($dir)) {
-		wp_mkdir_p($dir);
-	}
-});
