@@ -324,34 +324,30 @@ func applyKustomization(dir string, withoutReadThrough bool) env.Func {
 // readThroughConf is where the read-through Component mounts its Apache rule.
 const readThroughConf = "/etc/apache2/conf-enabled/zz-filesync-read-through.conf"
 
-// dropMount removes container's volume mount at mountPath from a Deployment's unstructured form.
+// dropMount removes container's volume mount at mountPath from a Deployment's map form (as kustomize gives
+// it: plain maps and slices, ints that the unstructured helpers would refuse).
 func dropMount(obj map[string]any, container, mountPath string) error {
-	containers, _, err := unstructured.NestedSlice(obj, "spec", "template", "spec", "containers")
-	if err != nil {
-		return err
+	dig := func(m map[string]any, keys ...string) map[string]any {
+		for _, k := range keys {
+			m, _ = m[k].(map[string]any)
+		}
+		return m
 	}
-	dropped := false
-	for i, c := range containers {
+	containers, _ := dig(obj, "spec", "template", "spec")["containers"].([]any)
+	for _, c := range containers {
 		cm, _ := c.(map[string]any)
 		if cm["name"] != container {
 			continue
 		}
-		mounts, _, _ := unstructured.NestedSlice(cm, "volumeMounts")
-		kept := mounts[:0]
-		for _, vm := range mounts {
+		mounts, _ := cm["volumeMounts"].([]any)
+		for i, vm := range mounts {
 			if v, _ := vm.(map[string]any); v["mountPath"] == mountPath {
-				dropped = true
-				continue
+				cm["volumeMounts"] = append(mounts[:i:i], mounts[i+1:]...)
+				return nil
 			}
-			kept = append(kept, vm)
 		}
-		cm["volumeMounts"] = kept
-		containers[i] = cm
 	}
-	if !dropped {
-		return fmt.Errorf("negative control: container %s mounts nothing at %s", container, mountPath)
-	}
-	return unstructured.SetNestedSlice(obj, containers, "spec", "template", "spec", "containers")
+	return fmt.Errorf("negative control: container %s mounts nothing at %s", container, mountPath)
 }
 
 // waitForExample waits for MariaDB, fake-gcs-server and every WordPress replica to be Ready.
