@@ -3,6 +3,7 @@
 package suite
 
 import (
+	"fmt"
 	"path/filepath"
 	"time"
 
@@ -28,6 +29,10 @@ type Config struct {
 	// PropagationBound is the stated upper bound for a change to reach every replica and the bucket
 	// (E2E_PROPAGATION_BOUND, default 30s).
 	PropagationBound time.Duration
+	// ReadThroughOff applies the kind overlay without the Apache rule that sends missing uploads to the
+	// read-through (E2E_READ_THROUGH=off): the negative control of feature 09, whose burst must then find
+	// misses.
+	ReadThroughOff bool
 	// Timeout bounds every wait for the cluster or the workloads (E2E_WAIT_TIMEOUT, default 5m).
 	Timeout time.Duration
 }
@@ -73,5 +78,12 @@ func LoadConfig() (Config, error) {
 	c.Artifacts = e.String("E2E_ARTIFACTS", filepath.Join(c.Root, "e2e", "_artifacts"))
 	c.PropagationBound = e.Duration("E2E_PROPAGATION_BOUND", 30*time.Second)
 	c.Timeout = e.Duration("E2E_WAIT_TIMEOUT", 5*time.Minute)
+	switch rt := e.String("E2E_READ_THROUGH", "on"); rt {
+	case "on":
+	case "off":
+		c.ReadThroughOff = true
+	default:
+		return c, fmt.Errorf("E2E_READ_THROUGH=%q: want on or off", rt)
+	}
 	return c, e.Err()
 }

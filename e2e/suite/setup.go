@@ -96,7 +96,7 @@ func ClusterSteps(cfg Config, existed bool, log *slog.Logger) []env.Func {
 		steps = append(steps, timed(log, "load "+img, envfuncs.LoadImageToCluster(cfg.Cluster, img)))
 	}
 	return append(steps,
-		timed(log, "apply kind overlay", applyKustomization(filepath.Join(cfg.Root, "examples", "wordpress", "overlays", "kind"))),
+		timed(log, "apply kind overlay", applyKustomization(filepath.Join(cfg.Root, "examples", "wordpress", "overlays", "kind"), cfg.ReadThroughOff)),
 		timed(log, "wait for the example", waitForExample(cfg)),
 	)
 }
@@ -288,7 +288,9 @@ func waitForSystem(cfg Config) env.Func {
 
 // applyKustomization server-side applies every object manifests.Build renders for dir (the very rendering
 // the manifest tests check), so re-running against a kept cluster converges.
-func applyKustomization(dir string) env.Func {
+// With withoutReadThrough (the negative control of feature 09) the WordPress container does not mount the
+// Apache rule that sends missing uploads to the read-through.
+func applyKustomization(dir string, withoutReadThrough bool) env.Func {
 	return func(ctx context.Context, c *envconf.Config) (context.Context, error) {
 		rm, err := manifests.Build(dir)
 		if err != nil {
@@ -299,6 +301,11 @@ func applyKustomization(dir string) env.Func {
 			m, err := res.Map()
 			if err != nil {
 				return ctx, fmt.Errorf("%s: %w", res.CurId(), err)
+			}
+			if withoutReadThrough && res.GetKind() == "Deployment" && res.GetName() == deploymentName {
+				if err := dropMount(m, appContainer, readThroughConf); err != nil {
+					return ctx, err
+				}
 			}
 			data, err := json.Marshal(m)
 			if err != nil {
@@ -312,6 +319,35 @@ func applyKustomization(dir string) env.Func {
 		}
 		return ctx, nil
 	}
+}
+
+// readThroughConf is where the read-through Component mounts its Apache rule.
+const readThroughConf = "/etc/apache2/conf-enabled/zz-filesync-read-through.conf"
+
+// dropMount removes container's volume mount at mountPath from a Deployment's map form (as kustomize gives
+// it: plain maps and slices, ints that the unstructured helpers would refuse).
+func dropMount(obj map[string]any, container, mountPath string) error {
+	dig := func(m map[string]any, keys ...string) map[string]any {
+		for _, k := range keys {
+			m, _ = m[k].(map[string]any)
+		}
+		return m
+	}
+	containers, _ := dig(obj, "spec", "template", "spec")["containers"].([]any)
+	for _, c := range containers {
+		cm, _ := c.(map[string]any)
+		if cm["name"] != container {
+			continue
+		}
+		mounts, _ := cm["volumeMounts"].([]any)
+		for i, vm := range mounts {
+			if v, _ := vm.(map[string]any); v["mountPath"] == mountPath {
+				cm["volumeMounts"] = append(mounts[:i:i], mounts[i+1:]...)
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("negative control: container %s mounts nothing at %s", container, mountPath)
 }
 
 // waitForExample waits for MariaDB, the Pub/Sub emulator, fake-gcs-server and every WordPress replica to be

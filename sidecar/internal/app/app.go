@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -23,6 +24,7 @@ import (
 	"github.com/filesync/filesync/sidecar/internal/localfs"
 	"github.com/filesync/filesync/sidecar/internal/metrics"
 	"github.com/filesync/filesync/sidecar/internal/notify"
+	"github.com/filesync/filesync/sidecar/internal/readthrough"
 	"github.com/filesync/filesync/sidecar/internal/server"
 	"github.com/filesync/filesync/sidecar/internal/state"
 	"github.com/filesync/filesync/sidecar/internal/syncer"
@@ -151,7 +153,7 @@ func Run(ctx context.Context, env Env) error {
 			return err
 		}
 	}
-	return serve(ctx, cfg, env, log, f, s, m, n)
+	return serve(ctx, cfg, env, log, f, dir, s, m, n)
 }
 
 // probes answers /healthz and /readyz. With notifications the loop starts only once the subscription
@@ -182,15 +184,19 @@ func (p *probes) Healthy() bool {
 
 // serve runs the HTTP server, the watcher and the sync loop; on cancellation it flushes pending uploads
 // within --shutdown-timeout.
-func serve(ctx context.Context, cfg config.Config, env Env, log *slog.Logger, f *filter.Filter, s *syncer.Syncer,
-	m *metrics.Metrics, n *notify.Notifier) error {
+func serve(ctx context.Context, cfg config.Config, env Env, log *slog.Logger, f *filter.Filter, dir *localfs.Dir,
+	s *syncer.Syncer, m *metrics.Metrics, n *notify.Notifier) error {
 	w, err := watch.New(cfg.Dir, f, log.With("component", "watch"))
 	if err != nil {
 		return err
 	}
 	p := &probes{s: s, n: n}
 	var srv *http.Server
-	srvErr := make(chan error, 1)
+	srvErr := make(chan error, 3)
+	rtServers, err := startReadThrough(cfg, env, log, f, dir, s, m, srvErr)
+	if err != nil {
+		return err
+	}
 	if cfg.Listen != "" {
 		ln, err := net.Listen("tcp", cfg.Listen)
 		if err != nil {
@@ -272,12 +278,67 @@ func serve(ctx context.Context, cfg config.Config, env Env, log *slog.Logger, f 
 	default:
 		log.Info("flushed", "duration", time.Since(start).Round(time.Millisecond))
 	}
+	shCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	for _, rs := range rtServers {
+		_ = rs.Shutdown(shCtx)
+	}
 	if srv != nil {
-		shCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-		defer cancel()
 		_ = srv.Shutdown(shCtx)
 	}
 	return runErr
+}
+
+// startReadThrough starts the read-through on its loopback address and, with --peers, the peer listener
+// on the pod IP (docs/design.md, "Read-through"). Serving errors go to errs.
+func startReadThrough(cfg config.Config, env Env, log *slog.Logger, f *filter.Filter, dir *localfs.Dir, s *syncer.Syncer,
+	m *metrics.Metrics, errs chan<- error) ([]*http.Server, error) {
+	if cfg.ReadThrough == "" {
+		return nil, nil
+	}
+	include, err := filter.New(cfg.ReadThroughIncludes)
+	if err != nil {
+		return nil, fmt.Errorf("%w: --read-through-include: %w", config.ErrUsage, err)
+	}
+	rlog := log.With("component", "read-through")
+	opt := readthrough.Options{Include: include, Exclude: f, Log: rlog,
+		Count: func(result string) { m.ReadThrough.WithLabelValues(result).Inc() }}
+	if cfg.Peers != "" {
+		_, p, _ := net.SplitHostPort(cfg.PeerListen)
+		port, _ := strconv.Atoi(p)
+		opt.Peers = &readthrough.Peers{Resolve: readthrough.DNSPeers(cfg.Peers, port, readthrough.OwnIPs),
+			Secret: cfg.PeerSecret, Client: &http.Client{}, Log: rlog}
+	}
+	h := readthrough.New(dir, s, opt)
+	listeners := []struct {
+		flag, addr string
+		handler    http.Handler
+	}{{"--read-through", cfg.ReadThrough, h}}
+	if cfg.Peers != "" {
+		listeners = append(listeners, struct {
+			flag, addr string
+			handler    http.Handler
+		}{"--peer-listen", cfg.PeerListen, h.PeerHandler(cfg.PeerSecret)})
+	}
+	var servers []*http.Server
+	for _, l := range listeners {
+		ln, err := net.Listen("tcp", l.addr)
+		if err != nil {
+			for _, s := range servers {
+				_ = s.Close()
+			}
+			return nil, fmt.Errorf("%s %s: %w", l.flag, l.addr, err)
+		}
+		srv := &http.Server{Handler: l.handler, ReadHeaderTimeout: 5 * time.Second}
+		servers = append(servers, srv)
+		go func() {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errs <- fmt.Errorf("%s: %w", l.flag, err)
+			}
+		}()
+		rlog.Info("listening", "flag", l.flag, "addr", ln.Addr().String())
+	}
+	return servers, nil
 }
 
 // waitForBucket checks the bucket, retrying with backoff while it cannot be reached (the emulator or the

@@ -47,6 +47,17 @@ type Config struct {
 	Notifications topic.Name
 	// ReconcileInterval is how often the bucket is listed anyway when notifications are on.
 	ReconcileInterval time.Duration
+	// ReadThrough is the loopback address of the read-through (empty: off); ReadThroughIncludes the globs
+	// of the paths it serves.
+	ReadThrough         string
+	ReadThroughIncludes []string
+	// Peers is the DNS name of the replicas' headless Service (empty: no peers); PeerListen the address of
+	// the peer listener (its port is the one peers are asked on); PeerSecret the shared secret, read from
+	// PeerSecretFile.
+	Peers          string
+	PeerListen     string
+	PeerSecretFile string
+	PeerSecret     string
 }
 
 // ErrUsage marks configuration errors (exit code 2). ErrHelp is returned for -h/--help.
@@ -76,8 +87,8 @@ func EnvName(flagName string) string {
 func Load(args []string, getenv func(string) string, out io.Writer) (Config, error) {
 	var c Config
 	var location, notifications string
-	var excludes stringList
-	fs := newFlagSet(&c, &location, &notifications, &excludes)
+	var excludes, includes stringList
+	fs := newFlagSet(&c, &location, &notifications, &excludes, &includes)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			printUsage(fs, out)
@@ -92,6 +103,7 @@ func Load(args []string, getenv func(string) string, out io.Writer) (Config, err
 		return c, err
 	}
 	c.Excludes = excludes
+	c.ReadThroughIncludes = includes
 	if err := c.validate(location); err != nil {
 		return c, err
 	}
@@ -99,7 +111,7 @@ func Load(args []string, getenv func(string) string, out io.Writer) (Config, err
 }
 
 // newFlagSet declares every flag on a private flag set, bound to c.
-func newFlagSet(c *Config, location, notifications *string, excludes *stringList) *flag.FlagSet {
+func newFlagSet(c *Config, location, notifications *string, excludes, includes *stringList) *flag.FlagSet {
 	fs := flag.NewFlagSet("filesync", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&c.Dir, "dir", "", "the local directory to sync (the shared emptyDir mount); required")
@@ -123,6 +135,11 @@ func newFlagSet(c *Config, location, notifications *string, excludes *stringList
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(notifications, "notifications", "", "learn remote changes from the bucket's Pub/Sub notifications on this topic, projects/PROJECT/topics/TOPIC, instead of polling")
 	fs.DurationVar(&c.ReconcileInterval, "reconcile-interval", 10*time.Minute, "with --notifications: how often the bucket is listed anyway, the safety net under the notifications")
+	fs.StringVar(&c.ReadThrough, "read-through", "", "loopback HOST:PORT serving GET/HEAD /<path under --dir>: local file, else the bucket, else a peer, else 404 (empty: off)")
+	fs.Var(includes, "read-through-include", "glob (as --exclude) of the paths the read-through serves; repeatable (env: comma-separated); required with --read-through")
+	fs.StringVar(&c.Peers, "peers", "", "DNS name of the replicas' headless Service: the read-through asks the other replicas on a bucket miss (empty: no peers)")
+	fs.StringVar(&c.PeerListen, "peer-listen", ":8092", "address of the peer listener (with --peers); its port is the one peers are asked on")
+	fs.StringVar(&c.PeerSecretFile, "peer-secret-file", "", "file holding the secret peers must present (required with --peers)")
 
 	return fs
 }
@@ -139,7 +156,7 @@ func applyEnv(fs *flag.FlagSet, getenv func(string) string) error {
 			return
 		}
 		values := []string{v}
-		if f.Name == "exclude" {
+		if f.Name == "exclude" || f.Name == "read-through-include" {
 			values = strings.Split(v, ",")
 		}
 		for _, one := range values {
@@ -205,6 +222,9 @@ func (c *Config) validate(location string) error {
 			return usagef("--listen %q: %v", c.Listen, err)
 		}
 	}
+	if err := c.validateReadThrough(); err != nil {
+		return err
+	}
 	switch c.LogFormat {
 	case "json", "text":
 	default:
@@ -239,6 +259,63 @@ func (c *Config) validateNotifications(fs *flag.FlagSet, notifications string) e
 	return nil
 }
 
+// validateReadThrough checks --read-through and the peer flags, and reads the peers' secret.
+func (c *Config) validateReadThrough() error {
+	if c.ReadThrough == "" {
+		switch {
+		case len(c.ReadThroughIncludes) > 0:
+			return usagef("--read-through-include needs --read-through")
+		case c.Peers != "":
+			return usagef("--peers needs --read-through")
+		}
+		return nil
+	}
+	if err := checkListen(c.ReadThrough); err != nil {
+		return usagef("--read-through %q: %v", c.ReadThrough, err)
+	}
+	if host, _, _ := net.SplitHostPort(c.ReadThrough); !loopback(host) {
+		return usagef("--read-through %q: must be a loopback address (127.0.0.1:PORT, [::1]:PORT or localhost:PORT): it can read the bucket", c.ReadThrough)
+	}
+	if len(c.ReadThroughIncludes) == 0 {
+		return usagef("--read-through-include is required with --read-through (WordPress: uploads/**)")
+	}
+	if _, err := filter.New(c.ReadThroughIncludes); err != nil {
+		return usagef("--read-through-include: %v", err)
+	}
+	if c.Peers == "" {
+		return nil
+	}
+	if strings.ContainsAny(c.Peers, " /:") {
+		return usagef("--peers %q: want a DNS name (a headless Service)", c.Peers)
+	}
+	if err := checkListen(c.PeerListen); err != nil {
+		return usagef("--peer-listen %q: %v", c.PeerListen, err)
+	}
+	if _, port, _ := net.SplitHostPort(c.PeerListen); port == "0" {
+		return usagef("--peer-listen %q: needs a fixed port (the peers are asked on it)", c.PeerListen)
+	}
+	if c.PeerSecretFile == "" {
+		return usagef("--peer-secret-file is required with --peers: the peer listener is on the pod IP")
+	}
+	b, err := os.ReadFile(c.PeerSecretFile)
+	if err != nil {
+		return usagef("--peer-secret-file %s: %v", c.PeerSecretFile, errors.Unwrap(err))
+	}
+	c.PeerSecret = strings.TrimSpace(string(b))
+	if len(c.PeerSecret) < 16 {
+		return usagef("--peer-secret-file %s: the secret must be at least 16 characters", c.PeerSecretFile)
+	}
+	return nil
+}
+
+func loopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
 // checkListen accepts HOST:PORT, [IPv6]:PORT and :PORT, with a port from 0 to 65535.
 func checkListen(addr string) error {
 	host, port, err := net.SplitHostPort(addr)
@@ -263,7 +340,7 @@ func checkListen(addr string) error {
 // (FILESYNC_SERVICE_HOST, FILESYNC_PORT_8090_TCP, ...) are not reported.
 func UnknownEnv(environ []string) []string {
 	known := map[string]bool{}
-	fs := newFlagSet(&Config{}, new(string), new(string), new(stringList))
+	fs := newFlagSet(&Config{}, new(string), new(string), new(stringList), new(stringList))
 	fs.VisitAll(func(f *flag.Flag) { known[EnvName(f.Name)] = true })
 	var out []string
 	for _, kv := range environ {

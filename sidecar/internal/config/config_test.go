@@ -3,6 +3,8 @@ package config
 import (
 	"errors"
 	"io"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -15,6 +17,17 @@ func env(m map[string]string) func(string) string { return func(k string) string
 
 func TestLoad(t *testing.T) {
 	dir := t.TempDir()
+	secret := filepath.Join(dir, "token")
+	if err := os.WriteFile(secret, []byte("0123456789abcdef0123\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	short := filepath.Join(dir, "short")
+	if err := os.WriteFile(short, []byte("abc"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rt := func(extra ...string) []string {
+		return append([]string{"--dir", dir, "--remote", "gs://bkt"}, extra...)
+	}
 	for _, tc := range []struct {
 		name    string
 		args    []string
@@ -39,12 +52,17 @@ func TestLoad(t *testing.T) {
 			"FILESYNC_SHUTDOWN_TIMEOUT": "5s", "FILESYNC_LOG_FORMAT": "text", "FILESYNC_LOG_LEVEL": "debug",
 			"FILESYNC_MAX_DELETE_WINDOW": "10m", "FILESYNC_PROGRESS_INTERVAL": "1s", "FILESYNC_RESTORE_TRANSFERS": "48",
 			"FILESYNC_NOTIFICATIONS": "projects/my-project/topics/media", "FILESYNC_RECONCILE_INTERVAL": "30m",
+			"FILESYNC_READ_THROUGH": "127.0.0.1:8091", "FILESYNC_READ_THROUGH_INCLUDE": "uploads/**, media/**",
+			"FILESYNC_PEERS": "wordpress-peers", "FILESYNC_PEER_LISTEN": ":9000", "FILESYNC_PEER_SECRET_FILE": secret,
 		}, check: func(t *testing.T, c Config) {
 			want := Config{Dir: dir, Once: true, DryRun: true, PollInterval: 3 * time.Second, RescanInterval: time.Minute,
 				Settle: time.Second, Excludes: []string{"cache/**", "*.tmp"}, Delete: false, MaxDelete: 10, Transfers: 4,
 				StateDir: dir, Listen: "127.0.0.1:0", ShutdownTimeout: 5 * time.Second, LogFormat: "text", LogLevel: "debug",
 				DeleteWindow: 10 * time.Minute, ProgressEvery: time.Second, RestoreTransfers: 48,
-				Notifications: topic.Name{Project: "my-project", Topic: "media"}, ReconcileInterval: 30 * time.Minute}
+				Notifications: topic.Name{Project: "my-project", Topic: "media"}, ReconcileInterval: 30 * time.Minute,
+
+				ReadThrough: "127.0.0.1:8091", ReadThroughIncludes: []string{"uploads/**", "media/**"}, Peers: "wordpress-peers",
+				PeerListen: ":9000", PeerSecretFile: secret, PeerSecret: "0123456789abcdef0123"}
 			want.Remote = c.Remote
 			if c.Remote.Bucket != "bk2" || strings.Join(c.Excludes, "|") != "cache/**|*.tmp" {
 				t.Fatalf("remote/excludes: %+v", c)
@@ -101,6 +119,37 @@ func TestLoad(t *testing.T) {
 			wantErr: "--reconcile-interval needs --notifications"},
 		{name: "zero reconcile", args: []string{"--dir", dir, "--remote", "gs://bkt", "--notifications", "projects/my-project/topics/media",
 			"--reconcile-interval", "0s"}, wantErr: "--reconcile-interval 0s"},
+		{name: "read-through on loopback", args: rt("--read-through", "127.0.0.1:8091", "--read-through-include", "uploads/**",
+			"--read-through-include", "media/**"), check: func(t *testing.T, c Config) {
+			if c.ReadThrough != "127.0.0.1:8091" || strings.Join(c.ReadThroughIncludes, ",") != "uploads/**,media/**" || c.Peers != "" {
+				t.Fatalf("%+v", c)
+			}
+		}},
+		{name: "read-through on ::1 and localhost", args: rt("--read-through", "[::1]:8091", "--read-through-include", "x/**"),
+			check: func(t *testing.T, c Config) {}},
+		{name: "read-through on all interfaces", args: rt("--read-through", ":8091", "--read-through-include", "uploads/**"),
+			wantErr: `--read-through ":8091": must be a loopback address`},
+		{name: "read-through on the pod IP", args: rt("--read-through", "10.0.0.7:8091", "--read-through-include", "uploads/**"),
+			wantErr: `--read-through "10.0.0.7:8091": must be a loopback address`},
+		{name: "read-through on a name", args: rt("--read-through", "wordpress:8091", "--read-through-include", "uploads/**"),
+			wantErr: "--read-through"},
+		{name: "read-through without include", args: rt("--read-through", "127.0.0.1:8091"), wantErr: "--read-through-include is required"},
+		{name: "include without read-through", args: rt("--read-through-include", "uploads/**"), wantErr: "--read-through-include needs --read-through"},
+		{name: "peers without read-through", args: rt("--peers", "wp-peers"), wantErr: "--peers needs --read-through"},
+		{name: "peers without secret", args: rt("--read-through", "127.0.0.1:8091", "--read-through-include", "u/**", "--peers", "wp-peers"),
+			wantErr: "--peer-secret-file is required"},
+		{name: "peers with a short secret", args: rt("--read-through", "127.0.0.1:8091", "--read-through-include", "u/**", "--peers", "wp-peers",
+			"--peer-secret-file", short), wantErr: "at least 16"},
+		{name: "peers with a missing secret file", args: rt("--read-through", "127.0.0.1:8091", "--read-through-include", "u/**", "--peers", "wp-peers",
+			"--peer-secret-file", dir+"/none"), wantErr: "--peer-secret-file"},
+		{name: "peers on port 0", args: rt("--read-through", "127.0.0.1:8091", "--read-through-include", "u/**", "--peers", "wp-peers",
+			"--peer-secret-file", secret, "--peer-listen", ":0"), wantErr: "--peer-listen"},
+		{name: "peers", args: rt("--read-through", "127.0.0.1:8091", "--read-through-include", "u/**", "--peers", "wp-peers.ns.svc.cluster.local",
+			"--peer-secret-file", secret), check: func(t *testing.T, c Config) {
+			if c.PeerSecret != "0123456789abcdef0123" || c.PeerListen != ":8092" {
+				t.Fatalf("%+v", c)
+			}
+		}},
 		{name: "bad state dir", args: []string{"--dir", dir, "--remote", "gs://bkt", "--state-dir", dir + "/x"}, wantErr: "--state-dir"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -40,6 +41,26 @@ type Object struct {
 	// decompresses such objects on read, so their bytes cannot be checked against CRC32C (which covers the
 	// stored, compressed bytes).
 	ContentEncoding string
+}
+
+// MtimeKey is the object metadata key holding the file's mtime in unix seconds, as gsutil, gcloud storage
+// and rclone write it.
+const MtimeKey = "goog-reserved-file-mtime"
+
+// modTime is the file mtime an object carries (version.Object.ModTime), unix seconds: its
+// goog-reserved-file-mtime metadata (which gsutil, gcloud storage and rclone write and read, and Upload
+// writes), else the time the generation was last updated, else its creation time, so every replica gives a
+// file the same mtime.
+func modTime(a *storage.ObjectAttrs) int64 {
+	if v, ok := a.Metadata[MtimeKey]; ok {
+		if sec, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil && sec > 0 {
+			return sec
+		}
+	}
+	if !a.Updated.IsZero() {
+		return a.Updated.Unix()
+	}
+	return a.Created.Unix()
 }
 
 // NewClient returns a storage client with the given options and a retry policy suited to a sync loop:
@@ -118,7 +139,8 @@ func (s *Store) List(ctx context.Context, fn func(Object)) error {
 	if s.loc.Prefix == "" {
 		q.Prefix = ""
 	}
-	if err := q.SetAttrSelection([]string{"Name", "Generation", "Size", "CRC32C", "ContentEncoding"}); err != nil {
+	if err := q.SetAttrSelection([]string{"Name", "Generation", "Size", "CRC32C", "ContentEncoding",
+		"Metadata", "Updated", "Created"}); err != nil {
 		return fmt.Errorf("list: %w", err)
 	}
 	pager := iterator.NewPager(s.bucket.Objects(ctx, q), 1000, "")
@@ -139,9 +161,9 @@ func (s *Store) List(ctx context.Context, fn func(Object)) error {
 	}
 }
 
-// Attrs returns the current version of rel (one objects.get), or ErrNotFound: what the bucket holds now,
-// not what the last listing said.
-func (s *Store) Attrs(ctx context.Context, rel string) (Object, error) {
+// Stat returns the live object rel, looked up in the bucket itself (one objects.get), or ErrNotFound: what
+// the bucket holds now, not what the last listing said.
+func (s *Store) Stat(ctx context.Context, rel string) (Object, error) {
 	s.request(OpGet)
 	a, err := s.bucket.Object(s.objectName(rel)).Attrs(ctx)
 	if err != nil {
@@ -150,19 +172,22 @@ func (s *Store) Attrs(ctx context.Context, rel string) (Object, error) {
 	return objectOf(rel, a), nil
 }
 
-// Open returns a reader of generation gen of rel. The reader's Object tells size and CRC32C.
+// Open returns a reader of generation gen of rel. The reader's Object tells size and CRC32C (a media read
+// carries no custom metadata: ModTime is not set; the listing or Stat has it).
 func (s *Store) Open(ctx context.Context, rel string, gen int64) (*Reader, error) {
 	s.request(OpRead)
 	r, err := s.bucket.Object(s.objectName(rel)).Generation(gen).NewReader(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", s.objectName(rel), mapErr(err))
 	}
-	return &Reader{Reader: r, Object: Object{Name: rel, Object: version.Object{Generation: r.Attrs.Generation, Size: r.Attrs.Size, CRC32C: r.Attrs.CRC32C}}}, nil
+	return &Reader{Reader: r, Object: Object{Name: rel, Object: version.Object{Generation: r.Attrs.Generation, Size: r.Attrs.Size, CRC32C: r.Attrs.CRC32C},
+		ContentEncoding: r.Attrs.ContentEncoding}}, nil
 }
 
 // objectOf is the object of attributes a, named rel.
 func objectOf(rel string, a *storage.ObjectAttrs) Object {
-	return Object{Name: rel, Object: version.Object{Generation: a.Generation, Size: a.Size, CRC32C: a.CRC32C}, ContentEncoding: a.ContentEncoding}
+	return Object{Name: rel, Object: version.Object{Generation: a.Generation, Size: a.Size, CRC32C: a.CRC32C, ModTime: modTime(a)},
+		ContentEncoding: a.ContentEncoding}
 }
 
 // Reader reads one object generation.
@@ -172,8 +197,9 @@ type Reader struct {
 }
 
 // Upload writes r (size bytes with the given CRC32C, which GCS verifies) to rel, if the current generation
-// is ifGeneration (0: only if the object does not exist). It returns the new object.
-func (s *Store) Upload(ctx context.Context, rel string, r io.Reader, size int64, crc uint32, ifGeneration int64) (Object, error) {
+// is ifGeneration (0: only if the object does not exist), with mtime (unless zero) as its
+// goog-reserved-file-mtime, in whole seconds. It returns the new object.
+func (s *Store) Upload(ctx context.Context, rel string, r io.Reader, size int64, crc uint32, mtime time.Time, ifGeneration int64) (Object, error) {
 	name := s.objectName(rel)
 	cond := storage.Conditions{DoesNotExist: true}
 	if ifGeneration != 0 {
@@ -185,6 +211,9 @@ func (s *Store) Upload(ctx context.Context, rel string, r io.Reader, size int64,
 	w := s.bucket.Object(name).If(cond).NewWriter(ctx)
 	w.CRC32C, w.SendCRC32C, w.DisableAutoChecksum = crc, true, true
 	w.ChunkSize = chunkSize(size)
+	if !mtime.IsZero() {
+		w.Metadata = map[string]string{MtimeKey: strconv.FormatInt(mtime.Unix(), 10)}
+	}
 	if _, err := io.Copy(w, r); err != nil {
 		cancel()
 		_ = w.Close()
@@ -193,8 +222,7 @@ func (s *Store) Upload(ctx context.Context, rel string, r io.Reader, size int64,
 	if err := w.Close(); err != nil {
 		return Object{}, fmt.Errorf("upload %s: %w", name, mapErr(err))
 	}
-	a := w.Attrs()
-	o := objectOf(rel, a)
+	o := objectOf(rel, w.Attrs())
 	if o.Size != size || o.CRC32C != crc {
 		return o, fmt.Errorf("upload %s: %w (sent %d bytes crc32c %08x, stored %d bytes %08x)",
 			name, ErrMismatch, size, crc, o.Size, o.CRC32C)

@@ -9,6 +9,7 @@ import (
 	"hash/crc32"
 	"io"
 	"testing"
+	"time"
 
 	"github.com/fsouza/fake-gcs-server/fakestorage"
 
@@ -47,7 +48,7 @@ func TestRequestsAreCounted(t *testing.T) {
 	s, counts := newCountingStore(t, "p")
 	for i := range 1001 {
 		b := []byte{byte(i)}
-		if _, err := s.Upload(ctx, fmt.Sprintf("f%04d", i), bytes.NewReader(b), 1, crc(b), 0); err != nil {
+		if _, err := s.Upload(ctx, fmt.Sprintf("f%04d", i), bytes.NewReader(b), 1, crc(b), time.Time{}, 0); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -104,17 +105,17 @@ func TestPreconditionsAreEnforced(t *testing.T) {
 	ctx := context.Background()
 	s := newStore(t, "p")
 	v1, v2 := []byte("one"), []byte("two!")
-	o1, err := s.Upload(ctx, "a/b.txt", bytes.NewReader(v1), 3, crc(v1), 0)
+	o1, err := s.Upload(ctx, "a/b.txt", bytes.NewReader(v1), 3, crc(v1), time.Time{}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Upload(ctx, "a/b.txt", bytes.NewReader(v2), 4, crc(v2), 0); !errors.Is(err, ErrPrecondition) {
+	if _, err := s.Upload(ctx, "a/b.txt", bytes.NewReader(v2), 4, crc(v2), time.Time{}, 0); !errors.Is(err, ErrPrecondition) {
 		t.Fatalf("create-only over an existing object: got %v, want ErrPrecondition", err)
 	}
-	if _, err := s.Upload(ctx, "a/b.txt", bytes.NewReader(v2), 4, crc(v2), o1.Generation+999); !errors.Is(err, ErrPrecondition) {
+	if _, err := s.Upload(ctx, "a/b.txt", bytes.NewReader(v2), 4, crc(v2), time.Time{}, o1.Generation+999); !errors.Is(err, ErrPrecondition) {
 		t.Fatalf("stale generation: got %v, want ErrPrecondition", err)
 	}
-	o2, err := s.Upload(ctx, "a/b.txt", bytes.NewReader(v2), 4, crc(v2), o1.Generation)
+	o2, err := s.Upload(ctx, "a/b.txt", bytes.NewReader(v2), 4, crc(v2), time.Time{}, o1.Generation)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +145,7 @@ func TestPreconditionsAreEnforced(t *testing.T) {
 func TestUploadRejectsWrongCRC(t *testing.T) {
 	s := newStore(t, "")
 	v := []byte("payload")
-	if _, err := s.Upload(context.Background(), "x", bytes.NewReader(v), int64(len(v)), crc(v)+1, 0); err == nil {
+	if _, err := s.Upload(context.Background(), "x", bytes.NewReader(v), int64(len(v)), crc(v)+1, time.Time{}, 0); err == nil {
 		t.Fatal("upload with a wrong CRC32C must fail")
 	}
 }
@@ -153,7 +154,7 @@ func TestListIsRelativeToPrefix(t *testing.T) {
 	ctx := context.Background()
 	s := newStore(t, "wp-content")
 	for _, n := range []string{"uploads/1.jpg", "uploads/2026/11/2.jpg"} {
-		if _, err := s.Upload(ctx, n, bytes.NewReader(nil), 0, crc(nil), 0); err != nil {
+		if _, err := s.Upload(ctx, n, bytes.NewReader(nil), 0, crc(nil), time.Time{}, 0); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -166,28 +167,90 @@ func TestListIsRelativeToPrefix(t *testing.T) {
 	}
 }
 
-// TestAttrsReadsTheBucketNotTheListing: Attrs is one get and tells the current generation, or ErrNotFound.
-func TestAttrsReadsTheBucketNotTheListing(t *testing.T) {
+// TestStatReadsTheBucketNotTheListing: Stat is one get and tells the current generation, or ErrNotFound.
+func TestStatReadsTheBucketNotTheListing(t *testing.T) {
 	ctx := context.Background()
 	s, counts := newCountingStore(t, "p")
 	b := []byte("v1")
-	o1, err := s.Upload(ctx, "a.jpg", bytes.NewReader(b), 2, crc(b), 0)
+	o1, err := s.Upload(ctx, "a.jpg", bytes.NewReader(b), 2, crc(b), time.Time{}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	b2 := []byte("v22")
-	o2, err := s.Upload(ctx, "a.jpg", bytes.NewReader(b2), 3, crc(b2), o1.Generation)
+	o2, err := s.Upload(ctx, "a.jpg", bytes.NewReader(b2), 3, crc(b2), time.Time{}, o1.Generation)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := s.Attrs(ctx, "a.jpg")
+	got, err := s.Stat(ctx, "a.jpg")
 	if err != nil || got.Generation != o2.Generation || got.Size != 3 || got.CRC32C != crc(b2) || got.Name != "a.jpg" {
-		t.Fatalf("Attrs = %+v, %v; want generation %d", got, err, o2.Generation)
+		t.Fatalf("Stat = %+v, %v; want generation %d", got, err, o2.Generation)
 	}
-	if _, err := s.Attrs(ctx, "missing.jpg"); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("Attrs(missing) = %v, want ErrNotFound", err)
+	if _, err := s.Stat(ctx, "missing.jpg"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Stat(missing) = %v, want ErrNotFound", err)
 	}
 	if counts[OpGet] != 2 {
 		t.Fatalf("requests %v, want 2 gets", counts)
+	}
+}
+
+// TestModTimeRoundTrip: an upload stores the file's mtime as goog-reserved-file-mtime (unix seconds, as
+// gsutil, gcloud and rclone write it); the listing, Stat and the upload's result give it back. An object
+// another tool wrote without it gets its updated time, the same on every read.
+func TestModTimeRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	srv := newServer(t)
+	s := New(srv.Client(), remote.Location{Bucket: "bkt", Prefix: "p"}, nil)
+	mtime := time.Date(2024, 2, 29, 12, 34, 56, 789_000_000, time.UTC)
+	v := []byte("photo")
+	o, err := s.Upload(ctx, "a.jpg", bytes.NewReader(v), int64(len(v)), crc(v), mtime, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.ModTime != mtime.Unix() {
+		t.Errorf("upload returned ModTime %d, want %d", o.ModTime, mtime.Unix())
+	}
+	raw, err := srv.GetObject("bkt", "p/a.jpg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := raw.Metadata[MtimeKey]; got != fmt.Sprint(mtime.Unix()) {
+		t.Errorf("stored %s = %q, want %d (whole seconds)", MtimeKey, got, mtime.Unix())
+	}
+	// Written by another tool: no mtime metadata; one with a value that is no number.
+	w := srv.Client().Bucket("bkt").Object("p/other.jpg").NewWriter(ctx)
+	_, _ = w.Write([]byte("x"))
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	w = srv.Client().Bucket("bkt").Object("p/bad.jpg").NewWriter(ctx)
+	w.Metadata = map[string]string{MtimeKey: "yesterday"}
+	_, _ = w.Write([]byte("y"))
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	listed := map[string]int64{}
+	if err := s.List(ctx, func(o Object) { listed[o.Name] = o.ModTime }); err != nil {
+		t.Fatal(err)
+	}
+	if listed["a.jpg"] != mtime.Unix() {
+		t.Errorf("listing: a.jpg ModTime %d, want %d", listed["a.jpg"], mtime.Unix())
+	}
+	for _, name := range []string{"other.jpg", "bad.jpg"} {
+		st, err := s.Stat(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.ModTime == 0 || st.ModTime != listed[name] {
+			t.Errorf("%s: Stat ModTime %d, listing %d: want the same updated time, not 0", name, st.ModTime, listed[name])
+		}
+		if d := time.Since(time.Unix(st.ModTime, 0)); d < -time.Minute || d > time.Minute {
+			t.Errorf("%s: ModTime %v is not its updated time (now)", name, time.Unix(st.ModTime, 0))
+		}
+	}
+	if st, err := s.Stat(ctx, "a.jpg"); err != nil || st.ModTime != mtime.Unix() || st.Generation != o.Generation {
+		t.Errorf("Stat(a.jpg) = %+v, %v; want ModTime %d generation %d", st, err, mtime.Unix(), o.Generation)
+	}
+	if _, err := s.Stat(ctx, "missing.jpg"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Stat(missing) = %v, want ErrNotFound", err)
 	}
 }

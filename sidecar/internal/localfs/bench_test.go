@@ -19,7 +19,7 @@ func BenchmarkWriteAtomic(b *testing.B) {
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &before)
 	for b.Loop() {
 		rel := fmt.Sprintf("uploads/2026/%02d/img-%06d.jpg", i%12+1, i)
-		if _, err := d.WriteAtomic(rel, bytes.NewReader(data), int64(len(data)), crc, Expect{Absent: true}); err != nil {
+		if _, err := d.WriteAtomic(rel, bytes.NewReader(data), int64(len(data)), crc, time.Time{}, Expect{Absent: true}); err != nil {
 			b.Fatal(err)
 		}
 		i++

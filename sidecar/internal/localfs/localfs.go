@@ -13,6 +13,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"time"
 
 	"github.com/filesync/filesync/sidecar/internal/filter"
 	"github.com/filesync/filesync/sidecar/internal/version"
@@ -330,8 +331,9 @@ func checkInfo(rel string, fi fs.FileInfo, err error, e Expect) error {
 // over rel, so the app never sees a partial or corrupt file. The existing path must still match e. Parent
 // directories are created (0755), never through a symlink (ErrSymlink); a directory at rel that holds no
 // files (left behind when its files were deleted) is replaced, one with files is not (ErrClash). The file
-// is 0644.
-func (d *Dir) WriteAtomic(rel string, r io.Reader, size int64, crc uint32, e Expect) (version.Stamp, error) {
+// is 0644; its mtime is set to mtime before the rename (unless mtime is zero: the time of the write), so
+// every replica gives the same file the same mtime (and its web server the same ETag and Last-Modified).
+func (d *Dir) WriteAtomic(rel string, r io.Reader, size int64, crc uint32, mtime time.Time, e Expect) (version.Stamp, error) {
 	var rnd [8]byte
 	_, _ = rand.Read(rnd[:])
 	tmp := TempDir + "/" + hex.EncodeToString(rnd[:])
@@ -347,7 +349,7 @@ func (d *Dir) WriteAtomic(rel string, r io.Reader, size int64, crc uint32, e Exp
 	published := false
 	defer func() {
 		if !published {
-			fh.Close()
+			_ = fh.Close() // a second Close after the one below is harmless
 			_ = d.root.Remove(tmp)
 		}
 	}()
@@ -366,12 +368,17 @@ func (d *Dir) WriteAtomic(rel string, r io.Reader, size int64, crc uint32, e Exp
 	}
 	// No fsync per file: Sync (one syncfs) runs before the base that records these files is saved, so a
 	// crash can never leave a torn file that the base calls in sync. What the app sees is atomic either way.
-	fi, err := fh.Stat() // the rename below keeps size and mtime: no second lookup by path
-	if err != nil {
-		return version.Stamp{}, fmt.Errorf("stat %s: %w", tmp, err)
-	}
 	if err := fh.Close(); err != nil {
 		return version.Stamp{}, fmt.Errorf("close %s: %w", rel, err)
+	}
+	if !mtime.IsZero() {
+		if err := d.root.Chtimes(tmp, mtime, mtime); err != nil {
+			return version.Stamp{}, fmt.Errorf("set mtime of %s: %w", rel, err)
+		}
+	}
+	fi, err := d.root.Lstat(tmp) // the rename below keeps size and mtime: no lookup of rel afterwards
+	if err != nil {
+		return version.Stamp{}, fmt.Errorf("stat %s: %w", tmp, err)
 	}
 	if err := d.prepare(rel, e); err != nil {
 		return version.Stamp{}, err
@@ -447,6 +454,40 @@ func (d *Dir) removeEmptyTree(dir string) error {
 // writeBuffer sizes the write buffer to the file (fewer write syscalls), between 32 KiB and 1 MiB.
 func writeBuffer(size int64) int {
 	return int(min(max(size, 32<<10), 1<<20))
+}
+
+// SetModTime sets rel's mtime to mtime if the file still has the stamp want, and returns its new stamp
+// (ErrChanged if it changed meanwhile). After an upload it makes the local mtime the one stored with the
+// object (whole seconds), so the writer serves the same ETag and Last-Modified as the replicas that
+// download it.
+func (d *Dir) SetModTime(rel string, want version.Stamp, mtime time.Time) (version.Stamp, error) {
+	if err := d.checkParents(rel, false); err != nil {
+		return version.Stamp{}, err
+	}
+	if err := d.check(rel, Expect{Stamp: want}); err != nil {
+		return version.Stamp{}, err
+	}
+	if err := d.root.Chtimes(rel, mtime, mtime); err != nil {
+		return version.Stamp{}, fmt.Errorf("set mtime of %s: %w", rel, err)
+	}
+	return d.Stat(rel)
+}
+
+// OpenRead opens a regular file of the directory for reading (confined under it), for serving it.
+func (d *Dir) OpenRead(rel string) (*os.File, error) {
+	fh, err := d.root.Open(rel)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := fh.Stat()
+	if err == nil && !fi.Mode().IsRegular() {
+		err = fmt.Errorf("%s: not a regular file: %w", rel, fs.ErrNotExist)
+	}
+	if err != nil {
+		fh.Close()
+		return nil, err
+	}
+	return fh, nil
 }
 
 // Remove deletes rel if it still has the stamp the plan saw, never through a symlink.

@@ -41,7 +41,7 @@ func entries(t *testing.T, p string) []string {
 func TestWriteAtomicPublishesVerifiedContent(t *testing.T) {
 	d, p := open(t)
 	data := []byte("hello, world")
-	st, err := d.WriteAtomic("a/b/c.txt", bytes.NewReader(data), int64(len(data)), CRC32C(data), Expect{Absent: true})
+	st, err := d.WriteAtomic("a/b/c.txt", bytes.NewReader(data), int64(len(data)), CRC32C(data), time.Time{}, Expect{Absent: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,11 +58,11 @@ func TestWriteAtomicPublishesVerifiedContent(t *testing.T) {
 func TestWriteAtomicRejectsCorruptionAndLeavesNothing(t *testing.T) {
 	d, p := open(t)
 	data := []byte("hello")
-	_, err := d.WriteAtomic("x.txt", bytes.NewReader(data), 5, CRC32C(data)^1, Expect{Absent: true})
+	_, err := d.WriteAtomic("x.txt", bytes.NewReader(data), 5, CRC32C(data)^1, time.Time{}, Expect{Absent: true})
 	if !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("err = %v, want ErrCorrupt", err)
 	}
-	_, err = d.WriteAtomic("y.txt", bytes.NewReader(data[:3]), 5, CRC32C(data), Expect{Absent: true})
+	_, err = d.WriteAtomic("y.txt", bytes.NewReader(data[:3]), 5, CRC32C(data), time.Time{}, Expect{Absent: true})
 	if !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("short body: err = %v, want ErrCorrupt", err)
 	}
@@ -78,7 +78,7 @@ func TestWriteAtomicDoesNotClobberAConcurrentWrite(t *testing.T) {
 	st, _ := d.Stat("x.txt")
 	_ = os.WriteFile(f, []byte("the app wrote this meanwhile"), 0o644)
 	data := []byte("remote")
-	if _, err := d.WriteAtomic("x.txt", bytes.NewReader(data), 6, CRC32C(data), Expect{Stamp: st}); !errors.Is(err, ErrChanged) {
+	if _, err := d.WriteAtomic("x.txt", bytes.NewReader(data), 6, CRC32C(data), time.Time{}, Expect{Stamp: st}); !errors.Is(err, ErrChanged) {
 		t.Fatalf("err = %v, want ErrChanged", err)
 	}
 	if b, _ := os.ReadFile(f); string(b) != "the app wrote this meanwhile" {
@@ -86,7 +86,7 @@ func TestWriteAtomicDoesNotClobberAConcurrentWrite(t *testing.T) {
 	}
 	// A file that appeared where none was expected is not clobbered either.
 	_ = os.WriteFile(filepath.Join(p, "new.txt"), []byte("app"), 0o644)
-	if _, err := d.WriteAtomic("new.txt", bytes.NewReader(data), 6, CRC32C(data), Expect{Absent: true}); !errors.Is(err, ErrChanged) {
+	if _, err := d.WriteAtomic("new.txt", bytes.NewReader(data), 6, CRC32C(data), time.Time{}, Expect{Absent: true}); !errors.Is(err, ErrChanged) {
 		t.Fatalf("err = %v, want ErrChanged", err)
 	}
 }
@@ -97,7 +97,7 @@ func TestWritesStayInsideTheDirectory(t *testing.T) {
 	_ = os.Symlink(outside, filepath.Join(p, "link"))
 	data := []byte("x")
 	for _, rel := range []string{"../escape", "link/escape"} {
-		if _, err := d.WriteAtomic(rel, bytes.NewReader(data), 1, CRC32C(data), Expect{Absent: true}); err == nil {
+		if _, err := d.WriteAtomic(rel, bytes.NewReader(data), 1, CRC32C(data), time.Time{}, Expect{Absent: true}); err == nil {
 			t.Fatalf("write to %s succeeded", rel)
 		}
 	}
@@ -220,7 +220,7 @@ func TestNeverWritesThroughASymlink(t *testing.T) {
 	_ = os.Symlink("real", filepath.Join(p, "alias"))
 	_ = os.WriteFile(filepath.Join(p, "real", "y"), []byte("y"), 0o644)
 	b := []byte("x")
-	if _, err := d.WriteAtomic("alias/x.txt", bytes.NewReader(b), 1, CRC32C(b), Expect{Absent: true}); !errors.Is(err, ErrSymlink) {
+	if _, err := d.WriteAtomic("alias/x.txt", bytes.NewReader(b), 1, CRC32C(b), time.Time{}, Expect{Absent: true}); !errors.Is(err, ErrSymlink) {
 		t.Fatalf("write through a symlink: %v, want ErrSymlink", err)
 	}
 	if _, err := os.Stat(filepath.Join(p, "real", "x.txt")); err == nil {
@@ -237,7 +237,7 @@ func TestFileReplacesAnEmptyDirectory(t *testing.T) {
 	d, p := open(t)
 	_ = os.MkdirAll(filepath.Join(p, "e", "sub"), 0o755)
 	b := []byte("now a file")
-	if _, err := d.WriteAtomic("e", bytes.NewReader(b), int64(len(b)), CRC32C(b), Expect{Absent: true}); err != nil {
+	if _, err := d.WriteAtomic("e", bytes.NewReader(b), int64(len(b)), CRC32C(b), time.Time{}, Expect{Absent: true}); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := os.ReadFile(filepath.Join(p, "e")); string(got) != "now a file" {
@@ -245,11 +245,11 @@ func TestFileReplacesAnEmptyDirectory(t *testing.T) {
 	}
 	_ = os.MkdirAll(filepath.Join(p, "f"), 0o755)
 	_ = os.WriteFile(filepath.Join(p, "f", "keep"), []byte("k"), 0o644)
-	if _, err := d.WriteAtomic("f", bytes.NewReader(b), int64(len(b)), CRC32C(b), Expect{Absent: true}); !errors.Is(err, ErrClash) {
+	if _, err := d.WriteAtomic("f", bytes.NewReader(b), int64(len(b)), CRC32C(b), time.Time{}, Expect{Absent: true}); !errors.Is(err, ErrClash) {
 		t.Fatalf("over a directory with files: %v, want ErrClash", err)
 	}
 	// And a directory takes the place of a file only once the file is gone: the file is never clobbered.
-	if _, err := d.WriteAtomic("e/inner", bytes.NewReader(b), int64(len(b)), CRC32C(b), Expect{Absent: true}); !errors.Is(err, ErrClash) {
+	if _, err := d.WriteAtomic("e/inner", bytes.NewReader(b), int64(len(b)), CRC32C(b), time.Time{}, Expect{Absent: true}); !errors.Is(err, ErrClash) {
 		t.Fatalf("under a file: %v, want ErrClash", err)
 	}
 }
@@ -313,5 +313,32 @@ func TestScanPathLooksAtOnePathOrOneTree(t *testing.T) {
 	}
 	if res, _ := d.ScanPath(flt, "dir/b.jpg", ScanOptions{}); res.Files["dir/b.jpg"].CRC32C != CRC32C([]byte("dir/b.jpg")) {
 		t.Fatal("not hashed")
+	}
+}
+
+// TestWriteAtomicSetsModTime: the published file has the given mtime (set before the rename, so the app
+// never sees another), and the returned stamp says so; SetModTime changes only the version it was told.
+func TestWriteAtomicSetsModTime(t *testing.T) {
+	d, dir := open(t)
+	data := []byte("hello")
+	mtime := time.Unix(1_700_000_000, 0)
+	st, err := d.WriteAtomic("m/a.txt", bytes.NewReader(data), int64(len(data)), CRC32C(data), mtime, Expect{Absent: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(filepath.Join(dir, "m", "a.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !fi.ModTime().Equal(mtime) || st.ModTime != mtime.UnixNano() {
+		t.Fatalf("mtime %v, stamp %d; want %v", fi.ModTime(), st.ModTime, mtime)
+	}
+	later := time.Unix(1_800_000_000, 0)
+	if _, err := d.SetModTime("m/a.txt", version.Stamp{Size: 5, ModTime: 1}, later); !errors.Is(err, ErrChanged) {
+		t.Fatalf("SetModTime with a stale stamp = %v, want ErrChanged", err)
+	}
+	st2, err := d.SetModTime("m/a.txt", st, later)
+	if err != nil || st2.ModTime != later.UnixNano() {
+		t.Fatalf("SetModTime = %+v, %v; want mtime %v", st2, err, later)
 	}
 }

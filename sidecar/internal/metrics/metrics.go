@@ -33,6 +33,7 @@ type Metrics struct {
 	Wipes          *prometheus.CounterVec // side=local|remote
 	Passes         *prometheus.CounterVec // kind=full|targeted
 	SkippedPaths   *prometheus.CounterVec // reason=unreadable|clash|symlink|corrupt|content_encoding
+	ReadThrough    *prometheus.CounterVec // result=local|bucket|peer|miss|refused|error (readthrough.Result*)
 	// The restore (the passes before ready): what it has to download and how far it is.
 	RestoreFiles, RestoreFilesDone, RestoreBytes, RestoreBytesDone prometheus.Gauge
 
@@ -98,6 +99,9 @@ func New() *Metrics {
 		SkippedPaths: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "filesync_skipped_paths_total",
 			Help: "Paths left alone until they change, by reason: unreadable locally, a file/directory clash, under a symlink, an object whose bytes never match its checksum, or a gzip-encoded object."},
 			[]string{"reason"}),
+		ReadThrough: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "filesync_read_through_requests_total",
+			Help: "Requests the read-through answered, by where from: local (the directory), bucket (downloaded first), peer (streamed from another replica), miss (404), refused (a path it does not serve), error (the bucket failed)."},
+			[]string{"result"}),
 		RestoreFiles: prometheus.NewGauge(prometheus.GaugeOpts{Name: "filesync_restore_files",
 			Help: "Files the restore (the first pass, before ready) has to download."}),
 		RestoreFilesDone: prometheus.NewGauge(prometheus.GaugeOpts{Name: "filesync_restore_files_done",
@@ -123,7 +127,7 @@ func New() *Metrics {
 	for _, c := range []prometheus.Collector{m.Uploads, m.Downloads, m.Deletes, m.Bytes, m.Errors, m.Conflicts,
 		m.SkippedUnsafe, m.Preconditions, m.DeleteGuard, m.DeleteBlocked, m.PendingUploads, m.KnownFiles,
 		m.LastSuccess, m.Ready, m.PassDuration, m.WatchOverflows, m.GCSRequests, m.Wipes, m.Passes, m.SkippedPaths,
-		m.RestoreFiles, m.RestoreFilesDone, m.RestoreBytes, m.RestoreBytesDone,
+		m.RestoreFiles, m.RestoreFilesDone, m.RestoreBytes, m.RestoreBytesDone, m.ReadThrough,
 		m.NotifyReceived, m.NotifyApplied, m.NotifyIgnored, m.NotifyRecreations, m.NotifyReconciles, m.NotifySubscribed,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		f(c)

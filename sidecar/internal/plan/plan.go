@@ -310,7 +310,7 @@ func decide(in Input, path string, l version.File, hasL bool, r version.Object, 
 
 	case hasL && hasR:
 		if l.Same(r) {
-			if hasB && b.Object == r {
+			if hasB && b.Is(r) {
 				return a, false // in sync
 			}
 			a.Op, a.Reason = RecordBase, "same content on both sides"

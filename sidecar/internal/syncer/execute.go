@@ -329,7 +329,8 @@ func (s *Syncer) upload(ctx context.Context, a plan.Action, local version.File, 
 		return change{}, err
 	}
 	defer fh.Close()
-	o, err := s.store.Upload(ctx, a.Path, s.progress(fh), local.Size, local.CRC32C, a.IfGeneration)
+	mtime := time.Unix(0, local.ModTime) // stored in whole seconds; the local file takes the same below
+	o, err := s.store.Upload(ctx, a.Path, s.progress(fh), local.Size, local.CRC32C, mtime, a.IfGeneration)
 	r := o.Object
 	if errors.Is(err, gcsstore.ErrMismatch) {
 		// The bucket holds something other than what was sent (a server that does not check CRC32C, a file
@@ -347,12 +348,22 @@ func (s *Syncer) upload(ctx context.Context, a plan.Action, local version.File, 
 		}
 		return change{}, err
 	}
+	ch := change{remote: &r, bytes: o.Size}
 	stamp := local.ModTime
 	if st, err := s.dir.Stat(a.Path); err != nil || st != local.Stamp {
 		stamp = 0 // changed while it was uploaded: the next pass hashes it again and compares
+	} else if o.ModTime != 0 && local.ModTime != o.ModTime*int64(time.Second) {
+		// The stored mtime is whole seconds: the file takes it, so this replica serves the ETag and
+		// Last-Modified the others will.
+		stamp = 0
+		if st, err := s.dir.SetModTime(a.Path, local.Stamp, time.Unix(o.ModTime, 0)); err == nil {
+			stamp = st.ModTime
+			ch.local = &version.File{Stamp: st, CRC32C: local.CRC32C}
+		}
 	}
+	ch.base = &version.Base{Object: r, ModTime: stamp}
 	s.log.Debug("uploaded", "path", a.Path, "generation", o.Generation, "bytes", o.Size)
-	return change{base: &version.Base{Object: r, ModTime: stamp}, remote: &r, bytes: o.Size}, nil
+	return ch, nil
 }
 
 func (s *Syncer) download(ctx context.Context, path string, r version.Object, local version.File, hasLocal bool) (change, error) {
@@ -362,12 +373,14 @@ func (s *Syncer) download(ctx context.Context, path string, r version.Object, lo
 	}
 	defer rd.Close()
 	expect := localfs.Expect{Absent: !hasLocal, Stamp: local.Stamp}
-	st, err := s.dir.WriteAtomic(path, beatReader{r: rd, beat: s.beat, moved: s.countRestoredBytes}, rd.Object.Size, rd.Object.CRC32C, expect)
+	st, err := s.dir.WriteAtomic(path, beatReader{r: rd, beat: s.beat, moved: s.countRestoredBytes}, rd.Object.Size, rd.Object.CRC32C,
+		unixTime(r.ModTime), expect)
 	if err != nil {
 		return change{}, err
 	}
 	s.countRestored()
 	o := rd.Object
+	o.ModTime = r.ModTime // a media read does not tell it; the listing did
 	s.log.Debug("downloaded", "path", path, "generation", o.Generation, "bytes", o.Size)
 	return change{
 		base:    &version.Base{Object: o.Object, ModTime: st.ModTime},
@@ -385,7 +398,7 @@ func (s *Syncer) preserveConflict(ctx context.Context, path string, local versio
 	}
 	defer fh.Close()
 	name := fmt.Sprintf("%s/conflicts/%s.%s.%d", filter.InternalDir, path, s.opt.Pod, s.now().Unix())
-	if _, err := s.store.Upload(ctx, name, fh, local.Size, local.CRC32C, 0); err != nil {
+	if _, err := s.store.Upload(ctx, name, fh, local.Size, local.CRC32C, time.Unix(0, local.ModTime), 0); err != nil {
 		return fmt.Errorf("preserve conflict copy: %w", err)
 	}
 	s.m.Conflicts.Inc()

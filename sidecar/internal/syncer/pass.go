@@ -86,7 +86,7 @@ func (s *Syncer) list(ctx context.Context) (bool, error) {
 func (s *Syncer) adopt(l listing) bool {
 	changed := !s.idx.listed
 	for name, r := range l.view {
-		if old, ok := s.idx.remote[name]; !ok || old != r {
+		if old, ok := s.idx.remote[name]; !ok || !old.Is(r) {
 			s.remoteDue[name], changed = true, true
 		}
 	}
@@ -421,6 +421,13 @@ func (s *Syncer) pass(ctx context.Context, walk, list bool) (Result, error) {
 		}
 	}
 	s.applyChanges(ctx, in.changes)
+	for path, r := range in.fetched {
+		if old, ok := s.idx.remote[path]; !ok || old.Generation < r.Generation {
+			s.idx.setRemote(path, r)
+		}
+		s.remoteDue[path] = true
+		s.written = true // the fetched file is made durable before the base that will record it
+	}
 	settle := s.opt.Settle
 	var only map[string]bool
 	if walk {

@@ -88,7 +88,7 @@ func (s *Syncer) applyChanges(ctx context.Context, changes []*remoteWait) {
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			o, err := s.store.Attrs(ctx, w.c.Path)
+			o, err := s.store.Stat(ctx, w.c.Path)
 			results[i] = found{w: w, o: o, err: err}
 		}()
 	}
@@ -111,7 +111,7 @@ func (s *Syncer) applyChanges(ctx context.Context, changes []*remoteWait) {
 			}
 		default:
 			r := f.o.Object
-			if known && old == r {
+			if known && old.Is(r) {
 				continue
 			}
 			if f.o.ContentEncoding == "gzip" {

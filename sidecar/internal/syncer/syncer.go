@@ -94,10 +94,11 @@ type Syncer struct {
 
 // intake is what other goroutines hand the loop between passes.
 type intake struct {
-	paths     map[string]bool // local paths hinted by fsnotify (true: a new directory, scan its tree)
-	overflow  bool            // events were lost: walk the whole tree
-	reconcile bool            // list the bucket afresh
-	changes   []*remoteWait   // remote changes waiting for a pass (ApplyRemote)
+	paths     map[string]bool           // local paths hinted by fsnotify (true: a new directory, scan its tree)
+	overflow  bool                      // events were lost: walk the whole tree
+	reconcile bool                      // list the bucket afresh
+	changes   []*remoteWait             // remote changes waiting for a pass (ApplyRemote)
+	fetched   map[string]version.Object // objects Fetch downloaded (for the read-through)
 }
 
 // failingPaths summarises the failure table for /readyz.

@@ -11,6 +11,15 @@ type Object struct {
 	Generation int64
 	Size       int64
 	CRC32C     uint32
+	// ModTime is the file mtime the object carries (unix seconds; gcsstore says where it comes from): what
+	// a download gives the file. It is not part of the version: compare Objects with Is.
+	ModTime int64
+}
+
+// Is reports whether o and p are the same version: generation, size and CRC32C (not ModTime, which a
+// media read does not tell).
+func (o Object) Is(p Object) bool {
+	return o.Generation == p.Generation && o.Size == p.Size && o.CRC32C == p.CRC32C
 }
 
 // Stamp identifies a version of a local file cheaply (no hashing): size and modification time.

@@ -1,0 +1,85 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestReadThroughRefusesANonLoopbackAddress: the read-through can read the bucket, so it is never on the
+// pod IP: exit 2, naming the flag.
+func TestReadThroughRefusesANonLoopbackAddress(t *testing.T) {
+	srv := newServer(t)
+	for _, addr := range []string{":48091", "0.0.0.0:48091", "10.1.2.3:48091"} {
+		env, _, _ := envFor(srv, "--dir", t.TempDir(), "--remote", "gs://media", "--read-through", addr, "--read-through-include", "uploads/**")
+		var stderr bytes.Buffer
+		if code := ExitCode(Run(context.Background(), env), &stderr); code != 2 || !strings.Contains(stderr.String(), "--read-through") {
+			t.Errorf("--read-through %s: exit %d, %q", addr, code, stderr.String())
+		}
+	}
+}
+
+// TestReadThroughIsWired: with --read-through and --peers, the running sidecar serves a bucket object on
+// the loopback address, and its peer listener refuses a request without the secret and serves one with it.
+func TestReadThroughIsWired(t *testing.T) {
+	srv := newServer(t)
+	dir := t.TempDir()
+	secret := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(secret, []byte("peer-secret-0123456789\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	listening := make(chan string, 1)
+	env, _, stderr := envFor(srv, "--dir", dir, "--remote", "gs://media/p", "--listen", "127.0.0.1:0", "--settle", "0s",
+		"--read-through", "127.0.0.1:48191", "--read-through-include", "uploads/**",
+		"--peers", "localhost", "--peer-listen", "127.0.0.1:48192", "--peer-secret-file", secret)
+	env.Listening = func(addr string) { listening <- addr }
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, env) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v\n%s", err, stderr)
+		}
+	}()
+	waitReady(t, <-listening)
+	w := srv.Client().Bucket("media").Object("p/uploads/late.jpg").NewWriter(ctx)
+	_, _ = w.Write([]byte("late bytes"))
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	get := func(url, auth string) (int, string) {
+		req, _ := http.NewRequest(http.MethodGet, url, nil)
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get("http://127.0.0.1:48191/uploads/late.jpg", ""); code != 200 || body != "late bytes" {
+		t.Fatalf("read-through: %d %q\n%s", code, body, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "uploads", "late.jpg")); err != nil {
+		t.Errorf("not downloaded into the directory: %v", err)
+	}
+	if code, _ := get("http://127.0.0.1:48192/uploads/late.jpg", ""); code != http.StatusUnauthorized {
+		t.Errorf("peer listener without the secret: %d", code)
+	}
+	if code, body := get("http://127.0.0.1:48192/uploads/late.jpg", "Bearer peer-secret-0123456789"); code != 200 || body != "late bytes" {
+		t.Errorf("peer listener with the secret: %d %q", code, body)
+	}
+	if code, _ := get("http://127.0.0.1:48191/uploads/none.jpg", ""); code != http.StatusNotFound {
+		t.Errorf("missing: %d", code)
+	}
+}

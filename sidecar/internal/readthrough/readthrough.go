@@ -1,0 +1,396 @@
+// Package readthrough serves the synced directory to the app's web server on a loopback address, so that a
+// file another replica has just written is never a 404 here: the local file if present; else the object,
+// looked up in the bucket itself and downloaded into the directory (Fetcher); else the file from a peer
+// replica, streamed and not stored; else 404 with Cache-Control: no-store. It also serves the peers'
+// requests (PeerHandler), from local, closed files only, behind a shared secret. docs/design.md
+// ("Read-through") is the contract.
+package readthrough
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"os"
+	"path"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/filesync/filesync/sidecar/internal/filter"
+	"github.com/filesync/filesync/sidecar/internal/gcsstore"
+	"github.com/filesync/filesync/sidecar/internal/version"
+)
+
+// Fetcher downloads a path from the bucket into the directory (syncer.Syncer.Fetch): gcsstore.ErrNotFound
+// if there is no such object.
+type Fetcher interface {
+	Fetch(ctx context.Context, path string) (version.Stamp, error)
+}
+
+// Local is the synced directory (localfs.Dir): open a regular file for reading; is it open for writing.
+type Local interface {
+	OpenRead(path string) (*os.File, error)
+	InUse(path string) bool
+}
+
+// Results, as counted by Options.Count: where a request was answered from.
+const (
+	ResultLocal   = "local"   // the file was in the directory
+	ResultBucket  = "bucket"  // downloaded from the bucket, then served
+	ResultPeer    = "peer"    // streamed from a peer replica
+	ResultMiss    = "miss"    // nowhere: 404, no-store
+	ResultRefused = "refused" // not a path the read-through serves (excluded, unsafe, not included, PHP)
+	ResultError   = "error"   // the bucket failed: 502
+)
+
+// SourceHeader tells where a read-through answer came from: local, bucket or peer (Result*).
+const SourceHeader = "X-Filesync-Read-Through"
+
+// FetchHeader set to "store" asks for the file in the directory or nothing: the local file, else the
+// bucket's (downloaded), else 404 at once; no peers, and a remembered miss is looked up again. The
+// WordPress plugin uses it for an original it must process (sub-sizes, editing), polling until the
+// writer's upload lands.
+const FetchHeader = "X-Filesync-Fetch"
+
+// Defaults of Options.
+const (
+	DefaultMissTTL     = 2 * time.Second
+	DefaultLookupRate  = 10 // bucket lookups that find nothing, per second, after the burst
+	DefaultLookupBurst = 20
+	DefaultPeerTimeout = time.Second
+	DefaultFetchLimit  = 2 * time.Minute
+)
+
+// Options configure a Handler. Include is required: nothing outside it is served.
+type Options struct {
+	Include *filter.Filter // --read-through-include: the paths served (Excluded reports a match)
+	Exclude *filter.Filter // --exclude: never served
+	Peers   *Peers         // nil: no peers
+	// MissTTL is how long a path found nowhere is remembered (answered 404 without a lookup).
+	MissTTL time.Duration
+	// LookupRate and LookupBurst bound the bucket lookups that find nothing (a token bucket): with the
+	// bucket empty of tokens, a local miss goes to the peers only. See Bound.
+	LookupRate  float64
+	LookupBurst int
+	FetchLimit  time.Duration // how long one download into the directory may take
+	Count       func(result string)
+	Log         *slog.Logger
+	Now         func() time.Time
+}
+
+// Handler is the read-through: GET and HEAD /<path relative to --dir>.
+type Handler struct {
+	local  Local
+	fetch  Fetcher
+	opt    Options
+	flight singleflight.Group
+	misses *missCache
+}
+
+// New returns the read-through handler over local, downloading misses with fetch.
+func New(local Local, fetch Fetcher, opt Options) *Handler {
+	if opt.MissTTL <= 0 {
+		opt.MissTTL = DefaultMissTTL
+	}
+	if opt.LookupRate <= 0 {
+		opt.LookupRate = DefaultLookupRate
+	}
+	if opt.LookupBurst <= 0 {
+		opt.LookupBurst = DefaultLookupBurst
+	}
+	if opt.FetchLimit <= 0 {
+		opt.FetchLimit = DefaultFetchLimit
+	}
+	if opt.Count == nil {
+		opt.Count = func(string) {}
+	}
+	if opt.Log == nil {
+		opt.Log = slog.New(slog.DiscardHandler)
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	return &Handler{local: local, fetch: fetch, opt: opt,
+		misses: newMissCache(opt.MissTTL, opt.LookupRate, opt.LookupBurst, opt.Now)}
+}
+
+// Bound is the most bucket lookups that find nothing over d: the burst, plus the rate for the time after
+// it. A crawler asking for any number of missing paths costs at most this many GCS requests (one metadata
+// get each); repeated requests for one missing path cost one per MissTTL at most, within the same bound.
+func (h *Handler) Bound(d time.Duration) int {
+	return h.opt.LookupBurst + int(h.opt.LookupRate*d.Seconds())
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rel, status := h.check(w, r)
+	if status != 0 {
+		return
+	}
+	w.Header().Set(SourceHeader, ResultLocal)
+	if h.serveLocal(w, r, rel, false) {
+		h.opt.Count(ResultLocal)
+		return
+	}
+	w.Header().Del(SourceHeader)
+	store := r.Header.Get(FetchHeader) == "store"
+	if !store && h.misses.remembered(rel) {
+		h.opt.Count(ResultMiss)
+		notFound(w)
+		return
+	}
+	found, err := h.fromBucket(r.Context(), rel)
+	switch {
+	case found:
+		w.Header().Set(SourceHeader, ResultBucket)
+		if h.serveLocal(w, r, rel, false) {
+			h.opt.Count(ResultBucket)
+			return
+		}
+	case err != nil:
+		h.opt.Count(ResultError)
+		w.Header().Del(SourceHeader)
+		h.opt.Log.Warn("read-through: fetching from the bucket failed", "path", rel, "err", err)
+		w.Header().Set("Cache-Control", "no-store")
+		http.Error(w, "bucket unavailable", http.StatusBadGateway)
+		return
+	}
+	if store {
+		h.opt.Count(ResultMiss) // the caller needs the file in the directory: a peer's bytes would not be
+		notFound(w)
+		return
+	}
+	w.Header().Del(SourceHeader)
+	if h.opt.Peers != nil && h.opt.Peers.serve(w, r, rel) {
+		h.opt.Count(ResultPeer)
+		return
+	}
+	h.misses.remember(rel)
+	h.opt.Count(ResultMiss)
+	notFound(w)
+}
+
+// fromBucket downloads rel into the directory, one download per path however many requests wait for it
+// (they share it), detached from the first requester's cancellation. It reports whether the file is there
+// now; a lookup beyond the miss budget is not made (false, nil).
+func (h *Handler) fromBucket(ctx context.Context, rel string) (bool, error) {
+	ch := h.flight.DoChan(rel, func() (any, error) {
+		if !h.misses.reserve() {
+			return false, nil // over budget: peers only
+		}
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.opt.FetchLimit)
+		defer cancel()
+		_, err := h.fetch.Fetch(fctx, rel)
+		if errors.Is(err, gcsstore.ErrNotFound) {
+			return false, nil // the token stays spent: a lookup that found nothing
+		}
+		h.misses.refund() // found (or failed): not a miss
+		if err != nil {
+			return false, err
+		}
+		return true, nil
+	})
+	select {
+	case res := <-ch:
+		if res.Err != nil {
+			return false, res.Err
+		}
+		return res.Val.(bool), nil
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+}
+
+// check refuses what is not served, answering the request itself; it returns the path relative to --dir,
+// or a non-zero status when it answered.
+func (h *Handler) check(w http.ResponseWriter, r *http.Request) (string, int) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return "", http.StatusMethodNotAllowed
+	}
+	rel, status := Refuse(r.URL.Path, h.opt.Include, h.opt.Exclude)
+	if status != 0 {
+		h.opt.Count(ResultRefused)
+		w.Header().Set("Cache-Control", "no-store")
+		http.Error(w, http.StatusText(status), status)
+		return "", status
+	}
+	return rel, 0
+}
+
+// Refuse decides whether the URL path p names a file the read-through (and a peer) may serve: it returns
+// the path relative to --dir and 0, or the status to answer with: 404 for what is not served (outside the
+// include globs, excluded, filesync's own folder, unsafe names, directories), 403 for code and server
+// configuration (*.php, *.phtml, *.phar and their kin, .htaccess, .user.ini), which is never fetched, so
+// a web server never runs a script that came from the bucket.
+func Refuse(p string, include, exclude *filter.Filter) (string, int) {
+	rel := strings.TrimPrefix(p, "/")
+	switch {
+	case rel == "" || strings.HasSuffix(rel, "/"):
+		return "", http.StatusNotFound
+	case filter.CheckName(rel) != nil || path.Clean(rel) != rel:
+		return "", http.StatusNotFound
+	case isCode(path.Base(rel)):
+		return "", http.StatusForbidden
+	case filter.Internal(rel) || exclude.Excluded(rel) || include == nil || !include.Excluded(rel):
+		return "", http.StatusNotFound
+	}
+	return rel, 0
+}
+
+// isCode reports whether a web server could execute or obey the file: PHP in all its extensions, and
+// per-directory configuration.
+func isCode(base string) bool {
+	b := strings.ToLower(base)
+	switch b {
+	case ".htaccess", ".htpasswd", ".user.ini":
+		return true
+	}
+	ext := path.Ext(b)
+	switch ext {
+	case ".phtml", ".phar", ".pht", ".phps":
+		return true
+	}
+	return strings.HasPrefix(ext, ".php") // .php, .php5, .php7, ...
+}
+
+// serveLocal serves rel from the directory if it is there (with peer: only if no one has it open for
+// writing) and reports whether it did.
+func (h *Handler) serveLocal(w http.ResponseWriter, r *http.Request, rel string, peer bool) bool {
+	f, err := h.local.OpenRead(rel)
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			h.opt.Log.Debug("read-through: cannot open local file", "path", rel, "err", err)
+		}
+		return false
+	}
+	defer f.Close()
+	if peer && h.local.InUse(rel) {
+		return false // still being written: the writer's upload will publish it
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return false
+	}
+	serveFile(w, r, rel, f, fi)
+	return true
+}
+
+// serveFile answers as a file server does (http.ServeContent: Range, If-None-Match, If-Modified-Since,
+// HEAD), with the ETag Apache makes for `FileETag MTime Size` (its default), so the first answer and the
+// web server's later ones agree.
+func serveFile(w http.ResponseWriter, r *http.Request, rel string, f *os.File, fi os.FileInfo) {
+	h := w.Header()
+	h.Set("ETag", ETag(fi.Size(), fi.ModTime()))
+	h.Set("X-Content-Type-Options", "nosniff")
+	if ct := ContentType(rel); ct != "" {
+		h.Set("Content-Type", ct)
+	}
+	http.ServeContent(w, r, rel, fi.ModTime(), f)
+}
+
+// ETag is Apache's `FileETag MTime Size` tag: size and mtime (microseconds) in hex.
+func ETag(size int64, mtime time.Time) string {
+	return `"` + strconv.FormatInt(size, 16) + "-" + strconv.FormatInt(mtime.UnixMicro(), 16) + `"`
+}
+
+// contentTypes are the media types of the files a media library holds, so the answer does not depend on
+// the image's mime tables (a scratch image has none).
+var contentTypes = map[string]string{
+	".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".gif": "image/gif", ".webp": "image/webp",
+	".avif": "image/avif", ".svg": "image/svg+xml", ".ico": "image/x-icon", ".bmp": "image/bmp", ".heic": "image/heic",
+	".tif": "image/tiff", ".tiff": "image/tiff",
+	".mp4": "video/mp4", ".m4v": "video/mp4", ".webm": "video/webm", ".mov": "video/quicktime", ".ogv": "video/ogg",
+	".mp3": "audio/mpeg", ".m4a": "audio/mp4", ".ogg": "audio/ogg", ".wav": "audio/wav", ".flac": "audio/flac",
+	".pdf": "application/pdf", ".zip": "application/zip", ".json": "application/json", ".xml": "text/xml; charset=utf-8",
+	".txt": "text/plain; charset=utf-8", ".csv": "text/csv; charset=utf-8", ".css": "text/css; charset=utf-8",
+	".js": "text/javascript; charset=utf-8", ".html": "text/html; charset=utf-8", ".htm": "text/html; charset=utf-8",
+	".woff": "font/woff", ".woff2": "font/woff2", ".ttf": "font/ttf", ".otf": "font/otf",
+}
+
+// ContentType is the media type of rel by its extension ("" if unknown: http.ServeContent sniffs).
+func ContentType(rel string) string { return contentTypes[strings.ToLower(path.Ext(rel))] }
+
+func notFound(w http.ResponseWriter) {
+	w.Header().Set("Cache-Control", "no-store")
+	http.Error(w, "404 page not found", http.StatusNotFound)
+}
+
+// missCache remembers paths found nowhere for a while, and holds the token bucket of bucket lookups.
+type missCache struct {
+	mu     sync.Mutex
+	ttl    time.Duration
+	until  map[string]time.Time
+	rate   float64
+	burst  float64
+	tokens float64
+	last   time.Time
+	now    func() time.Time
+}
+
+// maxRemembered caps the miss cache; past it, expired entries are dropped, then the oldest half.
+const maxRemembered = 10000
+
+func newMissCache(ttl time.Duration, rate float64, burst int, now func() time.Time) *missCache {
+	return &missCache{ttl: ttl, until: map[string]time.Time{}, rate: rate, burst: float64(burst),
+		tokens: float64(burst), last: now(), now: now}
+}
+
+func (c *missCache) remembered(rel string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t, ok := c.until[rel]
+	if ok && c.now().Before(t) {
+		return true
+	}
+	delete(c.until, rel)
+	return false
+}
+
+func (c *missCache) remember(rel string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.now()
+	if len(c.until) >= maxRemembered {
+		for k, t := range c.until {
+			if !now.Before(t) {
+				delete(c.until, k)
+			}
+		}
+		for k := range c.until { // map order: an arbitrary half
+			if len(c.until) < maxRemembered/2 {
+				break
+			}
+			delete(c.until, k)
+		}
+	}
+	c.until[rel] = now.Add(c.ttl)
+}
+
+// reserve takes a lookup token if one is left (refilled at rate, up to burst).
+func (c *missCache) reserve() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.now()
+	if d := now.Sub(c.last); d > 0 {
+		c.tokens = min(c.burst, c.tokens+d.Seconds()*c.rate)
+		c.last = now
+	}
+	if c.tokens < 1 {
+		return false
+	}
+	c.tokens--
+	return true
+}
+
+// refund gives back a token whose lookup found the file: only misses draw on the budget.
+func (c *missCache) refund() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.tokens = min(c.burst, c.tokens+1)
+}

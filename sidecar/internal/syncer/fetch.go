@@ -1,0 +1,95 @@
+package syncer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/filesync/filesync/sidecar/internal/filter"
+	"github.com/filesync/filesync/sidecar/internal/gcsstore"
+	"github.com/filesync/filesync/sidecar/internal/localfs"
+	"github.com/filesync/filesync/sidecar/internal/version"
+)
+
+// ErrNotFetchable: the path may not be fetched (internal, excluded, unsafe, stored gzip-encoded).
+var ErrNotFetchable = errors.New("not fetchable")
+
+// Fetch looks path up in the bucket itself (not the listing, which may be a poll old), downloads it with
+// the usual temp + CRC32C + rename into the directory, records it in the view like any download, and
+// returns the local file's stamp: the read-through's miss path. gcsstore.ErrNotFound if there is no such
+// object, or if the path is in the base with that very generation (the app deleted the file here and the
+// pass has yet to delete the object: fetching it back would undo the delete). Safe for concurrent use with
+// passes.
+//
+// It does not write the base: a pass running at the same time may have scanned before the rename and
+// snapshot the base after it, and would then read "absent locally, = base generation remotely" as a local
+// delete and delete the object. Without a base entry the pass sees "absent, present, no base" (a download,
+// refused because the file is there now: re-planned) or "same content on both sides" (record the base), so
+// the next pass (the rename's fsnotify event triggers one) records it. Nor does it touch the loop's index:
+// the object goes to the loop through the intake (fetched), like every other hint.
+func (s *Syncer) Fetch(ctx context.Context, path string) (version.Stamp, error) {
+	if filter.Internal(path) || s.filter.Excluded(path) {
+		return version.Stamp{}, fmt.Errorf("fetch %s: %w: excluded", path, ErrNotFetchable)
+	}
+	if err := filter.CheckName(path); err != nil {
+		return version.Stamp{}, fmt.Errorf("fetch %s: %w: %w", path, ErrNotFetchable, err)
+	}
+	if st, err := s.dir.Stat(path); err == nil {
+		return st, nil // there already (a pass or another fetch was first)
+	}
+	o, err := s.store.Stat(ctx, path)
+	if err != nil {
+		return version.Stamp{}, err
+	}
+	if o.ContentEncoding == "gzip" {
+		return version.Stamp{}, fmt.Errorf("fetch %s: %w: stored with Content-Encoding: gzip", path, ErrNotFetchable)
+	}
+	if b, ok := s.base.Get(path); ok && b.Generation == o.Generation {
+		if st, err := s.dir.Stat(path); err == nil {
+			return st, nil // a pass downloaded it meanwhile (it renames before it records the base)
+		}
+		return version.Stamp{}, fmt.Errorf("fetch %s: %w: deleted locally, not yet in the bucket", path, gcsstore.ErrNotFound)
+	}
+	r := o.Object
+	rd, err := s.store.Open(ctx, path, o.Generation)
+	if err != nil {
+		return version.Stamp{}, err
+	}
+	defer rd.Close()
+	st, err := s.dir.WriteAtomic(path, rd, rd.Object.Size, rd.Object.CRC32C, unixTime(r.ModTime), localfs.Expect{Absent: true})
+	if errors.Is(err, localfs.ErrChanged) {
+		if st, serr := s.dir.Stat(path); serr == nil {
+			return st, nil // someone else put it there meanwhile
+		}
+	}
+	if err != nil {
+		return version.Stamp{}, fmt.Errorf("fetch %s: %w", path, err)
+	}
+	s.handFetched(path, r)
+	s.m.Downloads.Inc()
+	s.m.Bytes.WithLabelValues("download").Add(float64(o.Size))
+	s.log.Debug("fetched for a read-through", "path", path, "generation", o.Generation, "bytes", o.Size)
+	return st, nil
+}
+
+// handFetched tells the loop about an object a fetch downloaded: the next pass puts it in the view (so it
+// plans "same content on both sides", and records the base) and makes the file durable before that base
+// is saved.
+func (s *Syncer) handFetched(path string, r version.Object) {
+	s.mu.Lock()
+	if s.intake.fetched == nil {
+		s.intake.fetched = map[string]version.Object{}
+	}
+	s.intake.fetched[path] = r
+	s.mu.Unlock()
+	s.poke()
+}
+
+// unixTime is a time from unix seconds; 0 (unknown) is the zero time.
+func unixTime(sec int64) time.Time {
+	if sec == 0 {
+		return time.Time{}
+	}
+	return time.Unix(sec, 0)
+}
