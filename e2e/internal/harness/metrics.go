@@ -28,8 +28,8 @@ func (m Metrics) Has(name string) bool {
 	return ok && len(f.GetMetric()) > 0
 }
 
-// Sum adds up the values of every series of the family name (counters, gauges and untyped samples; 0 when
-// the family is absent).
+// Sum adds up the values of every series of the family name (counters, gauges and untyped samples; a
+// histogram counts its observations; 0 when the family is absent).
 func (m Metrics) Sum(name string) float64 {
 	var total float64
 	for _, s := range m[name].GetMetric() {
@@ -40,7 +40,25 @@ func (m Metrics) Sum(name string) float64 {
 			total += s.GetGauge().GetValue()
 		case s.Untyped != nil:
 			total += s.GetUntyped().GetValue()
+		case s.Histogram != nil:
+			total += float64(s.GetHistogram().GetSampleCount())
 		}
 	}
 	return total
+}
+
+// ByLabel returns the family name's values by the value of one label, each the Sum of the series that
+// carry it (a series without the label counts under ""). Histograms count their observations.
+func (m Metrics) ByLabel(name, label string) map[string]float64 {
+	out := map[string]float64{}
+	for _, s := range m[name].GetMetric() {
+		key := ""
+		for _, l := range s.GetLabel() {
+			if l.GetName() == label {
+				key = l.GetValue()
+			}
+		}
+		out[key] += Metrics{name: &dto.MetricFamily{Metric: []*dto.Metric{s}}}.Sum(name)
+	}
+	return out
 }
