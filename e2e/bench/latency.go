@@ -1,0 +1,196 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+)
+
+// The latency mode's tools: filesync and rclone twice, with its defaults and with --transfers 8
+// --checkers 16 (issue 13).
+var latencyTools = []string{"filesync", rcloneDefaults, rcloneT8C16}
+
+// The concurrency filesync is run with in the latency mode (spelled out on its command line, so the floor
+// and the command agree): --restore-transfers for the restore, --transfers for the push.
+const (
+	latencyRestoreTransfers = 64
+	latencyPushTransfers    = 8
+)
+
+// latencyResult is one dataset's latency mode: every tool's restore and push at every delay.
+type latencyResult struct {
+	Dataset   string
+	Files     int
+	Bytes     int64
+	FSBackend bool
+	Runs      int
+	Delays    []time.Duration // 0 first: the loopback baseline of the floor
+	Tools     []string
+	// Results by op ("restore", "push"), delay and tool.
+	Results  map[latencyKey][]latencyRun
+	Commands map[string]string // op + " " + tool -> command line
+	Server   string            // the server's command line
+}
+
+type latencyKey struct {
+	Op    string
+	Delay time.Duration
+	Tool  string
+}
+
+type latencyRun struct {
+	run
+	Requests int64 // requests the proxy forwarded during the run
+}
+
+// withZero returns the delays with 0 first (once) and no duplicates, in the given order otherwise.
+func withZero(delays []time.Duration) []time.Duration {
+	out := []time.Duration{0}
+	for _, d := range delays {
+		if !slices.Contains(out, d) {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// latencyFloor is what no tool can beat with the given concurrency: every file costs one request of the
+// delay, concurrency of them at a time, and the bytes move at the loopback throughput (bytes per second,
+// measured in the same run).
+func latencyFloor(files int, delay time.Duration, concurrency int, bytes int64, throughput float64) time.Duration {
+	if concurrency < 1 || throughput <= 0 {
+		return 0
+	}
+	perRequest := time.Duration(int64(files) * int64(delay) / int64(concurrency))
+	return perRequest + time.Duration(float64(bytes)/throughput*float64(time.Second))
+}
+
+// loopbackThroughput is the dataset's bytes over the fastest tool's median at delay 0 (through the same
+// proxy, no delay): the best rate this machine moved them at in this run.
+func (r *latencyResult) loopbackThroughput(op string) float64 {
+	var best time.Duration
+	for _, tool := range r.Tools {
+		m := median(latencyWalls(r.Results[latencyKey{op, 0, tool}]))
+		if m > 0 && (best == 0 || m < best) {
+			best = m
+		}
+	}
+	if best <= 0 {
+		return 0
+	}
+	return float64(r.Bytes) / best.Seconds()
+}
+
+// floor is the op's floor at delay for filesync's concurrency.
+func (r *latencyResult) floor(op string, delay time.Duration) time.Duration {
+	conc := latencyRestoreTransfers
+	if op == "push" {
+		conc = latencyPushTransfers
+	}
+	return latencyFloor(r.Files, delay, conc, r.Bytes, r.loopbackThroughput(op))
+}
+
+func latencyWalls(rs []latencyRun) []time.Duration {
+	out := make([]time.Duration, len(rs))
+	for i, x := range rs {
+		out[i] = x.Wall
+	}
+	return out
+}
+
+func latencyRequests(rs []latencyRun) []time.Duration {
+	out := make([]time.Duration, len(rs))
+	for i, x := range rs {
+		out[i] = time.Duration(x.Requests)
+	}
+	return out
+}
+
+// latency runs the restore and the push of a dataset through a latency proxy in front of a fake-gcs-server
+// of its own, at delay 0 and at every delay of -delays, every tool interleaved (the order rotating from
+// run to run).
+func (b *bench) latency(ctx context.Context, spec datasetSpec, runs int) error {
+	ds, err := b.dataset(spec)
+	if err != nil {
+		return err
+	}
+	logf, err := os.Create(filepath.Join(b.logDir, "latency-proxy-"+spec.Name+".log"))
+	if err != nil {
+		return fmt.Errorf("creating the proxy log: %w", err)
+	}
+	defer logf.Close()
+	errLog := log.New(logf, "", log.LstdFlags)
+	proxy, err := startLatencyProxy(errLog)
+	if err != nil {
+		return err
+	}
+	defer proxy.stop()
+	opt := gcsOptions{front: proxy.addr()}
+	if spec.Files >= bigDataset {
+		opt.fsRoot = filepath.Join(b.opt.work, "gcs-fs-latency-"+spec.Name)
+		defer os.RemoveAll(opt.fsRoot)
+	}
+	gcs, err := startFakeGCS(ctx, filepath.Join(b.bin, "fake-gcs-server"),
+		filepath.Join(b.logDir, "fake-gcs-server-latency-"+spec.Name+".log"), opt)
+	if err != nil {
+		return err
+	}
+	defer gcs.stop()
+	if err := proxy.setTarget(gcs.BaseURL, errLog); err != nil {
+		return err
+	}
+	cfg := filepath.Join(b.opt.work, "tools-latency-"+spec.Name)
+	if err := os.MkdirAll(cfg, 0o755); err != nil {
+		return fmt.Errorf("creating %s: %w", cfg, err)
+	}
+	tools, err := newToolSet(ctx, b.bin, "", cfg, b.logDir, proxy.addr())
+	if err != nil {
+		return err
+	}
+	tools.filesyncFlags = map[string][]string{
+		"restore": {"--restore-transfers", fmt.Sprint(latencyRestoreTransfers)},
+		"push":    {"--transfers", fmt.Sprint(latencyPushTransfers)},
+	}
+	srv := &server{gcs: gcs, tools: tools, fsRoot: opt.fsRoot}
+	// The harness seeds, checks and empties buckets directly, not through the proxy.
+	const src = "latency-src"
+	if err := b.fill(ctx, srv, src, ds); err != nil {
+		return err
+	}
+	res := &latencyResult{Dataset: spec.Name, Files: len(ds.files), Bytes: totalBytes(ds.files),
+		FSBackend: opt.fsRoot != "", Runs: runs, Delays: withZero(b.opt.delays), Tools: latencyTools,
+		Results: map[latencyKey][]latencyRun{}, Commands: map[string]string{}, Server: gcs.commandLine()}
+	b.rep.Latency = append(b.rep.Latency, res)
+	for _, delay := range res.Delays {
+		proxy.setDelay(delay)
+		srv.tag = fmt.Sprintf("d%dms-", delay.Milliseconds())
+		for i := range runs {
+			for _, op := range []string{"restore", "push"} {
+				for _, tool := range toolOrder(i, latencyTools[1:]) {
+					if ctx.Err() != nil {
+						return ctx.Err()
+					}
+					before := proxy.requests.Load()
+					r, cmdline, err := b.transferOnce(ctx, srv, op, tool, ds, src, i)
+					if err != nil {
+						return fmt.Errorf("%s %s at %s, run %d: %w", tool, op, delay, i+1, err)
+					}
+					lr := latencyRun{run: r, Requests: proxy.requests.Load() - before}
+					k := latencyKey{op, delay, tool}
+					res.Results[k] = append(res.Results[k], lr)
+					res.Commands[op+" "+tool] = cmdline
+					fmt.Fprintln(b.raw, benchLine(fmt.Sprintf("Latency%s/delay=%s/tool=%s/files=%d", title(op), delay, tool, len(ds.files)),
+						r.Wall, metric{r.CPU.Seconds(), "cpu-sec/op"}, metric{float64(lr.Requests), "requests/op"}))
+					b.log.Info("latency run", "op", op, "files", len(ds.files), "delay", delay, "tool", tool, "run", i+1,
+						"wall", r.Wall.Round(time.Millisecond), "cpu", r.CPU.Round(time.Millisecond), "requests", lr.Requests,
+						"load", loadAvg())
+				}
+			}
+		}
+	}
+	return nil
+}
