@@ -291,7 +291,7 @@ func (b *bench) live(ctx context.Context, idle, prop bool) error {
 		}
 	}()
 	for _, name := range []string{"a", "b"} {
-		r, err := startReplica(b.bin, "replica-"+name, filepath.Join(b.opt.work, "replica-"+name), remote,
+		r, err := startReplica("replica-"+name, filepath.Join(b.opt.work, "replica-"+name), remote,
 			b.gcs.host(), filepath.Join(b.logDir, "live-replica-"+name+".log"), "--poll-interval", "1s")
 		if err != nil {
 			return err
@@ -415,7 +415,7 @@ func (b *bench) rss100k(ctx context.Context) error {
 	}
 	b.log.Info("100k seeded", "seed", res.Seed.Round(time.Millisecond), "list", res.List.Round(time.Millisecond))
 
-	r, err := startReplica(b.bin, "replica-100k", dir, "gs://"+bucket+"/"+prefix, gcs.host(),
+	r, err := startReplica("replica-100k", dir, "gs://"+bucket+"/"+prefix, gcs.host(),
 		filepath.Join(b.logDir, "rss100k-replica.log"))
 	if err != nil {
 		return err

@@ -28,7 +28,7 @@ type replica struct {
 	http    *http.Client
 }
 
-func startReplica(bin, name, dir, remote, gcsHost, logPath string, extra ...string) (*replica, error) {
+func startReplica(name, dir, remote, gcsHost, logPath string, extra ...string) (*replica, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -42,7 +42,7 @@ func startReplica(bin, name, dir, remote, gcsHost, logPath string, extra ...stri
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	args := append([]string{"--dir", dir, "--remote", remote, "--listen", addr, "--log-format", "text"}, extra...)
-	cmd := exec.Command(filepath.Join(bin, "filesync"), args...)
+	cmd := exec.Command(filesyncBin, args...)
 	cmd.Env = append(os.Environ(), "STORAGE_EMULATOR_HOST="+gcsHost, "POD_NAME="+name)
 	// Through a pipe (a writer that is not an *os.File), so the log's bytes are written to disk by this
 	// process and do not count in the replica's own write_bytes (the scale case reads those).

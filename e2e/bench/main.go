@@ -29,6 +29,9 @@ import (
 	"github.com/filesync/filesync/e2e/internal/harness"
 )
 
+// filesyncBin is the filesync binary measured (-filesync, default ROOT/bin/filesync).
+var filesyncBin string
+
 var allCases = []string{"restore", "push", "restore20k", "push20k", "latency", "latency20k", "idle", "propagation",
 	"rss100k", "scale"}
 
@@ -54,6 +57,7 @@ type options struct {
 	scaleBackend string
 	scaleChanges int
 	ports        string
+	filesync     string
 }
 
 func splitList(s string) []string {
@@ -94,6 +98,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		listFlag(&o.scaleSizes, harness.ParseIntList))
 	fs.StringVar(&o.scaleBackend, "scale-backend", e.String("BENCH_SCALE_BACKEND", "memory"), "fake-gcs-server backend of the scale case: memory (preloaded with -data) or filesystem (env BENCH_SCALE_BACKEND)")
 	fs.IntVar(&o.scaleChanges, "scale-changes", e.Int("BENCH_SCALE_CHANGES", 20), "local writes, and bucket changes, per size of the scale case (env BENCH_SCALE_CHANGES)")
+	fs.StringVar(&o.filesync, "filesync", e.String("BENCH_FILESYNC", ""), "the filesync binary to measure (default ROOT/bin/filesync, which `make bench` builds) (env BENCH_FILESYNC)")
 	fs.StringVar(&o.ports, "ports", e.String("BENCH_PORTS", "46000-46999"), "LOW-HIGH: the ports the bench's servers and replicas listen on (env BENCH_PORTS)")
 	if err := e.Err(); err != nil {
 		return o, err
@@ -178,9 +183,15 @@ func runBench(ctx context.Context, log *slog.Logger, o options) error {
 		return fmt.Errorf("resolving the root: %w", err)
 	}
 	bin := filepath.Join(root, "bin")
-	for _, name := range []string{"filesync", "fake-gcs-server"} {
-		if _, err := os.Stat(filepath.Join(bin, name)); err != nil {
-			return fmt.Errorf("%s is missing (run `make bench`, which builds and installs it): %w", name, err)
+	filesyncBin = filepath.Join(bin, "filesync")
+	if o.filesync != "" {
+		if filesyncBin, err = filepath.Abs(o.filesync); err != nil {
+			return fmt.Errorf("resolving -filesync: %w", err)
+		}
+	}
+	for _, p := range []string{filesyncBin, filepath.Join(bin, "fake-gcs-server")} {
+		if _, err := os.Stat(p); err != nil {
+			return fmt.Errorf("%s is missing (run `make bench`, which builds and installs it): %w", p, err)
 		}
 	}
 	gcloud := ""

@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"os/exec"
@@ -97,7 +99,9 @@ func newReport(ctx context.Context, bin, gcloud string, o options) *report {
 		r.MemTotal = fmt.Sprintf("%.1f GiB", float64(kib)/(1<<20))
 	}
 	r.Versions = append(r.Versions,
-		"filesync: "+toolVersion(ctx, "git", "-C", filepath.Dir(bin), "describe", "--tags", "--always", "--dirty")+" (bin/filesync from `make build`)",
+		"filesync: "+filesyncBin+" ("+binaryID(filesyncBin)+"); the bench's tree: "+
+			toolVersion(ctx, "git", "-C", filepath.Dir(bin), "describe", "--tags", "--always", "--dirty")+
+			" (bin/filesync is `make build` of it unless -filesync says otherwise)",
 		"fake-gcs-server: "+moduleVersion(ctx, filepath.Join(bin, "fake-gcs-server"))+" (memory backend, plain http)",
 		"go: "+runtime.Version())
 	peers := slices.Clone(o.peers)
@@ -333,6 +337,25 @@ func mib(kib int64) string {
 		return "n/a"
 	}
 	return fmt.Sprintf("%.0f MiB", float64(kib)/1024)
+}
+
+// binaryID names a binary by the first 12 hex digits of its SHA-256 and its modification time (a
+// -trimpath build records no -ldflags, so the version it was stamped with cannot be read back).
+func binaryID(path string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return "unreadable"
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "unreadable"
+	}
+	st, err := f.Stat()
+	if err != nil {
+		return "unreadable"
+	}
+	return fmt.Sprintf("sha256 %x, built %s", h.Sum(nil)[:6], st.ModTime().UTC().Format(time.RFC3339))
 }
 
 // moduleVersion returns the main module version a Go binary was built from (`go version -m`).

@@ -230,7 +230,7 @@ func (b *bench) scaleOne(ctx context.Context, n int) (*scaleSize, []string, erro
 		if err := os.MkdirAll(state, 0o755); err != nil {
 			return sz, cmds, fmt.Errorf("creating %s: %w", state, err)
 		}
-		r, err := startReplica(b.bin, "scale-"+name, dirs[i], "gs://"+bucket+"/"+prefix, gcs.host(),
+		r, err := startReplica("scale-"+name, dirs[i], "gs://"+bucket+"/"+prefix, gcs.host(),
 			filepath.Join(b.logDir, spec.Name+"-replica-"+name+".log"), "--state-dir", state)
 		if err != nil {
 			return sz, cmds, err

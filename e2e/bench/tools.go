@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -91,7 +92,7 @@ func (t *toolSet) command(ctx context.Context, tool, op, bucket, prefix, dir str
 			args = append(args, "--settle", "0s")
 		}
 		args = append(args, t.filesyncFlags[op]...)
-		cmd = exec.CommandContext(ctx, filepath.Join(t.bin, "filesync"), args...)
+		cmd = exec.CommandContext(ctx, filesyncBin, args...)
 		cmd.Env = append(os.Environ(), "STORAGE_EMULATOR_HOST="+t.host)
 	case "rclone", rcloneDefaults, rcloneT8C16:
 		src, dst := "gcs:"+bucket+"/"+prefix, dir
@@ -100,6 +101,7 @@ func (t *toolSet) command(ctx context.Context, tool, op, bucket, prefix, dir str
 		}
 		args := append([]string{"--config", t.rcloneCfg, "copy", src, dst}, rcloneFlags[tool]...)
 		cmd = exec.CommandContext(ctx, filepath.Join(t.bin, "rclone"), args...)
+		cmd.Env = withoutPrefix(os.Environ(), "RCLONE_")
 	case "gcloud":
 		if t.gcloud == "" {
 			return nil, fmt.Errorf("gcloud is not installed")
@@ -114,6 +116,19 @@ func (t *toolSet) command(ctx context.Context, tool, op, bucket, prefix, dir str
 		return nil, fmt.Errorf("unknown tool %q", tool)
 	}
 	return cmd, nil
+}
+
+// withoutPrefix drops the variables whose name starts with prefix. rclone reads every RCLONE_<FLAG> as
+// that flag, and `make bench` exports the pins of hack/versions.env, among them RCLONE_VERSION (which
+// rclone would take for --version and refuse).
+func withoutPrefix(env []string, prefix string) []string {
+	out := make([]string, 0, len(env))
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, prefix) {
+			out = append(out, kv)
+		}
+	}
+	return out
 }
 
 // commandLine renders the command for the report, quoting empty or spaced arguments.
@@ -145,6 +160,12 @@ func timed(cmd *exec.Cmd, logPath string) (run, error) {
 		cmd.Path = timeBin
 	}
 	cmd.Stdout, cmd.Stderr = logf, logf
+	// Its own process group, killed as a whole when the bench is interrupted: killing GNU time alone
+	// would leave the tool running.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if cmd.Cancel != nil {
+		cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	}
 	start := time.Now()
 	err = cmd.Run()
 	r := run{Wall: time.Since(start)}
