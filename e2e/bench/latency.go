@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log"
@@ -34,6 +35,10 @@ type latencyResult struct {
 	Results  map[latencyKey][]latencyRun
 	Commands map[string]string // op + " " + tool -> command line
 	Server   string            // the server's command line
+	// Loopback throughput in bytes per second, before and after the runs (measureThroughput).
+	DownBefore, DownAfter, UpBefore, UpAfter float64
+	ThroughputFiles                          int
+	ThroughputBytes                          int64
 }
 
 type latencyKey struct {
@@ -69,20 +74,14 @@ func latencyFloor(files int, delay time.Duration, concurrency int, bytes int64, 
 	return perRequest + time.Duration(float64(bytes)/throughput*float64(time.Second))
 }
 
-// loopbackThroughput is the dataset's bytes over the fastest tool's median at delay 0 (through the same
-// proxy, no delay): the best rate this machine moved them at in this run.
+// loopbackThroughput is the bytes per second the op's bytes move at over loopback with no per-file cost to
+// speak of: the best of the harness's own transfers of the dataset's largest files, measured directly
+// against the server (no proxy) before and after the runs.
 func (r *latencyResult) loopbackThroughput(op string) float64 {
-	var best time.Duration
-	for _, tool := range r.Tools {
-		m := median(latencyWalls(r.Results[latencyKey{op, 0, tool}]))
-		if m > 0 && (best == 0 || m < best) {
-			best = m
-		}
+	if op == "push" {
+		return max(r.UpBefore, r.UpAfter)
 	}
-	if best <= 0 {
-		return 0
-	}
-	return float64(r.Bytes) / best.Seconds()
+	return max(r.DownBefore, r.DownAfter)
 }
 
 // floor is the op's floor at delay for filesync's concurrency.
@@ -92,6 +91,64 @@ func (r *latencyResult) floor(op string, delay time.Duration) time.Duration {
 		conc = latencyPushTransfers
 	}
 	return latencyFloor(r.Files, delay, conc, r.Bytes, r.loopbackThroughput(op))
+}
+
+// throughputSample is how many of the largest files the throughput is measured with: the largest files
+// until they hold this many bytes.
+const throughputSample = 48 * mb
+
+// largest returns the biggest files of ds until they hold at least n bytes (all of them if fewer).
+func largest(files []file, n int64) []file {
+	s := slices.Clone(files)
+	slices.SortFunc(s, func(a, b file) int { return cmp.Compare(b.Size, a.Size) })
+	var sum int64
+	for i, f := range s {
+		sum += f.Size
+		if sum >= n {
+			return s[:i+1]
+		}
+	}
+	return s
+}
+
+// measureThroughput downloads the largest files of the dataset from bucket, then uploads them into a
+// scratch bucket, 8 at a time, straight to the server; it returns bytes per second each way.
+func (b *bench) measureThroughput(ctx context.Context, srv *server, bucket string, ds *prepared) (down, up float64, err error) {
+	pick := largest(ds.files, throughputSample)
+	total := totalBytes(pick)
+	start := time.Now()
+	err = parallel(ctx, len(pick), 8, func(ctx context.Context, i int) error {
+		data, err := srv.gcs.Read(ctx, bucket, prefix+"/"+pick[i].Rel)
+		if err == nil && int64(len(data)) != pick[i].Size {
+			err = fmt.Errorf("read %s: %d bytes, want %d", pick[i].Rel, len(data), pick[i].Size)
+		}
+		return err
+	})
+	if err != nil {
+		return 0, 0, fmt.Errorf("measuring the download throughput: %w", err)
+	}
+	down = float64(total) / time.Since(start).Seconds()
+	const scratch = "latency-throughput"
+	if err := srv.gcs.CreateBucket(ctx, scratch); err != nil {
+		return 0, 0, err
+	}
+	defer b.dropBucket(context.WithoutCancel(ctx), srv, scratch)
+	contents := make([][]byte, len(pick))
+	for i, f := range pick {
+		if contents[i], err = os.ReadFile(filepath.Join(ds.dir, filepath.FromSlash(f.Rel))); err != nil {
+			return 0, 0, fmt.Errorf("measuring the upload throughput: %w", err)
+		}
+	}
+	start = time.Now()
+	err = parallel(ctx, len(pick), 8, func(ctx context.Context, i int) error {
+		return srv.gcs.Upload(ctx, scratch, prefix+"/"+pick[i].Rel, contents[i])
+	})
+	if err != nil {
+		return 0, 0, fmt.Errorf("measuring the upload throughput: %w", err)
+	}
+	up = float64(total) / time.Since(start).Seconds()
+	b.log.Info("loopback throughput", "files", len(pick), "MiB", total/mb, "down_MiBps", down/mb, "up_MiBps", up/mb)
+	return down, up, nil
 }
 
 func latencyWalls(rs []latencyRun) []time.Duration {
@@ -113,7 +170,7 @@ func latencyRequests(rs []latencyRun) []time.Duration {
 // latency runs the restore and the push of a dataset through a latency proxy in front of a fake-gcs-server
 // of its own, at delay 0 and at every delay of -delays, every tool interleaved (the order rotating from
 // run to run).
-func (b *bench) latency(ctx context.Context, spec datasetSpec, runs int) error {
+func (b *bench) latency(ctx context.Context, spec datasetSpec, runs int) (err error) {
 	ds, err := b.dataset(spec)
 	if err != nil {
 		return err
@@ -165,6 +222,16 @@ func (b *bench) latency(ctx context.Context, spec datasetSpec, runs int) error {
 		FSBackend: opt.fsRoot != "", Runs: runs, Delays: withZero(b.opt.delays), Tools: latencyTools,
 		Results: map[latencyKey][]latencyRun{}, Commands: map[string]string{}, Server: gcs.commandLine()}
 	b.rep.Latency = append(b.rep.Latency, res)
+	pick := largest(ds.files, throughputSample)
+	res.ThroughputFiles, res.ThroughputBytes = len(pick), totalBytes(pick)
+	if res.DownBefore, res.UpBefore, err = b.measureThroughput(ctx, srv, src, ds); err != nil {
+		return err
+	}
+	defer func() {
+		if err == nil {
+			res.DownAfter, res.UpAfter, err = b.measureThroughput(ctx, srv, src, ds)
+		}
+	}()
 	for _, delay := range res.Delays {
 		proxy.setDelay(delay)
 		srv.tag = fmt.Sprintf("d%dms-", delay.Milliseconds())

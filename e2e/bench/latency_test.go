@@ -99,31 +99,29 @@ func TestLatencyFloor(t *testing.T) {
 	}
 }
 
-func TestLatencyResultFloorUsesTheFastestToolAtZeroDelay(t *testing.T) {
-	runs := func(secs ...float64) []latencyRun {
-		var out []latencyRun
-		for _, s := range secs {
-			out = append(out, latencyRun{run: run{Wall: time.Duration(s * float64(time.Second))}})
-		}
-		return out
-	}
-	r := &latencyResult{Files: 1000, Bytes: 200 * mb, Tools: latencyTools, Results: map[latencyKey][]latencyRun{
-		{"restore", 0, "filesync"}:                     runs(5, 4, 6), // median 5
-		{"restore", 0, rcloneDefaults}:                 runs(2, 3, 1), // median 2: the fastest
-		{"restore", 0, rcloneT8C16}:                    runs(4),       // 4
-		{"push", 0, "filesync"}:                        runs(10),      // the only push
-		{"restore", 50 * time.Millisecond, "filesync"}: runs(1),       // not a loopback run
-	}}
-	if got, want := r.loopbackThroughput("restore"), float64(200*mb)/2; got != want {
-		t.Errorf("restore throughput %.0f, want %.0f (the fastest median at 0)", got, want)
-	}
-	// 1,000 x 20 ms / 64 + 2 s.
+func TestLatencyResultFloorUsesTheBetterThroughput(t *testing.T) {
+	r := &latencyResult{Files: 1000, Bytes: 200 * mb, DownBefore: 50 * mb, DownAfter: 100 * mb, UpBefore: 20 * mb, UpAfter: 10 * mb}
+	// 1,000 x 20 ms / 64 + 200 MiB at 100 MiB/s.
 	if got, want := r.floor("restore", 20*time.Millisecond), 312500*time.Microsecond+2*time.Second; got != want {
 		t.Errorf("restore floor %s, want %s", got, want)
 	}
-	// Push: 1,000 x 20 ms / 8 + 10 s.
+	// Push: 1,000 x 20 ms / 8 + 200 MiB at 20 MiB/s.
 	if got, want := r.floor("push", 20*time.Millisecond), 2500*time.Millisecond+10*time.Second; got != want {
 		t.Errorf("push floor %s, want %s", got, want)
+	}
+}
+
+func TestLargestFilesUpToABudget(t *testing.T) {
+	files := []file{{"a", 10}, {"b", 40}, {"c", 30}, {"d", 20}}
+	got := largest(files, 60)
+	if len(got) != 2 || got[0].Rel != "b" || got[1].Rel != "c" {
+		t.Errorf("largest(60) = %v, want b and c", got)
+	}
+	if got := largest(files, 1000); len(got) != 4 {
+		t.Errorf("largest(1000) = %v, want all four", got)
+	}
+	if files[0].Rel != "a" {
+		t.Error("largest reordered its argument")
 	}
 }
 
@@ -141,7 +139,7 @@ func TestWithZero(t *testing.T) {
 }
 
 func TestRenderLatencyNamesTheDelayPeersAndFloor(t *testing.T) {
-	r := &latencyResult{Dataset: "wp2k", Files: 2000, Bytes: 240 * mb, Runs: 1, Tools: latencyTools,
+	r := &latencyResult{Dataset: "wp2k", Files: 2000, Bytes: 240 * mb, Runs: 1, Tools: latencyTools, DownBefore: 240 * mb,
 		Delays: []time.Duration{0, 20 * time.Millisecond}, Results: map[latencyKey][]latencyRun{}}
 	for _, op := range []string{"restore", "push"} {
 		for _, d := range r.Delays {
@@ -154,7 +152,7 @@ func TestRenderLatencyNamesTheDelayPeersAndFloor(t *testing.T) {
 	renderLatency(&b, r)
 	out := b.String()
 	for _, want := range []string{"| restore | 20ms | 1.00 s | 2.00 s | 3.00 s |", "--transfers 8 --checkers 16",
-		"--restore-transfers 64", "Floor = files x delay", "<= 0.3x rclone defaults: **missed** (0.50x, by 67%)",
+		"--restore-transfers 64", "Floor = files x delay", "| 1.62 s |", "<= 0.3x rclone defaults: **missed** (0.50x, by 67%)",
 		"<= 0.5x rclone t8/c16: met (0.33x)", "| push | 0s |"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("latency table lacks %q:\n%s", want, out)

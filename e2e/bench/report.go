@@ -416,9 +416,11 @@ func renderLatency(b *strings.Builder, l *latencyResult) {
 	p("Every request waits the delay in the proxy before it is forwarded; bytes then flow at loopback speed. Peers: "+
 		"filesync `--restore-transfers %d` (restore) and `--transfers %d` (push); rclone defaults = no flags "+
 		"(`--transfers 4 --checkers 8`, lists directory by directory); rclone t8/c16 = `--transfers 8 --checkers 16`. "+
-		"Loopback throughput (the fastest tool's median at 0 ms, same run): restore %.1f MiB/s, push %.1f MiB/s. "+
+		"Loopback throughput, same run (the harness moving the %d largest files, %.1f MiB, 8 at a time, straight to the server, "+
+		"before and after the runs; the better of the two): download %.1f MiB/s (%.1f, %.1f), upload %.1f MiB/s (%.1f, %.1f). "+
 		"Floor = files x delay / filesync's concurrency + bytes / loopback throughput.\n\n",
-		latencyRestoreTransfers, latencyPushTransfers, l.loopbackThroughput("restore")/mb, l.loopbackThroughput("push")/mb)
+		latencyRestoreTransfers, latencyPushTransfers, l.ThroughputFiles, float64(l.ThroughputBytes)/mb,
+		l.loopbackThroughput("restore")/mb, l.DownBefore/mb, l.DownAfter/mb, l.loopbackThroughput("push")/mb, l.UpBefore/mb, l.UpAfter/mb)
 	p("| op | delay | filesync | rclone defaults | rclone t8/c16 | floor | filesync / floor | filesync / rclone defaults | filesync / rclone t8/c16 | requests (filesync / defaults / t8c16) | target (issue 13, restore) |\n")
 	p("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
 	for _, op := range []string{"restore", "push"} {
