@@ -111,7 +111,13 @@ func newReport(ctx context.Context, bin, gcloud string, o options) *report {
 	for _, p := range peers {
 		switch p {
 		case "rclone":
-			r.Versions = append(r.Versions, "rclone: "+toolVersion(ctx, filepath.Join(bin, "rclone"), "version"))
+			cmd := exec.CommandContext(ctx, filepath.Join(bin, "rclone"), "version")
+			cmd.Env = withoutPrefix(os.Environ(), "RCLONE_")
+			v := "unknown"
+			if out, err := cmd.Output(); err == nil {
+				v, _, _ = strings.Cut(strings.TrimSpace(string(out)), "\n")
+			}
+			r.Versions = append(r.Versions, "rclone: "+v)
 		case "gcloud":
 			r.Versions = append(r.Versions, "gcloud: "+toolVersion(ctx, gcloud, "version"))
 		}
@@ -517,9 +523,9 @@ func renderScale(b *strings.Builder, s *scaleResult) {
 		"one at a time, each after a random 0-%s pause. A change's window runs from the change until it is complete on the other "+
 		"replica (on both, for a bucket change) plus %s; every figure is the median over the changes of the difference between the "+
 		"samples at the two ends of the window. "+
-		"CPU: utime+stime from /proc/PID/stat, less the idle rate over the window (raw in parentheses). "+
-		"Requests: filesync_gcs_requests_total by op, list/get/read/insert/delete, raw: the list count includes the polls during the "+
-		"window (list less the idle rate in parentheses). Written: write_bytes from /proc/PID/io, counted per 4 KiB page dirtied; the "+
+		"CPU: utime+stime from /proc/PID/stat, less the polls in the window (its list requests times the idle CPU per listed page), "+
+		"raw in parentheses. Requests: filesync_gcs_requests_total by op, list/get/read/insert/delete, raw: every list request "+
+		"here is a poll's page (one page per 1,000 objects; a pass after a change lists nothing). Written: write_bytes from /proc/PID/io, counted per 4 KiB page dirtied; the "+
 		"replicas' logs go through a pipe and are not counted; a replica that downloads the change writes its %d bytes too.\n\n",
 		s.Backend, scalePoll, s.Changes, scaleChangeSize, s.Changes, scaleChangeSize, scalePoll, scaleTail, scaleChangeSize)
 	p("**Idle** (nothing changing):\n\n")
@@ -566,7 +572,7 @@ func renderScale(b *strings.Builder, s *scaleResult) {
 			}
 			cell := func(st changeStats) (string, string, string) {
 				return fmt.Sprintf("%.0f (%.0f)", st.CPUNet.Seconds()*1000, st.CPURaw.Seconds()*1000),
-					fmt.Sprintf("%s (list %.1f)", reqs(st.Requests), st.ListNet), kib(st.Written)
+					reqs(st.Requests), kib(st.Written)
 			}
 			ac, ar, aw := cell(a)
 			bc, br, bw := cell(bb)

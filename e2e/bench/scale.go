@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -132,6 +133,12 @@ type scaleResult struct {
 func (b *bench) scale(ctx context.Context) error {
 	res := &scaleResult{Backend: b.opt.scaleBackend, Changes: b.opt.scaleChanges}
 	b.rep.Scale = res
+	// Every change's raw samples, for a re-analysis without a re-run.
+	defer func() {
+		if data, err := json.MarshalIndent(res, "", " "); err == nil {
+			_ = os.WriteFile(filepath.Join(b.opt.out, "scale.json"), data, 0o644)
+		}
+	}()
 	for _, n := range b.opt.scaleSizes {
 		sz, cmds, err := b.scaleOne(ctx, n)
 		if sz != nil {
@@ -499,10 +506,24 @@ func (b *bench) writeScaleLines(sz *scaleSize) {
 // changeStats are the medians over a size's changes of one kind, for one replica.
 type changeStats struct {
 	Propagation, PropagationMax, Uploaded, Window time.Duration
-	CPURaw, CPUNet                                time.Duration // CPUNet: less the idle rate over the window
+	CPURaw, CPUNet                                time.Duration // CPUNet: less the polls' CPU (pollCPU)
 	Requests                                      map[string]float64
-	ListNet                                       float64 // list requests less the idle rate over the window
 	Written                                       int64
+}
+
+// pollCPU is what one listed page costs a replica while idle: its idle CPU over the idle list requests.
+// With nothing changing a replica does nothing but poll, and a poll is its pages; the poll rate itself is
+// not constant (a poll starts when the last one has ended and a tick is due, and a listing of 20 pages
+// takes seconds on a busy emulator), so the polls inside a change's window are taken out per page, not
+// per second.
+func pollCPU(idle cost, idleWindow time.Duration) (perPage time.Duration, perSecond float64) {
+	if pages := idle.Requests["list"]; pages > 0 {
+		return time.Duration(float64(idle.CPU) / pages), 0
+	}
+	if idleWindow > 0 {
+		return 0, float64(idle.CPU) / float64(idleWindow)
+	}
+	return 0, 0
 }
 
 func changeStatsOf(chs []scaleChange, idle cost, idleWindow time.Duration, rep int) changeStats {
@@ -510,28 +531,24 @@ func changeStatsOf(chs []scaleChange, idle cost, idleWindow time.Duration, rep i
 	if len(chs) == 0 {
 		return st
 	}
-	var props, ups, wins, raw, net, listNet, written []time.Duration
+	perPage, perSecond := pollCPU(idle, idleWindow)
+	var props, ups, wins, raw, net, written []time.Duration
 	reqs := map[string][]time.Duration{}
 	for _, ch := range chs {
 		c := ch.Cost[rep]
 		props, ups, wins = append(props, ch.Propagation), append(ups, ch.Uploaded), append(wins, ch.Window)
-		share := 0.0
-		if idleWindow > 0 {
-			share = float64(ch.Window) / float64(idleWindow)
-		}
 		raw = append(raw, c.CPU)
-		net = append(net, c.CPU-time.Duration(share*float64(idle.CPU)))
-		// Requests are counted in units of 1/1000 so the median helper (on durations) keeps fractions.
-		listNet = append(listNet, time.Duration(1000*(c.Requests["list"]-share*idle.Requests["list"])))
+		polls := time.Duration(c.Requests["list"]*float64(perPage)) + time.Duration(perSecond*float64(ch.Window))
+		net = append(net, c.CPU-polls)
 		written = append(written, time.Duration(c.Written))
 		for _, op := range scaleOps {
+			// In units of 1/1000, so the median helper (on durations) keeps halves.
 			reqs[op] = append(reqs[op], time.Duration(1000*c.Requests[op]))
 		}
 	}
 	st.Propagation, st.PropagationMax = median(props), percentile(props, 100)
 	st.Uploaded, st.Window = median(ups), median(wins)
 	st.CPURaw, st.CPUNet = median(raw), median(net)
-	st.ListNet = float64(median(listNet)) / 1000
 	st.Written = int64(median(written))
 	for _, op := range scaleOps {
 		st.Requests[op] = float64(median(reqs[op])) / 1000

@@ -8,8 +8,8 @@ import (
 	"time"
 )
 
-func TestChangeStatsSubtractTheIdleRate(t *testing.T) {
-	// Idle: 600 ms of CPU and 30 list requests per minute.
+func TestChangeStatsTakeOutThePollsPerPage(t *testing.T) {
+	// Idle: 600 ms of CPU for 30 listed pages, 20 ms a page.
 	idle := cost{CPU: 600 * time.Millisecond, Requests: map[string]float64{"list": 30}}
 	ch := func(window time.Duration, cpu time.Duration, list, insert float64, written int64) scaleChange {
 		return scaleChange{Propagation: window / 2, Window: window, Cost: [2]cost{
@@ -18,22 +18,28 @@ func TestChangeStatsSubtractTheIdleRate(t *testing.T) {
 		}}
 	}
 	chs := []scaleChange{
-		ch(6*time.Second, 100*time.Millisecond, 3, 1, 8192),   // net 100-60 = 40 ms, list 3-3 = 0
-		ch(6*time.Second, 160*time.Millisecond, 4, 1, 8192),   // net 100 ms, list 1
-		ch(12*time.Second, 300*time.Millisecond, 8, 1, 12288), // net 180 ms, list 2
+		ch(6*time.Second, 100*time.Millisecond, 3, 1, 8192),   // net 100-60 = 40 ms
+		ch(6*time.Second, 160*time.Millisecond, 4, 1, 8192),   // net 160-80 = 80 ms
+		ch(12*time.Second, 300*time.Millisecond, 5, 1, 12288), // net 300-100 = 200 ms: fewer polls than the time would say
 	}
 	st := changeStatsOf(chs, idle, time.Minute, 0)
-	if st.CPUNet != 100*time.Millisecond || st.CPURaw != 160*time.Millisecond {
-		t.Errorf("CPU net %s raw %s, want the medians 100ms and 160ms", st.CPUNet, st.CPURaw)
+	if st.CPUNet != 80*time.Millisecond || st.CPURaw != 160*time.Millisecond {
+		t.Errorf("CPU net %s raw %s, want the medians 80ms and 160ms", st.CPUNet, st.CPURaw)
 	}
-	if st.ListNet != 1 || st.Requests["list"] != 4 || st.Requests["insert"] != 1 || st.Requests["read"] != 0 {
-		t.Errorf("requests %v, list net %v", st.Requests, st.ListNet)
+	if st.Requests["list"] != 4 || st.Requests["insert"] != 1 || st.Requests["read"] != 0 {
+		t.Errorf("requests %v", st.Requests)
 	}
 	if st.Written != 8192 || st.Window != 6*time.Second || st.Propagation != 3*time.Second || st.PropagationMax != 6*time.Second {
 		t.Errorf("written %d window %s propagation %s max %s", st.Written, st.Window, st.Propagation, st.PropagationMax)
 	}
-	if b := changeStatsOf(chs, idle, time.Minute, 1); b.Requests["read"] != 1 || b.CPURaw != 320*time.Millisecond {
+	if b := changeStatsOf(chs, idle, time.Minute, 1); b.Requests["read"] != 1 || b.CPURaw != 320*time.Millisecond ||
+		b.CPUNet != 240*time.Millisecond {
 		t.Errorf("replica B: %+v", b)
+	}
+	// No list request while idle: the idle CPU is taken out per second instead (1 % of a core here).
+	quiet := cost{CPU: 600 * time.Millisecond, Requests: map[string]float64{}}
+	if st := changeStatsOf(chs[:1], quiet, time.Minute, 0); st.CPUNet != 40*time.Millisecond {
+		t.Errorf("per-second fallback: net %s, want 40ms", st.CPUNet)
 	}
 	if z := changeStatsOf(nil, idle, time.Minute, 0); z.CPUNet != 0 || z.Requests == nil {
 		t.Errorf("no changes: %+v", z)
@@ -93,7 +99,8 @@ func TestRenderScaleOneRowPerSize(t *testing.T) {
 			t.Errorf("%d rows for %s files, want one in each of the 3 tables:\n%s", c, n, out)
 		}
 	}
-	for _, want := range []string{"| 2000 | 1.00 s (1.00 s) | 0.50 s | 3.00 s | 150 (200) | 2/0/0/1/0 (list 0.5) | 8.0 |",
+	// Idle 1 s for 30 pages: 33 ms a page; A listed 2 pages in the window: 200 - 67 = 133 ms.
+	for _, want := range []string{"| 2000 | 1.00 s (1.00 s) | 0.50 s | 3.00 s | 133 (200) | 2/0/0/1/0 | 8.0 |",
 		"| 30/0/0/0/0 | 30/0/0/0/0 |", "1.67 %"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("scale tables lack %q:\n%s", want, out)
