@@ -135,13 +135,21 @@ func startFakeGCS(ctx context.Context, bin, logPath string, o gcsOptions) (*fake
 	go func() { g.waitErr = cmd.Wait(); logf.Close(); close(g.done) }()
 	deadline := time.Now().Add(o.ready)
 	for {
-		resp, err := g.HTTP.Get(base + "/storage/v1/b")
+		// Each attempt is short and follows ctx: during a -data preload the port accepts connections but
+		// answers only once the load is done.
+		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		req, err := http.NewRequestWithContext(actx, http.MethodGet, base+"/storage/v1/b", nil)
 		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return g, nil
+			var resp *http.Response
+			if resp, err = g.HTTP.Do(req); err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					cancel()
+					return g, nil
+				}
 			}
 		}
+		cancel()
 		select {
 		case <-g.done:
 			return nil, fmt.Errorf("fake-gcs-server exited early (%w); see %s", g.waitErr, logPath)

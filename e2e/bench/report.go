@@ -523,14 +523,16 @@ func renderScale(b *strings.Builder, s *scaleResult) {
 		"one at a time, each after a random 0-%s pause. A change's window runs from the change until it is complete on the other "+
 		"replica (on both, for a bucket change) plus %s; every figure is the median over the changes of the difference between the "+
 		"samples at the two ends of the window. "+
-		"CPU: utime+stime from /proc/PID/stat, less the polls in the window (its list requests times the idle CPU per listed page), "+
-		"raw in parentheses. Requests: filesync_gcs_requests_total by op, list/get/read/insert/delete, raw: every list request "+
+		"CPU: utime+stime from /proc/PID/stat, less the polls in the window (its list requests times the idle CPU per listed page, "+
+		"the lower of the idle minute before and the one after the changes), raw in parentheses; the idle cost per page varies with "+
+		"the machine's load, so at 2,000 files, where a change costs about as much as the window's polls, the net figure is an "+
+		"estimate of +-50 ms and can come out negative. Requests: filesync_gcs_requests_total by op, list/get/read/insert/delete, raw: every list request "+
 		"here is a poll's page (one page per 1,000 objects; a pass after a change lists nothing). Written: write_bytes from /proc/PID/io, counted per 4 KiB page dirtied; the "+
 		"replicas' logs go through a pipe and are not counted; a replica that downloads the change writes its %d bytes too.\n\n",
 		s.Backend, scalePoll, s.Changes, scaleChangeSize, s.Changes, scaleChangeSize, scalePoll, scaleTail, scaleChangeSize)
 	p("**Idle** (nothing changing):\n\n")
-	p("| files | MiB | seed | ready A / B | one list page | idle CPU A / B | requests/min A | requests/min B | passes/min A / B | written KiB/min A / B | fake-gcs-server CPU | VmHWM A / B |\n")
-	p("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	p("| files | MiB | seed | ready A / B | one list page | idle CPU A / B | requests/min A | requests/min B | passes/min A / B | written KiB/min A / B | fake-gcs-server CPU | CPU ms per listed page A / B (before; after the changes) | VmHWM A / B |\n")
+	p("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, z := range s.Sizes {
 		pct := func(i int) string {
 			if z.IdleWindow <= 0 {
@@ -544,13 +546,20 @@ func renderScale(b *strings.Builder, s *scaleResult) {
 			}
 			return fmt.Sprintf("%.1f", v*float64(time.Minute)/float64(z.IdleWindow))
 		}
-		p("| %d | %.1f | %s | %s / %s | %s | %s / %s | %s | %s | %s / %s | %s / %s | %.2f %% | %s / %s |\n",
+		perPage := func(c cost) string {
+			if c.Requests["list"] <= 0 {
+				return "n/a"
+			}
+			return fmt.Sprintf("%.1f", float64(c.CPU.Microseconds())/1000/c.Requests["list"])
+		}
+		p("| %d | %.1f | %s | %s / %s | %s | %s / %s | %s | %s | %s / %s | %s / %s | %.2f %% | %s / %s; %s / %s | %s / %s |\n",
 			z.Files, float64(z.Bytes)/mb, z.Seed.Round(100*time.Millisecond), z.Ready[0].Round(100*time.Millisecond),
 			z.Ready[1].Round(100*time.Millisecond), z.ListOnePage.Round(time.Millisecond), pct(0), pct(1),
 			reqs(perMinute(z.Idle[0], z.IdleWindow)), reqs(perMinute(z.Idle[1], z.IdleWindow)),
 			pm(0, z.Idle[0].Passes), pm(1, z.Idle[1].Passes),
 			pm(0, float64(z.Idle[0].Written)/1024), pm(1, float64(z.Idle[1].Written)/1024),
-			z.IdleServer, mib(z.HWM[0]), mib(z.HWM[1]))
+			z.IdleServer, perPage(z.Idle[0]), perPage(z.Idle[1]), perPage(z.IdleAfter[0]), perPage(z.IdleAfter[1]),
+			mib(z.HWM[0]), mib(z.HWM[1]))
 	}
 	for _, kind := range []struct {
 		title  string

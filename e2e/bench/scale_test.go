@@ -46,6 +46,17 @@ func TestChangeStatsTakeOutThePollsPerPage(t *testing.T) {
 	}
 }
 
+func TestStatsOfTakesTheCheaperIdleMinute(t *testing.T) {
+	ch := scaleChange{Window: 3 * time.Second, Cost: [2]cost{{CPU: 200 * time.Millisecond, Requests: map[string]float64{"list": 2}}}}
+	sz := &scaleSize{IdleWindow: time.Minute, IdleAfterWindow: time.Minute,
+		Idle:      [2]cost{{CPU: 3 * time.Second, Requests: map[string]float64{"list": 30}}},         // 100 ms a page
+		IdleAfter: [2]cost{{CPU: 1500 * time.Millisecond, Requests: map[string]float64{"list": 30}}}, // 50 ms a page
+		Local:     []scaleChange{ch}}
+	if st := statsOf(sz.Local, sz, 0); st.CPUNet != 100*time.Millisecond {
+		t.Errorf("net %s, want 200ms less 2 pages at 50ms", st.CPUNet)
+	}
+}
+
 func TestSampleSince(t *testing.T) {
 	before := sample{CPU: time.Second, Written: 4096, Passes: 3, Requests: map[string]float64{"list": 10, "insert": 2}}
 	after := sample{CPU: 1500 * time.Millisecond, Written: 12288, Passes: 4, Requests: map[string]float64{"list": 12, "insert": 3, "read": 1}}
@@ -88,7 +99,9 @@ func TestRenderScaleOneRowPerSize(t *testing.T) {
 		ch := scaleChange{Propagation: time.Second, Uploaded: 500 * time.Millisecond, Window: 3 * time.Second,
 			Cost: [2]cost{{CPU: 200 * time.Millisecond, Written: 8192, Requests: map[string]float64{"insert": 1, "list": 2}},
 				{CPU: 100 * time.Millisecond, Written: 16384, Requests: map[string]float64{"read": 1, "list": 2}}}}
+		after := cost{CPU: 3 * time.Second, Requests: map[string]float64{"list": 30}} // dearer: not used
 		s.Sizes = append(s.Sizes, &scaleSize{Files: n, IdleWindow: time.Minute, Idle: [2]cost{idle, idle},
+			IdleAfterWindow: time.Minute, IdleAfter: [2]cost{after, after},
 			Local: []scaleChange{ch}, Remote: []scaleChange{ch}})
 	}
 	var b strings.Builder
@@ -101,7 +114,7 @@ func TestRenderScaleOneRowPerSize(t *testing.T) {
 	}
 	// Idle 1 s for 30 pages: 33 ms a page; A listed 2 pages in the window: 200 - 67 = 133 ms.
 	for _, want := range []string{"| 2000 | 1.00 s (1.00 s) | 0.50 s | 3.00 s | 133 (200) | 2/0/0/1/0 | 8.0 |",
-		"| 30/0/0/0/0 | 30/0/0/0/0 |", "1.67 %"} {
+		"| 30/0/0/0/0 | 30/0/0/0/0 |", "1.67 %", "| 33.3 / 33.3; 100.0 / 100.0 |"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("scale tables lack %q:\n%s", want, out)
 		}
