@@ -236,7 +236,7 @@ func (b *bench) latency(ctx context.Context, spec datasetSpec, runs int) (err er
 		proxy.setDelay(delay)
 		srv.tag = fmt.Sprintf("d%dms-", delay.Milliseconds())
 		for i := range runs {
-			for _, op := range []string{"restore", "push"} {
+			for _, op := range b.opt.latencyOps {
 				for _, tool := range toolOrder(i, latencyTools[1:]) {
 					if ctx.Err() != nil {
 						return ctx.Err()
@@ -260,4 +260,14 @@ func (b *bench) latency(ctx context.Context, spec datasetSpec, runs int) (err er
 		}
 	}
 	return nil
+}
+
+// has reports whether op was measured at all.
+func (r *latencyResult) has(op string) bool {
+	for k := range r.Results {
+		if k.Op == op {
+			return true
+		}
+	}
+	return false
 }

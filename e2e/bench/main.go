@@ -52,6 +52,7 @@ type options struct {
 	delays         []time.Duration
 	latencyRuns    int
 	latencyRuns20k int
+	latencyOps     []string
 	// The scale case.
 	scaleSizes   []int
 	scaleBackend string
@@ -93,6 +94,8 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		listFlag(&o.delays, harness.ParseDurationList))
 	fs.IntVar(&o.latencyRuns, "latency-runs", e.Int("BENCH_LATENCY_RUNS", 3), "runs per tool and delay of the 2,000-file latency mode (env BENCH_LATENCY_RUNS)")
 	fs.IntVar(&o.latencyRuns20k, "latency-runs-20k", e.Int("BENCH_LATENCY_RUNS_20K", 1), "runs per tool and delay of the 20,000-file latency mode (env BENCH_LATENCY_RUNS_20K)")
+	var latencyOps string
+	fs.StringVar(&latencyOps, "latency-ops", e.String("BENCH_LATENCY_OPS", "restore,push"), "operations of the latency mode: restore,push (env BENCH_LATENCY_OPS)")
 	o.scaleSizes = e.IntList("BENCH_SCALE_SIZES", []int{2000, 20000})
 	fs.Func("scale-sizes", "comma-separated numbers of files of the scale case (default 2000,20000; 100000 is accepted, see docs/benchmarks.md for how long it takes) (env BENCH_SCALE_SIZES)",
 		listFlag(&o.scaleSizes, harness.ParseIntList))
@@ -107,6 +110,15 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		return o, err
 	}
 	o.cases, o.peers = splitList(cases), splitList(peers)
+	o.latencyOps = splitList(latencyOps)
+	for _, op := range o.latencyOps {
+		if op != "restore" && op != "push" {
+			return o, fmt.Errorf("-latency-ops (BENCH_LATENCY_OPS): unknown operation %q (known: restore,push)", op)
+		}
+	}
+	if len(o.latencyOps) == 0 {
+		return o, errors.New("-latency-ops (BENCH_LATENCY_OPS) is empty")
+	}
 	for _, p := range splitList(peers20k) {
 		if slices.Contains(o.peers, p) {
 			o.peers20k = append(o.peers20k, p)

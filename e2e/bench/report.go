@@ -430,6 +430,9 @@ func renderLatency(b *strings.Builder, l *latencyResult) {
 	p("| op | delay | filesync | rclone defaults | rclone t8/c16 | floor | filesync / floor | filesync / rclone defaults | filesync / rclone t8/c16 | requests (filesync / defaults / t8c16) | target (issue 13, restore) |\n")
 	p("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
 	for _, op := range []string{"restore", "push"} {
+		if !l.has(op) {
+			continue
+		}
 		for _, d := range l.Delays {
 			med := map[string]time.Duration{}
 			var reqs []string
@@ -461,6 +464,9 @@ func renderLatency(b *strings.Builder, l *latencyResult) {
 	}
 	p("\nMedians. CPU (user+sys, median) per tool, and every run's wall seconds in run order:\n\n")
 	for _, op := range []string{"restore", "push"} {
+		if !l.has(op) {
+			continue
+		}
 		for _, d := range l.Delays {
 			var parts []string
 			for _, tool := range l.Tools {
