@@ -15,13 +15,11 @@ import (
 // --checkers 16 (issue 13).
 var latencyTools = []string{"filesync", rcloneDefaults, rcloneT8C16}
 
-// The concurrency filesync is run with in the latency mode (spelled out on its command line, so the floor
-// and the command agree): --restore-transfers for the restore, --transfers for the push.
-const (
-	latencyRestoreTransfers = 64
-	latencyPushTransfers    = 8
-)
-
+// The concurrency filesync runs with in the latency mode, spelled out on its command line so the floor
+// and the command agree: a --once pass runs before the sidecar is ready, and every transfer of a pass before
+// ready, uploads included, runs --restore-transfers at a time (sidecar/internal/syncer/execute.go), so the
+// push runs at it too, not at --transfers.
+const latencyTransfers = 64
 // latencyResult is one dataset's latency mode: every tool's restore and push at every delay.
 type latencyResult struct {
 	Dataset   string
@@ -86,11 +84,7 @@ func (r *latencyResult) loopbackThroughput(op string) float64 {
 
 // floor is the op's floor at delay for filesync's concurrency.
 func (r *latencyResult) floor(op string, delay time.Duration) time.Duration {
-	conc := latencyRestoreTransfers
-	if op == "push" {
-		conc = latencyPushTransfers
-	}
-	return latencyFloor(r.Files, delay, conc, r.Bytes, r.loopbackThroughput(op))
+	return latencyFloor(r.Files, delay, latencyTransfers, r.Bytes, r.loopbackThroughput(op))
 }
 
 // throughputSample is how many of the largest files the throughput is measured with: the largest files
@@ -209,8 +203,8 @@ func (b *bench) latency(ctx context.Context, spec datasetSpec, runs int) (err er
 		return err
 	}
 	tools.filesyncFlags = map[string][]string{
-		"restore": {"--restore-transfers", fmt.Sprint(latencyRestoreTransfers)},
-		"push":    {"--transfers", fmt.Sprint(latencyPushTransfers)},
+		"restore": {"--restore-transfers", fmt.Sprint(latencyTransfers)},
+		"push":    {"--restore-transfers", fmt.Sprint(latencyTransfers)},
 	}
 	srv := &server{gcs: gcs, tools: tools, fsRoot: opt.fsRoot}
 	// The harness seeds, checks and empties buckets directly, not through the proxy.

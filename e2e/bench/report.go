@@ -420,12 +420,12 @@ func renderLatency(b *strings.Builder, l *latencyResult) {
 	p("### Latency mode: %s, %d files, %.1f MiB (fake-gcs-server %s, behind the latency proxy), %d run(s) per tool and delay\n\n",
 		l.Dataset, l.Files, float64(l.Bytes)/mb, backend, l.Runs)
 	p("Every request waits the delay in the proxy before it is forwarded; bytes then flow at loopback speed. Peers: "+
-		"filesync `--restore-transfers %d` (restore) and `--transfers %d` (push); rclone defaults = no flags "+
+		"filesync `--once --restore-transfers %d` (a pass before ready runs every transfer, uploads too, that many at a time); rclone defaults = no flags "+
 		"(`--transfers 4 --checkers 8`, lists directory by directory); rclone t8/c16 = `--transfers 8 --checkers 16`. "+
 		"Loopback throughput, same run (the harness moving the %d largest files, %.1f MiB, 8 at a time, straight to the server, "+
 		"before and after the runs; the better of the two): download %.1f MiB/s (%.1f, %.1f), upload %.1f MiB/s (%.1f, %.1f). "+
 		"Floor = files x delay / filesync's concurrency + bytes / loopback throughput.\n\n",
-		latencyRestoreTransfers, latencyPushTransfers, l.ThroughputFiles, float64(l.ThroughputBytes)/mb,
+		latencyTransfers, l.ThroughputFiles, float64(l.ThroughputBytes)/mb,
 		l.loopbackThroughput("restore")/mb, l.DownBefore/mb, l.DownAfter/mb, l.loopbackThroughput("push")/mb, l.UpBefore/mb, l.UpAfter/mb)
 	p("| op | delay | filesync | rclone defaults | rclone t8/c16 | floor | filesync / floor | filesync / rclone defaults | filesync / rclone t8/c16 | requests (filesync / defaults / t8c16) | target (issue 13, restore) |\n")
 	p("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
