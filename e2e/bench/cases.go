@@ -33,6 +33,7 @@ type server struct {
 	gcs    *fakeGCS
 	tools  *toolSet
 	fsRoot string
+	tag    string // names the logs and scratch dirs of its runs ("" for the loopback servers)
 }
 
 // bigDataset is the size from which a case uses the filesystem backend: the memory backend scans all
@@ -49,7 +50,7 @@ func (b *bench) serverFor(ctx context.Context, spec datasetSpec) (*server, error
 		return b.fs, nil
 	}
 	root := filepath.Join(b.opt.work, "gcs-fs-big")
-	gcs, err := startFakeGCS(ctx, filepath.Join(b.bin, "fake-gcs-server"), filepath.Join(b.logDir, "fake-gcs-server-fs-big.log"), root)
+	gcs, err := startFakeGCS(ctx, filepath.Join(b.bin, "fake-gcs-server"), filepath.Join(b.logDir, "fake-gcs-server-fs-big.log"), gcsOptions{fsRoot: root})
 	if err != nil {
 		return nil, err
 	}
@@ -58,7 +59,7 @@ func (b *bench) serverFor(ctx context.Context, spec datasetSpec) (*server, error
 		gcs.stop()
 		return nil, fmt.Errorf("creating %s: %w", cfg, err)
 	}
-	tools, err := newToolSet(ctx, b.bin, b.tools.gcloud, cfg, b.logDir, gcs)
+	tools, err := newToolSet(ctx, b.bin, b.tools.gcloud, cfg, b.logDir, gcs.host())
 	if err != nil {
 		gcs.stop()
 		return nil, err
@@ -119,11 +120,21 @@ func (b *bench) seededBucket(ctx context.Context, srv *server, ds *prepared) (st
 		return bucket, nil
 	}
 	bucket := "src-" + ds.spec.Name
+	if err := b.fill(ctx, srv, bucket, ds); err != nil {
+		return "", err
+	}
+	b.seeded[ds.spec.Name] = bucket
+	return bucket, nil
+}
+
+// fill creates bucket on srv and puts the dataset under "data/": on the filesystem backend by writing the
+// backend's files directly, on the memory backend through the JSON API; then checks the listing.
+func (b *bench) fill(ctx context.Context, srv *server, bucket string, ds *prepared) error {
+	if err := srv.gcs.CreateBucket(ctx, bucket); err != nil {
+		return err
+	}
+	start := time.Now()
 	if srv.fsRoot != "" {
-		if err := srv.gcs.CreateBucket(ctx, bucket); err != nil {
-			return "", err
-		}
-		start := time.Now()
 		var readErr error
 		content := func(i int) []byte {
 			data, err := os.ReadFile(filepath.Join(ds.dir, filepath.FromSlash(ds.files[i].Rel)))
@@ -133,35 +144,15 @@ func (b *bench) seededBucket(ctx context.Context, srv *server, ds *prepared) (st
 			return data
 		}
 		if err := writeFSBackendObjects(srv.fsRoot, bucket, prefix, ds.files, content); err != nil {
-			return "", err
+			return err
 		}
 		if readErr != nil {
-			return "", fmt.Errorf("seeding %s: %w", bucket, readErr)
+			return fmt.Errorf("seeding %s: %w", bucket, readErr)
 		}
-		objs, err := srv.gcs.list(ctx, bucket, prefix)
-		if err != nil {
-			return "", err
-		}
-		if err := verifyObjects(objs, prefix, ds.files); err != nil {
-			return "", fmt.Errorf("seeding %s: %w", bucket, err)
-		}
-		b.log.Info("bucket seeded", "bucket", bucket, "objects", len(objs), "took", time.Since(start).Round(time.Millisecond))
-	} else if err := b.seed(ctx, bucket, ds); err != nil {
-		return "", err
-	}
-	b.seeded[ds.spec.Name] = bucket
-	return bucket, nil
-}
-
-func (b *bench) seed(ctx context.Context, bucket string, ds *prepared) error {
-	if err := b.gcs.CreateBucket(ctx, bucket); err != nil {
+	} else if err := srv.gcs.seed(ctx, bucket, prefix, ds.dir, ds.files); err != nil {
 		return err
 	}
-	start := time.Now()
-	if err := b.gcs.seed(ctx, bucket, prefix, ds.dir, ds.files); err != nil {
-		return err
-	}
-	objs, err := b.gcs.list(ctx, bucket, prefix)
+	objs, err := srv.gcs.list(ctx, bucket, prefix)
 	if err != nil {
 		return err
 	}
@@ -233,7 +224,7 @@ func title(op string) string {
 }
 
 func (b *bench) transferOnce(ctx context.Context, srv *server, op, tool string, ds *prepared, src string, i int) (run, string, error) {
-	logPath := filepath.Join(b.logDir, fmt.Sprintf("%s-%s-%s-%d.log", op, ds.spec.Name, tool, i+1))
+	logPath := filepath.Join(b.logDir, fmt.Sprintf("%s%s-%s-%s-%d.log", srv.tag, op, ds.spec.Name, tool, i+1))
 	// measure runs the tool between bucket/prefix and dir and times it; it returns the command line too.
 	measure := func(bucket, dir string) (run, string, error) {
 		cmd, err := srv.tools.command(ctx, tool, op, bucket, prefix, dir)
@@ -256,7 +247,7 @@ func (b *bench) transferOnce(ctx context.Context, srv *server, op, tool string, 
 		}
 		return r, cl, verifyDir(dir, ds.files)
 	case "push":
-		bucket := fmt.Sprintf("push-%s-%s-%d", ds.spec.Name, tool, i+1)
+		bucket := fmt.Sprintf("push-%s%s-%s-%d", srv.tag, ds.spec.Name, tool, i+1)
 		if err := srv.gcs.CreateBucket(ctx, bucket); err != nil {
 			return run{}, "", err
 		}
@@ -282,7 +273,7 @@ func (b *bench) live(ctx context.Context, idle, prop bool) error {
 		return err
 	}
 	const bucket = "live"
-	if err := b.seed(ctx, bucket, ds); err != nil {
+	if err := b.fill(ctx, &server{gcs: b.gcs, tools: b.tools}, bucket, ds); err != nil {
 		return err
 	}
 	defer func() {
@@ -300,7 +291,7 @@ func (b *bench) live(ctx context.Context, idle, prop bool) error {
 		}
 	}()
 	for _, name := range []string{"a", "b"} {
-		r, err := startReplica(b.bin, "replica-"+name, filepath.Join(b.opt.work, "replica-"+name), remote,
+		r, err := startReplica("replica-"+name, filepath.Join(b.opt.work, "replica-"+name), remote,
 			b.gcs.host(), filepath.Join(b.logDir, "live-replica-"+name+".log"), "--poll-interval", "1s")
 		if err != nil {
 			return err
@@ -380,7 +371,7 @@ func (b *bench) rss100k(ctx context.Context) error {
 	// A second fake-gcs-server with the filesystem backend: the memory backend is quadratic here.
 	fsRoot := filepath.Join(b.opt.work, "gcs-fs")
 	defer os.RemoveAll(fsRoot)
-	gcs, err := startFakeGCS(ctx, filepath.Join(b.bin, "fake-gcs-server"), filepath.Join(b.logDir, "fake-gcs-server-fs.log"), fsRoot)
+	gcs, err := startFakeGCS(ctx, filepath.Join(b.bin, "fake-gcs-server"), filepath.Join(b.logDir, "fake-gcs-server-fs.log"), gcsOptions{fsRoot: fsRoot})
 	if err != nil {
 		return err
 	}
@@ -424,7 +415,7 @@ func (b *bench) rss100k(ctx context.Context) error {
 	}
 	b.log.Info("100k seeded", "seed", res.Seed.Round(time.Millisecond), "list", res.List.Round(time.Millisecond))
 
-	r, err := startReplica(b.bin, "replica-100k", dir, "gs://"+bucket+"/"+prefix, gcs.host(),
+	r, err := startReplica("replica-100k", dir, "gs://"+bucket+"/"+prefix, gcs.host(),
 		filepath.Join(b.logDir, "rss100k-replica.log"))
 	if err != nil {
 		return err

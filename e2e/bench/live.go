@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -21,12 +22,13 @@ type replica struct {
 	dir     string
 	addr    string
 	cmd     *exec.Cmd
+	started time.Time
 	done    chan struct{} // closed when the process has exited; waitErr then holds its exit status
 	waitErr error
 	http    *http.Client
 }
 
-func startReplica(bin, name, dir, remote, gcsHost, logPath string, extra ...string) (*replica, error) {
+func startReplica(name, dir, remote, gcsHost, logPath string, extra ...string) (*replica, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -40,14 +42,17 @@ func startReplica(bin, name, dir, remote, gcsHost, logPath string, extra ...stri
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	args := append([]string{"--dir", dir, "--remote", remote, "--listen", addr, "--log-format", "text"}, extra...)
-	cmd := exec.Command(filepath.Join(bin, "filesync"), args...)
+	cmd := exec.Command(filesyncBin, args...)
 	cmd.Env = append(os.Environ(), "STORAGE_EMULATOR_HOST="+gcsHost, "POD_NAME="+name)
-	cmd.Stdout, cmd.Stderr = logf, logf
+	// Through a pipe (a writer that is not an *os.File), so the log's bytes are written to disk by this
+	// process and do not count in the replica's own write_bytes (the scale case reads those).
+	out := struct{ io.Writer }{logf}
+	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		return nil, fmt.Errorf("starting filesync %s: %w", name, err)
 	}
-	r := &replica{name: name, dir: dir, addr: addr, cmd: cmd, done: make(chan struct{}),
+	r := &replica{name: name, dir: dir, addr: addr, cmd: cmd, started: time.Now(), done: make(chan struct{}),
 		http: &http.Client{Timeout: 5 * time.Second}}
 	go func() { r.waitErr = cmd.Wait(); logf.Close(); close(r.done) }()
 	return r, nil
@@ -80,16 +85,25 @@ func (r *replica) waitReady(ctx context.Context, timeout time.Duration) (time.Du
 	}
 }
 
-// metric returns the value of an unlabelled metric from /metrics.
-func (r *replica) metric(name string) (float64, error) {
+// metrics reads /metrics.
+func (r *replica) metrics() (harness.Metrics, error) {
 	resp, err := r.http.Get("http://" + r.addr + "/metrics")
 	if err != nil {
-		return 0, fmt.Errorf("reading the metrics of %s: %w", r.name, err)
+		return nil, fmt.Errorf("reading the metrics of %s: %w", r.name, err)
 	}
 	defer resp.Body.Close()
 	m, err := harness.ParseMetrics(resp.Body)
 	if err != nil {
-		return 0, fmt.Errorf("reading the metrics of %s: %w", r.name, err)
+		return nil, fmt.Errorf("reading the metrics of %s: %w", r.name, err)
+	}
+	return m, nil
+}
+
+// metric returns the value of an unlabelled metric from /metrics.
+func (r *replica) metric(name string) (float64, error) {
+	m, err := r.metrics()
+	if err != nil {
+		return 0, err
 	}
 	if !m.Has(name) {
 		return 0, fmt.Errorf("no metric %s on %s", name, r.name)

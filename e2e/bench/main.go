@@ -29,7 +29,11 @@ import (
 	"github.com/filesync/filesync/e2e/internal/harness"
 )
 
-var allCases = []string{"restore", "push", "restore20k", "push20k", "idle", "propagation", "rss100k"}
+// filesyncBin is the filesync binary measured (-filesync, default ROOT/bin/filesync).
+var filesyncBin string
+
+var allCases = []string{"restore", "push", "restore20k", "push20k", "latency", "latency20k", "idle", "propagation",
+	"rss100k", "scale"}
 
 type options struct {
 	root        string
@@ -44,6 +48,17 @@ type options struct {
 	peers20k    []string
 	keep        bool
 	fileSizeKiB int
+	// The latency mode (cases latency, latency20k).
+	delays         []time.Duration
+	latencyRuns    int
+	latencyRuns20k int
+	latencyOps     []string
+	// The scale case.
+	scaleSizes   []int
+	scaleBackend string
+	scaleChanges int
+	ports        string
+	filesync     string
 }
 
 func splitList(s string) []string {
@@ -74,6 +89,20 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&peers, "peers", e.String("BENCH_PEERS", "rclone,gcloud"), "comma-separated peers: rclone,gcloud (env BENCH_PEERS)")
 	fs.StringVar(&peers20k, "peers-20k", e.String("BENCH_PEERS_20K", "rclone"), "peers of the 20,000-file cases, a subset of -peers (gcloud takes minutes per run there) (env BENCH_PEERS_20K)")
 	fs.BoolVar(&o.keep, "keep", e.Bool("BENCH_KEEP"), "keep the scratch directory (env BENCH_KEEP=1)")
+	o.delays = e.DurationList("BENCH_DELAYS", []time.Duration{20 * time.Millisecond, 50 * time.Millisecond})
+	fs.Func("delays", "comma-separated delays the latency proxy adds to every request; 0 is always measured too, for the floor (default 20ms,50ms) (env BENCH_DELAYS)",
+		listFlag(&o.delays, harness.ParseDurationList))
+	fs.IntVar(&o.latencyRuns, "latency-runs", e.Int("BENCH_LATENCY_RUNS", 3), "runs per tool and delay of the 2,000-file latency mode (env BENCH_LATENCY_RUNS)")
+	fs.IntVar(&o.latencyRuns20k, "latency-runs-20k", e.Int("BENCH_LATENCY_RUNS_20K", 1), "runs per tool and delay of the 20,000-file latency mode (env BENCH_LATENCY_RUNS_20K)")
+	var latencyOps string
+	fs.StringVar(&latencyOps, "latency-ops", e.String("BENCH_LATENCY_OPS", "restore,push"), "operations of the latency mode: restore,push (env BENCH_LATENCY_OPS)")
+	o.scaleSizes = e.IntList("BENCH_SCALE_SIZES", []int{2000, 20000})
+	fs.Func("scale-sizes", "comma-separated numbers of files of the scale case (default 2000,20000; 100000 is accepted, see docs/benchmarks.md for how long it takes) (env BENCH_SCALE_SIZES)",
+		listFlag(&o.scaleSizes, harness.ParseIntList))
+	fs.StringVar(&o.scaleBackend, "scale-backend", e.String("BENCH_SCALE_BACKEND", "memory"), "fake-gcs-server backend of the scale case: memory (preloaded with -data) or filesystem (env BENCH_SCALE_BACKEND)")
+	fs.IntVar(&o.scaleChanges, "scale-changes", e.Int("BENCH_SCALE_CHANGES", 20), "local writes, and bucket changes, per size of the scale case (env BENCH_SCALE_CHANGES)")
+	fs.StringVar(&o.filesync, "filesync", e.String("BENCH_FILESYNC", ""), "the filesync binary to measure (default ROOT/bin/filesync, which `make bench` builds) (env BENCH_FILESYNC)")
+	fs.StringVar(&o.ports, "ports", e.String("BENCH_PORTS", "46000-46999"), "LOW-HIGH: the ports the bench's servers and replicas listen on (env BENCH_PORTS)")
 	if err := e.Err(); err != nil {
 		return o, err
 	}
@@ -81,6 +110,15 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		return o, err
 	}
 	o.cases, o.peers = splitList(cases), splitList(peers)
+	o.latencyOps = splitList(latencyOps)
+	for _, op := range o.latencyOps {
+		if op != "restore" && op != "push" {
+			return o, fmt.Errorf("-latency-ops (BENCH_LATENCY_OPS): unknown operation %q (known: restore,push)", op)
+		}
+	}
+	if len(o.latencyOps) == 0 {
+		return o, errors.New("-latency-ops (BENCH_LATENCY_OPS) is empty")
+	}
 	for _, p := range splitList(peers20k) {
 		if slices.Contains(o.peers, p) {
 			o.peers20k = append(o.peers20k, p)
@@ -96,10 +134,40 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 			return o, fmt.Errorf("unknown peer %q (known: rclone,gcloud)", p)
 		}
 	}
-	if o.runs < 1 || o.runs20k < 1 || o.samples < 1 {
-		return o, errors.New("-runs, -runs-20k and -samples must be at least 1")
+	if o.runs < 1 || o.runs20k < 1 || o.samples < 1 || o.latencyRuns < 1 || o.latencyRuns20k < 1 || o.scaleChanges < 1 {
+		return o, errors.New("-runs, -runs-20k, -samples, -latency-runs, -latency-runs-20k and -scale-changes must be at least 1")
 	}
+	for _, d := range o.delays {
+		if d < 0 || d > time.Second {
+			return o, fmt.Errorf("-delays (BENCH_DELAYS): %s is not within 0..1s", d)
+		}
+	}
+	for _, n := range o.scaleSizes {
+		if n < 100 || n > 1000000 {
+			return o, fmt.Errorf("-scale-sizes (BENCH_SCALE_SIZES): %d is not within 100..1000000", n)
+		}
+	}
+	if o.scaleBackend != "memory" && o.scaleBackend != "filesystem" {
+		return o, fmt.Errorf("-scale-backend (BENCH_SCALE_BACKEND) %q: want memory or filesystem", o.scaleBackend)
+	}
+	r, err := parsePortRange(o.ports)
+	if err != nil {
+		return o, fmt.Errorf("-ports (BENCH_PORTS): %w", err)
+	}
+	portRange = r
 	return o, nil
+}
+
+// listFlag sets *dst from a flag's comma-separated value.
+func listFlag[T any](dst *[]T, parse func(string) ([]T, error)) func(string) error {
+	return func(s string) error {
+		v, err := parse(s)
+		if err != nil {
+			return err
+		}
+		*dst = v
+		return nil
+	}
 }
 
 func main() {
@@ -127,9 +195,15 @@ func runBench(ctx context.Context, log *slog.Logger, o options) error {
 		return fmt.Errorf("resolving the root: %w", err)
 	}
 	bin := filepath.Join(root, "bin")
-	for _, name := range []string{"filesync", "fake-gcs-server"} {
-		if _, err := os.Stat(filepath.Join(bin, name)); err != nil {
-			return fmt.Errorf("%s is missing (run `make bench`, which builds and installs it): %w", name, err)
+	filesyncBin = filepath.Join(bin, "filesync")
+	if o.filesync != "" {
+		if filesyncBin, err = filepath.Abs(o.filesync); err != nil {
+			return fmt.Errorf("resolving -filesync: %w", err)
+		}
+	}
+	for _, p := range []string{filesyncBin, filepath.Join(bin, "fake-gcs-server")} {
+		if _, err := os.Stat(p); err != nil {
+			return fmt.Errorf("%s is missing (run `make bench`, which builds and installs it): %w", p, err)
 		}
 	}
 	gcloud := ""
@@ -138,7 +212,7 @@ func runBench(ctx context.Context, log *slog.Logger, o options) error {
 			return fmt.Errorf("gcloud is not installed; drop it with BENCH_PEERS=rclone: %w", err)
 		}
 	}
-	if slices.Contains(o.peers, "rclone") {
+	if slices.Contains(o.peers, "rclone") || slices.Contains(o.cases, "latency") || slices.Contains(o.cases, "latency20k") {
 		if _, err := os.Stat(filepath.Join(bin, "rclone")); err != nil {
 			return fmt.Errorf("bin/rclone is missing (make bench installs it): %w", err)
 		}
@@ -169,11 +243,11 @@ func runBench(ctx context.Context, log *slog.Logger, o options) error {
 	fmt.Fprintf(b.raw, "goos: linux\ngoarch: %s\npkg: github.com/filesync/filesync/e2e/bench\ncpu: %s\n",
 		goarch(), b.rep.CPUModel)
 
-	if b.gcs, err = startFakeGCS(ctx, filepath.Join(bin, "fake-gcs-server"), filepath.Join(b.logDir, "fake-gcs-server.log"), ""); err != nil {
+	if b.gcs, err = startFakeGCS(ctx, filepath.Join(bin, "fake-gcs-server"), filepath.Join(b.logDir, "fake-gcs-server.log"), gcsOptions{}); err != nil {
 		return err
 	}
 	defer b.gcs.stop()
-	if b.tools, err = newToolSet(ctx, bin, gcloud, o.work, b.logDir, b.gcs); err != nil {
+	if b.tools, err = newToolSet(ctx, bin, gcloud, o.work, b.logDir, b.gcs.host()); err != nil {
 		return err
 	}
 	log.Info("bench", "out", o.out, "work", o.work, "fake-gcs-server", b.gcs.host(), "cases", o.cases,
@@ -198,6 +272,12 @@ func runBench(ctx context.Context, log *slog.Logger, o options) error {
 			err = b.transfer(ctx, "restore", spec20k(), o.runs20k, o.peers20k)
 		case "push20k":
 			err = b.transfer(ctx, "push", spec20k(), o.runs20k, o.peers20k)
+		case "latency":
+			err = b.latency(ctx, spec2k(), o.latencyRuns)
+		case "latency20k":
+			err = b.latency(ctx, spec20k(), o.latencyRuns20k)
+		case "scale":
+			err = b.scale(ctx)
 		case "idle", "propagation":
 			if c == "propagation" && slices.Contains(o.cases, "idle") {
 				continue // measured in the same live session as idle

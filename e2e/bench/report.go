@@ -2,11 +2,16 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
+	"io"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -61,6 +66,8 @@ type report struct {
 	Transfers []*transferResult
 	Live      *liveResult
 	RSS       *rssResult
+	Latency   []*latencyResult
+	Scale     *scaleResult
 	Failures  []string
 	caseT     time.Time
 	caseLoad  string
@@ -92,13 +99,25 @@ func newReport(ctx context.Context, bin, gcloud string, o options) *report {
 		r.MemTotal = fmt.Sprintf("%.1f GiB", float64(kib)/(1<<20))
 	}
 	r.Versions = append(r.Versions,
-		"filesync: "+toolVersion(ctx, "git", "-C", filepath.Dir(bin), "describe", "--tags", "--always", "--dirty")+" (bin/filesync from `make build`)",
+		"filesync: "+filesyncBin+" ("+binaryID(filesyncBin)+"); the bench's tree: "+
+			toolVersion(ctx, "git", "-C", filepath.Dir(bin), "describe", "--tags", "--always", "--dirty")+
+			" (bin/filesync is `make build` of it unless -filesync says otherwise)",
 		"fake-gcs-server: "+moduleVersion(ctx, filepath.Join(bin, "fake-gcs-server"))+" (memory backend, plain http)",
 		"go: "+runtime.Version())
-	for _, p := range o.peers {
+	peers := slices.Clone(o.peers)
+	if !slices.Contains(peers, "rclone") && (slices.Contains(o.cases, "latency") || slices.Contains(o.cases, "latency20k")) {
+		peers = append(peers, "rclone")
+	}
+	for _, p := range peers {
 		switch p {
 		case "rclone":
-			r.Versions = append(r.Versions, "rclone: "+toolVersion(ctx, filepath.Join(bin, "rclone"), "version"))
+			cmd := exec.CommandContext(ctx, filepath.Join(bin, "rclone"), "version")
+			cmd.Env = withoutPrefix(os.Environ(), "RCLONE_")
+			v := "unknown"
+			if out, err := cmd.Output(); err == nil {
+				v, _, _ = strings.Cut(strings.TrimSpace(string(out)), "\n")
+			}
+			r.Versions = append(r.Versions, "rclone: "+v)
 		case "gcloud":
 			r.Versions = append(r.Versions, "gcloud: "+toolVersion(ctx, gcloud, "version"))
 		}
@@ -212,6 +231,9 @@ func (r *report) render(o options) string {
 		}
 		p("\n")
 	}
+	for _, l := range r.Latency {
+		renderLatency(&b, l)
+	}
 	if l := r.Live; l != nil {
 		p("### Two live replicas (%d files in the bucket, `--poll-interval %s`)\n\n", l.Files, l.PollInterval)
 		if len(l.Total) > 0 {
@@ -246,6 +268,9 @@ func (r *report) render(o options) string {
 			s.Files, s.Seed.Round(time.Second), s.List.Round(100*time.Millisecond), s.Ready.Round(time.Second), s.Known,
 			mib(s.HWMReady), mib(s.HWM), s.Steady.Round(time.Second), mib(s.RSS), s.SteadyCPU, verdict(s.HWM*1024 <= 100*1000*1000))
 	}
+	if r.Scale != nil {
+		renderScale(&b, r.Scale)
+	}
 	if len(r.Failures) > 0 {
 		p("### Failures\n\n")
 		for _, f := range r.Failures {
@@ -256,8 +281,9 @@ func (r *report) render(o options) string {
 	p("## Conditions\n\n")
 	p("- started %s; %d CPUs (%s); %s RAM; load average at the start %s\n", r.Started.Format(time.RFC3339),
 		r.NProc, r.CPUModel, r.MemTotal, r.LoadStart)
-	p("- options: runs=%d runs-20k=%d samples=%d idle=%s cases=%s peers=%s peers-20k=%s\n", o.runs, o.runs20k, o.samples, o.idle,
-		strings.Join(o.cases, ","), strings.Join(o.peers, ","), strings.Join(o.peers20k, ","))
+	p("- options: runs=%d runs-20k=%d samples=%d idle=%s cases=%s peers=%s peers-20k=%s delays=%s latency-runs=%d latency-runs-20k=%d scale-sizes=%s scale-backend=%s scale-changes=%d\n",
+		o.runs, o.runs20k, o.samples, o.idle, strings.Join(o.cases, ","), strings.Join(o.peers, ","), strings.Join(o.peers20k, ","),
+		joinDurations(o.delays), o.latencyRuns, o.latencyRuns20k, joinInts(o.scaleSizes), o.scaleBackend, o.scaleChanges)
 	for _, v := range r.Versions {
 		p("- %s\n", v)
 	}
@@ -289,6 +315,21 @@ func (r *report) render(o options) string {
 	if r.RSS != nil && r.RSS.Command != "" {
 		p("# 100,000 files\n%s\n", r.RSS.Command)
 	}
+	for _, l := range r.Latency {
+		p("# latency mode, %s: the server (behind the proxy)\n%s\n", l.Dataset, l.Server)
+		for _, op := range []string{"restore", "push"} {
+			for _, tool := range l.Tools {
+				if c := l.Commands[op+" "+tool]; c != "" {
+					p("# latency mode, %s, %s, %s\n%s\n", l.Dataset, op, tool, c)
+				}
+			}
+		}
+	}
+	if s := r.Scale; s != nil {
+		for _, c := range s.Commands {
+			p("# scale\n%s\n", c)
+		}
+	}
 	p("```\n")
 	out := b.String()
 	if o.work != "" {
@@ -304,6 +345,25 @@ func mib(kib int64) string {
 	return fmt.Sprintf("%.0f MiB", float64(kib)/1024)
 }
 
+// binaryID names a binary by the first 12 hex digits of its SHA-256 and its modification time (a
+// -trimpath build records no -ldflags, so the version it was stamped with cannot be read back).
+func binaryID(path string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return "unreadable"
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "unreadable"
+	}
+	st, err := f.Stat()
+	if err != nil {
+		return "unreadable"
+	}
+	return fmt.Sprintf("sha256 %x, built %s", h.Sum(nil)[:6], st.ModTime().UTC().Format(time.RFC3339))
+}
+
 // moduleVersion returns the main module version a Go binary was built from (`go version -m`).
 func moduleVersion(ctx context.Context, path string) string {
 	out, err := exec.CommandContext(ctx, "go", "version", "-m", path).Output()
@@ -316,4 +376,224 @@ func moduleVersion(ctx context.Context, path string) string {
 		}
 	}
 	return "unknown"
+}
+
+func joinDurations(ds []time.Duration) string {
+	out := make([]string, len(ds))
+	for i, d := range ds {
+		out[i] = d.String()
+	}
+	return strings.Join(out, ",")
+}
+
+func joinInts(ns []int) string {
+	out := make([]string, len(ns))
+	for i, n := range ns {
+		out[i] = fmt.Sprint(n)
+	}
+	return strings.Join(out, ",")
+}
+
+// toolLabel names a tool with the flags that matter for the comparison.
+func toolLabel(tool string) string {
+	switch tool {
+	case "filesync":
+		return "filesync"
+	case rcloneDefaults:
+		return "rclone defaults"
+	case rcloneT8C16:
+		return "rclone t8/c16"
+	}
+	return tool
+}
+
+// latencyTargets are issue 13's restore targets against the peers (filesync / peer at most).
+var latencyTargets = map[string]float64{rcloneDefaults: 0.3, rcloneT8C16: 0.5}
+
+// renderLatency writes one dataset's latency tables.
+func renderLatency(b *strings.Builder, l *latencyResult) {
+	p := func(format string, a ...any) { fmt.Fprintf(b, format, a...) }
+	backend := "memory backend"
+	if l.FSBackend {
+		backend = "filesystem backend"
+	}
+	p("### Latency mode: %s, %d files, %.1f MiB (fake-gcs-server %s, behind the latency proxy), %d run(s) per tool and delay\n\n",
+		l.Dataset, l.Files, float64(l.Bytes)/mb, backend, l.Runs)
+	p("Every request waits the delay in the proxy before it is forwarded; bytes then flow at loopback speed. Peers: "+
+		"filesync `--once --restore-transfers %d` (a pass before ready runs every transfer, uploads too, that many at a time); rclone defaults = no flags "+
+		"(`--transfers 4 --checkers 8`, lists directory by directory); rclone t8/c16 = `--transfers 8 --checkers 16`. "+
+		"Loopback throughput, same run (the harness moving the %d largest files, %.1f MiB, 8 at a time, straight to the server, "+
+		"before and after the runs; the better of the two): download %.1f MiB/s (%.1f, %.1f), upload %.1f MiB/s (%.1f, %.1f). "+
+		"Floor = files x delay / filesync's concurrency + bytes / loopback throughput.\n\n",
+		latencyTransfers, l.ThroughputFiles, float64(l.ThroughputBytes)/mb,
+		l.loopbackThroughput("restore")/mb, l.DownBefore/mb, l.DownAfter/mb, l.loopbackThroughput("push")/mb, l.UpBefore/mb, l.UpAfter/mb)
+	p("| op | delay | filesync | rclone defaults | rclone t8/c16 | floor | filesync / floor | filesync / rclone defaults | filesync / rclone t8/c16 | requests (filesync / defaults / t8c16) | target (issue 13, restore) |\n")
+	p("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
+	for _, op := range []string{"restore", "push"} {
+		if !l.has(op) {
+			continue
+		}
+		for _, d := range l.Delays {
+			med := map[string]time.Duration{}
+			var reqs []string
+			for _, tool := range l.Tools {
+				rs := l.Results[latencyKey{op, d, tool}]
+				med[tool] = median(latencyWalls(rs))
+				reqs = append(reqs, fmt.Sprint(int64(median(latencyRequests(rs)))))
+			}
+			fs := med["filesync"]
+			floor := l.floor(op, d)
+			target := "-"
+			if op == "restore" && d > 0 {
+				var parts []string
+				for _, tool := range []string{rcloneDefaults, rcloneT8C16} {
+					if lim, ok := latencyTargets[tool]; ok && fs > 0 && med[tool] > 0 {
+						got := float64(fs) / float64(med[tool])
+						parts = append(parts, fmt.Sprintf("<= %.1fx %s: %s", lim, toolLabel(tool), verdictBy(got, lim)))
+					}
+				}
+				if l.Files >= bigDataset && floor > 0 && fs > 0 {
+					parts = append(parts, "<= 2x floor: "+verdictBy(float64(fs)/float64(floor), 2))
+				}
+				target = strings.Join(parts, "; ")
+			}
+			p("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", op, d, secs(fs), secs(med[rcloneDefaults]),
+				secs(med[rcloneT8C16]), secs(floor), ratio(fs, floor), ratio(fs, med[rcloneDefaults]), ratio(fs, med[rcloneT8C16]),
+				strings.Join(reqs, " / "), target)
+		}
+	}
+	p("\nMedians. CPU (user+sys, median) per tool, and every run's wall seconds in run order:\n\n")
+	for _, op := range []string{"restore", "push"} {
+		if !l.has(op) {
+			continue
+		}
+		for _, d := range l.Delays {
+			var parts []string
+			for _, tool := range l.Tools {
+				rs := l.Results[latencyKey{op, d, tool}]
+				var ws []string
+				for _, w := range latencyWalls(rs) {
+					ws = append(ws, fmt.Sprintf("%.2f", w.Seconds()))
+				}
+				cs := make([]run, len(rs))
+				for i := range rs {
+					cs[i] = rs[i].run
+				}
+				parts = append(parts, fmt.Sprintf("%s %s (CPU %s)", toolLabel(tool), strings.Join(ws, ", "), secs(median(cpus(cs)))))
+			}
+			p("- %s at %s: %s\n", op, d, strings.Join(parts, "; "))
+		}
+	}
+	p("\n")
+}
+
+// verdictBy says met or by how much a ratio misses its limit.
+func verdictBy(got, limit float64) string {
+	if got <= limit {
+		return fmt.Sprintf("met (%.2fx)", got)
+	}
+	return fmt.Sprintf("**missed** (%.2fx, by %.0f%%)", got, 100*(got/limit-1))
+}
+
+// reqs formats requests by op as list/get/read/insert/delete.
+func reqs(m map[string]float64) string {
+	out := make([]string, len(scaleOps))
+	for i, op := range scaleOps {
+		out[i] = strconv.FormatFloat(m[op], 'f', -1, 64)
+	}
+	return strings.Join(out, "/")
+}
+
+func perMinute(c cost, window time.Duration) map[string]float64 {
+	out := map[string]float64{}
+	if window <= 0 {
+		return out
+	}
+	for _, op := range scaleOps {
+		out[op] = math.Round(10*c.Requests[op]*float64(time.Minute)/float64(window)) / 10
+	}
+	return out
+}
+
+func kib(n int64) string { return fmt.Sprintf("%.1f", float64(n)/1024) }
+
+// renderScale writes the scale case's three tables, one row per size each, so runs before and after a
+// change to the engine line up.
+func renderScale(b *strings.Builder, s *scaleResult) {
+	p := func(format string, a ...any) { fmt.Fprintf(b, format, a...) }
+	p("### Scale: two live replicas over N files in sync on both sides (issue 10)\n\n")
+	p("fake-gcs-server %s backend; replicas `--state-dir` each, otherwise the sidecar's defaults (`--poll-interval %s`, "+
+		"`--settle 500ms`); both start with the same N files in their directories and the bucket, and no state. "+
+		"Per size: idle over the idle window first, then %d single-file writes on A (a new %d-byte file renamed into an existing "+
+		"folder), then %d single-object changes in the bucket made by another client (an existing object overwritten with %d new bytes), "+
+		"one at a time, each after a random 0-%s pause. A change's window runs from the change until it is complete on the other "+
+		"replica (on both, for a bucket change) plus %s; every figure is the median over the changes of the difference between the "+
+		"samples at the two ends of the window. "+
+		"CPU: utime+stime from /proc/PID/stat, less the polls in the window (its list requests times the idle CPU per listed page, "+
+		"the lower of the idle minute before and the one after the changes), raw in parentheses; the idle cost per page varies with "+
+		"the machine's load, so at 2,000 files, where a change costs about as much as the window's polls, the net figure is an "+
+		"estimate of +-50 ms and can come out negative. Requests: filesync_gcs_requests_total by op, list/get/read/insert/delete, raw: every list request "+
+		"here is a poll's page (one page per 1,000 objects; a pass after a change lists nothing). Written: write_bytes from /proc/PID/io, counted per 4 KiB page dirtied; the "+
+		"replicas' logs go through a pipe and are not counted; a replica that downloads the change writes its %d bytes too.\n\n",
+		s.Backend, scalePoll, s.Changes, scaleChangeSize, s.Changes, scaleChangeSize, scalePoll, scaleTail, scaleChangeSize)
+	p("**Idle** (nothing changing):\n\n")
+	p("| files | MiB | seed | ready A / B | one list page | idle CPU A / B | requests/min A | requests/min B | passes/min A / B | written KiB/min A / B | fake-gcs-server CPU | CPU ms per listed page A / B (before; after the changes) | VmHWM A / B |\n")
+	p("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, z := range s.Sizes {
+		pct := func(i int) string {
+			if z.IdleWindow <= 0 {
+				return "n/a"
+			}
+			return fmt.Sprintf("%.2f %%", 100*float64(z.Idle[i].CPU)/float64(z.IdleWindow))
+		}
+		pm := func(i int, v float64) string {
+			if z.IdleWindow <= 0 {
+				return "n/a"
+			}
+			return fmt.Sprintf("%.1f", v*float64(time.Minute)/float64(z.IdleWindow))
+		}
+		perPage := func(c cost) string {
+			if c.Requests["list"] <= 0 {
+				return "n/a"
+			}
+			return fmt.Sprintf("%.1f", float64(c.CPU.Microseconds())/1000/c.Requests["list"])
+		}
+		p("| %d | %.1f | %s | %s / %s | %s | %s / %s | %s | %s | %s / %s | %s / %s | %.2f %% | %s / %s; %s / %s | %s / %s |\n",
+			z.Files, float64(z.Bytes)/mb, z.Seed.Round(100*time.Millisecond), z.Ready[0].Round(100*time.Millisecond),
+			z.Ready[1].Round(100*time.Millisecond), z.ListOnePage.Round(time.Millisecond), pct(0), pct(1),
+			reqs(perMinute(z.Idle[0], z.IdleWindow)), reqs(perMinute(z.Idle[1], z.IdleWindow)),
+			pm(0, z.Idle[0].Passes), pm(1, z.Idle[1].Passes),
+			pm(0, float64(z.Idle[0].Written)/1024), pm(1, float64(z.Idle[1].Written)/1024),
+			z.IdleServer, perPage(z.Idle[0]), perPage(z.Idle[1]), perPage(z.IdleAfter[0]), perPage(z.IdleAfter[1]),
+			mib(z.HWM[0]), mib(z.HWM[1]))
+	}
+	for _, kind := range []struct {
+		title  string
+		remote bool
+	}{{"**A single-file write on replica A** (propagation: until complete on B)", false},
+		{"**A single-object change in the bucket** by another client (propagation: until complete on both A and B)", true}} {
+		p("\n%s:\n\n", kind.title)
+		p("| files | propagation p50 (max) | in the bucket p50 | window p50 | A CPU ms | A requests | A written KiB | B CPU ms | B requests | B written KiB |\n")
+		p("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+		for _, z := range s.Sizes {
+			chs := z.Local
+			if kind.remote {
+				chs = z.Remote
+			}
+			a, bb := statsOf(chs, z, 0), statsOf(chs, z, 1)
+			up := secs(a.Uploaded)
+			if kind.remote {
+				up = "-"
+			}
+			cell := func(st changeStats) (string, string, string) {
+				return fmt.Sprintf("%.0f (%.0f)", st.CPUNet.Seconds()*1000, st.CPURaw.Seconds()*1000),
+					reqs(st.Requests), kib(st.Written)
+			}
+			ac, ar, aw := cell(a)
+			bc, br, bw := cell(bb)
+			p("| %d | %s (%s) | %s | %s | %s | %s | %s | %s | %s | %s |\n", z.Files, secs(a.Propagation), secs(a.PropagationMax),
+				up, secs(a.Window), ac, ar, aw, bc, br, bw)
+		}
+	}
+	p("\n")
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -22,17 +23,20 @@ type run struct {
 type toolSet struct {
 	bin       string // the repo's bin/ (filesync, rclone)
 	gcloud    string
-	gcs       *fakeGCS
+	host      string // HOST:PORT the tools talk to: the server itself, or a latency proxy in front of it
 	rcloneCfg string
 	gcloudCfg string
 	logDir    string
+	// filesyncFlags are extra filesync flags per op (the latency mode spells out the concurrency its floor
+	// assumes).
+	filesyncFlags map[string][]string
 }
 
 // newToolSet writes the peers' private configurations into work (never ~/.config).
-func newToolSet(ctx context.Context, bin, gcloud, work, logDir string, gcs *fakeGCS) (*toolSet, error) {
-	t := &toolSet{bin: bin, gcloud: gcloud, gcs: gcs, logDir: logDir,
+func newToolSet(ctx context.Context, bin, gcloud, work, logDir, host string) (*toolSet, error) {
+	t := &toolSet{bin: bin, gcloud: gcloud, host: host, logDir: logDir,
 		rcloneCfg: filepath.Join(work, "rclone.conf"), gcloudCfg: filepath.Join(work, "gcloud")}
-	conf := fmt.Sprintf("[gcs]\ntype = google cloud storage\nanonymous = true\nendpoint = http://%s/storage/v1/\nbucket_policy_only = true\n", gcs.host())
+	conf := fmt.Sprintf("[gcs]\ntype = google cloud storage\nanonymous = true\nendpoint = http://%s/storage/v1/\nbucket_policy_only = true\n", host)
 	if err := os.WriteFile(t.rcloneCfg, []byte(conf), 0o600); err != nil {
 		return nil, fmt.Errorf("writing the rclone config: %w", err)
 	}
@@ -47,7 +51,7 @@ func newToolSet(ctx context.Context, bin, gcloud, work, logDir string, gcs *fake
 		{"core/project", "test-project"},
 		{"core/disable_usage_reporting", "true"},
 		{"component_manager/disable_update_check", "true"},
-		{"api_endpoint_overrides/storage", "http://" + gcs.host() + "/storage/v1/"},
+		{"api_endpoint_overrides/storage", "http://" + host + "/storage/v1/"},
 	} {
 		cmd := exec.CommandContext(ctx, gcloud, "config", "set", kv[0], kv[1], "--quiet")
 		cmd.Env = t.gcloudEnv()
@@ -62,6 +66,20 @@ func (t *toolSet) gcloudEnv() []string {
 	return append(os.Environ(), "CLOUDSDK_CONFIG="+t.gcloudCfg, "CLOUDSDK_CORE_DISABLE_PROMPTS=1")
 }
 
+// The rclone variants: "rclone" is the loopback cases' peer; the latency mode compares rclone with its
+// defaults (--transfers 4 --checkers 8, listing directory by directory) and with twice that, as issue 13
+// asks.
+const (
+	rcloneDefaults = "rclone-defaults"
+	rcloneT8C16    = "rclone-t8c16"
+)
+
+var rcloneFlags = map[string][]string{
+	"rclone":       {"--transfers", "8", "--checkers", "16", "--fast-list"},
+	rcloneDefaults: nil,
+	rcloneT8C16:    {"--transfers", "8", "--checkers", "16"},
+}
+
 // command returns the command that makes dir a copy of gs://bucket/prefix (restore) or the bucket
 // location a copy of dir (push).
 func (t *toolSet) command(ctx context.Context, tool, op, bucket, prefix, dir string) (*exec.Cmd, error) {
@@ -73,15 +91,17 @@ func (t *toolSet) command(ctx context.Context, tool, op, bucket, prefix, dir str
 		if op == "push" {
 			args = append(args, "--settle", "0s")
 		}
-		cmd = exec.CommandContext(ctx, filepath.Join(t.bin, "filesync"), args...)
-		cmd.Env = append(os.Environ(), "STORAGE_EMULATOR_HOST="+t.gcs.host())
-	case "rclone":
+		args = append(args, t.filesyncFlags[op]...)
+		cmd = exec.CommandContext(ctx, filesyncBin, args...)
+		cmd.Env = append(os.Environ(), "STORAGE_EMULATOR_HOST="+t.host)
+	case "rclone", rcloneDefaults, rcloneT8C16:
 		src, dst := "gcs:"+bucket+"/"+prefix, dir
 		if op == "push" {
 			src, dst = dst, src
 		}
-		cmd = exec.CommandContext(ctx, filepath.Join(t.bin, "rclone"), "--config", t.rcloneCfg,
-			"copy", src, dst, "--transfers", "8", "--checkers", "16", "--fast-list")
+		args := append([]string{"--config", t.rcloneCfg, "copy", src, dst}, rcloneFlags[tool]...)
+		cmd = exec.CommandContext(ctx, filepath.Join(t.bin, "rclone"), args...)
+		cmd.Env = withoutPrefix(os.Environ(), "RCLONE_")
 	case "gcloud":
 		if t.gcloud == "" {
 			return nil, fmt.Errorf("gcloud is not installed")
@@ -96,6 +116,19 @@ func (t *toolSet) command(ctx context.Context, tool, op, bucket, prefix, dir str
 		return nil, fmt.Errorf("unknown tool %q", tool)
 	}
 	return cmd, nil
+}
+
+// withoutPrefix drops the variables whose name starts with prefix. rclone reads every RCLONE_<FLAG> as
+// that flag, and `make bench` exports the pins of hack/versions.env, among them RCLONE_VERSION (which
+// rclone would take for --version and refuse).
+func withoutPrefix(env []string, prefix string) []string {
+	out := make([]string, 0, len(env))
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, prefix) {
+			out = append(out, kv)
+		}
+	}
+	return out
 }
 
 // commandLine renders the command for the report, quoting empty or spaced arguments.
@@ -127,6 +160,12 @@ func timed(cmd *exec.Cmd, logPath string) (run, error) {
 		cmd.Path = timeBin
 	}
 	cmd.Stdout, cmd.Stderr = logf, logf
+	// Its own process group, killed as a whole when the bench is interrupted: killing GNU time alone
+	// would leave the tool running.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if cmd.Cancel != nil {
+		cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	}
 	start := time.Now()
 	err = cmd.Run()
 	r := run{Wall: time.Since(start)}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -74,6 +75,35 @@ func parse[T any](e *Env, key string, def T, convert func(string) (T, error), wa
 		return def
 	}
 	return x
+}
+
+// IntList returns key as comma-separated decimal integers ("2000,20000"), or def when unset.
+func (e *Env) IntList(key string, def []int) []int {
+	return parse(e, key, def, ParseIntList, "not a comma-separated list of integers (like 2000,20000)")
+}
+
+// DurationList returns key as comma-separated Go durations ("20ms,50ms"), or def when unset.
+func (e *Env) DurationList(key string, def []time.Duration) []time.Duration {
+	return parse(e, key, def, ParseDurationList, "not a comma-separated list of durations (like 20ms,50ms)")
+}
+
+// ParseIntList parses comma-separated decimal integers; blanks around items are ignored, an empty item or
+// an empty list is an error.
+func ParseIntList(s string) ([]int, error) { return parseList(s, strconv.Atoi) }
+
+// ParseDurationList parses comma-separated Go durations, like ParseIntList.
+func ParseDurationList(s string) ([]time.Duration, error) { return parseList(s, time.ParseDuration) }
+
+func parseList[T any](s string, convert func(string) (T, error)) ([]T, error) {
+	var out []T
+	for item := range strings.SplitSeq(s, ",") {
+		x, err := convert(strings.TrimSpace(item))
+		if err != nil {
+			return nil, fmt.Errorf("item %q: %w", strings.TrimSpace(item), err)
+		}
+		out = append(out, x)
+	}
+	return out, nil
 }
 
 // Bool returns key as a switch: unset or "0" is false, "1" is true, anything else is an error.

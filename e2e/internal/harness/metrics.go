@@ -28,8 +28,8 @@ func (m Metrics) Has(name string) bool {
 	return ok && len(f.GetMetric()) > 0
 }
 
-// Sum adds up the values of every series of the family name (counters, gauges and untyped samples; 0 when
-// the family is absent).
+// Sum adds up the values of every series of the family name (counters, gauges and untyped samples; a
+// histogram counts its observations; 0 when the family is absent).
 func (m Metrics) Sum(name string) float64 { return m.SumWhere(name, "", "") }
 
 // SumWhere is Sum over the series whose label has value (every series when label is "").
@@ -46,6 +46,8 @@ func (m Metrics) SumWhere(name, label, value string) float64 {
 			total += s.GetGauge().GetValue()
 		case s.Untyped != nil:
 			total += s.GetUntyped().GetValue()
+		case s.Histogram != nil:
+			total += float64(s.GetHistogram().GetSampleCount())
 		}
 	}
 	return total
@@ -58,4 +60,20 @@ func hasLabel(s *dto.Metric, label, value string) bool {
 		}
 	}
 	return false
+}
+
+// ByLabel returns the family name's values by the value of one label, each the Sum of the series that
+// carry it (a series without the label counts under ""). Histograms count their observations.
+func (m Metrics) ByLabel(name, label string) map[string]float64 {
+	out := map[string]float64{}
+	for _, s := range m[name].GetMetric() {
+		key := ""
+		for _, l := range s.GetLabel() {
+			if l.GetName() == label {
+				key = l.GetValue()
+			}
+		}
+		out[key] += Metrics{name: &dto.MetricFamily{Metric: []*dto.Metric{s}}}.Sum(name)
+	}
+	return out
 }
