@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -26,14 +25,7 @@ type fakeGCS struct {
 	waitErr error
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("finding a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
+func freePort() (int, error) { return benchPorts.get() }
 
 // startFakeGCS starts fake-gcs-server with the memory backend, or, when fsRoot is set, the filesystem
 // backend rooted there (the memory backend scans a bucket's objects linearly on every write and read,

@@ -29,7 +29,7 @@ import (
 	"github.com/filesync/filesync/e2e/internal/harness"
 )
 
-var allCases = []string{"restore", "push", "restore20k", "push20k", "idle", "propagation", "rss100k"}
+var allCases = []string{"restore", "push", "restore20k", "push20k", "idle", "propagation", "rss100k", "notify"}
 
 type options struct {
 	root        string
@@ -205,6 +205,8 @@ func runBench(ctx context.Context, log *slog.Logger, o options) error {
 			err = b.live(ctx, slices.Contains(o.cases, "idle"), slices.Contains(o.cases, "propagation"))
 		case "rss100k":
 			err = b.rss100k(ctx)
+		case "notify":
+			err = b.notify(ctx)
 		}
 		b.rep.caseEnd(c)
 		if err != nil {
