@@ -180,7 +180,7 @@ type notifyEnv struct {
 	emuHost  string
 	gcs      *fakeGCS
 	gcsProc  *proc
-	fsRoot   string
+	preload  string // the -data directory of a large seed
 	bucket   string
 	size     int
 	dataset  *prepared
@@ -243,10 +243,15 @@ func (b *bench) startNotifyEnv(ctx context.Context, ports *portPicker, size int)
 		"-event.pubsub-project-id", notifyProject, "-event.pubsub-topic", "objects",
 		"-event.list", "finalize,delete,archive,metadataUpdate"}
 	if size >= bigDataset {
-		// The memory backend scans the bucket on every write: seeding is quadratic (see cases.go).
-		n.fsRoot = filepath.Join(b.opt.work, fmt.Sprintf("notify-gcs-fs-%d", size))
-		args[5] = "filesystem"
-		args = append(args, "-filesystem-root", n.fsRoot)
+		// The memory backend scans the bucket on every insert (cases.go), so uploading a large seed is
+		// quadratic; a -data preload (one directory per bucket, read at start) is not, and it keeps the
+		// memory backend's generations, which the filesystem backend lacks.
+		n.preload = filepath.Join(b.opt.work, fmt.Sprintf("notify-preload-%d", size))
+		if err := linkTree(ds.dir, filepath.Join(n.preload, n.bucket, prefix), ds.files); err != nil {
+			n.stop()
+			return nil, err
+		}
+		args = append(args, "-data", n.preload)
 	}
 	env := []string{"PUBSUB_EMULATOR_HOST=" + n.emuHost}
 	if n.gcsProc, err = startProc(filepath.Join(b.bin, "fake-gcs-server"), args, env,
@@ -262,31 +267,16 @@ func (b *bench) startNotifyEnv(ctx context.Context, ports *portPicker, size int)
 	n.gcs = &fakeGCS{cmd: n.gcsProc.cmd, port: port, done: n.gcsProc.done, GCS: &harness.GCS{
 		BaseURL: base, HTTP: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 32}, Timeout: 10 * time.Minute},
 		PageSize: 1000000}}
-	if err := n.gcs.CreateBucket(ctx, n.bucket); err != nil {
-		n.stop()
-		return nil, err
-	}
 	start := time.Now()
-	if n.fsRoot != "" {
-		var readErr error
-		content := func(i int) []byte {
-			data, err := os.ReadFile(filepath.Join(ds.dir, filepath.FromSlash(ds.files[i].Rel)))
-			if err != nil && readErr == nil {
-				readErr = err
-			}
-			return data
-		}
-		if err := writeFSBackendObjects(n.fsRoot, n.bucket, prefix, ds.files, content); err != nil {
+	if n.preload == "" {
+		if err := n.gcs.CreateBucket(ctx, n.bucket); err != nil {
 			n.stop()
 			return nil, err
 		}
-		if readErr != nil {
+		if err := n.gcs.seed(ctx, n.bucket, prefix, ds.dir, ds.files); err != nil {
 			n.stop()
-			return nil, readErr
+			return nil, err
 		}
-	} else if err := n.gcs.seed(ctx, n.bucket, prefix, ds.dir, ds.files); err != nil {
-		n.stop()
-		return nil, err
 	}
 	objs, err := n.gcs.list(ctx, n.bucket, prefix)
 	if err == nil {
@@ -298,6 +288,20 @@ func (b *bench) startNotifyEnv(ctx context.Context, ports *portPicker, size int)
 	}
 	b.log.Info("notify: bucket seeded", "bucket", n.bucket, "objects", len(objs), "took", time.Since(start).Round(time.Millisecond))
 	return n, nil
+}
+
+// linkTree hard-links the dataset's files from src into dst (same layout), for a -data preload.
+func linkTree(src, dst string, files []file) error {
+	for _, f := range files {
+		to := filepath.Join(dst, filepath.FromSlash(f.Rel))
+		if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
+			return fmt.Errorf("preparing the preload: %w", err)
+		}
+		if err := os.Link(filepath.Join(src, filepath.FromSlash(f.Rel)), to); err != nil && !errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("preparing the preload: %w", err)
+		}
+	}
+	return nil
 }
 
 // startReplicaOn is startReplica on a port of the case's range, with extra environment.
