@@ -162,7 +162,7 @@ func waitTCP(ctx context.Context, p *proc, addr string, timeout time.Duration) e
 		}
 		select {
 		case <-p.done:
-			return fmt.Errorf("%s exited early: %v", p.cmd.Path, p.waitErr)
+			return fmt.Errorf("%s exited early: %w", p.cmd.Path, p.waitErr)
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(100 * time.Millisecond):
