@@ -80,7 +80,7 @@ test-integration: docker image images-test ## Run the testcontainers-go lane aga
 
 # BENCH_ARGS go to the harness (e.g. BENCH_ARGS='-runs 1 -cases restore'); every flag has a BENCH_* env twin.
 .PHONY: bench
-bench: $(BIN)/rclone $(BIN)/benchstat $(BIN)/fake-gcs-server build ## Benchmark filesync against rclone and gcloud on one fake-gcs-server; prints ratios.
+bench: $(BIN)/rclone $(BIN)/benchstat $(BIN)/fake-gcs-server $(BIN)/pubsub-emulator build ## Benchmark filesync against rclone and gcloud on one fake-gcs-server; prints ratios.
 	cd e2e && go build -o $(BIN)/filesync-bench ./bench
 	$(BIN)/filesync-bench -root $(ROOT) $(BENCH_ARGS)
 
@@ -164,6 +164,11 @@ $(BIN)/rclone:
 $(BIN)/fake-gcs-server:
 	@mkdir -p $(BIN)
 	cp "$$(hack/images/fake-gcs-server.sh --binary)" $@
+
+# The pstest server main of the emulator image, as a process for the bench's notify case.
+$(BIN)/pubsub-emulator: $(wildcard images/pubsub-emulator/*.go images/pubsub-emulator/go.*)
+	@mkdir -p $(BIN)
+	cd images/pubsub-emulator && GOWORK=off CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o $@ .
 
 .PHONY: clean
 clean: ## Remove ./bin and build artifacts (keeps Go caches and the node-image cache).

@@ -20,6 +20,7 @@ var latencyTools = []string{"filesync", rcloneDefaults, rcloneT8C16}
 // ready, uploads included, runs --restore-transfers at a time (sidecar/internal/syncer/execute.go), so the
 // push runs at it too, not at --transfers.
 const latencyTransfers = 64
+
 // latencyResult is one dataset's latency mode: every tool's restore and push at every delay.
 type latencyResult struct {
 	Dataset   string

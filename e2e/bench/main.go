@@ -33,7 +33,7 @@ import (
 var filesyncBin string
 
 var allCases = []string{"restore", "push", "restore20k", "push20k", "latency", "latency20k", "idle", "propagation",
-	"rss100k", "scale"}
+	"rss100k", "scale", "notify"}
 
 type options struct {
 	root        string
@@ -285,6 +285,8 @@ func runBench(ctx context.Context, log *slog.Logger, o options) error {
 			err = b.live(ctx, slices.Contains(o.cases, "idle"), slices.Contains(o.cases, "propagation"))
 		case "rss100k":
 			err = b.rss100k(ctx)
+		case "notify":
+			err = b.notify(ctx)
 		}
 		b.rep.caseEnd(c)
 		if err != nil {
