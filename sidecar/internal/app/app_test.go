@@ -16,18 +16,11 @@ import (
 
 	"github.com/fsouza/fake-gcs-server/fakestorage"
 	"google.golang.org/api/option"
+
+	"github.com/filesync/filesync/sidecar/internal/gcsstore/gcstest"
 )
 
-func newServer(t *testing.T) *fakestorage.Server {
-	t.Helper()
-	srv, err := fakestorage.NewServerWithOptions(fakestorage.Options{NoListener: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Stop)
-	srv.CreateBucketWithOpts(fakestorage.CreateBucketOpts{Name: "media"})
-	return srv
-}
+func newServer(t *testing.T) *fakestorage.Server { return gcstest.NewServer(t, "media") }
 
 func envFor(srv *fakestorage.Server, args ...string) (Env, *bytes.Buffer, *bytes.Buffer) {
 	var out, errb bytes.Buffer

@@ -13,6 +13,7 @@ import (
 
 	"github.com/fsouza/fake-gcs-server/fakestorage"
 
+	"github.com/filesync/filesync/sidecar/internal/gcsstore/gcstest"
 	"github.com/filesync/filesync/sidecar/internal/remote"
 )
 
@@ -31,16 +32,7 @@ func newCountingStore(t *testing.T, prefix string) (*Store, map[string]int) {
 	return New(srv.Client(), remote.Location{Bucket: "bkt", Prefix: prefix}, func(op string) { counts[op]++ }), counts
 }
 
-func newServer(t *testing.T) *fakestorage.Server {
-	t.Helper()
-	srv, err := fakestorage.NewServerWithOptions(fakestorage.Options{NoListener: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Stop)
-	srv.CreateBucketWithOpts(fakestorage.CreateBucketOpts{Name: "bkt"})
-	return srv
-}
+func newServer(t *testing.T) *fakestorage.Server { return gcstest.NewServer(t, "bkt") }
 
 // TestRequestsAreCounted: every request is reported by kind, a listing once per page of 1,000 objects.
 func TestRequestsAreCounted(t *testing.T) {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/filesync/filesync/sidecar/internal/filter"
 	"github.com/filesync/filesync/sidecar/internal/gcsstore"
+	"github.com/filesync/filesync/sidecar/internal/gcsstore/gcstest"
 	"github.com/filesync/filesync/sidecar/internal/localfs"
 	"github.com/filesync/filesync/sidecar/internal/metrics"
 	"github.com/filesync/filesync/sidecar/internal/readthrough"
@@ -66,16 +67,7 @@ func newReplica(t *testing.T, srv *fakestorage.Server, peers *readthrough.Peers)
 	return &replica{dir: root, s: s, m: m, h: h}
 }
 
-func newServer(t *testing.T) *fakestorage.Server {
-	t.Helper()
-	srv, err := fakestorage.NewServerWithOptions(fakestorage.Options{NoListener: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Stop)
-	srv.CreateBucketWithOpts(fakestorage.CreateBucketOpts{Name: "media"})
-	return srv
-}
+func newServer(t *testing.T) *fakestorage.Server { return gcstest.NewServer(t, "media") }
 
 func put(t *testing.T, srv *fakestorage.Server, rel, content string, meta map[string]string) {
 	t.Helper()

@@ -20,6 +20,7 @@ import (
 
 	"github.com/filesync/filesync/sidecar/internal/filter"
 	"github.com/filesync/filesync/sidecar/internal/gcsstore"
+	"github.com/filesync/filesync/sidecar/internal/gcsstore/gcstest"
 	"github.com/filesync/filesync/sidecar/internal/localfs"
 	"github.com/filesync/filesync/sidecar/internal/metrics"
 	"github.com/filesync/filesync/sidecar/internal/remote"
@@ -39,13 +40,7 @@ type bucket struct {
 
 func newBucket(t *testing.T) *bucket {
 	t.Helper()
-	srv, err := fakestorage.NewServerWithOptions(fakestorage.Options{NoListener: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Stop)
-	srv.CreateBucketWithOpts(fakestorage.CreateBucketOpts{Name: testBucket})
-	return &bucket{srv: srv, t: t}
+	return &bucket{srv: gcstest.NewServer(t, testBucket), t: t}
 }
 
 // client returns a real storage client whose requests go through wrap (fault injection) to the server.
