@@ -150,8 +150,8 @@ type Plan struct {
 	Unsettled map[string]time.Time
 	// BlockedDeletes holds the deletes withheld by the --max-delete guard; empty when it did not trip.
 	BlockedDeletes []Action
-	// Known is the number of base entries the wipe rule compared against.
-	Known int
+	// Known is the number of base entries the wipe rule compared against; Paths how many paths were planned.
+	Known, Paths int
 	// LocalWiped and RemoteWiped tell that a side had lost more than --max-delete of the known files at
 	// once (or all of them): its missing files are restored from the other side, nothing is deleted.
 	LocalWiped, RemoteWiped bool
@@ -252,6 +252,7 @@ func Compute(in Input) Plan {
 		sorted = append(sorted, k)
 	}
 	sort.Strings(sorted)
+	p.Paths = len(sorted)
 
 	var deletes []Action
 	for _, path := range sorted {

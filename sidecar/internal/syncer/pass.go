@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/filesync/filesync/sidecar/internal/backoff"
@@ -24,11 +25,6 @@ type Result struct {
 	// Unfinished lists the paths whose action did not complete (failed, busy or re-planned).
 	Unfinished []string
 	NextWake   time.Time // when a deferred (settling or backing-off) path should be looked at again
-	// Walked tells that the pass walked the whole tree; Listed that it listed the whole bucket; Planned
-	// how many paths it planned (all of them after a walk; otherwise the changed ones and those missing
-	// on a side).
-	Walked, Listed bool
-	Planned        int
 }
 
 // Clean reports whether the pass left nothing behind.
@@ -230,7 +226,7 @@ func (s *Syncer) look(paths map[string]bool, settle time.Duration) (map[string]b
 			touched[rel] = true
 		}
 		for rel := range s.unreadable {
-			if rel == p || len(rel) > len(p) && rel[:len(p)+1] == p+"/" {
+			if rel == p || strings.HasPrefix(rel, p+"/") {
 				delete(s.unreadable, rel) // looked at again: readable now, or reported again below
 			}
 		}
@@ -467,11 +463,6 @@ func (s *Syncer) pass(ctx context.Context, walk, list bool) (Result, error) {
 		p = s.compute(nil, settle)
 	}
 	res := s.execute(ctx, p, false)
-	res.Walked, res.Listed = walk, list
-	res.Planned = len(s.idx.local)
-	if only != nil {
-		res.Planned = len(only) + len(s.idx.missingLocal) + len(s.idx.missingRemote)
-	}
 	res.Done += restored.Done
 	res.Failed += restored.Failed
 	res.Replan = res.Replan || restored.Replan
@@ -520,7 +511,7 @@ func (s *Syncer) pass(ctx context.Context, walk, list bool) (Result, error) {
 	}
 	if len(p.Actions) > 0 || res.Failed > 0 {
 		s.log.Info("pass", "actions", len(p.Actions), "done", res.Done, "failed", res.Failed,
-			"replan", res.Replan, "settling", len(s.fresh)+len(s.unsettled), "walked", walk, "listed", list, "planned", res.Planned,
+			"replan", res.Replan, "settling", len(s.fresh)+len(s.unsettled), "walked", walk, "listed", list, "planned", p.Paths,
 			"duration", s.now().Sub(start).Round(time.Millisecond))
 	}
 	return res, nil

@@ -103,8 +103,7 @@ func (s *Syncer) applyChanges(ctx context.Context, changes []*remoteWait) {
 				s.remoteDue[path] = true
 			}
 		case f.err != nil:
-			f.w.err = f.err
-			for _, w := range changes {
+			for _, w := range changes { // every change naming the path: it was not applied
 				if w.c.Path == path {
 					w.err = f.err
 				}
