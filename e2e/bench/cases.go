@@ -292,7 +292,7 @@ func (b *bench) live(ctx context.Context, idle, prop bool) error {
 	}()
 	for _, name := range []string{"a", "b"} {
 		r, err := startReplica("replica-"+name, filepath.Join(b.opt.work, "replica-"+name), remote,
-			b.gcs.host(), filepath.Join(b.logDir, "live-replica-"+name+".log"), "--poll-interval", "1s")
+			b.gcs.host(), filepath.Join(b.logDir, "live-replica-"+name+".log"), nil, "--poll-interval", "1s")
 		if err != nil {
 			return err
 		}
@@ -416,7 +416,7 @@ func (b *bench) rss100k(ctx context.Context) error {
 	b.log.Info("100k seeded", "seed", res.Seed.Round(time.Millisecond), "list", res.List.Round(time.Millisecond))
 
 	r, err := startReplica("replica-100k", dir, "gs://"+bucket+"/"+prefix, gcs.host(),
-		filepath.Join(b.logDir, "rss100k-replica.log"))
+		filepath.Join(b.logDir, "rss100k-replica.log"), nil)
 	if err != nil {
 		return err
 	}

@@ -28,7 +28,9 @@ type replica struct {
 	http    *http.Client
 }
 
-func startReplica(name, dir, remote, gcsHost, logPath string, extra ...string) (*replica, error) {
+// startReplica starts filesync (-filesync) as replica name on a port of the bench's range, with env added
+// to its environment and extra flags.
+func startReplica(name, dir, remote, gcsHost, logPath string, env []string, extra ...string) (*replica, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -43,7 +45,7 @@ func startReplica(name, dir, remote, gcsHost, logPath string, extra ...string) (
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	args := append([]string{"--dir", dir, "--remote", remote, "--listen", addr, "--log-format", "text"}, extra...)
 	cmd := exec.Command(filesyncBin, args...)
-	cmd.Env = append(os.Environ(), "STORAGE_EMULATOR_HOST="+gcsHost, "POD_NAME="+name)
+	cmd.Env = append(append(os.Environ(), "STORAGE_EMULATOR_HOST="+gcsHost, "POD_NAME="+name), env...)
 	// Through a pipe (a writer that is not an *os.File), so the log's bytes are written to disk by this
 	// process and do not count in the replica's own write_bytes (the scale case reads those).
 	out := struct{ io.Writer }{logf}

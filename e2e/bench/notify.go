@@ -262,30 +262,6 @@ func linkTree(src, dst string, files []file) error {
 	return nil
 }
 
-// startReplicaOn is startReplica on a port of the case's range, with extra environment.
-func startReplicaOn(bin string, port int, name, dir, remote, gcsHost, logPath string, env []string, extra ...string) (*replica, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("creating %s: %w", dir, err)
-	}
-	logf, err := os.Create(logPath)
-	if err != nil {
-		return nil, fmt.Errorf("creating %s: %w", logPath, err)
-	}
-	addr := "127.0.0.1:" + strconv.Itoa(port)
-	args := append([]string{"--dir", dir, "--remote", remote, "--listen", addr, "--log-format", "text"}, extra...)
-	cmd := exec.Command(filepath.Join(bin, "filesync"), args...)
-	cmd.Env = append(append(os.Environ(), "STORAGE_EMULATOR_HOST="+gcsHost, "POD_NAME="+name), env...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		return nil, fmt.Errorf("starting filesync %s: %w", name, err)
-	}
-	r := &replica{name: name, dir: dir, addr: addr, cmd: cmd, done: make(chan struct{}),
-		http: &http.Client{Timeout: 10 * time.Second}}
-	go func() { r.waitErr = cmd.Wait(); logf.Close(); close(r.done) }()
-	return r, nil
-}
-
 // counters are the values of the metrics the case reads from one replica.
 type counters map[string]float64
 
@@ -402,17 +378,13 @@ func (b *bench) notifySession(ctx context.Context, env *notifyEnv, ports portPic
 	}()
 	names := []string{"a", "b", "c"}[:o.Replicas]
 	for _, name := range names {
-		port, err := ports.get()
-		if err != nil {
-			return s, err
-		}
 		tag := fmt.Sprintf("notify-%d-%s-%d-%s", env.size, mode, round+1, name)
 		var extra, penv []string
 		if mode == "notifications" {
 			extra = []string{"--notifications", notifyTopic}
 			penv = []string{"PUBSUB_EMULATOR_HOST=" + env.emuHost}
 		}
-		r, err := startReplicaOn(b.bin, port, tag, filepath.Join(b.opt.work, tag), remote, env.gcs.host(),
+		r, err := startReplica(tag, filepath.Join(b.opt.work, tag), remote, env.gcs.host(),
 			filepath.Join(b.logDir, tag+".log"), penv, extra...)
 		if err != nil {
 			return s, err

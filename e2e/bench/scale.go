@@ -242,7 +242,7 @@ func (b *bench) scaleOne(ctx context.Context, n int) (*scaleSize, []string, erro
 			return sz, cmds, fmt.Errorf("creating %s: %w", state, err)
 		}
 		r, err := startReplica("scale-"+name, dirs[i], "gs://"+bucket+"/"+prefix, gcs.host(),
-			filepath.Join(b.logDir, spec.Name+"-replica-"+name+".log"), "--state-dir", state)
+			filepath.Join(b.logDir, spec.Name+"-replica-"+name+".log"), nil, "--state-dir", state)
 		if err != nil {
 			return sz, cmds, err
 		}
