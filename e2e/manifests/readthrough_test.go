@@ -199,7 +199,7 @@ func TestPHPUploadLimits(t *testing.T) {
 			}
 			ini := configMapFile(t, m, &wp.Spec.Template.Spec, app, strings.TrimPrefix(scan, ":")+"/php-uploads.ini")
 			for key, min := range map[string]int{"upload_max_filesize": 32, "post_max_size": 32, "memory_limit": 256} {
-				v := regexp.MustCompile(`(?m)^`+key+` = (\d+)M$`).FindStringSubmatch(ini)
+				v := regexp.MustCompile(`(?m)^` + key + ` = (\d+)M$`).FindStringSubmatch(ini)
 				if v == nil {
 					t.Errorf("php-uploads.ini sets no %s in M", key)
 					continue
