@@ -6,9 +6,7 @@
 #    with those two image names; it makes the StorageClass `standard` (default) provision local-path PVs.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
-W=${WORK:-${HOME:-/root}/.cache/airgap-kind}; B=$W/bin; . $HERE/lib.sh
-KIND_VERSION=${KIND_VERSION:-v0.33.0}
-LPP_VERSION=${LPP_VERSION:-v0.0.30}
+. "$HERE/lib.sh"
 PROVISIONER=kind.local/local-path-provisioner:$LPP_VERSION
 HELPER=kind.local/local-path-helper:busybox
 start=$(date +%s)

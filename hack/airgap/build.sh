@@ -15,15 +15,14 @@
 #      COREDNS_VERSION, CRICTL_VERSION, LPP_VERSION) come from hack/versions.env and are exported to the stages.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
-# shellcheck source=hack/lib.sh
-. "$HERE/../lib.sh"
+# shellcheck source=hack/airgap/lib.sh
+. "$HERE/lib.sh"
 # bin/kind (stage 05 installs it there when no kind is on PATH) for the stages that run kind
 export PATH=$ROOT/bin:$PATH
-export WORK=${WORK:-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/filesync/airgap}
-export NODE_IMAGE=${NODE_IMAGE:-kindest/node:$K8S_VERSION-offline}
+export WORK=$W NODE_IMAGE
 # the stages build modules of their own (src/*, a scratch module in $WORK), never the repository's go.work
 export GOWORK=off
-W=$WORK; L=$W/logs; S=$W/stamps
+L=$W/logs; S=$W/stamps
 mkdir -p "$L" "$S"
 
 ADOPT= SMOKE=0
@@ -37,9 +36,9 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-# key FILE|DIR... : a short hash of the content of files and directories, plus the versions
+# key FILE|DIR... : a short hash of the content of files and directories, plus every pin the stages read
 key() {
-  { echo "$K8S_VERSION $KIND_VERSION $LPP_VERSION $NODE_IMAGE"; for p in "$@"; do
+  { echo "$K8S_VERSION $KIND_VERSION $ETCD_VERSION $COREDNS_VERSION $CRICTL_VERSION $LPP_VERSION $NODE_IMAGE"; for p in "$@"; do
       if [ -d "$p" ]; then (cd "$p" && find . -type f ! -name go.sum -print0 | sort -z | xargs -0 sha256sum); else sha256sum < "$p"; fi
     done; } | sha256sum | cut -c1-16
 }
@@ -90,7 +89,6 @@ if [ "$(node_image_key)" = "$K30" ]; then
   smoke
   exit 0
 fi
-B=$W/bin
 run 05-prereqs.sh "$K05" "$(command -v mmdebstrap || echo /nonexistent)"
 # the rootfs (network and dpkg bound) overlaps the Kubernetes compile (CPU bound)
 ( run 25-node-rootfs.sh "$K25" "$W/node-rootfs/etc/os-release" ) & R25=$!
