@@ -178,8 +178,27 @@ func checkEmulator(t *testing.T, m *manifests.Manifest, emulatorHost, bucket str
 	if spec.EnableServiceLinks == nil || *spec.EnableServiceLinks {
 		t.Errorf("fake-gcs-server: enableServiceLinks must be false (FAKE_GCS_* service env is read as config)")
 	}
-	if len(spec.InitContainers) > 0 {
-		t.Errorf("fake-gcs-server took init containers (the filesync Component must leave it alone): %v", spec.InitContainers)
+	// Its one init container waits for the Pub/Sub emulator, on the emulator's image, with the topic it
+	// publishes to; the filesync Component leaves the pod alone.
+	if len(spec.InitContainers) != 1 || spec.InitContainers[0].Name != "wait-for-pubsub" {
+		t.Errorf("fake-gcs-server: want one init container, wait-for-pubsub, got %v", spec.InitContainers)
+	} else {
+		w := &spec.InitContainers[0]
+		emu := findContainer(&deployment(t, m, "pubsub-emulator").Spec.Template.Spec, "pubsub-emulator")
+		if emu == nil || w.Image != emu.Image {
+			t.Errorf("fake-gcs-server: wait-for-pubsub runs %s, not the emulator's image", w.Image)
+		}
+		we := mustEnv(t, m, w)
+		args := expand(strings.Join(w.Args, " "), we)
+		if want := "-wait-for=" + we["PUBSUB_EMULATOR_HOST"] + " -topics=projects/" + we["PUBSUB_PROJECT"] + "/topics/" +
+			we["PUBSUB_TOPIC"]; args != want || we["PUBSUB_EMULATOR_HOST"] == "" {
+			t.Errorf("fake-gcs-server: wait-for-pubsub args %q, want %q", args, want)
+		}
+	}
+	for _, c := range allContainers(spec) {
+		if c.Name == sidecarName {
+			t.Errorf("fake-gcs-server took the filesync sidecar (the Component must leave it alone)")
+		}
 	}
 	c := findContainer(spec, "fake-gcs-server")
 	if c == nil {

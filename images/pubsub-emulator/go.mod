@@ -5,7 +5,10 @@ module github.com/filesync/filesync/images/pubsub-emulator
 
 go 1.26.0
 
-require cloud.google.com/go/pubsub/v2 v2.6.2
+require (
+	cloud.google.com/go/pubsub/v2 v2.6.2
+	google.golang.org/grpc v1.82.1
+)
 
 require (
 	cloud.google.com/go v0.123.0 // indirect
@@ -35,6 +38,5 @@ require (
 	google.golang.org/api v0.287.1 // indirect
 	google.golang.org/genproto/googleapis/api v0.0.0-20260630182238-925bb5da69e7 // indirect
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20260630182238-925bb5da69e7 // indirect
-	google.golang.org/grpc v1.82.1 // indirect
 	google.golang.org/protobuf v1.36.11 // indirect
 )

@@ -61,7 +61,9 @@ type Options struct {
 
 // Notifier owns one subscription.
 type Notifier struct {
-	opt    Options
+	opt Options
+	// client is replaced by Subscribe when the endpoint does not serve Pub/Sub (redial): it belongs to the
+	// goroutine that calls Subscribe, Run and Close, one after the other.
 	client *pubsub.Client
 	name   string // projects/P/subscriptions/ID
 	known  *tracker
@@ -76,20 +78,44 @@ func New(ctx context.Context, opt Options) (*Notifier, error) {
 	if opt.Retry == (backoff.Policy{}) {
 		opt.Retry = backoff.Default
 	}
-	// PUBSUB_EMULATOR_HOST and Application Default Credentials are handled by the client itself. gRPC's
-	// reconnect backoff is capped at 5 s (default 120 s): after an outage (an emulator restarted, a network
-	// blip) the stream fails over, and a lost subscription is noticed, within seconds of the service being back.
-	client, err := pubsub.NewClient(ctx, opt.Topic.Project, option.WithGRPCDialOption(grpc.WithConnectParams(grpc.ConnectParams{
+	client, err := dial(ctx, opt.Topic.Project)
+	if err != nil {
+		return nil, err
+	}
+	n := &Notifier{opt: opt, client: client, known: newTracker(),
+		name: "projects/" + opt.Topic.Project + "/subscriptions/" + SubscriptionID(opt.Pod)}
+	n.lastErr.Store("")
+	return n, nil
+}
+
+// dial creates a client for the project. PUBSUB_EMULATOR_HOST and Application Default Credentials are
+// handled by the client itself. gRPC's reconnect backoff is capped at 5 s (default 120 s): after an outage
+// (an emulator restarted, a network blip) the stream fails over, and a lost subscription is noticed, within
+// seconds of the service being back.
+func dial(ctx context.Context, project string) (*pubsub.Client, error) {
+	client, err := pubsub.NewClient(ctx, project, option.WithGRPCDialOption(grpc.WithConnectParams(grpc.ConnectParams{
 		Backoff:           grpcbackoff.Config{BaseDelay: time.Second, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 5 * time.Second},
 		MinConnectTimeout: 5 * time.Second,
 	})))
 	if err != nil {
 		return nil, fmt.Errorf("pubsub client: %w", err)
 	}
-	n := &Notifier{opt: opt, client: client, known: newTracker(),
-		name: "projects/" + opt.Topic.Project + "/subscriptions/" + SubscriptionID(opt.Pod)}
-	n.lastErr.Store("")
-	return n, nil
+	return client, nil
+}
+
+// redial replaces the client with a new one, on new connections. gRPC keeps a connection that works at
+// the HTTP/2 level even when whatever answers is not Pub/Sub (every call Unimplemented: an HTTP 404), so
+// without this such a connection is kept for ever. That happens when the first connection is made before
+// the network routes the endpoint: a pod that starts with the emulator's Service, before kube-proxy has
+// programmed it, reaches whatever the node's default route leads to.
+func (n *Notifier) redial(ctx context.Context) {
+	client, err := dial(ctx, n.opt.Topic.Project)
+	if err != nil {
+		n.opt.Log.Error("cannot create a new Pub/Sub client; keeping the old one", "err", err)
+		return
+	}
+	_ = n.client.Close()
+	n.client = client
 }
 
 // SubscriptionID is filesync-POD-RANDOM: the pod's name (made valid, shortened) and 8 random hex digits,
@@ -158,8 +184,13 @@ func (n *Notifier) Subscribe(ctx context.Context) error {
 		}
 		d := n.opt.Retry.Delay(attempt)
 		n.lastErr.Store(err.Error())
+		unimplemented := status.Code(err) == codes.Unimplemented
 		n.opt.Log.Error("cannot create the Pub/Sub subscription; retrying", "subscription", n.name,
-			"topic", n.opt.Topic.String(), "err", err, "attempt", attempt, "retry_in", d.Round(time.Millisecond))
+			"topic", n.opt.Topic.String(), "err", err, "attempt", attempt, "retry_in", d.Round(time.Millisecond),
+			"reconnect", unimplemented)
+		if unimplemented {
+			n.redial(ctx)
+		}
 		if !backoff.Sleep(ctx, d) {
 			return ctx.Err()
 		}
@@ -203,11 +234,12 @@ func (n *Notifier) create(ctx context.Context) error {
 // there was no subscription are lost, and the listing, made after the new subscription exists, finds
 // their changes.
 func (n *Notifier) Run(ctx context.Context) error {
-	sub := n.client.Subscriber(n.name)
-	sub.ReceiveSettings.MaxOutstandingMessages = 1000
-	sub.ReceiveSettings.ShutdownOptions = &pubsub.ShutdownOptions{Timeout: 2 * time.Second,
-		Behavior: pubsub.ShutdownBehaviorNackImmediately}
 	for failures := 0; ; {
+		// A new Subscriber each time: Subscribe may have replaced the client.
+		sub := n.client.Subscriber(n.name)
+		sub.ReceiveSettings.MaxOutstandingMessages = 1000
+		sub.ReceiveSettings.ShutdownOptions = &pubsub.ShutdownOptions{Timeout: 2 * time.Second,
+			Behavior: pubsub.ShutdownBehaviorNackImmediately}
 		start := time.Now()
 		err := sub.Receive(ctx, n.handle)
 		if ctx.Err() != nil {

@@ -319,3 +319,24 @@ func TestEmulatorRestartRecreatesAndReconciles(t *testing.T) {
 		t.Fatalf("applied %v", got)
 	}
 }
+
+// TestEndpointThatIsNotPubSubIsReconnected: the first connections reach a server that answers every call
+// with HTTP 404 (a pod that starts with the emulator's Service, before the Service is routed). gRPC keeps
+// such a connection for ever; Subscribe connects afresh and succeeds once the address leads to Pub/Sub.
+func TestEndpointThatIsNotPubSubIsReconnected(t *testing.T) {
+	em := notifytest.Start(t)
+	em.CreateTopic(testTopic)
+	answered := em.Misroute()
+	h := newHarness(t, em)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := h.n.Subscribe(ctx); err != nil {
+		t.Fatalf("Subscribe = %v, after %d calls answered 404", err, answered())
+	}
+	if answered() == 0 {
+		t.Fatal("no call reached the server that is not Pub/Sub: the test did not test anything")
+	}
+	if _, err := em.Subscription(h.n.Name()); err != nil {
+		t.Fatal(err)
+	}
+}

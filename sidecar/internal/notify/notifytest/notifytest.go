@@ -4,9 +4,13 @@ package notifytest
 
 import (
 	"context"
+	"io"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
@@ -79,3 +83,84 @@ func (e *Emulator) Subscriptions(project string) []string {
 	}
 	return names
 }
+
+// Misroute puts a listener in front of the emulator and points PUBSUB_EMULATOR_HOST at it. Connections it
+// accepts before it has answered one request reach a server that is not Pub/Sub: it speaks HTTP/2 and
+// answers every request 404 (as this kit's sandbox does for an address nothing routes yet, and as whatever
+// a node's default route leads to does before kube-proxy has programmed a new Service). Later connections
+// reach the emulator. It returns the number of requests answered 404 so far.
+func (e *Emulator) Misroute() func() int64 {
+	e.t.Helper()
+	ln, err := net.Listen("tcp", freeAddr(e.t))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var answered atomic.Int64
+	wrong := &connListener{conns: make(chan net.Conn), addr: ln.Addr()}
+	var h2c http.Protocols
+	h2c.SetUnencryptedHTTP2(true)
+	srv := &http.Server{Protocols: &h2c, Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		answered.Add(1)
+		w.WriteHeader(http.StatusNotFound)
+	})}
+	go func() { _ = srv.Serve(wrong) }()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			if answered.Load() == 0 {
+				wrong.conns <- c
+				continue
+			}
+			go proxy(c, e.Addr)
+		}
+	}()
+	e.t.Cleanup(func() { _ = ln.Close(); _ = srv.Close() })
+	e.t.Setenv("PUBSUB_EMULATOR_HOST", ln.Addr().String())
+	return answered.Load
+}
+
+func proxy(c net.Conn, addr string) {
+	defer c.Close()
+	up, err := net.Dial("tcp", addr)
+	if err != nil {
+		return
+	}
+	defer up.Close()
+	go func() { _, _ = io.Copy(up, c) }()
+	_, _ = io.Copy(c, up)
+}
+
+// connListener is a net.Listener whose connections are handed to it.
+type connListener struct {
+	conns chan net.Conn
+	addr  net.Addr
+	once  sync.Once
+	done  chan struct{}
+}
+
+func (l *connListener) Accept() (net.Conn, error) {
+	l.once.Do(l.init)
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *connListener) init() { l.done = make(chan struct{}) }
+
+func (l *connListener) Close() error {
+	l.once.Do(l.init)
+	select {
+	case <-l.done:
+	default:
+		close(l.done)
+	}
+	return nil
+}
+
+func (l *connListener) Addr() net.Addr { return l.addr }
