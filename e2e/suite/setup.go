@@ -63,12 +63,13 @@ func (o *Outcome) Fail() { o.failed.Store(true) }
 // Failed reports whether anything failed.
 func (o *Outcome) Failed() bool { return o.failed.Load() }
 
-// Guard wraps setup steps so that an error marks the outcome failed.
+// Guard wraps setup steps so that an error or a panic (harness.Protect) marks the outcome failed and keeps
+// the context the steps before built, for FinishSteps.
 func (o *Outcome) Guard(fns ...env.Func) []env.Func {
 	out := make([]env.Func, 0, len(fns))
 	for _, fn := range fns {
 		out = append(out, func(ctx context.Context, c *envconf.Config) (context.Context, error) {
-			ctx, err := fn(ctx, c)
+			ctx, err := harness.Protect(ctx, func(ctx context.Context) (context.Context, error) { return fn(ctx, c) })
 			if err != nil {
 				o.Fail()
 			}

@@ -1,6 +1,8 @@
 package harness
 
 import (
+	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -105,5 +107,28 @@ x_seconds_count 3
 	}
 	if !m.Has("x_ready") || m.Has("x") || m.Sum("x") != 0 {
 		t.Errorf("Has(x_ready) = %v, Has(x) = %v, Sum(x) = %v", m.Has("x_ready"), m.Has("x"), m.Sum("x"))
+	}
+}
+
+// A step that panics fails with an error naming the panic, and the context the earlier steps built is
+// kept, so that the suite's Finish can still export the logs and delete the cluster.
+func TestProtectTurnsAPanicIntoAnErrorAndKeepsTheContext(t *testing.T) {
+	type key struct{}
+	ctx := context.WithValue(context.Background(), key{}, "cluster")
+	out, err := Protect(ctx, func(ctx context.Context) (context.Context, error) {
+		var m map[string]int
+		m["x"] = 1 // a nil map write: a runtime panic
+		return ctx, nil
+	})
+	if err == nil || !strings.Contains(err.Error(), "panic: assignment to entry in nil map") {
+		t.Fatalf("err = %v, want the panic", err)
+	}
+	if out == nil || out.Value(key{}) != "cluster" {
+		t.Fatalf("the context given was not returned: %v", out)
+	}
+	want := errors.New("step failed")
+	next := context.WithValue(ctx, key{}, "next")
+	if out, err := Protect(ctx, func(context.Context) (context.Context, error) { return next, want }); err != want || out != next {
+		t.Fatalf("a step's own result is not passed through: %v, %v", out, err)
 	}
 }
