@@ -15,7 +15,6 @@ import (
 	"cloud.google.com/go/storage"
 	"github.com/googleapis/gax-go/v2"
 	"google.golang.org/api/googleapi"
-	"google.golang.org/api/iterator"
 	"google.golang.org/api/option"
 
 	"github.com/filesync/filesync/sidecar/internal/remote"
@@ -41,6 +40,8 @@ type Object struct {
 	// decompresses such objects on read, so their bytes cannot be checked against CRC32C (which covers the
 	// stored, compressed bytes).
 	ContentEncoding string
+	// Folder: objects named Name/... exist too (set by List).
+	Folder bool
 }
 
 // MtimeKey is the object metadata key holding the file's mtime in unix seconds, as gsutil, gcloud storage
@@ -130,35 +131,6 @@ func (s *Store) CheckBucket(ctx context.Context) error {
 		return fmt.Errorf("bucket %s: %w", s.loc.Bucket, mapErr(err))
 	}
 	return nil
-}
-
-// List calls fn for every object under the prefix, with names relative to the prefix (raw: the caller
-// decides which are safe to sync).
-func (s *Store) List(ctx context.Context, fn func(Object)) error {
-	q := &storage.Query{Prefix: s.objectName(""), Projection: storage.ProjectionNoACL}
-	if s.loc.Prefix == "" {
-		q.Prefix = ""
-	}
-	if err := q.SetAttrSelection([]string{"Name", "Generation", "Size", "CRC32C", "ContentEncoding",
-		"Metadata", "Updated", "Created"}); err != nil {
-		return fmt.Errorf("list: %w", err)
-	}
-	pager := iterator.NewPager(s.bucket.Objects(ctx, q), 1000, "")
-	var page []*storage.ObjectAttrs
-	for {
-		s.request(OpList)
-		next, err := pager.NextPage(&page)
-		if err != nil {
-			return fmt.Errorf("list %s: %w", s.loc, mapErr(err))
-		}
-		for _, a := range page {
-			fn(objectOf(strings.TrimPrefix(a.Name, q.Prefix), a))
-		}
-		if next == "" {
-			return nil
-		}
-		page = page[:0]
-	}
 }
 
 // Stat returns the live object rel, looked up in the bucket itself (one objects.get), or ErrNotFound: what

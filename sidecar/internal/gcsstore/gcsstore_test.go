@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"sync"
 	"testing"
 	"time"
 
@@ -45,7 +46,7 @@ func TestRequestsAreCounted(t *testing.T) {
 		}
 	}
 	n, gen := 0, int64(0)
-	if err := s.List(ctx, func(o Object) {
+	if err := s.List(ctx, 1, func(o Object) {
 		n++
 		if o.Name == "f0001" {
 			gen = o.Generation
@@ -85,7 +86,7 @@ func TestListingTellsContentEncoding(t *testing.T) {
 	srv.CreateObject(fakestorage.Object{ObjectAttrs: fakestorage.ObjectAttrs{BucketName: "bkt", Name: "p/plain.css"}, Content: []byte("x")})
 	s := New(srv.Client(), remote.Location{Bucket: "bkt", Prefix: "p"}, nil)
 	got := map[string]string{}
-	if err := s.List(context.Background(), func(o Object) { got[o.Name] = o.ContentEncoding }); err != nil {
+	if err := s.List(context.Background(), 1, func(o Object) { got[o.Name] = o.ContentEncoding }); err != nil {
 		t.Fatal(err)
 	}
 	if got["style.css"] != "gzip" || got["plain.css"] != "" {
@@ -151,7 +152,7 @@ func TestListIsRelativeToPrefix(t *testing.T) {
 		}
 	}
 	got := map[string]bool{}
-	if err := s.List(ctx, func(o Object) { got[o.Name] = true }); err != nil {
+	if err := s.List(ctx, 1, func(o Object) { got[o.Name] = true }); err != nil {
 		t.Fatal(err)
 	}
 	if len(got) != 2 || !got["uploads/1.jpg"] || !got["uploads/2026/11/2.jpg"] {
@@ -221,7 +222,7 @@ func TestModTimeRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	listed := map[string]int64{}
-	if err := s.List(ctx, func(o Object) { listed[o.Name] = o.ModTime }); err != nil {
+	if err := s.List(ctx, 1, func(o Object) { listed[o.Name] = o.ModTime }); err != nil {
 		t.Fatal(err)
 	}
 	if listed["a.jpg"] != mtime.Unix() {
@@ -244,5 +245,120 @@ func TestModTimeRoundTrip(t *testing.T) {
 	}
 	if _, err := s.Stat(ctx, "missing.jpg"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Stat(missing) = %v, want ErrNotFound", err)
+	}
+}
+
+// TestParallelListingGivesEveryObjectOnce: a listing of more than one page split into folders gives the
+// same objects as the sequential listing, each once, with the same Folder flags (objects beside a folder
+// of the same name, at a level that is expanded and inside a folder listed whole), and nothing outside the
+// prefix; it does so with more, smaller requests.
+func TestParallelListingGivesEveryObjectOnce(t *testing.T) {
+	srv := newServer(t)
+	put := func(name string) {
+		srv.CreateObject(fakestorage.Object{ObjectAttrs: fakestorage.ObjectAttrs{BucketName: "bkt", Name: name}, Content: []byte(name)})
+	}
+	for y := 2020; y < 2023; y++ {
+		for m := 1; m <= 12; m++ {
+			for i := range 40 {
+				put(fmt.Sprintf("p/uploads/%d/%02d/f%03d.jpg", y, m, i))
+			}
+		}
+	}
+	for _, name := range []string{"p/readme", "p/uploads/index.php", "p/uploads/2020/index.php",
+		"p/uploads/2021", "p/a", "p/a/b", "p/a-b", "p/deep/x/y/z/w", "p/deep/x/y/z/w/v", "p/uploads/2022/",
+		"other/zzz", "px/foo", "p"} {
+		put(name)
+	}
+	folders := map[string]bool{"uploads/2021": true, "a": true, "deep/x/y/z/w": true}
+
+	list := func(parallel int) (map[string]bool, int) {
+		counts := map[string]int{}
+		var mu sync.Mutex
+		s := New(srv.Client(), remote.Location{Bucket: "bkt", Prefix: "p"}, func(op string) { mu.Lock(); counts[op]++; mu.Unlock() })
+		got := map[string]bool{}
+		if err := s.List(context.Background(), parallel, func(o Object) {
+			if _, dup := got[o.Name]; dup {
+				t.Errorf("parallel %d: %s given twice", parallel, o.Name)
+			}
+			got[o.Name] = o.Folder
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return got, counts[OpList]
+	}
+	seq, seqPages := list(1)
+	par, parRequests := list(8)
+	if len(seq) != 3*12*40+10 {
+		t.Fatalf("sequential listing gave %d objects, want %d", len(seq), 3*12*40+10)
+	}
+	for name, folder := range seq {
+		if folder != folders[name] {
+			t.Errorf("sequential: %s Folder=%v", name, folder)
+		}
+	}
+	if fmt.Sprint(par) != fmt.Sprint(seq) {
+		for name := range seq {
+			if f, ok := par[name]; !ok || f != seq[name] {
+				t.Errorf("parallel: %s: given %v, Folder %v (sequential %v)", name, ok, f, seq[name])
+			}
+		}
+		for name := range par {
+			if _, ok := seq[name]; !ok {
+				t.Errorf("parallel gave %s, which the sequential listing did not", name)
+			}
+		}
+	}
+	if seqPages != 2 || parRequests <= seqPages {
+		t.Errorf("requests: sequential %d (want 2 pages), parallel %d (want more, smaller ones)", seqPages, parRequests)
+	}
+	t.Logf("sequential: %d pages; parallel: %d requests", seqPages, parRequests)
+}
+
+// TestParallelListingOfOnePageIsOneRequest: a bucket that fits in a page costs one request either way.
+func TestParallelListingOfOnePageIsOneRequest(t *testing.T) {
+	s, counts := newCountingStore(t, "p")
+	for i := range 20 {
+		if _, err := s.Upload(context.Background(), fmt.Sprintf("d%d/f", i), bytes.NewReader(nil), 0, 0, time.Time{}, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := 0
+	if err := s.List(context.Background(), 8, func(Object) { n++ }); err != nil {
+		t.Fatal(err)
+	}
+	if n != 20 || counts[OpList] != 1 {
+		t.Fatalf("listed %d objects with %d requests, want 20 with 1", n, counts[OpList])
+	}
+}
+
+// TestParallelListingFolderAcrossTheFirstPage: the first page ends with an object x whose x/... lie past
+// it; the split listing tells, and x is given once, as a folder.
+func TestParallelListingFolderAcrossTheFirstPage(t *testing.T) {
+	srv := newServer(t)
+	put := func(name string) {
+		srv.CreateObject(fakestorage.Object{ObjectAttrs: fakestorage.ObjectAttrs{BucketName: "bkt", Name: name}, Content: []byte("x")})
+	}
+	for i := range 999 {
+		put(fmt.Sprintf("p/a%03d", i))
+	}
+	put("p/b") // the 1,000th name: the last of the first page
+	put("p/b/c")
+	put("p/d")
+	s := New(srv.Client(), remote.Location{Bucket: "bkt", Prefix: "p"}, nil)
+	got := map[string]int{}
+	folder := map[string]bool{}
+	if err := s.List(context.Background(), 4, func(o Object) { got[o.Name]++; folder[o.Name] = o.Folder }); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1002 || got["b"] != 1 || got["b/c"] != 1 || got["d"] != 1 || got["a000"] != 1 {
+		t.Fatalf("given %d names; b %d, b/c %d, d %d, a000 %d times", len(got), got["b"], got["b/c"], got["d"], got["a000"])
+	}
+	for name, n := range got {
+		if n != 1 {
+			t.Errorf("%s given %d times", name, n)
+		}
+	}
+	if !folder["b"] || folder["d"] || folder["a998"] {
+		t.Fatalf("Folder: b %v, d %v, a998 %v", folder["b"], folder["d"], folder["a998"])
 	}
 }

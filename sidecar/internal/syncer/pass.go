@@ -40,11 +40,12 @@ type listing struct {
 }
 
 // fetchListing lists the bucket. It touches no loop state, so it may run beside the loop's work (the
-// streaming restore); each, if set, is given every object that may be synced as the pages arrive.
-// Objects that turn out to be a folder of others too are still given: the caller decides.
-func (s *Syncer) fetchListing(ctx context.Context, each func(name string, r version.Object)) (listing, error) {
+// streaming restore); each, if set, is given every object that may be synced as the pages arrive, with
+// whether it is a folder of other objects too (the caller decides). parallel > 1 lists a large bucket
+// that many requests at a time (gcsstore.Store.List): objects then arrive in no particular order.
+func (s *Syncer) fetchListing(ctx context.Context, parallel int, each func(name string, r version.Object, folder bool)) (listing, error) {
 	l := listing{view: map[string]version.Object{}, unsafe: map[string]error{}, encoded: map[string]bool{}}
-	err := s.store.List(ctx, func(o gcsstore.Object) {
+	err := s.store.List(ctx, parallel, func(o gcsstore.Object) {
 		if filter.Internal(o.Name) || s.filter.Excluded(o.Name) {
 			return
 		}
@@ -57,7 +58,7 @@ func (s *Syncer) fetchListing(ctx context.Context, each func(name string, r vers
 		if o.ContentEncoding == "gzip" {
 			l.encoded[o.Name] = true
 		} else if each != nil {
-			each(o.Name, r)
+			each(o.Name, r, o.Folder)
 		}
 	})
 	if err != nil {
@@ -69,7 +70,7 @@ func (s *Syncer) fetchListing(ctx context.Context, each func(name string, r vers
 
 // list lists the bucket and adopts the listing, returning whether it differs from the view it replaces.
 func (s *Syncer) list(ctx context.Context) (bool, error) {
-	l, err := s.fetchListing(ctx, nil)
+	l, err := s.fetchListing(ctx, 1, nil)
 	if err != nil {
 		return false, err
 	}

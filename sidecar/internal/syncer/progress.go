@@ -3,7 +3,6 @@ package syncer
 import (
 	"context"
 	"fmt"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -141,13 +140,17 @@ func size(b int64) string {
 	return fmt.Sprintf("%d B", b)
 }
 
+// listParallel is how many listing requests a restore has in flight for a bucket of more than one page.
+// Eight pages of up to 1,000 objects every 0.1-0.3 s (GCS) keep well ahead of RestoreTransfers downloads.
+const listParallel = 8
+
 // restoreStreaming is the restore of a fresh pod: no base and an empty directory, so nothing can be
 // deleted or conflict and every listed object is a download. The downloads start while the listing's pages
-// are still arriving (on GCS a page of 1,000 objects takes 0.1-0.3 s), RestoreTransfers at a time. An
-// object is held back until the listing has passed every name that could lie under it, so that an object
-// x beside objects x/... is never downloaded (the folder wins; adopt warns about x). The listing runs on
-// its own goroutine and touches no loop state; the loop commits the downloads as they finish. It returns
-// the listing, for the loop to adopt, and how the downloads went.
+// are still arriving (on GCS a page of 1,000 objects takes 0.1-0.3 s), RestoreTransfers at a time; a
+// large bucket is listed listParallel requests at a time, split into folders. An object x beside objects
+// x/... is never downloaded (the folder wins; adopt warns about x): the listing gives each object once it
+// knows which it is. The listing runs on its own goroutine and touches no loop state; the loop commits the
+// downloads as they finish. It returns the listing, for the loop to adopt, and how the downloads went.
 func (s *Syncer) restoreStreaming(ctx context.Context) (listing, Result, error) {
 	rp := &restoreProgress{start: s.now()}
 	stop := s.reportRestore(ctx, rp)
@@ -167,25 +170,11 @@ func (s *Syncer) restoreStreaming(ctx context.Context) (listing, Result, error) 
 			case <-ctx.Done():
 			}
 		}
-		var held []plan.Action
-		l, err := s.fetchListing(ctx, func(name string, r version.Object) {
-			keep := held[:0]
-			for _, h := range held {
-				switch {
-				case strings.HasPrefix(name, h.Path+"/"): // h is a folder of other objects too: dropped
-				case name > h.Path+"/": // listings are in name order: nothing can lie under h any more
-					send(h)
-				default:
-					keep = append(keep, h)
-				}
+		l, err := s.fetchListing(ctx, listParallel, func(name string, r version.Object, folder bool) {
+			if !folder { // an object x beside objects x/...: the folder wins (adopt warns about x)
+				send(plan.Action{Op: plan.Download, Path: name, Remote: r, Reason: "restore of a fresh pod"})
 			}
-			held = append(keep, plan.Action{Op: plan.Download, Path: name, Remote: r, Reason: "restore of a fresh pod"})
 		})
-		if err == nil {
-			for _, h := range held {
-				send(h)
-			}
-		}
 		result <- listed{l, err}
 	}()
 	var res Result
