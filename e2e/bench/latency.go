@@ -146,22 +146,6 @@ func (b *bench) measureThroughput(ctx context.Context, srv *server, bucket strin
 	return down, up, nil
 }
 
-func latencyWalls(rs []latencyRun) []time.Duration {
-	out := make([]time.Duration, len(rs))
-	for i, x := range rs {
-		out[i] = x.Wall
-	}
-	return out
-}
-
-func latencyRequests(rs []latencyRun) []time.Duration {
-	out := make([]time.Duration, len(rs))
-	for i, x := range rs {
-		out[i] = time.Duration(x.Requests)
-	}
-	return out
-}
-
 // latency runs the restore and the push of a dataset through a latency proxy in front of a fake-gcs-server
 // of its own, at delay 0 and at every delay of -delays, every tool interleaved (the order rotating from
 // run to run).

@@ -269,14 +269,9 @@ type counters map[string]float64
 var gcsOps = []string{"list", "get", "read", "insert", "delete"}
 
 func readCounters(r *replica) (counters, error) {
-	resp, err := r.http.Get("http://" + r.addr + "/metrics")
+	m, err := r.metrics()
 	if err != nil {
-		return nil, fmt.Errorf("reading the metrics of %s: %w", r.name, err)
-	}
-	defer resp.Body.Close()
-	m, err := harness.ParseMetrics(resp.Body)
-	if err != nil {
-		return nil, fmt.Errorf("reading the metrics of %s: %w", r.name, err)
+		return nil, err
 	}
 	c := counters{}
 	for _, op := range gcsOps {

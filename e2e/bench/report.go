@@ -151,20 +151,24 @@ func (r *report) caseEnd(c string) {
 		c, time.Since(r.caseT).Round(time.Second), r.caseLoad, loadAvg()))
 }
 
-func walls(rs []run) []time.Duration {
+// durations picks one duration of every run.
+func durations[R any](rs []R, of func(R) time.Duration) []time.Duration {
 	out := make([]time.Duration, len(rs))
 	for i, x := range rs {
-		out[i] = x.Wall
+		out[i] = of(x)
 	}
 	return out
 }
 
-func cpus(rs []run) []time.Duration {
-	out := make([]time.Duration, len(rs))
-	for i, x := range rs {
-		out[i] = x.CPU
-	}
-	return out
+func walls(rs []run) []time.Duration {
+	return durations(rs, func(x run) time.Duration { return x.Wall })
+}
+func cpus(rs []run) []time.Duration { return durations(rs, func(x run) time.Duration { return x.CPU }) }
+func latencyWalls(rs []latencyRun) []time.Duration {
+	return durations(rs, func(x latencyRun) time.Duration { return x.Wall })
+}
+func latencyRequests(rs []latencyRun) []time.Duration {
+	return durations(rs, func(x latencyRun) time.Duration { return time.Duration(x.Requests) })
 }
 
 func maxRSS(rs []run) int64 {

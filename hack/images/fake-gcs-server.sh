@@ -31,14 +31,10 @@ mime=${MIME_TYPES:-/etc/mime.types}
 [ -s "$mime" ] || die "$mime is missing (Debian: apt-get install media-types)"
 
 hash=$(hash_inputs "$dir" "$mime" "fake-gcs-server $version" "$(go env GOVERSION GOARCH)")
-if up_to_date "$ref" "$hash"; then
-  log "$ref is up to date"
-  exit 0
-fi
+exit_if_up_to_date "$ref" "$hash"
 start=$SECONDS
 build_binary
-ctx=$(mktemp -d)
-trap 'rm -rf "$ctx"' EXIT
+new_context
 cp "$bin" "$ctx/fake-gcs-server"
 cp "$mime" "$ctx/mime.types"
 docker_build "$ref" "$hash" "$ctx" "$dir/Dockerfile" --build-arg "VERSION=${version#v}"

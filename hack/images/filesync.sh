@@ -23,13 +23,9 @@ if command -v file >/dev/null && file -L "$bin" | grep -q 'dynamically linked'; 
 fi
 
 hash=$(hash_inputs "$dockerfile" "$bin" "$ca" "version $version" "revision $revision")
-if up_to_date "$ref" "$hash"; then
-  log "$ref is up to date"
-  exit 0
-fi
+exit_if_up_to_date "$ref" "$hash"
 start=$SECONDS
-ctx=$(mktemp -d)
-trap 'rm -rf "$ctx"' EXIT
+new_context
 cp "$bin" "$ctx/filesync"
 cp -L "$ca" "$ctx/ca-certificates.crt"
 docker_build "$ref" "$hash" "$ctx" "$dockerfile" --build-arg "VERSION=$version" --build-arg "REVISION=$revision"

@@ -50,6 +50,20 @@ up_to_date() {
   [ "${FORCE:-0}" != 1 ] && [ "$(image_inputs "$1")" = "$2" ]
 }
 
+# exit_if_up_to_date REF HASH ends the script (status 0, saying so) when REF is up to date.
+exit_if_up_to_date() {
+  if up_to_date "$1" "$2"; then
+    log "$1 is up to date"
+    exit 0
+  fi
+}
+
+# new_context sets ctx to a new, empty build context directory, removed when the script exits.
+new_context() {
+  ctx=$(mktemp -d)
+  trap 'rm -rf "$ctx"' EXIT
+}
+
 # image_size REF prints the image's size in MB.
 image_size() {
   docker image inspect --format '{{.Size}}' "$1" | awk '{printf "%.1f MB", $1 / 1000 / 1000}'

@@ -12,13 +12,9 @@ grep -q "cloud.google.com/go/pubsub/v2 $PUBSUB_VERSION\$" "$dir/go.mod" ||
   die "$dir/go.mod does not require cloud.google.com/go/pubsub/v2 $PUBSUB_VERSION (PUBSUB_VERSION in hack/versions.env)"
 
 hash=$(hash_inputs "$dir" "pubsub $PUBSUB_VERSION" "$(go env GOVERSION GOARCH)")
-if up_to_date "$ref" "$hash"; then
-  log "$ref is up to date"
-  exit 0
-fi
+exit_if_up_to_date "$ref" "$hash"
 start=$SECONDS
-ctx=$(mktemp -d)
-trap 'rm -rf "$ctx"' EXIT
+new_context
 log "go build images/pubsub-emulator (pstest $PUBSUB_VERSION)"
 (cd "$dir" && GOWORK=off CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o "$ctx/pubsub-emulator" .)
 docker_build "$ref" "$hash" "$ctx" "$dir/Dockerfile" --build-arg "VERSION=${PUBSUB_VERSION#v}"

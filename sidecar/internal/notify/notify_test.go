@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/filesync/filesync/sidecar/internal/backoff"
+	"github.com/filesync/filesync/sidecar/internal/eventually"
 	"github.com/filesync/filesync/sidecar/internal/metrics"
 	"github.com/filesync/filesync/sidecar/internal/notify/notifytest"
 	"github.com/filesync/filesync/sidecar/internal/notify/topic"
@@ -96,7 +97,7 @@ func (h *harness) stop() {
 func (h *harness) deliver(attrs map[string]string) {
 	h.t.Helper()
 	id := h.em.Server.Publish(testTopic, []byte("{}"), attrs)
-	eventually(h.t, 10*time.Second, "notification "+id+" acked", func() bool {
+	eventually.True(h.t, 10*time.Second, "notification "+id+" acked", func() bool {
 		m := h.em.Server.Message(id)
 		return m != nil && m.Acks > 0
 	})
@@ -109,17 +110,6 @@ func ev(typ, object string, gen, overwrittenBy int64) map[string]string {
 		a["overwrittenByGeneration"] = fmt.Sprint(overwrittenBy)
 	}
 	return a
-}
-
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // TestSubscriptionIsOwnFilteredAndExpiring: the subscription is this pod's, on the topic, filtered to the
@@ -242,8 +232,8 @@ func TestAckOnlyAfterApply(t *testing.T) {
 	h.rec.fail[c] = 2
 	h.run()
 	id := em.Server.Publish(testTopic, nil, ev(Finalize, "wp/a.jpg", 4, 0))
-	eventually(t, 20*time.Second, "the notification applied", func() bool { return len(h.rec.changes()) == 1 })
-	eventually(t, 10*time.Second, "the notification acked", func() bool { return em.Server.Message(id).Acks > 0 })
+	eventually.True(t, 20*time.Second, "the notification applied", func() bool { return len(h.rec.changes()) == 1 })
+	eventually.True(t, 10*time.Second, "the notification acked", func() bool { return em.Server.Message(id).Acks > 0 })
 	if m := em.Server.Message(id); m.Deliveries < 3 {
 		t.Fatalf("delivered %d times; two failures should have made it three", m.Deliveries)
 	}
@@ -259,7 +249,7 @@ func TestMissingTopicRetries(t *testing.T) {
 	h := newHarness(t, em)
 	done := make(chan error, 1)
 	go func() { done <- h.n.Subscribe(context.Background()) }()
-	eventually(t, 10*time.Second, "the reason in Waiting", func() bool {
+	eventually.True(t, 10*time.Second, "the reason in Waiting", func() bool {
 		return strings.Contains(h.n.Waiting(), "topic "+testTopic+" does not exist")
 	})
 	if h.n.Subscribed() {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/filesync/filesync/sidecar/internal/eventually"
 	"github.com/filesync/filesync/sidecar/internal/version"
 )
 
@@ -26,7 +27,7 @@ func syncedReplica(t *testing.T, b *bucket, n int, opts ...replicaOpt) *replica 
 		a.write(fmt.Sprintf("uploads/2026/%02d/f%04d.jpg", i%12+1, i), fmt.Sprint("file ", i))
 	}
 	a.watch()
-	eventually(t, 20*time.Second, "in sync", func() bool { return a.s.Ready() && len(b.objects()) == n })
+	eventually.True(t, 20*time.Second, "in sync", func() bool { return a.s.Ready() && len(b.objects()) == n })
 	return a
 }
 
@@ -41,10 +42,10 @@ func TestLocalChangeCostsATargetedPassNotAWalk(t *testing.T) {
 	}
 	for i := range 5 {
 		a.write(fmt.Sprintf("uploads/new-%d.jpg", i), "new")
-		eventually(t, 10*time.Second, "the upload", func() bool { return len(b.objects()) == 301+i })
+		eventually.True(t, 10*time.Second, "the upload", func() bool { return len(b.objects()) == 301+i })
 	}
 	a.write("uploads/2026/01/f0000.jpg", "changed")
-	eventually(t, 10*time.Second, "the change uploaded", func() bool { return b.objects()["uploads/2026/01/f0000.jpg"] == "changed" })
+	eventually.True(t, 10*time.Second, "the change uploaded", func() bool { return b.objects()["uploads/2026/01/f0000.jpg"] == "changed" })
 	if n := a.passes("full"); n != walks {
 		t.Fatalf("%v full passes after 6 local changes, want none", n-walks)
 	}
@@ -60,7 +61,7 @@ func TestIdlePollCostsNoPass(t *testing.T) {
 	time.Sleep(200 * time.Millisecond) // the passes of the start are over
 	passes, lists := a.passes("full")+a.passes("targeted"), a.requests("list")
 	gets, reads := a.requests("get"), a.requests("read")
-	eventually(t, 20*time.Second, "5 polls", func() bool { return a.requests("list")-lists >= 5 })
+	eventually.True(t, 20*time.Second, "5 polls", func() bool { return a.requests("list")-lists >= 5 })
 	if n := a.passes("full") + a.passes("targeted") - passes; n != 0 {
 		t.Fatalf("%v passes while nothing changed", n)
 	}
@@ -75,9 +76,9 @@ func TestRemoteChangeCostsATargetedPass(t *testing.T) {
 	a := syncedReplica(t, b, 50, withOptions(func(o *Options) { o.PollInterval = 20 * time.Millisecond; o.RescanInterval = time.Hour }))
 	walks := a.passes("full")
 	b.put(testPrefix+"/uploads/from-b.jpg", "b")
-	eventually(t, 10*time.Second, "the download", func() bool { return a.files()["uploads/from-b.jpg"] == "b" })
+	eventually.True(t, 10*time.Second, "the download", func() bool { return a.files()["uploads/from-b.jpg"] == "b" })
 	b.put(testPrefix+"/uploads/2026/01/f0000.jpg", "rewritten by b")
-	eventually(t, 10*time.Second, "the overwrite", func() bool { return a.files()["uploads/2026/01/f0000.jpg"] == "rewritten by b" })
+	eventually.True(t, 10*time.Second, "the overwrite", func() bool { return a.files()["uploads/2026/01/f0000.jpg"] == "rewritten by b" })
 	if n := a.passes("full"); n != walks {
 		t.Fatalf("%v full passes for two remote changes, want none", n-walks)
 	}
@@ -90,7 +91,7 @@ func TestLocalDeleteIsCheckedByAWalkFirst(t *testing.T) {
 	a := syncedReplica(t, b, 10, withOptions(func(o *Options) { o.PollInterval = time.Hour; o.RescanInterval = time.Hour }))
 	walks := a.passes("full")
 	a.remove("uploads/2026/01/f0000.jpg")
-	eventually(t, 10*time.Second, "the remote delete", func() bool { _, ok := b.objects()["uploads/2026/01/f0000.jpg"]; return !ok })
+	eventually.True(t, 10*time.Second, "the remote delete", func() bool { _, ok := b.objects()["uploads/2026/01/f0000.jpg"]; return !ok })
 	if n := a.passes("full") - walks; n != 1 {
 		t.Fatalf("%v walks before the remote delete, want 1", n)
 	}
@@ -111,7 +112,7 @@ func TestWipeSeenThroughHintsRestores(t *testing.T) {
 	for p := range want {
 		a.remove(p)
 	}
-	eventually(t, 10*time.Second, "the restore", func() bool { return equalMaps(a.files(), want) })
+	eventually.True(t, 10*time.Second, "the restore", func() bool { return equalMaps(a.files(), want) })
 	if len(b.objects()) != 30 || testutil.ToFloat64(a.m.Deletes.WithLabelValues("local")) != 0 {
 		t.Fatalf("bucket holds %d objects, want all 30", len(b.objects()))
 	}

@@ -261,18 +261,6 @@ func equalMaps(a, b map[string]string) bool {
 	return true
 }
 
-// eventually polls cond until it holds or the deadline passes (no bare sleeps to "let things settle").
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // run starts the replica's loop; it stops at test end.
 func (r *replica) run() {
 	r.t.Helper()

@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/filesync/filesync/sidecar/internal/eventually"
 	"github.com/filesync/filesync/sidecar/internal/filter"
 	"github.com/filesync/filesync/sidecar/internal/watch"
 )
@@ -71,11 +72,11 @@ func TestNewDirectoryFilesAreUploaded(t *testing.T) {
 	b := newBucket(t)
 	a := b.replica("a", withOptions(func(o *Options) { o.RescanInterval = time.Hour; o.PollInterval = time.Hour }))
 	a.watch()
-	eventually(t, 5*time.Second, "ready", a.s.Ready)
+	eventually.True(t, 5*time.Second, "ready", a.s.Ready)
 	for i := range 10 {
 		a.write(fmt.Sprintf("uploads/2026/12/%d/deep/f%d.jpg", i, i), fmt.Sprint(i))
 	}
-	eventually(t, 10*time.Second, "10 uploads", func() bool { return len(b.objects()) == 10 })
+	eventually.True(t, 10*time.Second, "10 uploads", func() bool { return len(b.objects()) == 10 })
 }
 
 // TestSlowWriteUploadedOnceWhole: a 50 MB file written slowly is uploaded once, after it is closed and has
@@ -87,7 +88,7 @@ func TestSlowWriteUploadedOnceWhole(t *testing.T) {
 	b := newBucket(t)
 	a := b.replica("a", withOptions(func(o *Options) { o.Settle = 300 * time.Millisecond; o.PollInterval = time.Hour }))
 	a.watch()
-	eventually(t, 5*time.Second, "ready", a.s.Ready)
+	eventually.True(t, 5*time.Second, "ready", a.s.Ready)
 	chunk := make([]byte, 1<<20)
 	fh, err := os.Create(filepath.Join(a.dir, "big.bin"))
 	if err != nil {
@@ -110,7 +111,7 @@ func TestSlowWriteUploadedOnceWhole(t *testing.T) {
 		t.Fatalf("uploaded %v times while still open", n)
 	}
 	fh.Close()
-	eventually(t, 20*time.Second, "the upload", func() bool { return testutil.ToFloat64(a.m.Uploads) == 1 })
+	eventually.True(t, 20*time.Second, "the upload", func() bool { return testutil.ToFloat64(a.m.Uploads) == 1 })
 	if got := b.objects()["big.bin"]; got != string(all) {
 		t.Fatalf("bucket holds %d bytes, want the whole %d", len(got), len(all))
 	}
@@ -126,17 +127,17 @@ func TestLiveReplicasPropagate(t *testing.T) {
 	a, c := b.replica("a"), b.replica("b")
 	a.watch()
 	c.watch()
-	eventually(t, 5*time.Second, "ready", func() bool { return a.s.Ready() && c.s.Ready() })
+	eventually.True(t, 5*time.Second, "ready", func() bool { return a.s.Ready() && c.s.Ready() })
 	a.write("index.php", "<?php")
 	a.write("uploads/x.jpg", "x")
 	// Both files must be known on b before it deletes one: deleting the only known file would be a wipe
 	// (restored, never propagated; docs/design.md, "Safety rules").
-	eventually(t, 10*time.Second, "x and index.php on b", func() bool {
+	eventually.True(t, 10*time.Second, "x and index.php on b", func() bool {
 		f := c.files()
 		return f["uploads/x.jpg"] == "x" && f["index.php"] == "<?php" && c.s.base.Len() == 2
 	})
 	c.remove("uploads/x.jpg")
-	eventually(t, 10*time.Second, "delete on a", func() bool { _, ok := a.files()["uploads/x.jpg"]; return !ok })
+	eventually.True(t, 10*time.Second, "delete on a", func() bool { _, ok := a.files()["uploads/x.jpg"]; return !ok })
 	if len(b.objects()) != 1 {
 		t.Fatalf("bucket still has %v", b.objects())
 	}

@@ -14,6 +14,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/filesync/filesync/sidecar/internal/eventually"
 )
 
 // Loop signals mean what they say (the change-driven engine issue, point 6).
@@ -72,7 +74,7 @@ func TestLongTransferKeepsLivenessGreen(t *testing.T) {
 	c.s.running.Store(true)
 	done := make(chan struct{})
 	go func() { defer close(done); c.pass() }()
-	eventually(t, 10*time.Second, "the download to start", reading.Load)
+	eventually.True(t, 10*time.Second, "the download to start", reading.Load)
 	clock.Add(int64(3 * time.Minute)) // longer than the liveness limit (2 min), in the middle of the transfer
 	time.Sleep(100 * time.Millisecond)
 	healthy := c.s.Healthy()
@@ -231,10 +233,10 @@ func TestIdlePollsMoveLastSuccess(t *testing.T) {
 	a.settle()
 	a.m.LastSuccess.Set(0)
 	a.run()
-	eventually(t, 5*time.Second, "the loop's first pass", func() bool { return testutil.ToFloat64(a.m.LastSuccess) > 0 })
+	eventually.True(t, 5*time.Second, "the loop's first pass", func() bool { return testutil.ToFloat64(a.m.LastSuccess) > 0 })
 	before := histogramCount(t, a)
 	a.m.LastSuccess.Set(0)
-	eventually(t, 5*time.Second, "last success to move while idle", func() bool {
+	eventually.True(t, 5*time.Second, "last success to move while idle", func() bool {
 		return testutil.ToFloat64(a.m.LastSuccess) > 0
 	})
 	if after := histogramCount(t, a); after != before {

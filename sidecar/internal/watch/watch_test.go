@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/filesync/filesync/sidecar/internal/eventually"
 	"github.com/filesync/filesync/sidecar/internal/filter"
 )
 
@@ -31,17 +32,6 @@ func (r *recorder) has(pred func(Hint) bool) bool {
 		}
 	}
 	return false
-}
-
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 func start(t *testing.T, root string, excludes ...string) *recorder {
@@ -68,9 +58,9 @@ func TestHintsForFilesInNewDirectories(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(root, "2026", "11"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "a new-directory hint naming it", func() bool { return r.has(func(h Hint) bool { return h.NewDir && h.Path == "2026" }) })
+	eventually.True(t, 5*time.Second, "a new-directory hint naming it", func() bool { return r.has(func(h Hint) bool { return h.NewDir && h.Path == "2026" }) })
 	// The nested directory is watched now: a file written in it is reported.
-	eventually(t, "nested dir watched", func() bool {
+	eventually.True(t, 5*time.Second, "nested dir watched", func() bool {
 		_ = os.WriteFile(filepath.Join(root, "2026", "11", "a.jpg"), []byte("x"), 0o644)
 		return r.has(func(h Hint) bool { return h.Path == "2026/11/a.jpg" })
 	})
@@ -87,7 +77,7 @@ func TestExcludedPathsAreSilent(t *testing.T) {
 	_ = os.WriteFile(filepath.Join(root, "cache", "x"), []byte("x"), 0o644)
 	_ = os.WriteFile(filepath.Join(root, ".filesync", "tmp", "abc"), []byte("x"), 0o644)
 	_ = os.WriteFile(filepath.Join(root, "visible"), []byte("x"), 0o644)
-	eventually(t, "visible file", func() bool { return r.has(func(h Hint) bool { return h.Path == "visible" }) })
+	eventually.True(t, 5*time.Second, "visible file", func() bool { return r.has(func(h Hint) bool { return h.Path == "visible" }) })
 	if r.has(func(h Hint) bool { return h.Path == "cache/x" || strings.HasPrefix(h.Path, ".filesync") }) {
 		t.Fatalf("excluded or internal path reported: %+v", r.hints)
 	}
@@ -109,7 +99,7 @@ func TestNoGoroutineLeak(t *testing.T) {
 		cancel()
 		<-done
 	}
-	eventually(t, "goroutines to exit", func() bool { return runtime.NumGoroutine() <= before })
+	eventually.True(t, 5*time.Second, "goroutines to exit", func() bool { return runtime.NumGoroutine() <= before })
 }
 
 // TestOverflowAsksForRescan: when the kernel's event queue overflows (events were lost), the watcher asks
@@ -147,7 +137,7 @@ func TestOverflowAsksForRescan(t *testing.T) {
 		_ = os.WriteFile(filepath.Join(root, fmt.Sprintf("f%03d", i)), []byte("x"), 0o644)
 	}
 	close(gate)
-	eventually(t, "a rescan hint after the overflow", func() bool { return r.has(func(h Hint) bool { return h.Overflow }) })
+	eventually.True(t, 5*time.Second, "a rescan hint after the overflow", func() bool { return r.has(func(h Hint) bool { return h.Overflow }) })
 }
 
 // B1/B10: a directory the sidecar cannot read (lost+found at a volume's root, for a non-root sidecar) does
