@@ -362,6 +362,35 @@ func (b *bench) live(ctx context.Context, idle, prop bool) error {
 
 // rss100k restores 100,000 tiny objects with a long-running filesync and reads its peak RSS once it
 // is ready and has polled the bucket again.
+// restore100k restores the 100,000 objects into an empty directory with filesync --once, as a fresh pod
+// starts, and measures its wall time and peak RSS (issue 13: <= 100 MB).
+func (b *bench) restore100k(ctx context.Context, gcs *fakeGCS, bucket string, files []file, res *rssResult) error {
+	cfg := filepath.Join(b.opt.work, "tools-100k")
+	if err := os.MkdirAll(cfg, 0o755); err != nil {
+		return fmt.Errorf("creating %s: %w", cfg, err)
+	}
+	tools, err := newToolSet(ctx, b.bin, "", cfg, b.logDir, gcs.host())
+	if err != nil {
+		return err
+	}
+	dir := filepath.Join(b.opt.work, "restore-100k")
+	defer os.RemoveAll(dir)
+	cmd, err := tools.command(ctx, "filesync", "restore", bucket, prefix, dir)
+	if err != nil {
+		return err
+	}
+	res.RestoreCommand = commandLine(cmd)
+	r, err := timed(cmd, filepath.Join(b.logDir, "restore100k-filesync.log"))
+	if err != nil {
+		return fmt.Errorf("restore of 100,000 objects: %w", err)
+	}
+	res.Restore = r
+	fmt.Fprintln(b.raw, benchLine("Restore/tool=filesync/files=100000", r.Wall,
+		metric{float64(r.MaxRSS), "peak-RSS-KiB"}, metric{r.CPU.Seconds(), "cpu-s"}))
+	b.log.Info("100k restore", "wall", r.Wall.Round(time.Millisecond), "cpu", r.CPU.Round(time.Millisecond), "max_rss_kib", r.MaxRSS)
+	return verifyDir(dir, files)
+}
+
 func (b *bench) rss100k(ctx context.Context) error {
 	spec := spec100k()
 	files, err := spec.generate()
@@ -414,6 +443,9 @@ func (b *bench) rss100k(ctx context.Context) error {
 		return err
 	}
 	b.log.Info("100k seeded", "seed", res.Seed.Round(time.Millisecond), "list", res.List.Round(time.Millisecond))
+	if err := b.restore100k(ctx, gcs, bucket, files, res); err != nil {
+		return err
+	}
 
 	r, err := startReplica("replica-100k", dir, "gs://"+bucket+"/"+prefix, gcs.host(),
 		filepath.Join(b.logDir, "rss100k-replica.log"), nil)

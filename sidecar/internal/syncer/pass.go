@@ -69,8 +69,14 @@ func (s *Syncer) fetchListing(ctx context.Context, parallel int, each func(name 
 }
 
 // list lists the bucket and adopts the listing, returning whether it differs from the view it replaces.
+// Before ready (the start of a pod whose directory or base survived) a large bucket is listed
+// listParallel requests at a time, as a restore is; afterwards a poll makes one request at a time.
 func (s *Syncer) list(ctx context.Context) (bool, error) {
-	l, err := s.fetchListing(ctx, 1, nil)
+	parallel := 1
+	if !s.Ready() {
+		parallel = listParallel
+	}
+	l, err := s.fetchListing(ctx, parallel, nil)
 	if err != nil {
 		return false, err
 	}
