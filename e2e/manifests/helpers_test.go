@@ -390,3 +390,14 @@ func checkLockedDown(t *testing.T, what string, spec *corev1.PodSpec, c *corev1.
 func selects(selector map[string]string, podLabels map[string]string) bool {
 	return len(selector) > 0 && labels.SelectorFromSet(selector).Matches(labels.Set(podLabels))
 }
+
+// eachOverlay runs fn, in a parallel subtest per overlay (kind, gke), on the overlay's rendering.
+func eachOverlay(t *testing.T, fn func(t *testing.T, overlay string, m *manifests.Manifest)) {
+	t.Helper()
+	for _, overlay := range []string{kindOverlay, gkeOverlay} {
+		t.Run(overlay, func(t *testing.T) {
+			t.Parallel()
+			fn(t, overlay, render(t, overlay))
+		})
+	}
+}

@@ -267,28 +267,24 @@ func checkWordPressFiles(t *testing.T, wp *appsv1.Deployment) {
 
 func TestWordPressExcludes(t *testing.T) {
 	t.Parallel()
-	for _, overlay := range []string{kindOverlay, gkeOverlay} {
-		t.Run(overlay, func(t *testing.T) {
-			t.Parallel()
-			m := render(t, overlay)
-			wp := deployment(t, m, "wordpress")
-			e := mustEnv(t, m, findContainer(&wp.Spec.Template.Spec, sidecarName))
-			globs := strings.Split(e["FILESYNC_EXCLUDE"], ",")
-			for _, want := range []string{"cache/**", "upgrade/**", "upgrade-temp-backup/**", "wflogs/**", "uploads/wc-logs/**", "debug.log", "**/*.tmp"} {
-				if !slices.Contains(globs, want) {
-					t.Errorf("FILESYNC_EXCLUDE lacks %q: %v", want, globs)
-				}
+	eachOverlay(t, func(t *testing.T, overlay string, m *manifests.Manifest) {
+		wp := deployment(t, m, "wordpress")
+		e := mustEnv(t, m, findContainer(&wp.Spec.Template.Spec, sidecarName))
+		globs := strings.Split(e["FILESYNC_EXCLUDE"], ",")
+		for _, want := range []string{"cache/**", "upgrade/**", "upgrade-temp-backup/**", "wflogs/**", "uploads/wc-logs/**", "debug.log", "**/*.tmp"} {
+			if !slices.Contains(globs, want) {
+				t.Errorf("FILESYNC_EXCLUDE lacks %q: %v", want, globs)
 			}
-			for _, g := range globs {
-				if g == "" || strings.TrimSpace(g) != g || strings.HasPrefix(g, "/") {
-					t.Errorf("FILESYNC_EXCLUDE has a malformed glob %q", g)
-				}
-				if strings.HasPrefix(g, "uploads/**") || g == "uploads" || g == "**" {
-					t.Errorf("FILESYNC_EXCLUDE must never exclude the uploads themselves: %q", g)
-				}
+		}
+		for _, g := range globs {
+			if g == "" || strings.TrimSpace(g) != g || strings.HasPrefix(g, "/") {
+				t.Errorf("FILESYNC_EXCLUDE has a malformed glob %q", g)
 			}
-		})
-	}
+			if strings.HasPrefix(g, "uploads/**") || g == "uploads" || g == "**" {
+				t.Errorf("FILESYNC_EXCLUDE must never exclude the uploads themselves: %q", g)
+			}
+		}
+	})
 }
 
 func TestGKEOverlay(t *testing.T) {
@@ -420,97 +416,93 @@ func TestGKEOverlay(t *testing.T) {
 func TestOverlaysAreConsistent(t *testing.T) {
 	t.Parallel()
 	pinned := regexp.MustCompile(`(@sha256:[0-9a-f]{64}$)|(:v?[0-9]+\.[0-9]+\.[0-9]+[-.A-Za-z0-9]*$)`)
-	for _, overlay := range []string{kindOverlay, gkeOverlay} {
-		t.Run(overlay, func(t *testing.T) {
-			t.Parallel()
-			m := render(t, overlay)
-			images := pins(t)
-			kindImages := []string{images["FILESYNC_IMAGE"], images["FAKE_GCS_IMAGE"], images["WORDPRESS_IMAGE"], images["MARIADB_IMAGE"],
-				images["PUBSUB_EMULATOR_IMAGE"]}
-			pods := podSpecs(m)
+	eachOverlay(t, func(t *testing.T, overlay string, m *manifests.Manifest) {
+		images := pins(t)
+		kindImages := []string{images["FILESYNC_IMAGE"], images["FAKE_GCS_IMAGE"], images["WORDPRESS_IMAGE"], images["MARIADB_IMAGE"],
+			images["PUBSUB_EMULATOR_IMAGE"]}
+		pods := podSpecs(m)
 
+		for what, pod := range pods {
+			for _, c := range allContainers(&pod.Spec) {
+				switch {
+				case strings.HasSuffix(c.Image, ":latest") || !strings.Contains(c.Image[strings.LastIndex(c.Image, "/")+1:], ":"):
+					t.Errorf("%s/%s: image %q is not pinned", what, c.Name, c.Image)
+				case strings.HasPrefix(c.Image, "kind.local/"):
+					if !slices.Contains(kindImages, c.Image) {
+						t.Errorf("%s/%s: local image %q is none the Makefile builds %v", what, c.Name, c.Image, kindImages)
+					}
+				case !pinned.MatchString(c.Image):
+					t.Errorf("%s/%s: image %q is not pinned to a full version or a digest", what, c.Name, c.Image)
+				}
+				if _, err := env(m, &c); err != nil {
+					t.Errorf("%s: %v", what, err)
+				}
+				if c.Resources.Requests.Memory().IsZero() || c.Resources.Limits.Memory().IsZero() {
+					t.Errorf("%s/%s: want a memory request and limit", what, c.Name)
+				}
+				if c.SecurityContext == nil || c.SecurityContext.AllowPrivilegeEscalation == nil || *c.SecurityContext.AllowPrivilegeEscalation {
+					t.Errorf("%s/%s: allowPrivilegeEscalation must be false", what, c.Name)
+				}
+			}
+			names, ports := map[string]bool{}, map[int32]bool{}
+			for _, c := range allContainers(&pod.Spec) {
+				for _, p := range c.Ports {
+					if names[p.Name] || ports[p.ContainerPort] {
+						t.Errorf("%s: port %s/%d declared twice in the pod", what, p.Name, p.ContainerPort)
+					}
+					names[p.Name], ports[p.ContainerPort] = true, true
+				}
+			}
+			sc := pod.Spec.SecurityContext
+			if sc == nil || sc.SeccompProfile == nil || sc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
+				t.Errorf("%s: pod seccompProfile is not RuntimeDefault", what)
+			}
+			if pod.Spec.EnableServiceLinks == nil || *pod.Spec.EnableServiceLinks {
+				t.Errorf("%s: enableServiceLinks must be false", what)
+			}
+		}
+
+		for _, o := range m.Objects {
+			if o.Kind != "Namespace" && o.Namespace != "wordpress" {
+				t.Errorf("%s %s is in namespace %q, want wordpress", o.Kind, o.Name, o.Namespace)
+			}
+		}
+
+		for _, o := range m.Objects {
+			meta := objectLabels(o)
+			if meta["app.kubernetes.io/part-of"] != "wordpress" {
+				t.Errorf("%s %s: label app.kubernetes.io/part-of = %q, want wordpress", o.Kind, o.Name, meta["app.kubernetes.io/part-of"])
+			}
+		}
+		for _, d := range manifests.All[appsv1.Deployment](m) {
+			checkWorkloadLabels(t, "Deployment/"+d.Name, d.Labels, d.Spec.Selector.MatchLabels, d.Spec.Template.Labels)
+		}
+		for _, s := range manifests.All[appsv1.StatefulSet](m) {
+			checkWorkloadLabels(t, "StatefulSet/"+s.Name, s.Labels, s.Spec.Selector.MatchLabels, s.Spec.Template.Labels)
+		}
+
+		for _, svc := range manifests.All[corev1.Service](m) {
+			var matched []string
 			for what, pod := range pods {
-				for _, c := range allContainers(&pod.Spec) {
-					switch {
-					case strings.HasSuffix(c.Image, ":latest") || !strings.Contains(c.Image[strings.LastIndex(c.Image, "/")+1:], ":"):
-						t.Errorf("%s/%s: image %q is not pinned", what, c.Name, c.Image)
-					case strings.HasPrefix(c.Image, "kind.local/"):
-						if !slices.Contains(kindImages, c.Image) {
-							t.Errorf("%s/%s: local image %q is none the Makefile builds %v", what, c.Name, c.Image, kindImages)
+				if selects(svc.Spec.Selector, pod.Labels) {
+					matched = append(matched, what)
+					for _, sp := range svc.Spec.Ports {
+						if sp.TargetPort.StrVal == "" {
+							continue
 						}
-					case !pinned.MatchString(c.Image):
-						t.Errorf("%s/%s: image %q is not pinned to a full version or a digest", what, c.Name, c.Image)
-					}
-					if _, err := env(m, &c); err != nil {
-						t.Errorf("%s: %v", what, err)
-					}
-					if c.Resources.Requests.Memory().IsZero() || c.Resources.Limits.Memory().IsZero() {
-						t.Errorf("%s/%s: want a memory request and limit", what, c.Name)
-					}
-					if c.SecurityContext == nil || c.SecurityContext.AllowPrivilegeEscalation == nil || *c.SecurityContext.AllowPrivilegeEscalation {
-						t.Errorf("%s/%s: allowPrivilegeEscalation must be false", what, c.Name)
-					}
-				}
-				names, ports := map[string]bool{}, map[int32]bool{}
-				for _, c := range allContainers(&pod.Spec) {
-					for _, p := range c.Ports {
-						if names[p.Name] || ports[p.ContainerPort] {
-							t.Errorf("%s: port %s/%d declared twice in the pod", what, p.Name, p.ContainerPort)
-						}
-						names[p.Name], ports[p.ContainerPort] = true, true
-					}
-				}
-				sc := pod.Spec.SecurityContext
-				if sc == nil || sc.SeccompProfile == nil || sc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
-					t.Errorf("%s: pod seccompProfile is not RuntimeDefault", what)
-				}
-				if pod.Spec.EnableServiceLinks == nil || *pod.Spec.EnableServiceLinks {
-					t.Errorf("%s: enableServiceLinks must be false", what)
-				}
-			}
-
-			for _, o := range m.Objects {
-				if o.Kind != "Namespace" && o.Namespace != "wordpress" {
-					t.Errorf("%s %s is in namespace %q, want wordpress", o.Kind, o.Name, o.Namespace)
-				}
-			}
-
-			for _, o := range m.Objects {
-				meta := objectLabels(o)
-				if meta["app.kubernetes.io/part-of"] != "wordpress" {
-					t.Errorf("%s %s: label app.kubernetes.io/part-of = %q, want wordpress", o.Kind, o.Name, meta["app.kubernetes.io/part-of"])
-				}
-			}
-			for _, d := range manifests.All[appsv1.Deployment](m) {
-				checkWorkloadLabels(t, "Deployment/"+d.Name, d.Labels, d.Spec.Selector.MatchLabels, d.Spec.Template.Labels)
-			}
-			for _, s := range manifests.All[appsv1.StatefulSet](m) {
-				checkWorkloadLabels(t, "StatefulSet/"+s.Name, s.Labels, s.Spec.Selector.MatchLabels, s.Spec.Template.Labels)
-			}
-
-			for _, svc := range manifests.All[corev1.Service](m) {
-				var matched []string
-				for what, pod := range pods {
-					if selects(svc.Spec.Selector, pod.Labels) {
-						matched = append(matched, what)
-						for _, sp := range svc.Spec.Ports {
-							if sp.TargetPort.StrVal == "" {
-								continue
-							}
-							if !slices.ContainsFunc(allContainers(&pod.Spec), func(c corev1.Container) bool {
-								return slices.ContainsFunc(c.Ports, func(p corev1.ContainerPort) bool { return p.Name == sp.TargetPort.StrVal })
-							}) {
-								t.Errorf("Service %s: targetPort %q is no port of %s", svc.Name, sp.TargetPort.StrVal, what)
-							}
+						if !slices.ContainsFunc(allContainers(&pod.Spec), func(c corev1.Container) bool {
+							return slices.ContainsFunc(c.Ports, func(p corev1.ContainerPort) bool { return p.Name == sp.TargetPort.StrVal })
+						}) {
+							t.Errorf("Service %s: targetPort %q is no port of %s", svc.Name, sp.TargetPort.StrVal, what)
 						}
 					}
 				}
-				if len(matched) != 1 {
-					t.Errorf("Service %s selects %v, want exactly one workload", svc.Name, matched)
-				}
 			}
-		})
-	}
+			if len(matched) != 1 {
+				t.Errorf("Service %s selects %v, want exactly one workload", svc.Name, matched)
+			}
+		}
+	})
 }
 
 func checkWorkloadLabels(t *testing.T, what string, meta, selector, template map[string]string) {

@@ -187,29 +187,25 @@ func TestKindOverlayReadThrough(t *testing.T) {
 // official image and the stand-in read (PHP_INI_SCAN_DIR with a leading ':' keeps the image's own dir).
 func TestPHPUploadLimits(t *testing.T) {
 	t.Parallel()
-	for _, overlay := range []string{kindOverlay, gkeOverlay} {
-		t.Run(overlay, func(t *testing.T) {
-			t.Parallel()
-			m := render(t, overlay)
-			wp := deployment(t, m, "wordpress")
-			app := findContainer(&wp.Spec.Template.Spec, "wordpress")
-			scan := mustEnv(t, m, app)["PHP_INI_SCAN_DIR"]
-			if !strings.HasPrefix(scan, ":") {
-				t.Fatalf("PHP_INI_SCAN_DIR = %q: want a leading ':' (keep the image's conf.d)", scan)
+	eachOverlay(t, func(t *testing.T, overlay string, m *manifests.Manifest) {
+		wp := deployment(t, m, "wordpress")
+		app := findContainer(&wp.Spec.Template.Spec, "wordpress")
+		scan := mustEnv(t, m, app)["PHP_INI_SCAN_DIR"]
+		if !strings.HasPrefix(scan, ":") {
+			t.Fatalf("PHP_INI_SCAN_DIR = %q: want a leading ':' (keep the image's conf.d)", scan)
+		}
+		ini := configMapFile(t, m, &wp.Spec.Template.Spec, app, strings.TrimPrefix(scan, ":")+"/php-uploads.ini")
+		for key, min := range map[string]int{"upload_max_filesize": 32, "post_max_size": 32, "memory_limit": 256} {
+			v := regexp.MustCompile(`(?m)^` + key + ` = (\d+)M$`).FindStringSubmatch(ini)
+			if v == nil {
+				t.Errorf("php-uploads.ini sets no %s in M", key)
+				continue
 			}
-			ini := configMapFile(t, m, &wp.Spec.Template.Spec, app, strings.TrimPrefix(scan, ":")+"/php-uploads.ini")
-			for key, min := range map[string]int{"upload_max_filesize": 32, "post_max_size": 32, "memory_limit": 256} {
-				v := regexp.MustCompile(`(?m)^` + key + ` = (\d+)M$`).FindStringSubmatch(ini)
-				if v == nil {
-					t.Errorf("php-uploads.ini sets no %s in M", key)
-					continue
-				}
-				if n, _ := strconv.Atoi(v[1]); n < min {
-					t.Errorf("%s = %dM, want at least %dM", key, n, min)
-				}
+			if n, _ := strconv.Atoi(v[1]); n < min {
+				t.Errorf("%s = %dM, want at least %dM", key, n, min)
 			}
-		})
-	}
+		}
+	})
 }
 
 // TestComponentWithoutReadThrough: the generic Component (and the GKE overlay, which does not take the
