@@ -41,29 +41,25 @@ func TestThreeReplicasConverge(t *testing.T) {
 			want[p] = fmt.Sprintf("%s-%d-%d", r.name, i, j)
 		}
 	}
-	for range 2 {
+	// converge settles every replica twice (what one uploads, the others download), then checks them.
+	converge := func(when string) {
+		t.Helper()
+		for range 2 {
+			for _, r := range rs {
+				r.settle()
+			}
+		}
 		for _, r := range rs {
-			r.settle()
+			if got := r.files(); !equalMaps(got, want) {
+				t.Fatalf("[%s] %s has\n%s", r.name, when, describe(got))
+			}
 		}
 	}
-	for _, r := range rs {
-		if got := r.files(); !equalMaps(got, want) {
-			t.Fatalf("[%s] has\n%s", r.name, describe(got))
-		}
-	}
+	converge("after the writes")
 	// An edit on one replica reaches the other two.
 	rs[1].write("uploads/a/0.jpg", "edited on b")
 	want["uploads/a/0.jpg"] = "edited on b"
-	for range 2 {
-		for _, r := range rs {
-			r.settle()
-		}
-	}
-	for _, r := range rs {
-		if got := r.files(); !equalMaps(got, want) {
-			t.Fatalf("[%s] after edit has\n%s", r.name, describe(got))
-		}
-	}
+	converge("after the edit")
 }
 
 // TestDownloadNeverBouncesBack: what a replica downloaded is not uploaded again, and what it uploaded is not
