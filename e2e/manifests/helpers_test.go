@@ -60,14 +60,11 @@ func deployment(t *testing.T, m *manifests.Manifest, name string) *appsv1.Deploy
 
 // findContainer looks in containers and init containers.
 func findContainer(spec *corev1.PodSpec, name string) *corev1.Container {
-	for _, list := range [][]corev1.Container{spec.InitContainers, spec.Containers} {
-		for i := range list {
-			if list[i].Name == name {
-				return &list[i]
-			}
-		}
+	named := func(c *corev1.Container) bool { return c.Name == name }
+	if c := find(spec.InitContainers, named); c != nil {
+		return c
 	}
-	return nil
+	return find(spec.Containers, named)
 }
 
 func allContainers(spec *corev1.PodSpec) []corev1.Container {
@@ -173,31 +170,26 @@ func expand(s string, env map[string]string) string {
 	})
 }
 
-func mountAt(c *corev1.Container, path string) *corev1.VolumeMount {
-	for i := range c.VolumeMounts {
-		if c.VolumeMounts[i].MountPath == path {
-			return &c.VolumeMounts[i]
+// find returns the first element of xs that match holds for, or nil.
+func find[T any](xs []T, match func(*T) bool) *T {
+	for i := range xs {
+		if match(&xs[i]) {
+			return &xs[i]
 		}
 	}
 	return nil
+}
+
+func mountAt(c *corev1.Container, path string) *corev1.VolumeMount {
+	return find(c.VolumeMounts, func(m *corev1.VolumeMount) bool { return m.MountPath == path })
 }
 
 func mountOf(c *corev1.Container, volume string) *corev1.VolumeMount {
-	for i := range c.VolumeMounts {
-		if c.VolumeMounts[i].Name == volume {
-			return &c.VolumeMounts[i]
-		}
-	}
-	return nil
+	return find(c.VolumeMounts, func(m *corev1.VolumeMount) bool { return m.Name == volume })
 }
 
 func volume(spec *corev1.PodSpec, name string) *corev1.Volume {
-	for i := range spec.Volumes {
-		if spec.Volumes[i].Name == name {
-			return &spec.Volumes[i]
-		}
-	}
-	return nil
+	return find(spec.Volumes, func(v *corev1.Volume) bool { return v.Name == name })
 }
 
 // containerPort resolves a probe's port (a number or a port name) against the container's ports.
