@@ -374,6 +374,9 @@ func (b *bench) restore100k(ctx context.Context, gcs *fakeGCS, bucket string, fi
 		return err
 	}
 	dir := filepath.Join(b.opt.work, "restore-100k")
+	if err := os.MkdirAll(dir, 0o755); err != nil { // an emptyDir exists before the sidecar starts
+		return err
+	}
 	defer os.RemoveAll(dir)
 	cmd, err := tools.command(ctx, "filesync", "restore", bucket, prefix, dir)
 	if err != nil {

@@ -366,19 +366,21 @@ func (d *Dir) WriteAtomic(rel string, r io.Reader, size int64, crc uint32, mtime
 		return version.Stamp{}, fmt.Errorf("write %s: %w (got %d bytes crc32c %08x, want %d bytes %08x)",
 			rel, ErrCorrupt, n, h.Sum32(), size, crc)
 	}
+	// The mtime and the stamp go through the open handle, not the path (each path operation under os.Root
+	// walks the path again). The rename below keeps size and mtime: no lookup of rel afterwards.
+	if !mtime.IsZero() {
+		if err := setMtime(fh, mtime); err != nil {
+			return version.Stamp{}, fmt.Errorf("set mtime of %s: %w", rel, err)
+		}
+	}
+	fi, err := fh.Stat()
+	if err != nil {
+		return version.Stamp{}, fmt.Errorf("stat %s: %w", tmp, err)
+	}
 	// No fsync per file: Sync (one syncfs) runs before the base that records these files is saved, so a
 	// crash can never leave a torn file that the base calls in sync. What the app sees is atomic either way.
 	if err := fh.Close(); err != nil {
 		return version.Stamp{}, fmt.Errorf("close %s: %w", rel, err)
-	}
-	if !mtime.IsZero() {
-		if err := d.root.Chtimes(tmp, mtime, mtime); err != nil {
-			return version.Stamp{}, fmt.Errorf("set mtime of %s: %w", rel, err)
-		}
-	}
-	fi, err := d.root.Lstat(tmp) // the rename below keeps size and mtime: no lookup of rel afterwards
-	if err != nil {
-		return version.Stamp{}, fmt.Errorf("stat %s: %w", tmp, err)
 	}
 	if err := d.prepare(rel, e); err != nil {
 		return version.Stamp{}, err

@@ -2,7 +2,11 @@
 
 package localfs
 
-import "fmt"
+import (
+	"fmt"
+	"os"
+	"time"
+)
 
 // Sync is weaker where syncfs(2) is not available: it flushes the directory itself, not the files in it.
 // filesync targets Linux; this keeps it building elsewhere for development.
@@ -14,3 +18,6 @@ func (d *Dir) Sync() error {
 	defer fh.Close()
 	return fh.Sync()
 }
+
+// setMtime sets the file's access and modification times to t (by name: no futimens here).
+func setMtime(fh *os.File, t time.Time) error { return os.Chtimes(fh.Name(), t, t) }
