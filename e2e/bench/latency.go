@@ -34,6 +34,8 @@ type latencyResult struct {
 	Results  map[latencyKey][]latencyRun
 	Commands map[string]string // op + " " + tool -> command line
 	Server   string            // the server's command line
+	// Curve: filesync's restore by --restore-transfers (BENCH_RESTORE_TRANSFERS), by delay and value.
+	Curve map[curveKey][]latencyRun
 	// Loopback throughput in bytes per second, before and after the runs (measureThroughput).
 	DownBefore, DownAfter, UpBefore, UpAfter float64
 	ThroughputFiles                          int
@@ -44,6 +46,11 @@ type latencyKey struct {
 	Op    string
 	Delay time.Duration
 	Tool  string
+}
+
+type curveKey struct {
+	Delay     time.Duration
+	Transfers int
 }
 
 type latencyRun struct {
@@ -199,7 +206,8 @@ func (b *bench) latency(ctx context.Context, spec datasetSpec, runs int) (err er
 	}
 	res := &latencyResult{Dataset: spec.Name, Files: len(ds.files), Bytes: totalBytes(ds.files),
 		FSBackend: opt.fsRoot != "", Runs: runs, Delays: withZero(b.opt.delays), Tools: latencyTools,
-		Results: map[latencyKey][]latencyRun{}, Commands: map[string]string{}, Server: gcs.commandLine()}
+		Results: map[latencyKey][]latencyRun{}, Commands: map[string]string{}, Server: gcs.commandLine(),
+		Curve: map[curveKey][]latencyRun{}}
 	b.rep.Latency = append(b.rep.Latency, res)
 	pick := largest(ds.files, throughputSample)
 	res.ThroughputFiles, res.ThroughputBytes = len(pick), totalBytes(pick)
@@ -236,7 +244,37 @@ func (b *bench) latency(ctx context.Context, spec datasetSpec, runs int) (err er
 						"load", loadAvg())
 				}
 			}
+			if slices.Contains(b.opt.latencyOps, "restore") {
+				if err := b.curveRuns(ctx, srv, res, ds, src, delay, i, proxy.requests.Load); err != nil {
+					return err
+				}
+			}
 		}
+	}
+	return nil
+}
+
+// curveRuns runs filesync's restore once with every --restore-transfers value of the curve, in a rotating
+// order, and puts the flags back as they were.
+func (b *bench) curveRuns(ctx context.Context, srv *server, res *latencyResult, ds *prepared, src string,
+	delay time.Duration, i int, requests func() int64) error {
+	flags, tag := srv.tools.filesyncFlags["restore"], srv.tag
+	defer func() { srv.tools.filesyncFlags["restore"], srv.tag = flags, tag }()
+	for j := range b.opt.curve {
+		n := b.opt.curve[(i+j)%len(b.opt.curve)]
+		srv.tools.filesyncFlags["restore"] = []string{"--restore-transfers", fmt.Sprint(n)}
+		srv.tag = fmt.Sprintf("%st%d-", tag, n)
+		before := requests()
+		r, _, err := b.transferOnce(ctx, srv, "restore", "filesync", ds, src, i)
+		if err != nil {
+			return fmt.Errorf("filesync restore --restore-transfers %d at %s, run %d: %w", n, delay, i+1, err)
+		}
+		k := curveKey{delay, n}
+		res.Curve[k] = append(res.Curve[k], latencyRun{run: r, Requests: requests() - before})
+		fmt.Fprintln(b.raw, benchLine(fmt.Sprintf("LatencyRestore/delay=%s/tool=filesync-t%d/files=%d", delay, n, len(ds.files)),
+			r.Wall, metric{r.CPU.Seconds(), "cpu-sec/op"}))
+		b.log.Info("curve run", "files", len(ds.files), "delay", delay, "restore_transfers", n, "run", i+1,
+			"wall", r.Wall.Round(time.Millisecond), "cpu", r.CPU.Round(time.Millisecond), "load", loadAvg())
 	}
 	return nil
 }

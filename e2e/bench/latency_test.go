@@ -159,3 +159,26 @@ func TestRenderLatencyNamesTheDelayPeersAndFloor(t *testing.T) {
 		}
 	}
 }
+
+// The curve behind --restore-transfers: a row per value, a column per delay, each with its floor.
+func TestRenderCurveTabulatesEveryValueAndDelay(t *testing.T) {
+	d := 20 * time.Millisecond
+	r := &latencyResult{Dataset: "wp2k", Files: 2000, Bytes: 240 * mb, Runs: 1, Tools: latencyTools, DownBefore: 240 * mb,
+		Delays: []time.Duration{0, d}, Results: map[latencyKey][]latencyRun{}, Curve: map[curveKey][]latencyRun{
+			{d, 8}:  {{run: run{Wall: 6 * time.Second}}},
+			{d, 64}: {{run: run{Wall: 2 * time.Second}}},
+		}}
+	var b strings.Builder
+	renderCurve(&b, r)
+	out := b.String()
+	// Floors: 2,000 x 20 ms / 8 + 1 s = 6.00 s; / 64 = 1.62 s.
+	for _, want := range []string{"| --restore-transfers | 20ms |", "| 8 | 6.00 s (6.00 s) |", "| 64 | 2.00 s (1.62 s) |"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("curve lacks %q:\n%s", want, out)
+		}
+	}
+	if _, err := parseOptions([]string{"-restore-transfers", "8,0"}, io.Discard); err == nil ||
+		!strings.Contains(err.Error(), "BENCH_RESTORE_TRANSFERS") {
+		t.Errorf("-restore-transfers 8,0: err %v, want one naming BENCH_RESTORE_TRANSFERS", err)
+	}
+}

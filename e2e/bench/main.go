@@ -53,6 +53,8 @@ type options struct {
 	latencyRuns    int
 	latencyRuns20k int
 	latencyOps     []string
+	// curve: --restore-transfers values the latency mode's restore also runs filesync with, at every delay.
+	curve []int
 	// The scale case.
 	scaleSizes   []int
 	scaleBackend string
@@ -96,6 +98,10 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.latencyRuns20k, "latency-runs-20k", e.Int("BENCH_LATENCY_RUNS_20K", 1), "runs per tool and delay of the 20,000-file latency mode (env BENCH_LATENCY_RUNS_20K)")
 	var latencyOps string
 	fs.StringVar(&latencyOps, "latency-ops", e.String("BENCH_LATENCY_OPS", "restore,push"), "operations of the latency mode: restore,push (env BENCH_LATENCY_OPS)")
+	o.curve = e.IntList("BENCH_RESTORE_TRANSFERS", nil)
+	fs.Func("restore-transfers", "comma-separated --restore-transfers values the latency mode's restore also runs filesync with, "+
+		"at every delay, for the curve behind the default (e.g. 8,16,32,64,128; default none) (env BENCH_RESTORE_TRANSFERS)",
+		listFlag(&o.curve, harness.ParseIntList))
 	o.scaleSizes = e.IntList("BENCH_SCALE_SIZES", []int{2000, 20000})
 	fs.Func("scale-sizes", "comma-separated numbers of files of the scale case (default 2000,20000; 100000 is accepted, see docs/benchmarks.md for how long it takes) (env BENCH_SCALE_SIZES)",
 		listFlag(&o.scaleSizes, harness.ParseIntList))
@@ -140,6 +146,11 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	for _, d := range o.delays {
 		if d < 0 || d > time.Second {
 			return o, fmt.Errorf("-delays (BENCH_DELAYS): %s is not within 0..1s", d)
+		}
+	}
+	for _, n := range o.curve {
+		if n < 1 || n > 1024 {
+			return o, fmt.Errorf("-restore-transfers (BENCH_RESTORE_TRANSFERS): %d is not within 1..1024", n)
 		}
 	}
 	for _, n := range o.scaleSizes {

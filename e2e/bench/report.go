@@ -498,6 +498,52 @@ func renderLatency(b *strings.Builder, l *latencyResult) {
 		}
 	}
 	p("\n")
+	renderCurve(b, l)
+}
+
+// renderCurve tabulates filesync's restore by --restore-transfers: median wall per delay, and the floor at
+// that concurrency.
+func renderCurve(b *strings.Builder, l *latencyResult) {
+	if len(l.Curve) == 0 {
+		return
+	}
+	p := func(format string, a ...any) { fmt.Fprintf(b, format, a...) }
+	var ns []int
+	var delays []time.Duration
+	for k := range l.Curve {
+		if !slices.Contains(ns, k.Transfers) {
+			ns = append(ns, k.Transfers)
+		}
+		if !slices.Contains(delays, k.Delay) {
+			delays = append(delays, k.Delay)
+		}
+	}
+	slices.Sort(ns)
+	slices.Sort(delays)
+	p("filesync's restore by `--restore-transfers` (median wall of %d run(s) each, rotating order; floor at that concurrency in brackets):\n\n", l.Runs)
+	p("| --restore-transfers |")
+	for _, d := range delays {
+		p(" %s |", d)
+	}
+	p("\n|---:|")
+	for range delays {
+		p("---:|")
+	}
+	p("\n")
+	for _, n := range ns {
+		p("| %d |", n)
+		for _, d := range delays {
+			rs := l.Curve[curveKey{d, n}]
+			if len(rs) == 0 {
+				p(" – |")
+				continue
+			}
+			floor := latencyFloor(l.Files, d, n, l.Bytes, l.loopbackThroughput("restore"))
+			p(" %s (%s) |", secs(median(latencyWalls(rs))), secs(floor))
+		}
+		p("\n")
+	}
+	p("\n")
 }
 
 // verdictBy says met or by how much a ratio misses its limit.
