@@ -453,9 +453,11 @@ func (d *Dir) removeEmptyTree(dir string) error {
 	return nil
 }
 
-// writeBuffer sizes the write buffer to the file (fewer write syscalls), between 32 KiB and 1 MiB.
+// writeBuffer sizes the write buffer to the file (one write syscall for most files), between 4 KiB and
+// 256 KiB: a restore runs 64 of these at once, so a larger floor or cap is memory held for nothing (with
+// 32 KiB to 1 MiB, the buffers were 7 MB of a 100,000-file restore's 51 MB live heap).
 func writeBuffer(size int64) int {
-	return int(min(max(size, 32<<10), 1<<20))
+	return int(min(max(size, 4<<10), 256<<10))
 }
 
 // SetModTime sets rel's mtime to mtime if the file still has the stamp want, and returns its new stamp

@@ -67,8 +67,9 @@ type Store struct {
 	file    string // the snapshot; "" keeps the state in memory only
 	journal string
 	remote  string
-	// changes since the last Save: path -> new entry, nil for a delete.
-	changes     map[string]*version.Base
+	// changes: the paths set or deleted since the last Save (what is in entries now is what Save
+	// writes). Not kept without a state file: nothing would ever write them.
+	changes     map[string]struct{}
 	journalSize int64 // bytes in the journal
 	snapSize    int64 // bytes in the snapshot
 	compact     bool  // the files on disk cannot be appended to (missing, foreign, broken): rewrite them
@@ -79,7 +80,7 @@ type Store struct {
 // reuses a wrong base. A state file of the earlier format (a snapshot without a journal) is read as the
 // snapshot: the journal starts with the next Save.
 func Open(dir, remote string) (s *Store, discarded bool, err error) {
-	s = &Store{entries: map[string]version.Base{}, changes: map[string]*version.Base{}, remote: remote}
+	s = &Store{entries: map[string]version.Base{}, changes: map[string]struct{}{}, remote: remote}
 	if dir == "" {
 		return s, false, nil
 	}
@@ -173,7 +174,14 @@ func (s *Store) Set(path string, e version.Base) {
 		return
 	}
 	s.entries[path] = e
-	s.changes[path] = &e
+	s.changed(path)
+}
+
+// changed notes path for the next Save. Call with s.mu held.
+func (s *Store) changed(path string) {
+	if s.file != "" {
+		s.changes[path] = struct{}{}
+	}
 }
 
 // Delete forgets path.
@@ -182,7 +190,7 @@ func (s *Store) Delete(path string) {
 	defer s.mu.Unlock()
 	if _, ok := s.entries[path]; ok {
 		delete(s.entries, path)
-		s.changes[path] = nil
+		s.changed(path)
 	}
 }
 
@@ -242,7 +250,7 @@ func (s *Store) appendJournal() error {
 	enc := json.NewEncoder(&buf)
 	for _, p := range paths {
 		l := journalLine{P: p}
-		if e := s.changes[p]; e != nil {
+		if e, ok := s.entries[p]; ok {
 			l.E = &[4]int64{e.Generation, e.Size, int64(e.CRC32C), e.ModTime}
 		}
 		if err := enc.Encode(l); err != nil {
