@@ -91,14 +91,7 @@ func logArrivals(t *testing.T, what string, took map[string]time.Duration) time.
 // hasContent is a check for awaitEverywhere: the file rel holds exactly want on a replica, or in the bucket.
 func hasContent(st *State, rel string, want []byte) func(context.Context, string) (bool, error) {
 	return func(ctx context.Context, target string) (bool, error) {
-		var got []byte
-		var ok bool
-		var err error
-		if target == bucketTarget {
-			got, ok, err = st.Bucket.Read(ctx, rel)
-		} else {
-			got, ok, err = st.Kube.ReadFile(ctx, target, rel)
-		}
+		got, ok, err := readAt(ctx, st, target, rel)
 		if err != nil || !ok {
 			return false, err
 		}
@@ -109,17 +102,19 @@ func hasContent(st *State, rel string, want []byte) func(context.Context, string
 	}
 }
 
+// readAt reads rel from target: the bucket (bucketTarget) or a replica's pod.
+func readAt(ctx context.Context, st *State, target, rel string) ([]byte, bool, error) {
+	if target == bucketTarget {
+		return st.Bucket.Read(ctx, rel)
+	}
+	return st.Kube.ReadFile(ctx, target, rel)
+}
+
 // isGone is a check for awaitEverywhere: none of files exists on a replica, or in the bucket.
 func isGone(st *State, files []string) func(context.Context, string) (bool, error) {
 	return func(ctx context.Context, target string) (bool, error) {
 		for _, rel := range files {
-			var ok bool
-			var err error
-			if target == bucketTarget {
-				_, ok, err = st.Bucket.Read(ctx, rel)
-			} else {
-				_, ok, err = st.Kube.ReadFile(ctx, target, rel)
-			}
+			_, ok, err := readAt(ctx, st, target, rel)
 			if err != nil {
 				return false, err
 			}
