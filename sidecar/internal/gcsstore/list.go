@@ -32,10 +32,7 @@ const (
 // lists in a fraction of the time, and a server that reads a whole prefix for each page (fake-gcs-server)
 // reads far less. Objects then arrive in no particular order; each one arrives once.
 func (s *Store) List(ctx context.Context, parallel int, fn func(Object)) error {
-	base := s.objectName("")
-	if s.loc.Prefix == "" {
-		base = ""
-	}
+	base := s.objectName("") // "" for the whole bucket
 	l := &lister{s: s, base: base, fn: fn}
 	if parallel <= 1 {
 		return l.whole(ctx, base)
@@ -45,7 +42,7 @@ func (s *Store) List(ctx context.Context, parallel int, fn func(Object)) error {
 	// the objects it could not tell about (the last ones: is there an x/... past the page?) are given when
 	// the split lists them.
 	var page []*storage.ObjectAttrs
-	more, err := l.first(ctx, base, &page)
+	more, err := l.pages(ctx, base, "", func(p []*storage.ObjectAttrs) bool { page = p; return false })
 	if err != nil {
 		return err
 	}
@@ -111,49 +108,35 @@ func query(prefix, delimiter string) (*storage.Query, error) {
 	return q, nil
 }
 
-// pages calls each with every page of a listing of prefix (with delimiter, if not empty).
-func (l *lister) pages(ctx context.Context, prefix, delimiter string, each func([]*storage.ObjectAttrs)) error {
+// pages calls each with the pages of a listing of prefix (with delimiter, if not empty) until there are
+// no more or each returns false, and reports whether pages were left. A page is each's until it returns.
+func (l *lister) pages(ctx context.Context, prefix, delimiter string, each func([]*storage.ObjectAttrs) bool) (bool, error) {
 	q, err := query(prefix, delimiter)
-	if err != nil {
-		return err
-	}
-	pager := iterator.NewPager(l.s.bucket.Objects(ctx, q), pageSize, "")
-	var page []*storage.ObjectAttrs
-	for {
-		l.s.request(OpList)
-		next, err := pager.NextPage(&page)
-		if err != nil {
-			return fmt.Errorf("list %s: %w", l.s.loc, mapErr(err))
-		}
-		each(page)
-		if next == "" {
-			return nil
-		}
-		page = page[:0]
-	}
-}
-
-// first lists the first page of prefix into page and reports whether there are more.
-func (l *lister) first(ctx context.Context, prefix string, page *[]*storage.ObjectAttrs) (bool, error) {
-	q, err := query(prefix, "")
 	if err != nil {
 		return false, err
 	}
-	l.s.request(OpList)
-	next, err := iterator.NewPager(l.s.bucket.Objects(ctx, q), pageSize, "").NextPage(page)
-	if err != nil {
-		return false, fmt.Errorf("list %s: %w", l.s.loc, mapErr(err))
+	pager := iterator.NewPager(l.s.bucket.Objects(ctx, q), pageSize, "")
+	for {
+		var page []*storage.ObjectAttrs
+		l.s.request(OpList)
+		next, err := pager.NextPage(&page)
+		if err != nil {
+			return false, fmt.Errorf("list %s: %w", l.s.loc, mapErr(err))
+		}
+		if !each(page) || next == "" {
+			return next != "", nil
+		}
 	}
-	return next != "", nil
 }
 
 // whole lists every object under prefix, in name order, through one holder.
 func (l *lister) whole(ctx context.Context, prefix string) error {
 	h := l.holder()
-	err := l.pages(ctx, prefix, "", func(page []*storage.ObjectAttrs) {
+	_, err := l.pages(ctx, prefix, "", func(page []*storage.ObjectAttrs) bool {
 		for _, a := range page {
 			h.add(a)
 		}
+		return true
 	})
 	if err != nil {
 		return err
@@ -198,8 +181,6 @@ func (h *holder) flush() {
 // each gives the objects directly in it, and its subfolders), then lists the folders left whole, parallel
 // requests at a time.
 func (l *lister) split(ctx context.Context, parallel int) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	folders := []string{l.base}
 	for depth := 0; depth < splitDepth && len(folders) > 0 && len(folders) < parallel; depth++ {
 		var mu sync.Mutex
@@ -228,7 +209,7 @@ func (l *lister) split(ctx context.Context, parallel int) error {
 func (l *lister) expand(ctx context.Context, dir string) ([]string, error) {
 	var objects []*storage.ObjectAttrs
 	subs := map[string]bool{}
-	err := l.pages(ctx, dir, "/", func(page []*storage.ObjectAttrs) {
+	_, err := l.pages(ctx, dir, "/", func(page []*storage.ObjectAttrs) bool {
 		for _, a := range page {
 			if a.Prefix != "" {
 				subs[a.Prefix] = true
@@ -236,6 +217,7 @@ func (l *lister) expand(ctx context.Context, dir string) ([]string, error) {
 				objects = append(objects, a)
 			}
 		}
+		return true
 	})
 	if err != nil {
 		return nil, err
