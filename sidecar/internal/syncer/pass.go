@@ -41,9 +41,15 @@ type listing struct {
 
 // fetchListing lists the bucket. It touches no loop state, so it may run beside the loop's work (the
 // streaming restore); each, if set, is given every object that may be synced as the pages arrive, with
-// whether it is a folder of other objects too (the caller decides). parallel > 1 lists a large bucket
-// that many requests at a time (gcsstore.Store.List): objects then arrive in no particular order.
-func (s *Syncer) fetchListing(ctx context.Context, parallel int, each func(name string, r version.Object, folder bool)) (listing, error) {
+// whether it is a folder of other objects too (the caller decides). Before ready (a restore, or the start
+// of a pod whose directory or base survived) a large bucket is listed listParallel requests at a time
+// (gcsstore.Store.List), objects then arriving in no particular order; afterwards a poll makes one request
+// at a time.
+func (s *Syncer) fetchListing(ctx context.Context, each func(name string, r version.Object, folder bool)) (listing, error) {
+	parallel := 1
+	if !s.Ready() {
+		parallel = listParallel
+	}
 	l := listing{view: map[string]version.Object{}, unsafe: map[string]error{}, encoded: map[string]bool{}}
 	err := s.store.List(ctx, parallel, func(o gcsstore.Object) {
 		if filter.Internal(o.Name) || s.filter.Excluded(o.Name) {
@@ -69,14 +75,8 @@ func (s *Syncer) fetchListing(ctx context.Context, parallel int, each func(name 
 }
 
 // list lists the bucket and adopts the listing, returning whether it differs from the view it replaces.
-// Before ready (the start of a pod whose directory or base survived) a large bucket is listed
-// listParallel requests at a time, as a restore is; afterwards a poll makes one request at a time.
 func (s *Syncer) list(ctx context.Context) (bool, error) {
-	parallel := 1
-	if !s.Ready() {
-		parallel = listParallel
-	}
-	l, err := s.fetchListing(ctx, parallel, nil)
+	l, err := s.fetchListing(ctx, nil)
 	if err != nil {
 		return false, err
 	}

@@ -140,7 +140,8 @@ func size(b int64) string {
 	return fmt.Sprintf("%d B", b)
 }
 
-// listParallel is how many listing requests a restore has in flight for a bucket of more than one page.
+// listParallel is how many listing requests a listing before ready (fetchListing) has in flight for a
+// bucket of more than one page.
 // Eight pages of up to 1,000 objects every 0.1-0.3 s (GCS) keep well ahead of RestoreTransfers downloads.
 const listParallel = 8
 
@@ -170,7 +171,7 @@ func (s *Syncer) restoreStreaming(ctx context.Context) (listing, Result, error) 
 			case <-ctx.Done():
 			}
 		}
-		l, err := s.fetchListing(ctx, listParallel, func(name string, r version.Object, folder bool) {
+		l, err := s.fetchListing(ctx, func(name string, r version.Object, folder bool) {
 			if !folder { // an object x beside objects x/...: the folder wins (adopt warns about x)
 				send(plan.Action{Op: plan.Download, Path: name, Remote: r, Reason: "restore of a fresh pod"})
 			}
