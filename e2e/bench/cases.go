@@ -54,12 +54,7 @@ func (b *bench) serverFor(ctx context.Context, spec datasetSpec) (*server, error
 	if err != nil {
 		return nil, err
 	}
-	cfg := filepath.Join(b.opt.work, "tools-fs")
-	if err := os.MkdirAll(cfg, 0o755); err != nil {
-		gcs.stop()
-		return nil, fmt.Errorf("creating %s: %w", cfg, err)
-	}
-	tools, err := newToolSet(ctx, b.bin, b.tools.gcloud, cfg, b.logDir, gcs.host())
+	tools, err := newToolSet(ctx, b.bin, b.tools.gcloud, filepath.Join(b.opt.work, "tools-fs"), b.logDir, gcs.host())
 	if err != nil {
 		gcs.stop()
 		return nil, err
@@ -365,11 +360,7 @@ func (b *bench) live(ctx context.Context, idle, prop bool) error {
 // restore100k restores the 100,000 objects into an empty directory with filesync --once, as a fresh pod
 // starts, and measures its wall time and peak RSS (issue 13: <= 100 MB).
 func (b *bench) restore100k(ctx context.Context, gcs *fakeGCS, bucket string, files []file, res *rssResult) error {
-	cfg := filepath.Join(b.opt.work, "tools-100k")
-	if err := os.MkdirAll(cfg, 0o755); err != nil {
-		return fmt.Errorf("creating %s: %w", cfg, err)
-	}
-	tools, err := newToolSet(ctx, b.bin, "", cfg, b.logDir, gcs.host())
+	tools, err := newToolSet(ctx, b.bin, "", filepath.Join(b.opt.work, "tools-100k"), b.logDir, gcs.host())
 	if err != nil {
 		return err
 	}

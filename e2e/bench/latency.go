@@ -186,11 +186,7 @@ func (b *bench) latency(ctx context.Context, spec datasetSpec, runs int) (err er
 	if err := proxy.setTarget(gcs.BaseURL, errLog); err != nil {
 		return err
 	}
-	cfg := filepath.Join(b.opt.work, "tools-latency-"+spec.Name)
-	if err := os.MkdirAll(cfg, 0o755); err != nil {
-		return fmt.Errorf("creating %s: %w", cfg, err)
-	}
-	tools, err := newToolSet(ctx, b.bin, "", cfg, b.logDir, proxy.addr())
+	tools, err := newToolSet(ctx, b.bin, "", filepath.Join(b.opt.work, "tools-latency-"+spec.Name), b.logDir, proxy.addr())
 	if err != nil {
 		return err
 	}

@@ -32,8 +32,11 @@ type toolSet struct {
 	filesyncFlags map[string][]string
 }
 
-// newToolSet writes the peers' private configurations into work (never ~/.config).
+// newToolSet writes the peers' private configurations into work (never ~/.config), making it if missing.
 func newToolSet(ctx context.Context, bin, gcloud, work, logDir, host string) (*toolSet, error) {
+	if err := os.MkdirAll(work, 0o755); err != nil {
+		return nil, fmt.Errorf("creating %s: %w", work, err)
+	}
 	t := &toolSet{bin: bin, gcloud: gcloud, host: host, logDir: logDir,
 		rcloneCfg: filepath.Join(work, "rclone.conf"), gcloudCfg: filepath.Join(work, "gcloud")}
 	conf := fmt.Sprintf("[gcs]\ntype = google cloud storage\nanonymous = true\nendpoint = http://%s/storage/v1/\nbucket_policy_only = true\n", host)
