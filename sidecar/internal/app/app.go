@@ -218,7 +218,7 @@ func serve(ctx context.Context, cfg config.Config, env Env, log *slog.Logger, f 
 			if h.Overflow {
 				m.WatchOverflows.Inc()
 			}
-			s.Notify(h)
+			s.HintLocal(h)
 		})
 	}()
 	loopDone := make(chan error, 1)

@@ -15,6 +15,7 @@ import (
 	"cloud.google.com/go/storage"
 	"github.com/googleapis/gax-go/v2"
 	"google.golang.org/api/googleapi"
+	"google.golang.org/api/iterator"
 	"google.golang.org/api/option"
 
 	"github.com/filesync/filesync/sidecar/internal/remote"
@@ -142,6 +143,21 @@ func (s *Store) Stat(ctx context.Context, rel string) (Object, error) {
 		return Object{}, fmt.Errorf("stat %s: %w", s.objectName(rel), mapErr(err))
 	}
 	return objectOf(rel, a), nil
+}
+
+// IsFolder reports whether any object lies under rel/ (one objects.list of at most one object): whether
+// rel is also a folder of other objects, as List's Object.Folder tells for a listing.
+func (s *Store) IsFolder(ctx context.Context, rel string) (bool, error) {
+	q, err := query(s.objectName(rel)+"/", "")
+	if err != nil {
+		return false, err
+	}
+	s.request(OpList)
+	var page []*storage.ObjectAttrs
+	if _, err := iterator.NewPager(s.bucket.Objects(ctx, q), 1, "").NextPage(&page); err != nil {
+		return false, fmt.Errorf("list %s/: %w", s.objectName(rel), mapErr(err))
+	}
+	return len(page) > 0, nil
 }
 
 // Open returns a reader of generation gen of rel. The reader's Object tells size and CRC32C (a media read

@@ -196,8 +196,7 @@ func BenchmarkPlanOneChange(b *testing.B) {
 			e, _ := s.base.Get(p)
 			view[p] = e.Object
 		}
-		s.idx.replaceRemote(view)
-		s.walked = true
+		s.idx.replaceRemote(view, map[string]struct{}{})
 		r.write("uploads/new.jpg", "a new upload")
 		b.Run(fmt.Sprintf("targeted/files=%d", n), func(b *testing.B) {
 			for b.Loop() {

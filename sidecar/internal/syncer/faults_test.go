@@ -27,16 +27,12 @@ func TestFaultyNetworkDeliversEverythingOnce(t *testing.T) {
 		_, _ = a.s.Pass(t.Context(), true)
 		_, _ = c.s.Pass(t.Context(), true)
 		b.t.Logf("round %d: a=%d b=%d files", round, len(a.files()), len(c.files()))
-		a.s.mu.Lock()
-		for p := range a.s.failures {
-			a.s.failures[p] = failure{n: a.s.failures[p].n}
+		for p := range a.s.holds.failures {
+			a.s.holds.failures[p] = failure{n: a.s.holds.failures[p].n}
 		}
-		a.s.mu.Unlock()
-		c.s.mu.Lock()
-		for p := range c.s.failures {
-			c.s.failures[p] = failure{n: c.s.failures[p].n}
+		for p := range c.s.holds.failures {
+			c.s.holds.failures[p] = failure{n: c.s.holds.failures[p].n}
 		}
-		c.s.mu.Unlock()
 	}
 	if fa.injected.Load() == 0 || fc.injected.Load() == 0 {
 		t.Fatal("no faults were injected")

@@ -4,23 +4,24 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
-	"github.com/filesync/filesync/sidecar/internal/filter"
 	"github.com/filesync/filesync/sidecar/internal/gcsstore"
 	"github.com/filesync/filesync/sidecar/internal/localfs"
 	"github.com/filesync/filesync/sidecar/internal/version"
 )
 
-// ErrNotFetchable: the path may not be fetched (internal, excluded, unsafe, stored gzip-encoded).
+// ErrNotFetchable: the path may not be fetched (internal, excluded, unsafe, or an object the sync leaves
+// alone: stored gzip-encoded, or also a folder of other objects).
 var ErrNotFetchable = errors.New("not fetchable")
 
 // Fetch looks path up in the bucket itself (not the listing, which may be a poll old), downloads it with
 // the usual temp + CRC32C + rename into the directory, records it in the view like any download, and
 // returns the local file's stamp: the read-through's miss path. gcsstore.ErrNotFound if there is no such
 // object, or if the path is in the base with that very generation (the app deleted the file here and the
-// pass has yet to delete the object: fetching it back would undo the delete). Safe for concurrent use with
-// passes.
+// pass has yet to delete the object: fetching it back would undo the delete). The rules are the sync's
+// (rules.go): an object the loop would leave alone is never written, so a fetch never takes a path that is
+// a folder in the bucket (that costs one more request, a listing of one object, for an object found).
+// Safe for concurrent use with passes.
 //
 // It does not write the base: a pass running at the same time may have scanned before the rename and
 // snapshot the base after it, and would then read "absent locally, = base generation remotely" as a local
@@ -29,21 +30,15 @@ var ErrNotFetchable = errors.New("not fetchable")
 // the next pass (the rename's fsnotify event triggers one) records it. Nor does it touch the loop's index:
 // the object goes to the loop through the intake (fetched), like every other hint.
 func (s *Syncer) Fetch(ctx context.Context, path string) (version.Stamp, error) {
-	if filter.Internal(path) || s.filter.Excluded(path) {
-		return version.Stamp{}, fmt.Errorf("fetch %s: %w: excluded", path, ErrNotFetchable)
-	}
-	if err := filter.CheckName(path); err != nil {
-		return version.Stamp{}, fmt.Errorf("fetch %s: %w: %w", path, ErrNotFetchable, err)
+	if ignore, unsafe := s.nameRule(path); ignore || unsafe != nil {
+		return version.Stamp{}, fmt.Errorf("fetch %s: %w: excluded or unsafe (%v)", path, ErrNotFetchable, unsafe)
 	}
 	if st, err := s.dir.Stat(path); err == nil {
 		return st, nil // there already (a pass or another fetch was first)
 	}
-	o, err := s.store.Stat(ctx, path)
+	o, err := s.fetchable(ctx, path)
 	if err != nil {
 		return version.Stamp{}, err
-	}
-	if o.ContentEncoding == "gzip" {
-		return version.Stamp{}, fmt.Errorf("fetch %s: %w: stored with Content-Encoding: gzip", path, ErrNotFetchable)
 	}
 	if b, ok := s.base.Get(path); ok && b.Generation == o.Generation {
 		if st, err := s.dir.Stat(path); err == nil {
@@ -73,23 +68,21 @@ func (s *Syncer) Fetch(ctx context.Context, path string) (version.Stamp, error) 
 	return st, nil
 }
 
-// handFetched tells the loop about an object a fetch downloaded: the next pass puts it in the view (so it
-// plans "same content on both sides", and records the base) and makes the file durable before that base
-// is saved.
-func (s *Syncer) handFetched(path string, r version.Object) {
-	s.mu.Lock()
-	if s.intake.fetched == nil {
-		s.intake.fetched = map[string]version.Object{}
+// fetchable looks the object up and applies objectRule to it: ErrNotFetchable for an object the loop
+// leaves alone.
+func (s *Syncer) fetchable(ctx context.Context, path string) (gcsstore.Object, error) {
+	o, err := s.store.Stat(ctx, path)
+	if err != nil {
+		return gcsstore.Object{}, err
 	}
-	s.intake.fetched[path] = r
-	s.mu.Unlock()
-	s.poke()
-}
-
-// unixTime is a time from unix seconds; 0 (unknown) is the zero time.
-func unixTime(sec int64) time.Time {
-	if sec == 0 {
-		return time.Time{}
+	folder := false
+	if o.ContentEncoding != "gzip" {
+		if folder, err = s.store.IsFolder(ctx, path); err != nil {
+			return gcsstore.Object{}, err
+		}
 	}
-	return time.Unix(sec, 0)
+	if why := objectRule(o.ContentEncoding, folder); why != noReason {
+		return gcsstore.Object{}, fmt.Errorf("fetch %s: %w: %s", path, ErrNotFetchable, why.label())
+	}
+	return o, nil
 }

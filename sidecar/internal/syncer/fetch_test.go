@@ -31,9 +31,9 @@ func TestFetchFindsAnObjectNewerThanTheListing(t *testing.T) {
 	if st.Size != int64(len("just uploaded elsewhere")) || st.ModTime != r.mtime("uploads/new.jpg").UnixNano() {
 		t.Errorf("stamp %+v does not describe the file", st)
 	}
-	r.s.mu.Lock()
-	_, handed := r.s.intake.fetched["uploads/new.jpg"]
-	r.s.mu.Unlock()
+	r.s.intake.mu.Lock()
+	_, handed := r.s.intake.pending.fetched["uploads/new.jpg"]
+	r.s.intake.mu.Unlock()
 	if !handed {
 		t.Error("the fetched object was not handed to the loop")
 	}
@@ -126,5 +126,34 @@ func TestFetchDuringPasses(t *testing.T) {
 	}
 	if got := len(r.files()); got != n {
 		t.Errorf("directory holds %d files, want %d", got, n)
+	}
+}
+
+// TestFetchNeverTakesAFolder (issue 22, F2): objects uploads/c and uploads/c/d both exist. A fetch of c is
+// refused (the folder wins, as in every listing) and writes nothing, so a fetch of c/d still works and both
+// replicas converge on c/d, with c left alone on both.
+func TestFetchNeverTakesAFolder(t *testing.T) {
+	b := newBucket(t)
+	a, c := b.replica("a"), b.replica("c")
+	a.settle()
+	c.settle()
+	b.put(testPrefix+"/uploads/c", "a file")
+	b.put(testPrefix+"/uploads/c/d", "in the folder")
+	if _, err := a.s.Fetch(context.Background(), "uploads/c"); !errors.Is(err, ErrNotFetchable) {
+		t.Fatalf("fetch of an object that is also a folder: %v, want ErrNotFetchable", err)
+	}
+	if fi, err := os.Lstat(filepath.Join(a.dir, "uploads", "c")); err == nil {
+		t.Fatalf("the refused fetch wrote uploads/c (%v)", fi.Mode())
+	}
+	if _, err := a.s.Fetch(context.Background(), "uploads/c/d"); err != nil {
+		t.Fatalf("fetch of uploads/c/d: %v", err)
+	}
+	a.settle()
+	c.settle()
+	want := map[string]string{"uploads/c/d": "in the folder"}
+	for _, r := range []*replica{a, c} {
+		if got := r.files(); !equalMaps(got, want) {
+			t.Errorf("[%s] has\n%s", r.name, describe(got))
+		}
 	}
 }

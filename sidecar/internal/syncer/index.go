@@ -3,6 +3,7 @@ package syncer
 import (
 	"strings"
 
+	"github.com/filesync/filesync/sidecar/internal/plan"
 	"github.com/filesync/filesync/sidecar/internal/state"
 	"github.com/filesync/filesync/sidecar/internal/version"
 )
@@ -20,7 +21,12 @@ type index struct {
 	base   *state.Store
 	local  map[string]version.File
 	remote map[string]version.Object
+	walked bool // local holds a whole walk (not just hinted paths)
 	listed bool // remote holds a listing (not just this replica's writes)
+	// due: objects whose listing or hint changed since the last pass planned them (the next pass plans them).
+	due map[string]bool
+	// encoded: objects of the view stored gzip-encoded (objectRule).
+	encoded map[string]struct{}
 	// dirs counts the local files under each directory, so that the files of a directory that went away
 	// can be found without a search when there are none (a new file costs no search).
 	dirs map[string]int
@@ -30,7 +36,8 @@ type index struct {
 }
 
 func newIndex(base *state.Store) index {
-	ix := index{base: base, local: map[string]version.File{}, remote: map[string]version.Object{}, dirs: map[string]int{}, remoteDirs: map[string]int{}}
+	ix := index{base: base, local: map[string]version.File{}, remote: map[string]version.Object{}, dirs: map[string]int{},
+		remoteDirs: map[string]int{}, due: map[string]bool{}, encoded: map[string]struct{}{}}
 	ix.reindexAll()
 	return ix
 }
@@ -111,7 +118,7 @@ func count(dirs map[string]int, path string, d int) {
 
 // replaceLocal takes a whole walk's files as the local side.
 func (ix *index) replaceLocal(files map[string]version.File) {
-	ix.local = files
+	ix.local, ix.walked = files, true
 	ix.dirs = map[string]int{}
 	for p := range files {
 		ix.countDirs(p, 1)
@@ -132,12 +139,29 @@ func (ix *index) dropRemote(path string) {
 		count(ix.remoteDirs, path, -1)
 		delete(ix.remote, path)
 	}
+	delete(ix.encoded, path)
 	ix.reindex(path)
 }
 
-// replaceRemote takes a listing as the remote side.
-func (ix *index) replaceRemote(view map[string]version.Object) {
-	ix.remote, ix.listed = view, true
+// setEncoded records whether the object at path is stored gzip-encoded.
+func (ix *index) setEncoded(path string, gzip bool) { mark(ix.encoded, path, gzip) }
+
+// objectRule is the one rule for objects left alone (objectRule), as the view has the object at path
+// (noReason where the view has none).
+func (ix *index) objectRule(path string) reason {
+	if _, ok := ix.remote[path]; !ok {
+		return noReason
+	}
+	enc := ""
+	if _, ok := ix.encoded[path]; ok {
+		enc = "gzip"
+	}
+	return objectRule(enc, ix.remoteDirs[path] > 0)
+}
+
+// replaceRemote takes a listing as the remote side, with the names of its gzip-encoded objects.
+func (ix *index) replaceRemote(view map[string]version.Object, encoded map[string]struct{}) {
+	ix.remote, ix.listed, ix.encoded = view, true, encoded
 	ix.remoteDirs = map[string]int{}
 	for p := range view {
 		count(ix.remoteDirs, p, 1)
@@ -153,4 +177,17 @@ func (ix *index) setBase(path string, e version.Base) {
 func (ix *index) dropBase(path string) {
 	ix.base.Delete(path)
 	ix.reindex(path)
+}
+
+// copyInto adds what the index holds of path to a targeted plan's input.
+func (ix *index) copyInto(in *plan.Input, path string) {
+	if f, ok := ix.local[path]; ok {
+		in.Local[path] = f
+	}
+	if r, ok := ix.remote[path]; ok {
+		in.Remote[path] = r
+	}
+	if e, ok := ix.base.Get(path); ok {
+		in.Base[path] = e
+	}
 }

@@ -27,7 +27,7 @@ func (r *replica) watch() {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { w.Run(ctx, func(h watch.Hint) { r.s.Notify(h) }); close(done) }()
+	go func() { w.Run(ctx, func(h watch.Hint) { r.s.HintLocal(h) }); close(done) }()
 	r.t.Cleanup(func() { cancel(); <-done })
 	r.run()
 }
@@ -111,7 +111,7 @@ func TestSlowWriteUploadedOnceWhole(t *testing.T) {
 		t.Fatalf("uploaded %v times while still open", n)
 	}
 	fh.Close()
-	eventually.True(t, 20*time.Second, "the upload", func() bool { return testutil.ToFloat64(a.m.Uploads) == 1 })
+	eventually.True(t, 60*time.Second, "the upload", func() bool { return testutil.ToFloat64(a.m.Uploads) == 1 })
 	if got := b.objects()["big.bin"]; got != string(all) {
 		t.Fatalf("bucket holds %d bytes, want the whole %d", len(got), len(all))
 	}

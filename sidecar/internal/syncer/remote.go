@@ -3,52 +3,109 @@ package syncer
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync"
 
-	"github.com/filesync/filesync/sidecar/internal/filter"
 	"github.com/filesync/filesync/sidecar/internal/gcsstore"
+	"github.com/filesync/filesync/sidecar/internal/version"
 )
 
-// RemoteChange is one change to one object, e.g. from a bucket notification. Path is relative to the
-// prefix; Generation is the generation the event names; Deleted tells a delete or archive, OverwrittenBy
-// the generation that replaced it, if any.
-type RemoteChange struct {
-	Path          string
-	Generation    int64
-	Deleted       bool
-	OverwrittenBy int64
+// Observing the bucket: a listing (the whole bucket) or hints (one object each: bucket notifications,
+// objects the read-through fetched), both brought into the index's remote side. The objects that changed
+// are marked due; the next plan covers them.
+
+// listing is what one listing of the bucket found, before the loop adopts it.
+type listing struct {
+	view    map[string]version.Object // the objects nameRule syncs
+	unsafe  map[string]error          // names never written locally, and why
+	encoded map[string]struct{}       // objects of view stored gzip-encoded
 }
 
-// remoteWait is a change waiting for a pass, and where to say how it went.
-type remoteWait struct {
-	c    RemoteChange
-	done chan error
-	err  error // the object could not be looked up
+// fetchListing lists the bucket. It touches no loop state, so it may run beside the loop's work (the
+// streaming restore); each, if set, is given every object the loop may download as the pages arrive,
+// with whether it is a folder of other objects too (the caller decides). Before ready (a restore, or the
+// start of a pod whose directory or base survived) a large bucket is listed listParallel requests at a
+// time (gcsstore.Store.List), objects then arriving in no particular order; afterwards a poll makes one
+// request at a time.
+func (s *Syncer) fetchListing(ctx context.Context, each func(name string, r version.Object, folder bool)) (listing, error) {
+	parallel := 1
+	if !s.Ready() {
+		parallel = listParallel
+	}
+	l := listing{view: map[string]version.Object{}, unsafe: map[string]error{}, encoded: map[string]struct{}{}}
+	err := s.store.List(ctx, parallel, func(o gcsstore.Object) {
+		ignore, unsafe := s.nameRule(o.Name)
+		switch {
+		case ignore:
+			return
+		case unsafe != nil:
+			l.unsafe[o.Name] = unsafe
+			return
+		}
+		l.view[o.Name] = o.Object
+		if objectRule(o.ContentEncoding, false) == gzipEncoded {
+			l.encoded[o.Name] = struct{}{}
+		} else if each != nil {
+			each(o.Name, o.Object, o.Folder)
+		}
+	})
+	if err != nil {
+		s.m.Errors.WithLabelValues("list").Inc()
+		return listing{}, err
+	}
+	return l, nil
 }
 
-// ApplyRemote hands a change to the loop and returns once a pass has applied it or found it unnecessary
-// (then a notification may be acked), or ctx is done. An error means it was not applied (nack: it comes
-// again). Changes arrive out of order and more than once, so the event only says which path to look at:
-// unless the view already holds the generation it names (or a newer one), the object is looked up in the
-// bucket (one get) and the pass plans what is there now. Safe for concurrent use.
-func (s *Syncer) ApplyRemote(ctx context.Context, c RemoteChange) error {
-	w := &remoteWait{c: c, done: make(chan error, 1)}
-	s.mu.Lock()
-	s.intake.changes = append(s.intake.changes, w)
-	s.mu.Unlock()
-	s.poke()
-	select {
-	case err := <-w.done:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
+// list lists the bucket and adopts the listing, returning whether it differs from the view it replaces:
+// a new object, a new generation, or an object gone. It does not compare with the base, which may never
+// catch up (deletes withheld by the guard, a download that keeps failing) and would turn every poll into a
+// pass.
+func (s *Syncer) list(ctx context.Context) (bool, error) {
+	l, err := s.fetchListing(ctx, nil)
+	if err != nil {
+		return false, err
+	}
+	return s.adopt(l), nil
+}
+
+// adopt makes a listing the remote side of the index, marks due the objects that changed since the view
+// it replaces, and reports the objects left alone (once each). It reports whether anything changed.
+func (s *Syncer) adopt(l listing) bool {
+	changed := !s.idx.listed
+	for name, r := range l.view {
+		if old, ok := s.idx.remote[name]; !ok || !old.Is(r) {
+			s.idx.due[name], changed = true, true
+		}
+	}
+	for name := range s.idx.remote {
+		if _, ok := l.view[name]; !ok {
+			s.idx.due[name], changed = true, true
+		}
+	}
+	if changed {
+		s.idx.replaceRemote(l.view, l.encoded)
+	}
+	for name := range l.view {
+		s.reportObjectRule(name)
+	}
+	for name, why := range l.unsafe {
+		if s.holds.firstTime(unsafeRemote, name) {
+			s.log.Warn("skipping unsafe object name: never written locally", "object", s.store.Name(name), "reason", why)
+		}
+	}
+	return changed
+}
+
+// reportObjectRule says once that the object at path is left alone, if objectRule (on the view) says so.
+func (s *Syncer) reportObjectRule(path string) {
+	why := s.idx.objectRule(path)
+	if why != noReason && s.holds.firstTime(why, path) {
+		s.log.Warn(objectWarnings[why], "object", s.store.Name(path))
 	}
 }
 
 // needsLookup reports whether change c can tell the loop something its view does not already hold.
 func (s *Syncer) needsLookup(c RemoteChange) bool {
-	if filter.Internal(c.Path) || s.filter.Excluded(c.Path) || filter.CheckName(c.Path) != nil {
+	if ignore, unsafe := s.nameRule(c.Path); ignore || unsafe != nil {
 		return false // never synced; a listing reports such names
 	}
 	r, known := s.idx.remote[c.Path]
@@ -64,111 +121,86 @@ func (s *Syncer) needsLookup(c RemoteChange) bool {
 	}
 }
 
+// lookup is one object a remote hint named, as the bucket has it now.
+type lookup struct {
+	path string
+	o    gcsstore.Object
+	err  error
+}
+
 // applyChanges looks up, in parallel, the objects the changes name and brings the view up to date; the
-// paths that changed are planned by this pass.
+// paths that changed are due. A change whose object could not be looked up is told so (not applied).
 func (s *Syncer) applyChanges(ctx context.Context, changes []*remoteWait) {
-	type found struct {
-		w   *remoteWait
-		o   gcsstore.Object
-		err error
+	for _, f := range s.lookUp(ctx, changes) {
+		old, known := s.idx.remote[f.path]
+		switch {
+		case errors.Is(f.err, gcsstore.ErrNotFound):
+			if known {
+				s.idx.dropRemote(f.path)
+				s.idx.due[f.path] = true
+			}
+		case f.err != nil:
+			for _, w := range changes { // every change naming the path: it was not applied
+				if w.c.Path == f.path {
+					w.err = f.err
+				}
+			}
+		case !known || !old.Is(f.o.Object):
+			s.idx.setRemote(f.path, f.o.Object)
+			s.idx.setEncoded(f.path, objectRule(f.o.ContentEncoding, false) == gzipEncoded)
+			s.idx.due[f.path] = true
+			s.clashesChanged(f.path)
+		}
 	}
-	var lookups []*remoteWait
+}
+
+// lookUp gets the objects named by the changes that need it, once per path, Transfers at a time.
+func (s *Syncer) lookUp(ctx context.Context, changes []*remoteWait) []lookup {
+	var paths []string
 	seen := map[string]bool{}
 	for _, w := range changes {
 		if s.needsLookup(w.c) && !seen[w.c.Path] {
 			seen[w.c.Path] = true
-			lookups = append(lookups, w)
+			paths = append(paths, w.c.Path)
 		}
 	}
-	results := make([]found, len(lookups))
+	results := make([]lookup, len(paths))
 	sem := make(chan struct{}, s.opt.Transfers)
 	var wg sync.WaitGroup
-	for i, w := range lookups {
-		wg.Add(1)
+	for i, path := range paths {
 		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			o, err := s.store.Stat(ctx, w.c.Path)
-			results[i] = found{w: w, o: o, err: err}
-		}()
+		wg.Go(func() {
+			defer func() { <-sem }()
+			o, err := s.store.Stat(ctx, path)
+			results[i] = lookup{path: path, o: o, err: err}
+		})
 	}
 	wg.Wait()
-	for _, f := range results {
-		path := f.w.c.Path
-		old, known := s.idx.remote[path]
-		switch {
-		case errors.Is(f.err, gcsstore.ErrNotFound):
-			if known {
-				s.idx.dropRemote(path)
-				s.remoteDue[path] = true
-			}
-		case f.err != nil:
-			for _, w := range changes { // every change naming the path: it was not applied
-				if w.c.Path == path {
-					w.err = f.err
-				}
-			}
-		default:
-			r := f.o.Object
-			if known && old.Is(r) {
-				continue
-			}
-			if f.o.ContentEncoding == "gzip" {
-				s.unsyncable[path] = true
-				if s.firstSkip("encoded:"+path, "content_encoding") {
-					s.log.Warn("skipping an object stored with Content-Encoding: gzip: its bytes cannot be checked against its CRC32C",
-						"object", s.store.Name(path))
-				}
-			}
-			s.idx.setRemote(path, r)
-			s.markClashes(path)
-			s.remoteDue[path] = true
-		}
-	}
+	return results
 }
 
-// markClashes keeps the clash rule (the folder wins over an object x beside objects x/...) for one object
-// that appeared outside a listing: it is a clash itself if objects lie under it, and makes a clash of any
-// object that is one of its folders.
-func (s *Syncer) markClashes(path string) {
-	if s.idx.remoteDirs[path] > 0 {
-		s.unsyncable[path] = true
-	}
+// clashesChanged marks due, and reports, the objects whose objectRule verdict an object new at path may
+// have changed: itself (objects may lie under it) and any object that is one of its folders.
+func (s *Syncer) clashesChanged(path string) {
+	s.reportObjectRule(path)
 	for i := len(path) - 1; i > 0; i-- {
 		if path[i] == '/' {
 			if _, ok := s.idx.remote[path[:i]]; ok {
-				s.unsyncable[path[:i]] = true
-				s.remoteDue[path[:i]] = true
+				s.idx.due[path[:i]] = true
+				s.reportObjectRule(path[:i])
 			}
 		}
 	}
 }
 
-// finish tells each waiting change how its pass went: applied (or unnecessary), or not (its path did not
-// finish, or could not be looked up).
-func (s *Syncer) finish(changes []*remoteWait, res Result) {
-	if len(changes) == 0 {
-		return
-	}
-	unfinished := map[string]bool{}
-	for _, p := range res.Unfinished {
-		unfinished[p] = true
-	}
-	for _, w := range changes {
-		switch {
-		case w.err != nil:
-			w.done <- w.err
-		case unfinished[w.c.Path]:
-			w.done <- fmt.Errorf("%s: not applied yet (it is retried)", w.c.Path)
-		default:
-			w.done <- nil
+// applyFetched puts the objects the read-through fetched into the view (unless it holds a newer
+// generation) and marks them due; the files are made durable before the base that will record them.
+func (s *Syncer) applyFetched(fetched map[string]version.Object) {
+	for path, r := range fetched {
+		if old, ok := s.idx.remote[path]; !ok || old.Generation < r.Generation {
+			s.idx.setRemote(path, r)
 		}
-	}
-}
-
-// abandon tells each waiting change that its pass failed.
-func (s *Syncer) abandon(changes []*remoteWait, err error) {
-	for _, w := range changes {
-		w.done <- fmt.Errorf("pass failed: %w", err)
+		s.idx.due[path] = true
+		s.written = true
 	}
 }

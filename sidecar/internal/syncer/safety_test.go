@@ -137,9 +137,7 @@ func TestConflictNeverReplacesAnOpenFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(10 * time.Millisecond)
-	a.s.mu.Lock()
-	clear(a.s.failures) // the busy wait would be over by now
-	a.s.mu.Unlock()
+	clear(a.s.holds.failures) // the busy wait would be over by now
 	a.settle()
 	found := false
 	for name, content := range b.objects() {
@@ -406,15 +404,15 @@ func TestPollAfterGuardTripFindsNoChange(t *testing.T) {
 		a.write(fmt.Sprintf("f%d", i), "x")
 	}
 	a.settle()
-	a.s.window = plan.DeleteWindow{Start: time.Now(), Known: 10, Deleted: 5} // the budget is spent
-	b.del(testPrefix + "/f0")                                                // deleted remotely: the local delete is withheld, the base keeps f0
+	a.s.guard.window = plan.DeleteWindow{Start: time.Now(), Known: 10, Deleted: 5} // the budget is spent
+	b.del(testPrefix + "/f0")                                                      // deleted remotely: the local delete is withheld, the base keeps f0
 	if res := a.pass(); len(res.Plan.BlockedDeletes) != 1 {
 		t.Fatalf("want the delete withheld:\n%s", res.Plan)
 	}
 	for range 3 {
-		changed, err := a.s.remoteChanged(context.Background())
+		changed, err := a.s.list(context.Background())
 		if err != nil || changed {
-			t.Fatalf("remoteChanged = %v, %v; want no change", changed, err)
+			t.Fatalf("list changed = %v, %v; want no change", changed, err)
 		}
 	}
 }

@@ -37,19 +37,17 @@ func TestBusyFileBacksOff(t *testing.T) {
 	time.Sleep(150 * time.Millisecond) // past the settle time: only the open file holds it back
 	var waits []time.Duration
 	for range 6 {
-		a.s.mu.Lock()
-		for p, f := range a.s.failures { // due now: look at it again
+		for p, f := range a.s.holds.failures { // due now: look at it again
 			f.next = time.Time{}
-			a.s.failures[p] = f
+			a.s.holds.failures[p] = f
 		}
-		a.s.mu.Unlock()
 		res := a.pass()
 		waits = append(waits, time.Until(res.NextWake))
 	}
 	if waits[5] < 2*waits[0] || waits[5] < time.Second {
 		t.Fatalf("waits for a busy file do not grow: %v", waits)
 	}
-	if n := a.s.failures["open.log"].n; n != 6 {
+	if n := a.s.holds.failures["open.log"].n; n != 6 {
 		t.Fatalf("busy attempts = %d, want 6", n)
 	}
 }
@@ -71,7 +69,7 @@ func TestLongTransferKeepsLivenessGreen(t *testing.T) {
 		})
 	}))
 	c.s.now = func() time.Time { return time.Unix(0, clock.Load()) }
-	c.s.running.Store(true)
+	c.s.status.running.Store(true)
 	done := make(chan struct{})
 	go func() { defer close(done); c.pass() }()
 	eventually.True(t, 10*time.Second, "the download to start", reading.Load)

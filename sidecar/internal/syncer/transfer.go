@@ -16,6 +16,9 @@ import (
 	"github.com/filesync/filesync/sidecar/internal/version"
 )
 
+// Step 4 of a pass: the plan's actions run on worker goroutines, which do I/O only and hand back what
+// they changed; the loop's goroutine commits each outcome as it arrives (commit.go).
+
 // errBusy: the app still has the file open for writing; the path is deferred with growing waits (busyWait)
 // and looked at again then. It is never an error.
 var errBusy = errors.New("file is open for writing")
@@ -26,11 +29,6 @@ var errBusy = errors.New("file is open for writing")
 const attemptsPerPass = 3
 
 var actionRetry = backoff.Policy{Initial: 200 * time.Millisecond, Max: 2 * time.Second}
-
-// busyWait is how a file held open for writing is waited for: from the settle time, growing to 30 s.
-func (s *Syncer) busyWait() backoff.Policy {
-	return backoff.Policy{Initial: max(s.opt.Settle, 100*time.Millisecond), Max: 30 * time.Second}
-}
 
 // job is one action handed to a worker, with the local file it was planned from (workers never read the
 // loop's index).
@@ -59,25 +57,27 @@ type change struct {
 	bytes      int64           // bytes moved
 }
 
-// jobOf prepares a's job from the index.
-func (s *Syncer) jobOf(a plan.Action) job {
-	l, ok := s.idx.local[a.Path]
-	return job{a: a, local: l, hasLocal: ok}
+// transferrer runs actions on workers, for one plan (or the streaming restore).
+type transferrer struct {
+	s *Syncer
+	// flush: shutdown. The open-file check is skipped for uploads and conflicts, a conflict only preserves
+	// the local version, and an upload refused by a precondition is preserved as a conflict copy.
+	flush bool
 }
 
-// execute runs the plan's actions, transfers in parallel (--transfers): deletes first, so that a file can
-// take the place of a directory whose files were deleted (and the reverse) in one pass. Workers only do
-// I/O; this goroutine (the loop) commits each outcome as it arrives (commit, outcome). In flush mode
-// (shutdown) the open-file check is skipped and an upload refused by a precondition is preserved as a
-// conflict copy.
-func (s *Syncer) execute(ctx context.Context, p plan.Plan, flush bool) Result {
+// transfer runs the plan's actions, in parallel (--transfers, or --restore-transfers before ready):
+// deletes first, so that a file can take the place of a directory whose files were deleted (and the
+// reverse) in one pass.
+func (s *Syncer) transfer(ctx context.Context, p plan.Plan, flush bool) Result {
 	res := Result{Plan: p}
 	var deletes, others []job
 	for _, a := range p.Actions {
+		l, ok := s.idx.local[a.Path]
+		j := job{a: a, local: l, hasLocal: ok}
 		if a.Op == plan.DeleteLocal || a.Op == plan.DeleteRemote {
-			deletes = append(deletes, s.jobOf(a))
+			deletes = append(deletes, j)
 		} else {
-			others = append(others, s.jobOf(a))
+			others = append(others, j)
 		}
 	}
 	stop := s.beginRestore(ctx, p)
@@ -86,6 +86,7 @@ func (s *Syncer) execute(ctx context.Context, p plan.Plan, flush bool) Result {
 	if !s.Ready() {
 		parallel = s.opt.RestoreTransfers
 	}
+	t := transferrer{s: s, flush: flush}
 	for _, batch := range [][]job{deletes, others} {
 		if len(batch) == 0 {
 			continue
@@ -101,172 +102,54 @@ func (s *Syncer) execute(ctx context.Context, p plan.Plan, flush bool) Result {
 				}
 			}
 		}()
-		s.drain(ctx, &res, s.workers(ctx, work, min(parallel, len(batch)), flush))
+		s.drain(ctx, &res, t.workers(ctx, work, min(parallel, len(batch))))
 	}
 	return res
 }
 
 // workers starts n workers on jobs and returns their outcomes; the channel closes when jobs is closed
 // and every job is done.
-func (s *Syncer) workers(ctx context.Context, jobs <-chan job, n int, flush bool) <-chan done {
+func (t transferrer) workers(ctx context.Context, jobs <-chan job, n int) <-chan done {
 	out := make(chan done)
 	var wg sync.WaitGroup
 	for range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for j := range jobs {
-				ch, err := s.do(ctx, j, flush)
+				ch, err := t.do(ctx, j)
 				out <- done{job: j, ch: ch, err: err}
 			}
-		}()
+		})
 	}
 	go func() { wg.Wait(); close(out) }()
 	return out
 }
 
-// drain commits outcomes as they arrive, on the loop's goroutine.
-func (s *Syncer) drain(ctx context.Context, res *Result, outcomes <-chan done) {
-	for d := range outcomes {
-		s.beat()
-		s.commit(d)
-		s.outcome(ctx, res, d.a, d.err)
-	}
-}
-
-// commit applies what one action changed to the index, the base and the metrics. Only the loop calls it.
-func (s *Syncer) commit(d done) {
-	c, path := d.ch, d.a.Path
-	if c.base != nil {
-		s.idx.setBase(path, *c.base)
-	}
-	if c.dropBase {
-		s.idx.dropBase(path)
-	}
-	if c.remote != nil {
-		s.idx.setRemote(path, *c.remote)
-	}
-	if c.dropRemote {
-		s.idx.dropRemote(path)
-	}
-	if c.local != nil {
-		s.idx.setLocal(path, *c.local)
-		delete(s.fresh, path)
-	}
-	if c.dropLocal {
-		s.idx.dropLocal(path)
-	}
-	s.written = s.written || c.written
-	if d.err != nil {
-		return
-	}
-	switch d.a.Op {
-	case plan.Upload:
-		s.m.Uploads.Inc()
-		s.m.Bytes.WithLabelValues("upload").Add(float64(c.bytes))
-	case plan.Download, plan.Conflict:
-		if c.local != nil {
-			s.m.Downloads.Inc()
-			s.m.Bytes.WithLabelValues("download").Add(float64(c.bytes))
-		}
-	case plan.DeleteRemote:
-		s.m.Deletes.WithLabelValues("local").Inc()
+// waitsForClose says whether an action must wait while the app has the file open for writing: an upload
+// or a conflict copy would publish half a file (unless flushing: the app has stopped), a download would
+// replace a file whose later writes would be lost, a delete would delete it under the app.
+func (t transferrer) waitsForClose(j job) bool {
+	switch j.a.Op {
+	case plan.Upload, plan.Conflict:
+		return !t.flush
+	case plan.Download:
+		return j.hasLocal
 	case plan.DeleteLocal:
-		s.m.Deletes.WithLabelValues("remote").Inc()
-	}
-}
-
-// outcome records how one action went in res and the failure table.
-func (s *Syncer) outcome(ctx context.Context, res *Result, a plan.Action, err error) {
-	if err != nil {
-		res.Unfinished = append(res.Unfinished, a.Path)
-	}
-	outgoing := a.Op == plan.Upload || a.Op == plan.Conflict
-	switch {
-	case err == nil:
-		res.Done++
-		if a.Op == plan.DeleteLocal || a.Op == plan.DeleteRemote {
-			res.Deleted++
-		}
-		delete(s.failures, a.Path)
-	case errors.Is(err, errBusy):
-		next := s.recordFailure(a.Path, failure{busy: true, outgoing: outgoing, err: err}, s.busyWait())
-		s.log.Debug("waiting for the app to close the file", "op", a.Op.String(), "path", a.Path, "retry_in", next.Round(time.Millisecond))
-	case isReplan(err):
-		res.Replan = true
-		s.m.Preconditions.Inc()
-		s.log.Info("re-planning: changed by someone else meanwhile", "op", a.Op.String(), "path", a.Path, "err", err)
-	case ctx.Err() != nil:
-		res.Failed++
-	case s.skipUntilChanged(a, err):
-		delete(s.failures, a.Path)
-	default:
-		res.Failed++
-		s.m.Errors.WithLabelValues(metricOp(a.Op)).Inc()
-		next := s.recordFailure(a.Path, failure{outgoing: outgoing, err: err}, backoff.Default)
-		s.log.Error("sync action failed", "op", a.Op.String(), "path", a.Path, "err", err, "retry_in", next.Round(time.Millisecond))
-	}
-}
-
-// skipUntilChanged leaves a path alone until its object changes when retrying cannot help: the object
-// would have to be written through a symlink, in place of a directory that holds files, or its bytes never
-// match its checksum. It says so once and reports whether it applied.
-func (s *Syncer) skipUntilChanged(a plan.Action, err error) bool {
-	if a.Op != plan.Download && a.Op != plan.Conflict && a.Op != plan.DeleteLocal {
-		return false
-	}
-	var reason, msg string
-	switch {
-	case errors.Is(err, localfs.ErrSymlink):
-		reason, msg = "symlink", "skipping an object under a symlinked local directory: nothing is written through a symlink"
-	case errors.Is(err, localfs.ErrClash):
-		reason, msg = "clash", "skipping an object whose local path is taken by a directory with files (or under a file): the local files win until the object changes"
-	case errors.Is(err, localfs.ErrCorrupt):
-		reason, msg = "corrupt", "giving up on an object whose bytes never match its checksum (tried again when it changes)"
-	default:
-		return false
-	}
-	s.skipped[a.Path] = a.Remote.Generation
-	if reason == "symlink" {
-		if s.firstUnsafe("skip:" + a.Path) {
-			s.log.Warn(msg, "path", a.Path, "err", err)
-		}
 		return true
 	}
-	if s.firstSkip("skip:"+a.Path, reason) {
-		s.m.Errors.WithLabelValues(metricOp(a.Op)).Inc()
-		s.log.Warn(msg, "path", a.Path, "generation", a.Remote.Generation, "err", err)
-	}
-	return true
-}
-
-func metricOp(op plan.Op) string {
-	switch op {
-	case plan.DeleteRemote:
-		return "delete_remote"
-	case plan.DeleteLocal:
-		return "delete_local"
-	}
-	return op.String()
-}
-
-// recordFailure backs path off by policy (one more attempt than last time) and returns the wait.
-func (s *Syncer) recordFailure(path string, f failure, policy backoff.Policy) time.Duration {
-	f.n = s.failures[path].n + 1
-	d := policy.Delay(f.n)
-	f.next = s.now().Add(d)
-	s.failures[path] = f
-	return d
+	return false
 }
 
 // do runs one action on a worker, retrying transient failures a few times with jittered backoff. It
 // does I/O only and returns what changed; the loop commits it.
-func (s *Syncer) do(ctx context.Context, j job, flush bool) (change, error) {
+func (t transferrer) do(ctx context.Context, j job) (change, error) {
 	var ch change
 	var err error
 	for attempt := 1; attempt <= attemptsPerPass; attempt++ {
-		ch, err = s.doOnce(ctx, j, flush)
-		if err == nil || errors.Is(err, errBusy) || isReplan(err) || ctx.Err() != nil {
+		if t.waitsForClose(j) && t.s.dir.InUse(j.a.Path) {
+			return change{}, errBusy
+		}
+		ch, err = t.doOnce(ctx, j)
+		if err == nil || isReplan(err) || ctx.Err() != nil {
 			return ch, err
 		}
 		if attempt < attemptsPerPass && !backoff.Sleep(ctx, actionRetry.Delay(attempt)) {
@@ -276,25 +159,16 @@ func (s *Syncer) do(ctx context.Context, j job, flush bool) (change, error) {
 	return ch, err
 }
 
-func (s *Syncer) doOnce(ctx context.Context, j job, flush bool) (change, error) {
-	a, local := j.a, j.local
+func (t transferrer) doOnce(ctx context.Context, j job) (change, error) {
+	s, a, local := t.s, j.a, j.local
 	switch a.Op {
 	case plan.Upload:
-		return s.upload(ctx, a, local, flush)
+		return t.upload(ctx, a, local)
 	case plan.Download:
-		if j.hasLocal && s.dir.InUse(a.Path) {
-			return change{}, errBusy // never replace a file the app is writing: its later writes would be lost
-		}
 		return s.download(ctx, a.Path, a.Remote, local, j.hasLocal)
 	case plan.Conflict:
-		if !flush && s.dir.InUse(a.Path) {
-			return change{}, errBusy
-		}
-		if err := s.preserveConflict(ctx, a.Path, local); err != nil {
+		if err := s.preserveConflict(ctx, a.Path, local); err != nil || t.flush {
 			return change{}, err
-		}
-		if flush {
-			return change{}, nil
 		}
 		return s.download(ctx, a.Path, a.Remote, local, j.hasLocal)
 	case plan.DeleteRemote:
@@ -304,9 +178,6 @@ func (s *Syncer) doOnce(ctx context.Context, j job, flush bool) (change, error) 
 		s.log.Info("deleted remote object (deleted locally)", "path", a.Path)
 		return change{dropBase: true, dropRemote: true}, nil
 	case plan.DeleteLocal:
-		if s.dir.InUse(a.Path) {
-			return change{}, errBusy
-		}
 		if err := s.dir.Remove(a.Path, local.Stamp); err != nil {
 			return change{}, err
 		}
@@ -320,10 +191,8 @@ func (s *Syncer) doOnce(ctx context.Context, j job, flush bool) (change, error) 
 	return change{}, fmt.Errorf("unknown op %v", a.Op)
 }
 
-func (s *Syncer) upload(ctx context.Context, a plan.Action, local version.File, flush bool) (change, error) {
-	if !flush && s.dir.InUse(a.Path) {
-		return change{}, errBusy
-	}
+func (t transferrer) upload(ctx context.Context, a plan.Action, local version.File) (change, error) {
+	s := t.s
 	fh, err := s.dir.OpenFile(a.Path, local.Stamp)
 	if err != nil {
 		return change{}, err
@@ -332,20 +201,16 @@ func (s *Syncer) upload(ctx context.Context, a plan.Action, local version.File, 
 	mtime := time.Unix(0, local.ModTime) // stored in whole seconds; the local file takes the same below
 	o, err := s.store.Upload(ctx, a.Path, s.progress(fh), local.Size, local.CRC32C, mtime, a.IfGeneration)
 	r := o.Object
-	if errors.Is(err, gcsstore.ErrMismatch) {
+	switch {
+	case errors.Is(err, gcsstore.ErrMismatch):
 		// The bucket holds something other than what was sent (a server that does not check CRC32C, a file
 		// rewritten during the upload). Record what is really there, with no local stamp, so the next pass
 		// re-hashes the file and uploads it again over that generation.
 		return change{base: &version.Base{Object: r}, remote: &r}, err
-	}
-	if err != nil {
-		if flush && isReplan(err) {
-			// Shutting down, so there is no later pass to merge in: keep this version as a conflict copy.
-			if cerr := s.preserveConflict(ctx, a.Path, local); cerr != nil {
-				return change{}, cerr
-			}
-			return change{}, nil
-		}
+	case err != nil && t.flush && isReplan(err):
+		// Shutting down, so there is no later pass to merge in: keep this version as a conflict copy.
+		return change{}, s.preserveConflict(ctx, a.Path, local)
+	case err != nil:
 		return change{}, err
 	}
 	ch := change{remote: &r, bytes: o.Size}
@@ -426,4 +291,18 @@ func (b beatReader) Read(p []byte) (int, error) {
 		}
 	}
 	return n, err
+}
+
+// unixTime is a time from unix seconds; 0 (unknown) is the zero time.
+func unixTime(sec int64) time.Time {
+	if sec == 0 {
+		return time.Time{}
+	}
+	return time.Unix(sec, 0)
+}
+
+// isReplan reports whether err means "the world changed under this action": plan again, no backoff.
+func isReplan(err error) bool {
+	return errors.Is(err, gcsstore.ErrPrecondition) || errors.Is(err, localfs.ErrChanged) ||
+		errors.Is(err, gcsstore.ErrNotFound)
 }

@@ -45,7 +45,7 @@ func (s *Syncer) toRestore(rp *restoreProgress, a plan.Action) {
 // reportRestore publishes rp (for /readyz and the gauges) and logs it every ProgressInterval until the
 // returned stop is called, which logs a last line.
 func (s *Syncer) reportRestore(ctx context.Context, rp *restoreProgress) (stop func()) {
-	s.restore.Store(rp)
+	s.status.restore.Store(rp)
 	done := make(chan struct{})
 	finished := make(chan struct{})
 	go func() {
@@ -76,14 +76,14 @@ func (s *Syncer) reportRestore(ctx context.Context, rp *restoreProgress) (stop f
 
 // countRestored adds one finished download to the restore's progress.
 func (s *Syncer) countRestored() {
-	if rp := s.restore.Load(); rp != nil {
+	if rp := s.status.restore.Load(); rp != nil {
 		s.m.RestoreFilesDone.Set(float64(rp.filesDone.Add(1)))
 	}
 }
 
 // countRestoredBytes adds transferred bytes to the restore's progress.
 func (s *Syncer) countRestoredBytes(n int) {
-	if rp := s.restore.Load(); rp != nil {
+	if rp := s.status.restore.Load(); rp != nil {
 		s.m.RestoreBytesDone.Set(float64(rp.bytesDone.Add(int64(n))))
 	}
 }
@@ -150,7 +150,7 @@ const listParallel = 8
 // are still arriving (on GCS a page of 1,000 objects takes 0.1-0.3 s), RestoreTransfers at a time; a
 // large bucket is listed listParallel requests at a time, split into folders. An object x beside objects
 // x/... is never downloaded (the folder wins; adopt warns about x): the listing gives each object once it
-// knows which it is. The listing runs on its own goroutine and touches no loop state; the loop commits the
+// knows which it is (objectRule). The listing runs on its own goroutine and touches no loop state; the loop commits the
 // downloads as they finish. It returns the listing, for the loop to adopt, and how the downloads went.
 func (s *Syncer) restoreStreaming(ctx context.Context) (listing, Result, error) {
 	rp := &restoreProgress{start: s.now()}
@@ -172,14 +172,14 @@ func (s *Syncer) restoreStreaming(ctx context.Context) (listing, Result, error) 
 			}
 		}
 		l, err := s.fetchListing(ctx, func(name string, r version.Object, folder bool) {
-			if !folder { // an object x beside objects x/...: the folder wins (adopt warns about x)
+			if objectRule("", folder) == noReason { // the listing passes no gzip-encoded object
 				send(plan.Action{Op: plan.Download, Path: name, Remote: r, Reason: "restore of a fresh pod"})
 			}
 		})
 		result <- listed{l, err}
 	}()
 	var res Result
-	s.drain(ctx, &res, s.workers(ctx, work, s.opt.RestoreTransfers, false))
+	s.drain(ctx, &res, transferrer{s: s}.workers(ctx, work, s.opt.RestoreTransfers))
 	r := <-result
 	return r.l, res, r.err
 }

@@ -1,0 +1,44 @@
+package syncer
+
+import (
+	"github.com/filesync/filesync/sidecar/internal/filter"
+)
+
+// The rules of what is synced, each written once (docs/design.md): the listing, the pass, remote hints
+// and the read-through's fetch all ask these.
+
+// nameRule says whether an object name is synced. ignore: filesync's own .filesync/ and excluded paths,
+// never touched and never reported; unsafe: a name that is never written locally (reported once).
+func (s *Syncer) nameRule(name string) (ignore bool, unsafe error) {
+	if filter.Internal(name) || s.filter.Excluded(name) {
+		return true, nil
+	}
+	return false, filter.CheckName(name)
+}
+
+// objectRule says why an object is left alone, or noReason: stored gzip-encoded (the client decompresses
+// it, so its bytes cannot be checked against its CRC32C), or also a folder of other objects (a local path
+// is a file or a directory, not both: the folder wins, whatever the order of listing or writing). folder
+// comes from whatever the caller knows of the bucket: the listing's flag, the loop's view, or a lookup.
+func objectRule(contentEncoding string, folder bool) reason {
+	switch {
+	case contentEncoding == "gzip":
+		return gzipEncoded
+	case folder:
+		return folderClash
+	}
+	return noReason
+}
+
+// objectWarnings are the lines said once when an object is left alone for a reason of objectRule.
+var objectWarnings = map[reason]string{
+	gzipEncoded: "skipping an object stored with Content-Encoding: gzip: the client decompresses it, so its bytes cannot be checked against its CRC32C and filesync never publishes unchecked bytes; store it uncompressed to sync it",
+	folderClash: "skipping an object that is also a folder of other objects: a local path is a file or a directory, not both; the folder's objects win",
+}
+
+// leftAlone reports whether path is out of the sync for now: an object objectRule leaves alone (as the
+// view has it), unreadable locally (itself or a folder above it), or skipped until its object changes.
+// The planner calls it: it only reads.
+func (s *Syncer) leftAlone(path string) bool {
+	return s.idx.objectRule(path) != noReason || s.holds.isUnreadable(path) || s.holds.isSkipped(path)
+}
