@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/fsnotify/fsnotify"
 
@@ -33,6 +34,9 @@ type Watcher struct {
 	root   string
 	filter *filter.Filter
 	log    *slog.Logger
+	// dirs are the watched directories (relative paths). Only the goroutine running New, then Run,
+	// touches it, so no mutex is needed.
+	dirs map[string]bool
 }
 
 // New starts watching root and every directory below it that the filter does not skip.
@@ -41,7 +45,7 @@ func New(root string, f *filter.Filter, log *slog.Logger) (*Watcher, error) {
 	if err != nil {
 		return nil, fmt.Errorf("watch %s: %w", root, err)
 	}
-	w := &Watcher{fsw: fsw, root: root, filter: f, log: log}
+	w := &Watcher{fsw: fsw, root: root, filter: f, log: log, dirs: map[string]bool{}}
 	if err := w.addTree(root); err != nil {
 		fsw.Close()
 		return nil, err
@@ -66,6 +70,7 @@ func (w *Watcher) addTree(dir string) error {
 		}
 		switch {
 		case err == nil:
+			w.dirs[rel] = true
 			return nil
 		case p == w.root:
 			return fmt.Errorf("watch %s: %w", p, err)
@@ -77,6 +82,23 @@ func (w *Watcher) addTree(dir string) error {
 		}
 		return nil
 	})
+}
+
+// unwatch drops the watches of a directory that moved away (rel is its old path) and of every directory
+// below it. inotify's watches follow the inode, so fsnotify would go on reporting the moved tree's events
+// under their old names, and adding the new names would hand back those stale watches (the moved
+// directory's own watch is then dropped by fsnotify, leaving it unwatched). Where it lands inside the tree
+// (a Create event) it is watched afresh.
+func (w *Watcher) unwatch(rel string) {
+	if !w.dirs[rel] {
+		return // not a watched directory: a file, or an unwatched directory
+	}
+	for d := range w.dirs {
+		if d == rel || strings.HasPrefix(d, rel+"/") {
+			delete(w.dirs, d)
+			_ = w.fsw.Remove(filepath.Join(w.root, d)) // the moved directory's own may be gone already
+		}
+	}
 }
 
 func (w *Watcher) rel(p string) string {
@@ -102,15 +124,23 @@ func (w *Watcher) Run(ctx context.Context, notify func(Hint)) {
 			if rel == "" || w.filter.SkipDir(rel) {
 				continue
 			}
+			if ev.Has(fsnotify.Remove) {
+				delete(w.dirs, rel) // a removed directory was empty; fsnotify drops its watch
+			}
 			if ev.Has(fsnotify.Create) {
 				if fi, err := os.Lstat(ev.Name); err == nil && fi.IsDir() {
-					// Files may have landed in it before the watch: watch it, then ask for it to be scanned.
+					// New, or moved in with everything below it (from an excluded folder, from outside the
+					// tree or from elsewhere in it): watch its tree, then ask for it to be scanned, as files
+					// may have landed in it before the watch.
 					if err := w.addTree(ev.Name); err != nil {
 						w.log.Warn("watch new directory", "path", rel, "err", err)
 					}
 					notify(Hint{Path: rel, NewDir: true})
 					continue
 				}
+			}
+			if ev.Has(fsnotify.Rename) {
+				w.unwatch(rel)
 			}
 			if w.filter.Skip(rel) {
 				continue
