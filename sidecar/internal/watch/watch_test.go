@@ -8,11 +8,14 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/filesync/filesync/sidecar/internal/backoff"
 	"github.com/filesync/filesync/sidecar/internal/eventually"
 	"github.com/filesync/filesync/sidecar/internal/filter"
 )
@@ -83,19 +86,34 @@ func TestExcludedPathsAreSilent(t *testing.T) {
 	}
 }
 
-// TestNoGoroutineLeak: stopping the watcher releases its goroutines (model: rclone TestMarchNoGoroutineLeak).
+// TestNoGoroutineLeak: stopping the watcher releases its goroutines (model: rclone TestMarchNoGoroutineLeak),
+// also while a directory it cannot watch is being tried again.
 func TestNoGoroutineLeak(t *testing.T) {
 	before := runtime.NumGoroutine()
-	for range 5 {
+	for i := range 6 {
 		root := t.TempDir()
+		mkdirs(t, root, "plugins")
+		var opts []Option
+		var tries atomic.Int32
+		if i%2 == 1 {
+			u := newUnreadable(root, "plugins")
+			opts = append(opts, refusing(func(dir string) error { tries.Add(1); return u.refuse(dir) }),
+				retrying(backoff.Policy{Initial: time.Millisecond, Max: time.Millisecond}))
+		}
 		f, _ := filter.New(nil)
-		w, err := New(root, f, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		w, err := New(root, f, slog.New(slog.NewTextHandler(io.Discard, nil)), opts...)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if want := i % 2; w.Unwatched().Count != want {
+			t.Fatalf("unwatched: %+v, want %d", w.Unwatched(), want)
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() { w.Run(ctx, func(Hint) {}); close(done) }()
+		if i%2 == 1 {
+			eventually.True(t, 5*time.Second, "a few attempts at plugins", func() bool { return tries.Load() > 5 })
+		}
 		cancel()
 		<-done
 	}
@@ -153,4 +171,32 @@ func TestUnreadableDirectoryIsLeftOut(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = os.Chmod(lf, 0o755) })
 	start(t, root)
+}
+
+// Issue 21 with real permissions, no seam: a directory created unreadable (mode 0) is watched once its
+// mode lets the sidecar read it. Root reads every directory, so this runs only as another user (make
+// test runs as root; run the package's test binary with setpriv --reuid=33 to see it).
+func TestUnreadableDirectoryIsWatchedOnceReadable(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("root reads every directory")
+	}
+	root := t.TempDir()
+	w, r := startWith(t, root, retrying(backoff.Policy{Initial: time.Hour, Max: time.Hour}))
+	plugins := filepath.Join(root, "plugins")
+	if err := os.Mkdir(plugins, 0o000); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.Chmod(plugins, 0o755) })
+	eventually.True(t, 5*time.Second, "plugins unwatched", func() bool { return w.Unwatched() == Unwatched{1, "plugins"} })
+	n := r.len()
+	if err := os.Chmod(plugins, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	eventually.True(t, 5*time.Second, "a new-directory hint for plugins once readable", func() bool {
+		return slices.Contains(r.since(n), Hint{Path: "plugins", NewDir: true})
+	})
+	hintedOnWrite(t, r, root, "plugins/hello.php")
+	if got := w.Unwatched(); got != (Unwatched{}) {
+		t.Fatalf("unwatched: %+v", got)
+	}
 }
