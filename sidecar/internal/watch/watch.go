@@ -127,8 +127,14 @@ func (w *Watcher) Run(ctx context.Context, notify func(Hint)) {
 				return
 			}
 			if errors.Is(err, fsnotify.ErrEventOverflow) {
-				w.log.Warn("fsnotify event overflow: rescanning")
+				// The lost events may have created directories: watch the tree again (what is watched
+				// already stays so), then ask for the rescan, which sees whatever happened before.
+				w.log.Warn("fsnotify event overflow: watching the tree again and rescanning")
+				if err := w.watchTree("", time.Now()); err != nil {
+					w.log.Warn("watch the root again after an overflow", "err", err)
+				}
 				notify(Hint{Overflow: true})
+				w.publish()
 				continue
 			}
 			w.log.Warn("fsnotify", "err", err)
