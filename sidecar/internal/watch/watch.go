@@ -126,18 +126,17 @@ func (w *Watcher) Run(ctx context.Context, notify func(Hint)) {
 			if !ok {
 				return
 			}
-			if errors.Is(err, fsnotify.ErrEventOverflow) {
-				// The lost events may have created directories: watch the tree again (what is watched
-				// already stays so), then ask for the rescan, which sees whatever happened before.
-				w.log.Warn("fsnotify event overflow: watching the tree again and rescanning")
-				if err := w.watchTree("", time.Now()); err != nil {
-					w.log.Warn("watch the root again after an overflow", "err", err)
-				}
-				notify(Hint{Overflow: true})
-				w.publish()
+			if !errors.Is(err, fsnotify.ErrEventOverflow) {
+				w.log.Warn("fsnotify", "err", err)
 				continue
 			}
-			w.log.Warn("fsnotify", "err", err)
+			// The lost events may have created directories: watch the tree again (what is watched already
+			// stays so), then ask for the rescan, which sees whatever happened before.
+			w.log.Warn("fsnotify event overflow: watching the tree again and rescanning")
+			if err := w.watchTree("", time.Now()); err != nil {
+				w.log.Warn("watch the root again after an overflow", "err", err)
+			}
+			notify(Hint{Overflow: true})
 		}
 		w.publish()
 	}
@@ -188,7 +187,7 @@ func (w *Watcher) retry(rels []string, now time.Time, notify func(Hint)) {
 	var watched []string
 	for _, rel := range rels {
 		if covered(rel, watched) {
-			continue // watched with a directory above it, or tried again in its walk
+			continue // watched in the walk of a directory above it, just now
 		}
 		if w.watchTree(rel, now) == nil {
 			notify(Hint{Path: rel, NewDir: true})
