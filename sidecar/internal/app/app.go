@@ -163,8 +163,14 @@ func Run(ctx context.Context, env Env) error {
 type probes struct {
 	s       *syncer.Syncer
 	n       *notify.Notifier // nil without notifications
-	looping atomic.Bool      // the sync loop has been started
+	w       unwatched
+	looping atomic.Bool // the sync loop has been started
 }
+
+// unwatched is what /readyz asks the watcher.
+type unwatched interface{ Unwatched() watch.Unwatched }
+
+var _ unwatched = (*watch.Watcher)(nil)
 
 func (p *probes) Ready() bool { return p.looping.Load() && p.s.Ready() }
 
@@ -173,6 +179,19 @@ func (p *probes) NotReadyReason() string {
 		return p.n.Waiting()
 	}
 	return p.s.NotReadyReason()
+}
+
+// Warning names the directories the watcher cannot watch (yet): readiness does not wait for them, as the
+// periodic rescan covers them, but a pod whose changes there sync only every --rescan-interval says so.
+func (p *probes) Warning() string {
+	switch u := p.w.Unwatched(); u.Count {
+	case 0:
+		return ""
+	case 1:
+		return fmt.Sprintf("warning: 1 directory not watched (%s): the periodic rescan covers it", u.First)
+	default:
+		return fmt.Sprintf("warning: %d directories not watched (first: %s): the periodic rescan covers them", u.Count, u.First)
+	}
 }
 
 func (p *probes) Healthy() bool {
@@ -186,11 +205,12 @@ func (p *probes) Healthy() bool {
 // within --shutdown-timeout.
 func serve(ctx context.Context, cfg config.Config, env Env, log *slog.Logger, f *filter.Filter, dir *localfs.Dir,
 	s *syncer.Syncer, m *metrics.Metrics, n *notify.Notifier) error {
-	w, err := watch.New(cfg.Dir, f, log.With("component", "watch"))
+	w, err := watch.New(cfg.Dir, f, log.With("component", "watch"),
+		watch.ReportUnwatched(func(n int) { m.WatchUnwatched.Set(float64(n)) }))
 	if err != nil {
 		return err
 	}
-	p := &probes{s: s, n: n}
+	p := &probes{s: s, n: n, w: w}
 	var srv *http.Server
 	srvErr := make(chan error, 3)
 	rtServers, err := startReadThrough(cfg, env, log, f, dir, s, m, srvErr)

@@ -176,11 +176,14 @@ func TestProbesAndMetrics(t *testing.T) {
 	if code, _ := get("/healthz"); code != 200 {
 		t.Fatalf("/healthz = %d", code)
 	}
+	if code, body := get("/readyz"); code != 200 || body != "ready\n" {
+		t.Fatalf("/readyz = %d %q", code, body)
+	}
 	code, body := get("/metrics")
 	for _, m := range []string{"filesync_uploads_total 1", "filesync_ready 1", "filesync_known_files 1",
 		"filesync_pass_duration_seconds_bucket", `filesync_deletes_total{side="local"} 0`, `filesync_bytes_total{direction="upload"} 1`,
 		"filesync_pending_uploads", "filesync_last_success_timestamp_seconds", "filesync_conflicts_total 0",
-		"filesync_skipped_unsafe_total 0", "filesync_downloads_total 0"} {
+		"filesync_skipped_unsafe_total 0", "filesync_downloads_total 0", "filesync_watch_unwatched_directories 0"} {
 		if code != 200 || !strings.Contains(body, m) {
 			t.Fatalf("/metrics lacks %q:\n%s", m, body)
 		}

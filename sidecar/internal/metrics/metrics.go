@@ -29,6 +29,7 @@ type Metrics struct {
 	Ready          prometheus.Gauge
 	PassDuration   prometheus.Histogram
 	WatchOverflows prometheus.Counter
+	WatchUnwatched prometheus.Gauge
 	GCSRequests    *prometheus.CounterVec // op=list|get|read|insert|delete (gcsstore.Op*)
 	Wipes          *prometheus.CounterVec // side=local|remote
 	Passes         *prometheus.CounterVec // kind=full|targeted
@@ -87,6 +88,8 @@ func New() *Metrics {
 			Help: "Duration of sync passes.", Buckets: prometheus.ExponentialBuckets(0.005, 2.5, 12)}),
 		WatchOverflows: prometheus.NewCounter(prometheus.CounterOpts{Name: "filesync_watch_overflows_total",
 			Help: "fsnotify event overflows (each triggers a full rescan)."}),
+		WatchUnwatched: prometheus.NewGauge(prometheus.GaugeOpts{Name: "filesync_watch_unwatched_directories",
+			Help: "Directories the watcher cannot watch now (unreadable by the sidecar's user, or the inotify watch limit reached): tried again until they are; the periodic rescan covers them meanwhile."}),
 		GCSRequests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "filesync_gcs_requests_total",
 			Help: "Requests this sidecar made to GCS, by kind: list (one per page of 1,000 objects), get (metadata), read (downloads), insert (uploads), delete."},
 			[]string{"op"}),
@@ -126,7 +129,7 @@ func New() *Metrics {
 	}
 	for _, c := range []prometheus.Collector{m.Uploads, m.Downloads, m.Deletes, m.Bytes, m.Errors, m.Conflicts,
 		m.SkippedUnsafe, m.Preconditions, m.DeleteGuard, m.DeleteBlocked, m.PendingUploads, m.KnownFiles,
-		m.LastSuccess, m.Ready, m.PassDuration, m.WatchOverflows, m.GCSRequests, m.Wipes, m.Passes, m.SkippedPaths,
+		m.LastSuccess, m.Ready, m.PassDuration, m.WatchOverflows, m.WatchUnwatched, m.GCSRequests, m.Wipes, m.Passes, m.SkippedPaths,
 		m.RestoreFiles, m.RestoreFilesDone, m.RestoreBytes, m.RestoreBytesDone, m.ReadThrough,
 		m.NotifyReceived, m.NotifyApplied, m.NotifyIgnored, m.NotifyRecreations, m.NotifyReconciles, m.NotifySubscribed,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
