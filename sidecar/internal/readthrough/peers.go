@@ -189,8 +189,11 @@ func (h *Handler) PeerHandler(secret string) http.Handler {
 		if status != 0 {
 			return
 		}
-		if !h.serveLocal(w, r, rel, true) {
+		switch h.serveLocal(w, r, rel, true) {
+		case absent:
 			notFound(w)
+		case refused:
+			h.refuse(w, http.StatusNotFound)
 		}
 	})
 }

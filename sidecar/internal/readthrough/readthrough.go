@@ -23,6 +23,7 @@ import (
 
 	"github.com/filesync/filesync/sidecar/internal/filter"
 	"github.com/filesync/filesync/sidecar/internal/gcsstore"
+	"github.com/filesync/filesync/sidecar/internal/localfs"
 	"github.com/filesync/filesync/sidecar/internal/version"
 )
 
@@ -32,10 +33,12 @@ type Fetcher interface {
 	Fetch(ctx context.Context, path string) (version.Stamp, error)
 }
 
-// Local is the synced directory (localfs.Dir): open a regular file for reading; is it open for writing.
+// Local is the synced directory (localfs.Dir): open a regular file for reading without following any
+// symlink (fs.ErrNotExist if absent; localfs.ErrSymlink or localfs.ErrNotRegular if something else is
+// there); is that open file open for writing.
 type Local interface {
 	OpenRead(path string) (*os.File, error)
-	InUse(path string) bool
+	InUseFile(f *os.File) bool
 }
 
 // Results, as counted by Options.Count: where a request was answered from.
@@ -132,8 +135,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set(SourceHeader, ResultLocal)
-	if h.serveLocal(w, r, rel, false) {
+	switch h.serveLocal(w, r, rel, false) {
+	case served:
 		h.opt.Count(ResultLocal)
+		return
+	case refused:
+		h.refuse(w, http.StatusNotFound)
 		return
 	}
 	w.Header().Del(SourceHeader)
@@ -147,7 +154,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case found:
 		w.Header().Set(SourceHeader, ResultBucket)
-		if h.serveLocal(w, r, rel, false) {
+		if h.serveLocal(w, r, rel, false) == served {
 			h.opt.Count(ResultBucket)
 			return
 		}
@@ -215,12 +222,18 @@ func (h *Handler) check(w http.ResponseWriter, r *http.Request) (string, int) {
 	}
 	rel, status := Refuse(r.URL.Path, h.opt.Include, h.opt.Exclude)
 	if status != 0 {
-		h.opt.Count(ResultRefused)
-		w.Header().Set("Cache-Control", "no-store")
-		http.Error(w, http.StatusText(status), status)
+		h.refuse(w, status)
 		return "", status
 	}
 	return rel, 0
+}
+
+// refuse answers a request for a path that is not served.
+func (h *Handler) refuse(w http.ResponseWriter, status int) {
+	h.opt.Count(ResultRefused)
+	w.Header().Del(SourceHeader)
+	w.Header().Set("Cache-Control", "no-store")
+	http.Error(w, http.StatusText(status), status)
 }
 
 // Refuse decides whether the URL path p names a file the read-through (and a peer) may serve: it returns
@@ -259,26 +272,39 @@ func isCode(base string) bool {
 	return strings.HasPrefix(ext, ".php") // .php, .php5, .php7, ...
 }
 
-// serveLocal serves rel from the directory if it is there (with peer: only if no one has it open for
-// writing) and reports whether it did.
-func (h *Handler) serveLocal(w http.ResponseWriter, r *http.Request, rel string, peer bool) bool {
+// local is what serveLocal did.
+type local int
+
+const (
+	absent  local = iota // not in the directory (or, for a peer, still being written)
+	served               // answered from the directory
+	refused              // something is there that is not served: a symlink on the way, not a regular file
+)
+
+// serveLocal serves rel from the directory if it is a regular file reached without following a symlink
+// (with peer: only if no one has it open for writing).
+func (h *Handler) serveLocal(w http.ResponseWriter, r *http.Request, rel string, peer bool) local {
 	f, err := h.local.OpenRead(rel)
-	if err != nil {
+	switch {
+	case errors.Is(err, localfs.ErrSymlink) || errors.Is(err, localfs.ErrNotRegular):
+		h.opt.Log.Debug("read-through: not serving", "path", rel, "err", err)
+		return refused
+	case err != nil:
 		if !errors.Is(err, fs.ErrNotExist) {
 			h.opt.Log.Debug("read-through: cannot open local file", "path", rel, "err", err)
 		}
-		return false
+		return absent
 	}
 	defer f.Close()
-	if peer && h.local.InUse(rel) {
-		return false // still being written: the writer's upload will publish it
+	if peer && h.local.InUseFile(f) {
+		return absent // still being written: the writer's upload will publish it
 	}
 	fi, err := f.Stat()
 	if err != nil {
-		return false
+		return absent
 	}
 	serveFile(w, r, rel, f, fi)
-	return true
+	return served
 }
 
 // serveFile answers as a file server does (http.ServeContent: Range, If-None-Match, If-Modified-Since,

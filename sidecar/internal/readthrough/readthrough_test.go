@@ -51,7 +51,7 @@ func (b *fakeBucket) Fetch(ctx context.Context, rel string) (version.Stamp, erro
 // busyDir is a directory whose files all count as open for writing.
 type busyDir struct{ *localfs.Dir }
 
-func (busyDir) InUse(string) bool { return true }
+func (busyDir) InUseFile(*os.File) bool { return true }
 
 type site struct {
 	t      *testing.T
