@@ -47,7 +47,7 @@ const (
 	ResultBucket  = "bucket"  // downloaded from the bucket, then served
 	ResultPeer    = "peer"    // streamed from a peer replica
 	ResultMiss    = "miss"    // nowhere: 404, no-store
-	ResultRefused = "refused" // not a path the read-through serves (excluded, unsafe, not included, PHP)
+	ResultRefused = "refused" // not a path the read-through serves (excluded, unsafe, not included, executable, a symlink)
 	ResultError   = "error"   // the bucket failed: 502
 )
 
@@ -238,9 +238,9 @@ func (h *Handler) refuse(w http.ResponseWriter, status int) {
 
 // Refuse decides whether the URL path p names a file the read-through (and a peer) may serve: it returns
 // the path relative to --dir and 0, or the status to answer with: 404 for what is not served (outside the
-// include globs, excluded, filesync's own folder, unsafe names, directories), 403 for code and server
-// configuration (*.php, *.phtml, *.phar and their kin, .htaccess, .user.ini), which is never fetched, so
-// a web server never runs a script that came from the bucket.
+// include globs, excluded, filesync's own folder, unsafe names, directories), 403 for what a web server
+// would run or obey (filter.Executable: x.php, x.php.jpg, .htaccess, ...), which is never fetched: the
+// read-through puts no script from the bucket where a web server would run it.
 func Refuse(p string, include, exclude *filter.Filter) (string, int) {
 	rel := strings.TrimPrefix(p, "/")
 	switch {
@@ -248,28 +248,12 @@ func Refuse(p string, include, exclude *filter.Filter) (string, int) {
 		return "", http.StatusNotFound
 	case filter.CheckName(rel) != nil || path.Clean(rel) != rel:
 		return "", http.StatusNotFound
-	case isCode(path.Base(rel)):
+	case filter.Executable(rel):
 		return "", http.StatusForbidden
 	case filter.Internal(rel) || exclude.Excluded(rel) || include == nil || !include.Excluded(rel):
 		return "", http.StatusNotFound
 	}
 	return rel, 0
-}
-
-// isCode reports whether a web server could execute or obey the file: PHP in all its extensions, and
-// per-directory configuration.
-func isCode(base string) bool {
-	b := strings.ToLower(base)
-	switch b {
-	case ".htaccess", ".htpasswd", ".user.ini":
-		return true
-	}
-	ext := path.Ext(b)
-	switch ext {
-	case ".phtml", ".phar", ".pht", ".phps":
-		return true
-	}
-	return strings.HasPrefix(ext, ".php") // .php, .php5, .php7, ...
 }
 
 // local is what serveLocal did.

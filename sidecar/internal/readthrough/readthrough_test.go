@@ -239,7 +239,8 @@ func TestNowhereIs404NoStore(t *testing.T) {
 func TestRefusedPaths(t *testing.T) {
 	s := newSite(t, Options{})
 	for _, rel := range []string{"uploads/private/a.jpg", "plugins/x.jpg", "uploads/a.php", "uploads/b.PHP", "uploads/c.phtml",
-		"uploads/d.phar", "uploads/.htaccess", "uploads/e.php7", ".filesync/tmp/x"} {
+		"uploads/d.phar", "uploads/.htaccess", "uploads/e.php7", ".filesync/tmp/x", "uploads/x.php.jpg", "uploads/x.php.",
+		"uploads/x.PHP.png", "uploads/x.phtml.gif", "uploads/x.shtml", "uploads/php.ini"} {
 		s.bucket.objects[rel] = "<?php echo 'pwned';"
 	}
 	s.write("uploads/private/a.jpg", "local but excluded", mtime)
@@ -249,6 +250,9 @@ func TestRefusedPaths(t *testing.T) {
 		"/uploads/a%00.jpg": 404, "/uploads//x.jpg": 404, "/uploads/./x.jpg": 404,
 		"/uploads/a.php": 403, "/uploads/b.PHP": 403, "/uploads/c.phtml": 403, "/uploads/d.phar": 403,
 		"/uploads/.htaccess": 403, "/uploads/e.php7": 403, "/uploads/.user.ini": 403,
+		// Run as PHP by Apache with AddHandler (every extension counts), or after the trailing dot is dropped.
+		"/uploads/x.php.jpg": 403, "/uploads/x.php.": 403, "/uploads/x.pHp7": 403, "/uploads/x.PHP.png": 403,
+		"/uploads/x.phtml.gif": 403, "/uploads/x.shtml": 403, "/uploads/.htpasswd": 403, "/uploads/php.ini": 403,
 	} {
 		r := s.get(target)
 		if r.StatusCode != want {
@@ -261,7 +265,7 @@ func TestRefusedPaths(t *testing.T) {
 	if n := s.bucket.calls.Load(); n != 0 {
 		t.Errorf("refused paths were looked up in the bucket %d times", n)
 	}
-	for _, rel := range []string{"uploads/a.php", "uploads/.htaccess"} {
+	for _, rel := range []string{"uploads/a.php", "uploads/.htaccess", "uploads/x.php.jpg", "uploads/x.php."} {
 		if s.has(rel) {
 			t.Errorf("%s was written into the directory", rel)
 		}
