@@ -79,6 +79,9 @@ func Run(ctx context.Context, env Env) error {
 	if err != nil {
 		return fmt.Errorf("%w: --exclude: %w", config.ErrUsage, err)
 	}
+	if f, err = f.WithNoExec(cfg.NoExec); err != nil {
+		return fmt.Errorf("%w: --no-exec: %w", config.ErrUsage, err)
+	}
 	dir, err := localfs.Open(cfg.Dir)
 	if err != nil {
 		return err

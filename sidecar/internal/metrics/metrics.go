@@ -32,7 +32,7 @@ type Metrics struct {
 	GCSRequests    *prometheus.CounterVec // op=list|get|read|insert|delete (gcsstore.Op*)
 	Wipes          *prometheus.CounterVec // side=local|remote
 	Passes         *prometheus.CounterVec // kind=full|targeted
-	SkippedPaths   *prometheus.CounterVec // reason=unreadable|clash|symlink|corrupt|content_encoding
+	SkippedPaths   *prometheus.CounterVec // reason=unreadable|clash|symlink|corrupt|content_encoding|exec (--no-exec)
 	ReadThrough    *prometheus.CounterVec // result=local|bucket|peer|miss|refused|error (readthrough.Result*)
 	// The restore (the passes before ready): what it has to download and how far it is.
 	RestoreFiles, RestoreFilesDone, RestoreBytes, RestoreBytesDone prometheus.Gauge
@@ -97,7 +97,7 @@ func New() *Metrics {
 			Help: "Sync passes, by kind: full (walked the whole directory: at start, after lost events, every --rescan-interval, before deleting remotely) or targeted (looked only at what changed)."},
 			[]string{"kind"}),
 		SkippedPaths: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "filesync_skipped_paths_total",
-			Help: "Paths left alone until they change, by reason: unreadable locally, a file/directory clash, under a symlink, an object whose bytes never match its checksum, or a gzip-encoded object."},
+			Help: "Paths left alone until they change, by reason: unreadable locally, a file/directory clash, under a symlink, an object whose bytes never match its checksum, a gzip-encoded object, or an executable name under --no-exec (exec)."},
 			[]string{"reason"}),
 		ReadThrough: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "filesync_read_through_requests_total",
 			Help: "Requests the read-through answered, by where from: local (the directory), bucket (downloaded first), peer (streamed from another replica), miss (404), refused (a path it does not serve), error (the bucket failed)."},
