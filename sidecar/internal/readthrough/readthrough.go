@@ -74,10 +74,12 @@ type Options struct {
 	Include *filter.Filter // --read-through-include: the paths served (Excluded reports a match)
 	Exclude *filter.Filter // --exclude: never served
 	Peers   *Peers         // nil: no peers
-	// MissTTL is how long a path found nowhere is remembered (answered 404 without a lookup).
+	// MissTTL is how long a path found nowhere is remembered (answered 404 without a lookup), and one whose
+	// lookup failed (answered 502 without a lookup).
 	MissTTL time.Duration
-	// LookupRate and LookupBurst bound the bucket lookups that find nothing (a token bucket): with the
-	// bucket empty of tokens, a local miss goes to the peers only. See Bound.
+	// LookupRate and LookupBurst bound the bucket lookups that end without a file to serve, misses and
+	// failures alike (a token bucket): with the bucket empty of tokens, a local miss goes to the peers
+	// only. See Bound.
 	LookupRate  float64
 	LookupBurst int
 	FetchLimit  time.Duration // how long one download into the directory may take
@@ -122,9 +124,11 @@ func New(local Local, fetch Fetcher, opt Options) *Handler {
 		misses: newMissCache(opt.MissTTL, opt.LookupRate, opt.LookupBurst, opt.Now)}
 }
 
-// Bound is the most bucket lookups that find nothing over d: the burst, plus the rate for the time after
-// it. A crawler asking for any number of missing paths costs at most this many GCS requests (one metadata
-// get each); repeated requests for one missing path cost one per MissTTL at most, within the same bound.
+// Bound is the most bucket lookups that end without a file to serve over d: the burst, plus the rate for
+// the time after it. A lookup is one metadata get, and one read when the object was there but its download
+// failed (a file/folder clash, a checksum mismatch). A crawler asking for any number of missing or
+// unservable paths costs at most this many lookups; repeated requests for one such path cost one per
+// MissTTL at most, within the same bound.
 func (h *Handler) Bound(d time.Duration) int {
 	return h.opt.LookupBurst + int(h.opt.LookupRate*d.Seconds())
 }
@@ -150,6 +154,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		notFound(w)
 		return
 	}
+	if h.misses.failing(rel) {
+		h.badGateway(w) // the lookup failed a moment ago: not again before MissTTL
+		return
+	}
 	found, err := h.fromBucket(r.Context(), rel)
 	switch {
 	case found:
@@ -159,11 +167,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	case err != nil:
-		h.opt.Count(ResultError)
-		w.Header().Del(SourceHeader)
-		h.opt.Log.Warn("read-through: fetching from the bucket failed", "path", rel, "err", err)
-		w.Header().Set("Cache-Control", "no-store")
-		http.Error(w, "bucket unavailable", http.StatusBadGateway)
+		h.badGateway(w)
 		return
 	}
 	if store {
@@ -181,9 +185,20 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	notFound(w)
 }
 
+// badGateway answers a request whose bucket lookup failed, now or a moment ago (the failure was logged
+// where the lookup was made).
+func (h *Handler) badGateway(w http.ResponseWriter) {
+	h.opt.Count(ResultError)
+	w.Header().Del(SourceHeader)
+	w.Header().Set("Cache-Control", "no-store")
+	http.Error(w, "bucket unavailable", http.StatusBadGateway)
+}
+
 // fromBucket downloads rel into the directory, one download per path however many requests wait for it
 // (they share it), detached from the first requester's cancellation. It reports whether the file is there
-// now; a lookup beyond the miss budget is not made (false, nil).
+// now; a lookup beyond the budget is not made (false, nil). A lookup that ends without a file keeps its
+// token, a miss (remembered by the caller) or a failure (remembered here, and logged once per path: again
+// only after the path was found, found missing, or failed another way).
 func (h *Handler) fromBucket(ctx context.Context, rel string) (bool, error) {
 	ch := h.flight.DoChan(rel, func() (any, error) {
 		if !h.misses.reserve() {
@@ -192,13 +207,21 @@ func (h *Handler) fromBucket(ctx context.Context, rel string) (bool, error) {
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.opt.FetchLimit)
 		defer cancel()
 		_, err := h.fetch.Fetch(fctx, rel)
-		if errors.Is(err, gcsstore.ErrNotFound) {
-			return false, nil // the token stays spent: a lookup that found nothing
-		}
-		h.misses.refund() // found (or failed): not a miss
-		if err != nil {
+		switch {
+		case errors.Is(err, gcsstore.ErrNotFound):
+			h.misses.recovered(rel)
+			return false, nil
+		case err != nil:
+			if h.misses.fail(rel, err) {
+				h.opt.Log.Warn("read-through: fetching from the bucket failed (answered 502; logged again only if it changes)",
+					"path", rel, "err", err)
+			} else {
+				h.opt.Log.Debug("read-through: fetching from the bucket failed again", "path", rel, "err", err)
+			}
 			return false, err
 		}
+		h.misses.refund() // found: only lookups that end without a file draw on the budget
+		h.misses.recovered(rel)
 		return true, nil
 	})
 	select {
@@ -331,11 +354,13 @@ func notFound(w http.ResponseWriter) {
 	http.Error(w, "404 page not found", http.StatusNotFound)
 }
 
-// missCache remembers paths found nowhere for a while, and holds the token bucket of bucket lookups.
+// missCache remembers paths found nowhere, and paths whose lookup failed, for a while, and holds the token
+// bucket of bucket lookups.
 type missCache struct {
 	mu     sync.Mutex
 	ttl    time.Duration
 	until  map[string]time.Time
+	failed map[string]failure
 	rate   float64
 	burst  float64
 	tokens float64
@@ -347,8 +372,54 @@ type missCache struct {
 const maxRemembered = 10000
 
 func newMissCache(ttl time.Duration, rate float64, burst int, now func() time.Time) *missCache {
-	return &missCache{ttl: ttl, until: map[string]time.Time{}, rate: rate, burst: float64(burst),
-		tokens: float64(burst), last: now(), now: now}
+	return &missCache{ttl: ttl, until: map[string]time.Time{}, failed: map[string]failure{}, rate: rate,
+		burst: float64(burst), tokens: float64(burst), last: now(), now: now}
+}
+
+// failure is a path's last failed lookup: answered 502 without a lookup until until; kept after that (up
+// to maxRemembered paths) so that the same failure is not logged again.
+type failure struct {
+	until time.Time
+	err   string
+}
+
+// failing reports whether rel's lookup failed less than ttl ago.
+func (c *missCache) failing(rel string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	f, ok := c.failed[rel]
+	return ok && c.now().Before(f.until)
+}
+
+// fail remembers that rel's lookup failed with err, and reports whether that is news (rel had not failed
+// since it was last found or found missing, or it failed another way): then it deserves a warning.
+func (c *missCache) fail(rel string, err error) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.now()
+	prev, ok := c.failed[rel]
+	if !ok && len(c.failed) >= maxRemembered {
+		for k, f := range c.failed {
+			if !now.Before(f.until) {
+				delete(c.failed, k)
+			}
+		}
+		for k := range c.failed { // map order: an arbitrary half
+			if len(c.failed) < maxRemembered/2 {
+				break
+			}
+			delete(c.failed, k)
+		}
+	}
+	c.failed[rel] = failure{until: now.Add(c.ttl), err: err.Error()}
+	return !ok || prev.err != err.Error()
+}
+
+// recovered forgets rel's failure: its lookup found the object, or found it missing.
+func (c *missCache) recovered(rel string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.failed, rel)
 }
 
 func (c *missCache) remembered(rel string) bool {
@@ -398,7 +469,7 @@ func (c *missCache) reserve() bool {
 	return true
 }
 
-// refund gives back a token whose lookup found the file: only misses draw on the budget.
+// refund gives back a token whose lookup found the file: only misses and failures draw on the budget.
 func (c *missCache) refund() {
 	c.mu.Lock()
 	defer c.mu.Unlock()

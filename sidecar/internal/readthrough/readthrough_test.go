@@ -25,6 +25,7 @@ type fakeBucket struct {
 	dir     *localfs.Dir
 	mu      sync.Mutex
 	objects map[string]string
+	failing map[string]error // objects that exist but cannot be fetched
 	calls   atomic.Int64
 	gate    chan struct{} // if set, every fetch waits for it
 }
@@ -40,7 +41,11 @@ func (b *fakeBucket) Fetch(ctx context.Context, rel string) (version.Stamp, erro
 	}
 	b.mu.Lock()
 	v, ok := b.objects[rel]
+	ferr := b.failing[rel]
 	b.mu.Unlock()
+	if ferr != nil {
+		return version.Stamp{}, fmt.Errorf("fetch %s: %w", rel, ferr)
+	}
 	if !ok {
 		return version.Stamp{}, fmt.Errorf("fetch %s: %w", rel, gcsstore.ErrNotFound)
 	}
@@ -83,7 +88,7 @@ func newSite(t *testing.T, opt Options) *site {
 	}
 	t.Cleanup(func() { d.Close() })
 	s := &site{t: t, root: root, dir: d, counts: map[string]int{}}
-	s.bucket = &fakeBucket{dir: d, objects: map[string]string{}}
+	s.bucket = &fakeBucket{dir: d, objects: map[string]string{}, failing: map[string]error{}}
 	opt.Include = globs(t, "uploads/**")
 	opt.Exclude = globs(t, "uploads/private/**")
 	opt.Count = func(r string) { s.mu.Lock(); s.counts[r]++; s.mu.Unlock() }
