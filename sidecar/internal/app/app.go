@@ -305,7 +305,8 @@ func startReadThrough(cfg config.Config, env Env, log *slog.Logger, f *filter.Fi
 	}
 	rlog := log.With("component", "read-through")
 	opt := readthrough.Options{Include: include, Exclude: f, Log: rlog,
-		Count: func(result string) { m.ReadThrough.WithLabelValues(result).Inc() }}
+		Count:     func(result string) { m.ReadThrough.WithLabelValues(result).Inc() },
+		CountPeer: func(result string) { m.PeerRequests.WithLabelValues(result).Inc() }}
 	if cfg.Peers != "" {
 		_, p, _ := net.SplitHostPort(cfg.PeerListen)
 		port, _ := strconv.Atoi(p)

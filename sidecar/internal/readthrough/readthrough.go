@@ -51,6 +51,15 @@ const (
 	ResultError   = "error"   // the bucket failed: 502
 )
 
+// Peer listener results, as counted by Options.CountPeer: what the peer listener answered another replica.
+const (
+	PeerServed       = "served"       // the local file (200, 206, 304, ...)
+	PeerMiss         = "miss"         // not here: 404
+	PeerWriting      = "writing"      // here but open for writing: 404 (the writer's upload will publish it)
+	PeerRefused      = ResultRefused  // not a path it serves, or not GET/HEAD: 403, 404, 405
+	PeerUnauthorized = "unauthorized" // without the shared secret: 401
+)
+
 // SourceHeader tells where a read-through answer came from: local, bucket or peer (Result*).
 const SourceHeader = "X-Filesync-Read-Through"
 
@@ -82,8 +91,9 @@ type Options struct {
 	// only. See Bound.
 	LookupRate  float64
 	LookupBurst int
-	FetchLimit  time.Duration // how long one download into the directory may take
-	Count       func(result string)
+	FetchLimit  time.Duration       // how long one download into the directory may take
+	Count       func(result string) // the read-through's answers (Result*)
+	CountPeer   func(result string) // the peer listener's answers (Peer*)
 	Log         *slog.Logger
 	Now         func() time.Time
 }
@@ -114,6 +124,9 @@ func New(local Local, fetch Fetcher, opt Options) *Handler {
 	if opt.Count == nil {
 		opt.Count = func(string) {}
 	}
+	if opt.CountPeer == nil {
+		opt.CountPeer = func(string) {}
+	}
 	if opt.Log == nil {
 		opt.Log = slog.New(slog.DiscardHandler)
 	}
@@ -134,7 +147,7 @@ func (h *Handler) Bound(d time.Duration) int {
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	rel, status := h.check(w, r)
+	rel, status := h.check(w, r, h.opt.Count)
 	if status != 0 {
 		return
 	}
@@ -144,7 +157,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.opt.Count(ResultLocal)
 		return
 	case refused:
-		h.refuse(w, http.StatusNotFound)
+		h.refuse(w, http.StatusNotFound, h.opt.Count)
 		return
 	}
 	w.Header().Del(SourceHeader)
@@ -235,25 +248,27 @@ func (h *Handler) fromBucket(ctx context.Context, rel string) (bool, error) {
 	}
 }
 
-// check refuses what is not served, answering the request itself; it returns the path relative to --dir,
-// or a non-zero status when it answered.
-func (h *Handler) check(w http.ResponseWriter, r *http.Request) (string, int) {
+// check refuses what is not served, answering the request itself and counting it as refused (with count:
+// the read-through's or the peer listener's counter); it returns the path relative to --dir, or a
+// non-zero status when it answered.
+func (h *Handler) check(w http.ResponseWriter, r *http.Request, count func(string)) (string, int) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		count(ResultRefused)
 		w.Header().Set("Allow", "GET, HEAD")
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return "", http.StatusMethodNotAllowed
 	}
 	rel, status := Refuse(r.URL.Path, h.opt.Include, h.opt.Exclude)
 	if status != 0 {
-		h.refuse(w, status)
+		h.refuse(w, status, count)
 		return "", status
 	}
 	return rel, 0
 }
 
-// refuse answers a request for a path that is not served.
-func (h *Handler) refuse(w http.ResponseWriter, status int) {
-	h.opt.Count(ResultRefused)
+// refuse answers a request for a path that is not served, and counts it as refused.
+func (h *Handler) refuse(w http.ResponseWriter, status int, count func(string)) {
+	count(ResultRefused)
 	w.Header().Del(SourceHeader)
 	w.Header().Set("Cache-Control", "no-store")
 	http.Error(w, http.StatusText(status), status)
@@ -283,9 +298,10 @@ func Refuse(p string, include, exclude *filter.Filter) (string, int) {
 type local int
 
 const (
-	absent  local = iota // not in the directory (or, for a peer, still being written)
+	absent  local = iota // not in the directory
 	served               // answered from the directory
 	refused              // something is there that is not served: a symlink on the way, not a regular file
+	writing              // (for a peer) there, but open for writing: the writer's upload will publish it
 )
 
 // serveLocal serves rel from the directory if it is a regular file reached without following a symlink
@@ -304,7 +320,7 @@ func (h *Handler) serveLocal(w http.ResponseWriter, r *http.Request, rel string,
 	}
 	defer f.Close()
 	if peer && h.local.InUseFile(f) {
-		return absent // still being written: the writer's upload will publish it
+		return writing
 	}
 	fi, err := f.Stat()
 	if err != nil {
