@@ -79,6 +79,9 @@ func Run(ctx context.Context, env Env) error {
 	if err != nil {
 		return fmt.Errorf("%w: --exclude: %w", config.ErrUsage, err)
 	}
+	if f, err = f.WithNoExec(cfg.NoExec); err != nil {
+		return fmt.Errorf("%w: --no-exec: %w", config.ErrUsage, err)
+	}
 	dir, err := localfs.Open(cfg.Dir)
 	if err != nil {
 		return err
@@ -322,7 +325,8 @@ func startReadThrough(cfg config.Config, env Env, log *slog.Logger, f *filter.Fi
 	}
 	rlog := log.With("component", "read-through")
 	opt := readthrough.Options{Include: include, Exclude: f, Log: rlog,
-		Count: func(result string) { m.ReadThrough.WithLabelValues(result).Inc() }}
+		Count:     func(result string) { m.ReadThrough.WithLabelValues(result).Inc() },
+		CountPeer: func(result string) { m.PeerRequests.WithLabelValues(result).Inc() }}
 	if cfg.Peers != "" {
 		_, p, _ := net.SplitHostPort(cfg.PeerListen)
 		port, _ := strconv.Atoi(p)

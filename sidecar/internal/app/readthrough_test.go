@@ -26,7 +26,9 @@ func TestReadThroughRefusesANonLoopbackAddress(t *testing.T) {
 }
 
 // TestReadThroughIsWired: with --read-through and --peers, the running sidecar serves a bucket object on
-// the loopback address, and its peer listener refuses a request without the secret and serves one with it.
+// the loopback address, and its peer listener refuses a request without the secret and serves one with it;
+// /metrics counts the read-through's answers in filesync_read_through_requests_total and every one of the
+// peer listener's in filesync_peer_requests_total, and not the other way round.
 func TestReadThroughIsWired(t *testing.T) {
 	srv := newServer(t)
 	dir := t.TempDir()
@@ -48,7 +50,8 @@ func TestReadThroughIsWired(t *testing.T) {
 			t.Errorf("run: %v\n%s", err, stderr)
 		}
 	}()
-	waitReady(t, <-listening)
+	addr := <-listening
+	waitReady(t, addr)
 	w := srv.Client().Bucket("media").Object("p/uploads/late.jpg").NewWriter(ctx)
 	_, _ = w.Write([]byte("late bytes"))
 	if err := w.Close(); err != nil {
@@ -81,5 +84,33 @@ func TestReadThroughIsWired(t *testing.T) {
 	}
 	if code, _ := get("http://127.0.0.1:48191/uploads/none.jpg", ""); code != http.StatusNotFound {
 		t.Errorf("missing: %d", code)
+	}
+	if code, _ := get("http://127.0.0.1:48192/uploads/none.jpg", "Bearer peer-secret-0123456789"); code != http.StatusNotFound {
+		t.Errorf("peer listener, missing: %d", code)
+	}
+	for _, p := range []string{"/uploads/x.php", "/plugins/p.jpg"} {
+		if code, _ := get("http://127.0.0.1:48192"+p, "Bearer peer-secret-0123456789"); code != http.StatusForbidden && code != http.StatusNotFound {
+			t.Errorf("peer listener, %s: %d", p, code)
+		}
+	}
+	_, metrics := get("http://"+addr+"/metrics", "")
+	for series, want := range map[string]string{
+		`filesync_read_through_requests_total{result="bucket"}`:  "1",
+		`filesync_read_through_requests_total{result="miss"}`:    "1",
+		`filesync_read_through_requests_total{result="refused"}`: "",
+		`filesync_peer_requests_total{result="unauthorized"}`:    "1",
+		`filesync_peer_requests_total{result="served"}`:          "1",
+		`filesync_peer_requests_total{result="miss"}`:            "1",
+		`filesync_peer_requests_total{result="refused"}`:         "2",
+	} {
+		got := ""
+		for _, line := range strings.Split(metrics, "\n") {
+			if v, ok := strings.CutPrefix(line, series+" "); ok {
+				got = v
+			}
+		}
+		if got != want {
+			t.Errorf("%s = %q, want %q", series, got, want)
+		}
 	}
 }

@@ -24,14 +24,17 @@ const EnvPrefix = "FILESYNC_"
 
 // Config is the whole configuration.
 type Config struct {
-	Dir              string
-	Remote           remote.Location
-	Once             bool
-	DryRun           bool
-	PollInterval     time.Duration
-	RescanInterval   time.Duration
-	Settle           time.Duration
-	Excludes         []string
+	Dir            string
+	Remote         remote.Location
+	Once           bool
+	DryRun         bool
+	PollInterval   time.Duration
+	RescanInterval time.Duration
+	Settle         time.Duration
+	Excludes       []string
+	// NoExec are the --no-exec globs: executable names under them are left out of the sync both ways
+	// (filter.Filter.NoExec).
+	NoExec           []string
 	Delete           bool
 	MaxDelete        int
 	DeleteWindow     time.Duration
@@ -87,8 +90,7 @@ func EnvName(flagName string) string {
 func Load(args []string, getenv func(string) string, out io.Writer) (Config, error) {
 	var c Config
 	var location, notifications string
-	var excludes, includes stringList
-	fs := newFlagSet(&c, &location, &notifications, &excludes, &includes)
+	fs := newFlagSet(&c, &location, &notifications)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			printUsage(fs, out)
@@ -102,8 +104,6 @@ func Load(args []string, getenv func(string) string, out io.Writer) (Config, err
 	if err := applyEnv(fs, getenv); err != nil {
 		return c, err
 	}
-	c.Excludes = excludes
-	c.ReadThroughIncludes = includes
 	if err := c.validate(location); err != nil {
 		return c, err
 	}
@@ -111,7 +111,7 @@ func Load(args []string, getenv func(string) string, out io.Writer) (Config, err
 }
 
 // newFlagSet declares every flag on a private flag set, bound to c.
-func newFlagSet(c *Config, location, notifications *string, excludes, includes *stringList) *flag.FlagSet {
+func newFlagSet(c *Config, location, notifications *string) *flag.FlagSet {
 	fs := flag.NewFlagSet("filesync", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&c.Dir, "dir", "", "the local directory to sync (the shared emptyDir mount); required")
@@ -121,7 +121,8 @@ func newFlagSet(c *Config, location, notifications *string, excludes, includes *
 	fs.DurationVar(&c.PollInterval, "poll-interval", 2*time.Second, "how often the bucket is checked for changes")
 	fs.DurationVar(&c.RescanInterval, "rescan-interval", 5*time.Minute, "full local rescan, the safety net under fsnotify")
 	fs.DurationVar(&c.Settle, "settle", 500*time.Millisecond, "a file must be quiet this long (and closed) before it is uploaded")
-	fs.Var(excludes, "exclude", "glob relative to --dir (`**` allowed) never synced on either side; repeatable (env: comma-separated)")
+	fs.Var((*stringList)(&c.Excludes), "exclude", "glob relative to --dir (`**` allowed) never synced on either side; repeatable (env: comma-separated)")
+	fs.Var((*stringList)(&c.NoExec), "no-exec", "glob (as --exclude) under which files a web server would run (x.php, x.php.jpg, .htaccess, ...) are never synced either way; repeatable (env: comma-separated)")
 	fs.BoolVar(&c.Delete, "delete", true, "propagate deletions (only of files known to have been in sync)")
 	fs.IntVar(&c.MaxDelete, "max-delete", 50, "the share (percent) of known files that may be deleted per --max-delete-window; a side missing more at once is a wipe, restored from the other")
 	fs.DurationVar(&c.DeleteWindow, "max-delete-window", time.Hour, "the time over which deletes are counted against --max-delete")
@@ -136,7 +137,7 @@ func newFlagSet(c *Config, location, notifications *string, excludes, includes *
 	fs.StringVar(notifications, "notifications", "", "learn remote changes from the bucket's Pub/Sub notifications on this topic, projects/PROJECT/topics/TOPIC, instead of polling")
 	fs.DurationVar(&c.ReconcileInterval, "reconcile-interval", 10*time.Minute, "with --notifications: how often the bucket is listed anyway, the safety net under the notifications")
 	fs.StringVar(&c.ReadThrough, "read-through", "", "loopback HOST:PORT serving GET/HEAD /<path under --dir>: local file, else the bucket, else a peer, else 404 (empty: off)")
-	fs.Var(includes, "read-through-include", "glob (as --exclude) of the paths the read-through serves; repeatable (env: comma-separated); required with --read-through")
+	fs.Var((*stringList)(&c.ReadThroughIncludes), "read-through-include", "glob (as --exclude) of the paths the read-through serves; repeatable (env: comma-separated); required with --read-through")
 	fs.StringVar(&c.Peers, "peers", "", "DNS name of the replicas' headless Service: the read-through asks the other replicas on a bucket miss (empty: no peers)")
 	fs.StringVar(&c.PeerListen, "peer-listen", ":8092", "address of the peer listener (with --peers); its port is the one peers are asked on")
 	fs.StringVar(&c.PeerSecretFile, "peer-secret-file", "", "file holding the secret peers must present (required with --peers)")
@@ -156,7 +157,7 @@ func applyEnv(fs *flag.FlagSet, getenv func(string) string) error {
 			return
 		}
 		values := []string{v}
-		if f.Name == "exclude" || f.Name == "read-through-include" {
+		if _, list := f.Value.(*stringList); list {
 			values = strings.Split(v, ",")
 		}
 		for _, one := range values {
@@ -207,8 +208,12 @@ func (c *Config) validate(location string) error {
 	if c.RestoreTransfers < 1 || c.RestoreTransfers > 256 {
 		return usagef("--restore-transfers %d: must be from 1 to 256", c.RestoreTransfers)
 	}
-	if _, err := filter.New(c.Excludes); err != nil {
+	f, err := filter.New(c.Excludes)
+	if err != nil {
 		return usagef("--exclude: %v", err)
+	}
+	if _, err := f.WithNoExec(c.NoExec); err != nil {
+		return usagef("--no-exec: %v", err)
 	}
 	if c.StateDir != "" {
 		if fi, err := os.Stat(c.StateDir); err != nil {
@@ -340,7 +345,7 @@ func checkListen(addr string) error {
 // (FILESYNC_SERVICE_HOST, FILESYNC_PORT_8090_TCP, ...) are not reported.
 func UnknownEnv(environ []string) []string {
 	known := map[string]bool{}
-	fs := newFlagSet(&Config{}, new(string), new(string), new(stringList), new(stringList))
+	fs := newFlagSet(&Config{}, new(string), new(string))
 	fs.VisitAll(func(f *flag.Flag) { known[EnvName(f.Name)] = true })
 	var out []string
 	for _, kv := range environ {

@@ -54,6 +54,7 @@ func TestLoad(t *testing.T) {
 			"FILESYNC_NOTIFICATIONS": "projects/my-project/topics/media", "FILESYNC_RECONCILE_INTERVAL": "30m",
 			"FILESYNC_READ_THROUGH": "127.0.0.1:8091", "FILESYNC_READ_THROUGH_INCLUDE": "uploads/**, media/**",
 			"FILESYNC_PEERS": "wordpress-peers", "FILESYNC_PEER_LISTEN": ":9000", "FILESYNC_PEER_SECRET_FILE": secret,
+			"FILESYNC_NO_EXEC": "uploads/**, media/",
 		}, check: func(t *testing.T, c Config) {
 			want := Config{Dir: dir, Once: true, DryRun: true, PollInterval: 3 * time.Second, RescanInterval: time.Minute,
 				Settle: time.Second, Excludes: []string{"cache/**", "*.tmp"}, Delete: false, MaxDelete: 10, Transfers: 4,
@@ -62,7 +63,7 @@ func TestLoad(t *testing.T) {
 				Notifications: topic.Name{Project: "my-project", Topic: "media"}, ReconcileInterval: 30 * time.Minute,
 
 				ReadThrough: "127.0.0.1:8091", ReadThroughIncludes: []string{"uploads/**", "media/**"}, Peers: "wordpress-peers",
-				PeerListen: ":9000", PeerSecretFile: secret, PeerSecret: "0123456789abcdef0123"}
+				PeerListen: ":9000", PeerSecretFile: secret, PeerSecret: "0123456789abcdef0123", NoExec: []string{"uploads/**", "media/"}}
 			want.Remote = c.Remote
 			if c.Remote.Bucket != "bk2" || strings.Join(c.Excludes, "|") != "cache/**|*.tmp" {
 				t.Fatalf("remote/excludes: %+v", c)
@@ -85,6 +86,19 @@ func TestLoad(t *testing.T) {
 					t.Fatalf("excludes = %v", c.Excludes)
 				}
 			}},
+		{name: "repeatable no-exec", args: rt("--no-exec", "uploads/**", "--no-exec", "media"),
+			check: func(t *testing.T, c Config) {
+				if strings.Join(c.NoExec, ",") != "uploads/**,media" {
+					t.Fatalf("no-exec = %v", c.NoExec)
+				}
+			}},
+		{name: "no-exec off by default", args: rt(), check: func(t *testing.T, c Config) {
+			if len(c.NoExec) != 0 {
+				t.Fatalf("no-exec = %v", c.NoExec)
+			}
+		}},
+		{name: "bad no-exec glob", args: rt("--no-exec", "uploads/[x"), wantErr: "--no-exec: glob \"uploads/[x\""},
+		{name: "bad no-exec glob env", args: rt(), env: map[string]string{"FILESYNC_NO_EXEC": "uploads/**,/"}, wantErr: "--no-exec"},
 		{name: "missing dir", args: []string{"--remote", "gs://bkt"}, wantErr: "--dir (or FILESYNC_DIR) is required"},
 		{name: "missing remote", args: []string{"--dir", dir}, wantErr: "--remote (or FILESYNC_REMOTE) is required"},
 		{name: "dir does not exist", args: []string{"--dir", dir + "/nope", "--remote", "gs://bkt"}, wantErr: "--dir " + dir + "/nope"},

@@ -1,5 +1,6 @@
 // Package filter decides which relative paths take part in the sync: it rejects object names that would
-// land outside the directory, the sidecar's own files, and the user's --exclude globs.
+// land outside the directory, the sidecar's own files, the user's --exclude globs, and executable names
+// (Executable) under the --no-exec globs.
 package filter
 
 import (
@@ -20,9 +21,11 @@ const maxSegment = 255
 // ErrUnsafe marks a name that must never be written locally.
 var ErrUnsafe = errors.New("unsafe name")
 
-// Filter holds compiled exclude globs. The zero value excludes nothing but internal names.
+// Filter holds compiled exclude globs, and the --no-exec globs under which executable names are left out
+// too. The zero value excludes nothing but internal names.
 type Filter struct {
-	globs []glob
+	globs  []glob
+	noExec []glob
 }
 
 type glob struct {
@@ -36,7 +39,31 @@ type glob struct {
 // only ("tmp/"); `**` matches any number of segments; the rest is path.Match syntax. A pattern that
 // matches a directory excludes everything below it.
 func New(globs []string) (*Filter, error) {
-	f := &Filter{}
+	g, err := compile(globs)
+	if err != nil {
+		return nil, err
+	}
+	return &Filter{globs: g}, nil
+}
+
+// WithNoExec returns a copy of f that also leaves out every executable name (Executable) matched by one of
+// globs (--no-exec, read as New reads its globs: "uploads/**", "uploads"): Excluded, Skip and so every
+// caller leave such a file alone on both sides, and NoExec tells it apart from an excluded one.
+func (f *Filter) WithNoExec(globs []string) (*Filter, error) {
+	g, err := compile(globs)
+	if err != nil {
+		return nil, err
+	}
+	c := &Filter{noExec: g}
+	if f != nil {
+		c.globs = f.globs
+	}
+	return c, nil
+}
+
+// compile parses .gitignore-style globs (New).
+func compile(globs []string) ([]glob, error) {
+	var out []glob
 	for _, g := range globs {
 		g = strings.TrimSpace(g)
 		if g == "" {
@@ -48,26 +75,26 @@ func New(globs []string) (*Filter, error) {
 		anchored := strings.Contains(g, "/")
 		g = strings.TrimPrefix(g, "/")
 		if g == "" {
-			return nil, fmt.Errorf("exclude %q: matches nothing (or everything); name a path", orig)
+			return nil, fmt.Errorf("glob %q: matches nothing (or everything); name a path", orig)
 		}
 		segs := strings.Split(g, "/")
 		for _, seg := range segs {
 			if seg == "" {
-				return nil, fmt.Errorf("exclude %q: empty path segment", orig)
+				return nil, fmt.Errorf("glob %q: empty path segment", orig)
 			}
 			if seg == "**" {
 				continue
 			}
 			if _, err := path.Match(seg, ""); err != nil {
-				return nil, fmt.Errorf("exclude %q: %w", orig, err)
+				return nil, fmt.Errorf("glob %q: %w", orig, err)
 			}
 		}
 		if !anchored {
 			segs = append([]string{"**"}, segs...)
 		}
-		f.globs = append(f.globs, glob{segs: segs, dirOnly: dirOnly})
+		out = append(out, glob{segs: segs, dirOnly: dirOnly})
 	}
-	return f, nil
+	return out, nil
 }
 
 // CheckName reports whether rel (a slash-separated path relative to the directory, from an object name or a
@@ -113,15 +140,28 @@ func Internal(rel string) bool {
 }
 
 // Excluded reports whether the file (or object) rel matches one of the exclude globs, itself or through a
-// directory above it ("cache" excludes "cache/a.txt").
+// directory above it ("cache" excludes "cache/a.txt"), or is an executable name under a --no-exec glob
+// (NoExec).
 func (f *Filter) Excluded(rel string) bool { return f.excluded(rel, false) }
+
+// NoExec reports whether the file (or object) rel is left out because it is an executable name
+// (Executable: x.php, x.php.jpg, .htaccess, ...) under one of the --no-exec globs: never downloaded, never
+// uploaded, never deleted. Excluded reports these too; a caller that counts them apart asks NoExec first.
+func (f *Filter) NoExec(rel string) bool {
+	return f != nil && len(f.noExec) > 0 && Executable(rel) && matchAny(f.noExec, rel, false)
+}
 
 func (f *Filter) excluded(rel string, isDir bool) bool {
 	if f == nil {
 		return false
 	}
+	return matchAny(f.globs, rel, isDir) || !isDir && f.NoExec(rel)
+}
+
+// matchAny reports whether one of globs matches rel, itself or through a directory above it.
+func matchAny(globs []glob, rel string, isDir bool) bool {
 	name := strings.Split(rel, "/")
-	for _, g := range f.globs {
+	for _, g := range globs {
 		// Every directory above rel, then rel itself (for a directory-only glob, only if it is one).
 		for n := 1; n <= len(name); n++ {
 			if n == len(name) && g.dirOnly && !isDir {

@@ -106,3 +106,59 @@ func TestInternal(t *testing.T) {
 		}
 	}
 }
+
+// TestNoExec: executable names under the --no-exec globs are left out (NoExec, and so Excluded and Skip);
+// other names there, and executable names elsewhere (plugins), are not; directories are never.
+func TestNoExec(t *testing.T) {
+	base, err := New([]string{"cache/**"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := base.WithNoExec([]string{"uploads/**", "media/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		rel            string
+		noExec, exclud bool
+	}{
+		{"uploads/x.php", true, true},
+		{"uploads/2026/11/X.PHP", true, true},
+		{"uploads/x.pHp7", true, true},
+		{"uploads/x.php.jpg", true, true},
+		{"uploads/x.php.", true, true},
+		{"uploads/.htaccess", true, true},
+		{"uploads/.user.ini", true, true},
+		{"uploads/x.phar", true, true},
+		{"uploads/x.phtml", true, true},
+		{"media/a/b.php", true, true},
+		{"uploads/photo.jpg", false, false},
+		{"uploads/x.php/photo.jpg", false, false},
+		{"plugins/akismet/akismet.php", false, false}, // code that must sync
+		{".htaccess", false, false},
+		{"cache/x.php", false, true}, // excluded anyway, not for being code
+	} {
+		if got := f.NoExec(tc.rel); got != tc.noExec {
+			t.Errorf("NoExec(%q) = %v, want %v", tc.rel, got, tc.noExec)
+		}
+		if got := f.Excluded(tc.rel); got != tc.exclud {
+			t.Errorf("Excluded(%q) = %v, want %v", tc.rel, got, tc.exclud)
+		}
+		if got := f.Skip(tc.rel); got != tc.exclud {
+			t.Errorf("Skip(%q) = %v, want %v", tc.rel, got, tc.exclud)
+		}
+	}
+	if f.SkipDir("uploads") || f.SkipDir("uploads/x.php") || !f.SkipDir("cache") {
+		t.Error("SkipDir: --no-exec leaves directories alone")
+	}
+	if base.NoExec("uploads/x.php") || base.Excluded("uploads/x.php") {
+		t.Error("WithNoExec changed the filter it was called on")
+	}
+	var none *Filter
+	if none.NoExec("uploads/x.php") {
+		t.Error("a nil filter leaves out code")
+	}
+	if _, err := base.WithNoExec([]string{"a/[b"}); err == nil {
+		t.Error("WithNoExec took a bad glob")
+	}
+}

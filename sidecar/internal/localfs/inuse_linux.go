@@ -2,6 +2,7 @@ package localfs
 
 import (
 	"errors"
+	"os"
 	"syscall"
 )
 
@@ -17,6 +18,12 @@ func (d *Dir) InUse(rel string) bool {
 		return false
 	}
 	defer fh.Close()
+	return d.InUseFile(fh)
+}
+
+// InUseFile is InUse for a file already open for reading (OpenRead's): the file itself, not whatever its
+// name leads to now.
+func (d *Dir) InUseFile(fh *os.File) bool {
 	fd := fh.Fd()
 	_, _, errno := syscall.Syscall(syscall.SYS_FCNTL, fd, syscall.F_SETLEASE, syscall.F_RDLCK)
 	if errno == 0 {

@@ -29,8 +29,11 @@ var (
 	ErrChanged = errors.New("local file changed since it was scanned")
 	// ErrCorrupt: downloaded bytes do not match the expected CRC32C or size; nothing was published.
 	ErrCorrupt = errors.New("checksum mismatch")
-	// ErrSymlink: a parent of the path is a symbolic link; nothing is ever written or removed through one.
+	// ErrSymlink: the path goes through a symbolic link (a parent of it, or, for OpenRead, the file itself);
+	// nothing is ever written, removed or served through one.
 	ErrSymlink = errors.New("path goes through a symlink")
+	// ErrNotRegular: the path is there but is not a regular file (a directory, a FIFO, a device, ...).
+	ErrNotRegular = errors.New("not a regular file")
 	// ErrClash: the path is a directory holding files, so a file cannot take its place.
 	ErrClash = errors.New("a directory with files is in the way")
 )
@@ -482,23 +485,6 @@ func (d *Dir) SetModTime(rel string, want version.Stamp, mtime time.Time) (versi
 		return version.Stamp{}, fmt.Errorf("set mtime of %s: %w", rel, err)
 	}
 	return d.Stat(rel)
-}
-
-// OpenRead opens a regular file of the directory for reading (confined under it), for serving it.
-func (d *Dir) OpenRead(rel string) (*os.File, error) {
-	fh, err := d.root.Open(rel)
-	if err != nil {
-		return nil, err
-	}
-	fi, err := fh.Stat()
-	if err == nil && !fi.Mode().IsRegular() {
-		err = fmt.Errorf("%s: not a regular file: %w", rel, fs.ErrNotExist)
-	}
-	if err != nil {
-		fh.Close()
-		return nil, err
-	}
-	return fh, nil
 }
 
 // Remove deletes rel if it still has the stamp the plan saw, never through a symlink.

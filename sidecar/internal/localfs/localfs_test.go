@@ -3,10 +3,13 @@ package localfs
 import (
 	"bytes"
 	"errors"
+	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -340,5 +343,49 @@ func TestWriteAtomicSetsModTime(t *testing.T) {
 	st2, err := d.SetModTime("m/a.txt", st, later)
 	if err != nil || st2.ModTime != later.UnixNano() {
 		t.Fatalf("SetModTime = %+v, %v; want mtime %v", st2, err, later)
+	}
+}
+
+// OpenRead serves the file a name names and nothing a symlink leads to, even inside the directory: a
+// symlink to a file, to a directory, at a middle segment, to a file outside; directories and FIFOs are
+// not regular files (the FIFO without blocking the open); a missing path is fs.ErrNotExist.
+func TestOpenReadFollowsNoSymlink(t *testing.T) {
+	d, p := open(t)
+	outside := t.TempDir()
+	_ = os.WriteFile(filepath.Join(outside, "o"), []byte("outside"), 0o644)
+	_ = os.MkdirAll(filepath.Join(p, "private", "deep"), 0o755)
+	_ = os.MkdirAll(filepath.Join(p, "uploads", "2026"), 0o755)
+	_ = os.WriteFile(filepath.Join(p, "private", "deep", "p.jpg"), []byte("private"), 0o644)
+	_ = os.WriteFile(filepath.Join(p, "uploads", "2026", "a.jpg"), []byte("a"), 0o644)
+	for link, target := range map[string]string{"uploads/f.jpg": "2026/a.jpg", "uploads/d": "../private",
+		"uploads/m": "..", "uploads/out": filepath.Join(outside, "o")} {
+		if err := os.Symlink(target, filepath.Join(p, filepath.FromSlash(link))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := syscall.Mkfifo(filepath.Join(p, "uploads", "fifo"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fh, err := d.OpenRead("uploads/2026/a.jpg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := io.ReadAll(fh); string(b) != "a" {
+		t.Errorf("read %q", b)
+	}
+	fh.Close()
+	for rel, want := range map[string]error{
+		"uploads/f.jpg": ErrSymlink, "uploads/d/deep/p.jpg": ErrSymlink, "uploads/m/private/deep/p.jpg": ErrSymlink,
+		"uploads/out": ErrSymlink, "uploads/d/missing.jpg": ErrSymlink, "uploads/2026": ErrNotRegular,
+		"uploads/fifo": ErrNotRegular, "uploads/none.jpg": fs.ErrNotExist, "none/a.jpg": fs.ErrNotExist,
+		"../x": filter.ErrUnsafe,
+	} {
+		fh, err := d.OpenRead(rel)
+		if !errors.Is(err, want) {
+			t.Errorf("OpenRead(%s): %v, want %v", rel, err, want)
+		}
+		if fh != nil {
+			fh.Close()
+		}
 	}
 }

@@ -33,8 +33,9 @@ type Metrics struct {
 	GCSRequests    *prometheus.CounterVec // op=list|get|read|insert|delete (gcsstore.Op*)
 	Wipes          *prometheus.CounterVec // side=local|remote
 	Passes         *prometheus.CounterVec // kind=full|targeted
-	SkippedPaths   *prometheus.CounterVec // reason=unreadable|clash|symlink|corrupt|content_encoding
+	SkippedPaths   *prometheus.CounterVec // reason=unreadable|clash|symlink|corrupt|content_encoding|exec (--no-exec)
 	ReadThrough    *prometheus.CounterVec // result=local|bucket|peer|miss|refused|error (readthrough.Result*)
+	PeerRequests   *prometheus.CounterVec // result=served|miss|writing|refused|unauthorized (readthrough.Peer*)
 	// The restore (the passes before ready): what it has to download and how far it is.
 	RestoreFiles, RestoreFilesDone, RestoreBytes, RestoreBytesDone prometheus.Gauge
 
@@ -100,10 +101,13 @@ func New() *Metrics {
 			Help: "Sync passes, by kind: full (walked the whole directory: at start, after lost events, every --rescan-interval, before deleting remotely) or targeted (looked only at what changed)."},
 			[]string{"kind"}),
 		SkippedPaths: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "filesync_skipped_paths_total",
-			Help: "Paths left alone until they change, by reason: unreadable locally, a file/directory clash, under a symlink, an object whose bytes never match its checksum, or a gzip-encoded object."},
+			Help: "Paths left alone until they change, by reason: unreadable locally, a file/directory clash, under a symlink, an object whose bytes never match its checksum, a gzip-encoded object, or an executable name under --no-exec (exec)."},
 			[]string{"reason"}),
 		ReadThrough: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "filesync_read_through_requests_total",
 			Help: "Requests the read-through answered, by where from: local (the directory), bucket (downloaded first), peer (streamed from another replica), miss (404), refused (a path it does not serve), error (the bucket failed)."},
+			[]string{"result"}),
+		PeerRequests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "filesync_peer_requests_total",
+			Help: "Requests the peer listener (--peer-listen) answered other replicas, by result: served (the local file), miss (not here: 404), writing (open for writing: 404), refused (a path it does not serve), unauthorized (without the shared secret: 401)."},
 			[]string{"result"}),
 		RestoreFiles: prometheus.NewGauge(prometheus.GaugeOpts{Name: "filesync_restore_files",
 			Help: "Files the restore (the first pass, before ready) has to download."}),
@@ -130,7 +134,7 @@ func New() *Metrics {
 	for _, c := range []prometheus.Collector{m.Uploads, m.Downloads, m.Deletes, m.Bytes, m.Errors, m.Conflicts,
 		m.SkippedUnsafe, m.Preconditions, m.DeleteGuard, m.DeleteBlocked, m.PendingUploads, m.KnownFiles,
 		m.LastSuccess, m.Ready, m.PassDuration, m.WatchOverflows, m.WatchUnwatched, m.GCSRequests, m.Wipes, m.Passes, m.SkippedPaths,
-		m.RestoreFiles, m.RestoreFilesDone, m.RestoreBytes, m.RestoreBytesDone, m.ReadThrough,
+		m.RestoreFiles, m.RestoreFilesDone, m.RestoreBytes, m.RestoreBytesDone, m.ReadThrough, m.PeerRequests,
 		m.NotifyReceived, m.NotifyApplied, m.NotifyIgnored, m.NotifyRecreations, m.NotifyReconciles, m.NotifySubscribed,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		f(c)

@@ -23,6 +23,8 @@ func exported(t *testing.T) map[string]bool {
 	m := New()
 	m.Errors.WithLabelValues("list")
 	m.SkippedPaths.WithLabelValues("unreadable")
+	m.ReadThrough.WithLabelValues("local")
+	m.PeerRequests.WithLabelValues("served")
 	families, err := m.Registry.Gather()
 	if err != nil {
 		t.Fatal(err)

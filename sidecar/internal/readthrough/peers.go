@@ -175,22 +175,33 @@ func drainNow[T any](ch chan T) []T {
 
 // PeerHandler serves the peers' requests: only with the shared secret (401 without it), only local files
 // that no one has open for writing, under the same rules as the read-through; never from the bucket or
-// other peers.
+// other peers. Every answer is counted with Options.CountPeer (Peer*), none with Options.Count.
 func (h *Handler) PeerHandler(secret string) http.Handler {
 	want := []byte("Bearer " + secret)
+	count := h.opt.CountPeer
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got := []byte(r.Header.Get(SecretHeader))
 		if secret == "" || subtle.ConstantTimeCompare(got, want) != 1 {
+			count(PeerUnauthorized)
 			w.Header().Set("WWW-Authenticate", "Bearer")
 			http.Error(w, "unauthorized", http.StatusUnauthorized)
 			return
 		}
-		rel, status := h.check(w, r)
+		rel, status := h.check(w, r, count)
 		if status != 0 {
 			return
 		}
-		if !h.serveLocal(w, r, rel, true) {
+		switch h.serveLocal(w, r, rel, true) {
+		case served:
+			count(PeerServed)
+		case absent:
+			count(PeerMiss)
 			notFound(w)
+		case writing:
+			count(PeerWriting)
+			notFound(w)
+		case refused:
+			h.refuse(w, http.StatusNotFound, count)
 		}
 	})
 }

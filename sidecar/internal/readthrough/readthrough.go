@@ -23,6 +23,7 @@ import (
 
 	"github.com/filesync/filesync/sidecar/internal/filter"
 	"github.com/filesync/filesync/sidecar/internal/gcsstore"
+	"github.com/filesync/filesync/sidecar/internal/localfs"
 	"github.com/filesync/filesync/sidecar/internal/version"
 )
 
@@ -32,10 +33,12 @@ type Fetcher interface {
 	Fetch(ctx context.Context, path string) (version.Stamp, error)
 }
 
-// Local is the synced directory (localfs.Dir): open a regular file for reading; is it open for writing.
+// Local is the synced directory (localfs.Dir): open a regular file for reading without following any
+// symlink (fs.ErrNotExist if absent; localfs.ErrSymlink or localfs.ErrNotRegular if something else is
+// there); is that open file open for writing.
 type Local interface {
 	OpenRead(path string) (*os.File, error)
-	InUse(path string) bool
+	InUseFile(f *os.File) bool
 }
 
 // Results, as counted by Options.Count: where a request was answered from.
@@ -44,8 +47,17 @@ const (
 	ResultBucket  = "bucket"  // downloaded from the bucket, then served
 	ResultPeer    = "peer"    // streamed from a peer replica
 	ResultMiss    = "miss"    // nowhere: 404, no-store
-	ResultRefused = "refused" // not a path the read-through serves (excluded, unsafe, not included, PHP)
+	ResultRefused = "refused" // not a path the read-through serves (excluded, unsafe, not included, executable, a symlink)
 	ResultError   = "error"   // the bucket failed: 502
+)
+
+// Peer listener results, as counted by Options.CountPeer: what the peer listener answered another replica.
+const (
+	PeerServed       = "served"       // the local file (200, 206, 304, ...)
+	PeerMiss         = "miss"         // not here: 404
+	PeerWriting      = "writing"      // here but open for writing: 404 (the writer's upload will publish it)
+	PeerRefused      = ResultRefused  // not a path it serves, or not GET/HEAD: 403, 404, 405
+	PeerUnauthorized = "unauthorized" // without the shared secret: 401
 )
 
 // SourceHeader tells where a read-through answer came from: local, bucket or peer (Result*).
@@ -71,14 +83,17 @@ type Options struct {
 	Include *filter.Filter // --read-through-include: the paths served (Excluded reports a match)
 	Exclude *filter.Filter // --exclude: never served
 	Peers   *Peers         // nil: no peers
-	// MissTTL is how long a path found nowhere is remembered (answered 404 without a lookup).
+	// MissTTL is how long a path found nowhere is remembered (answered 404 without a lookup), and one whose
+	// lookup failed (answered 502 without a lookup).
 	MissTTL time.Duration
-	// LookupRate and LookupBurst bound the bucket lookups that find nothing (a token bucket): with the
-	// bucket empty of tokens, a local miss goes to the peers only. See Bound.
+	// LookupRate and LookupBurst bound the bucket lookups that end without a file to serve, misses and
+	// failures alike (a token bucket): with the bucket empty of tokens, a local miss goes to the peers
+	// only. See Bound.
 	LookupRate  float64
 	LookupBurst int
-	FetchLimit  time.Duration // how long one download into the directory may take
-	Count       func(result string)
+	FetchLimit  time.Duration       // how long one download into the directory may take
+	Count       func(result string) // the read-through's answers (Result*)
+	CountPeer   func(result string) // the peer listener's answers (Peer*)
 	Log         *slog.Logger
 	Now         func() time.Time
 }
@@ -109,6 +124,9 @@ func New(local Local, fetch Fetcher, opt Options) *Handler {
 	if opt.Count == nil {
 		opt.Count = func(string) {}
 	}
+	if opt.CountPeer == nil {
+		opt.CountPeer = func(string) {}
+	}
 	if opt.Log == nil {
 		opt.Log = slog.New(slog.DiscardHandler)
 	}
@@ -119,21 +137,27 @@ func New(local Local, fetch Fetcher, opt Options) *Handler {
 		misses: newMissCache(opt.MissTTL, opt.LookupRate, opt.LookupBurst, opt.Now)}
 }
 
-// Bound is the most bucket lookups that find nothing over d: the burst, plus the rate for the time after
-// it. A crawler asking for any number of missing paths costs at most this many GCS requests (one metadata
-// get each); repeated requests for one missing path cost one per MissTTL at most, within the same bound.
+// Bound is the most bucket lookups that end without a file to serve over d: the burst, plus the rate for
+// the time after it. A lookup is one metadata get, and one read when the object was there but its download
+// failed (a file/folder clash, a checksum mismatch). A crawler asking for any number of missing or
+// unservable paths costs at most this many lookups; repeated requests for one such path cost one per
+// MissTTL at most, within the same bound.
 func (h *Handler) Bound(d time.Duration) int {
 	return h.opt.LookupBurst + int(h.opt.LookupRate*d.Seconds())
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	rel, status := h.check(w, r)
+	rel, status := h.check(w, r, h.opt.Count)
 	if status != 0 {
 		return
 	}
 	w.Header().Set(SourceHeader, ResultLocal)
-	if h.serveLocal(w, r, rel, false) {
+	switch h.serveLocal(w, r, rel, false) {
+	case served:
 		h.opt.Count(ResultLocal)
+		return
+	case refused:
+		h.refuse(w, http.StatusNotFound, h.opt.Count)
 		return
 	}
 	w.Header().Del(SourceHeader)
@@ -143,20 +167,20 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		notFound(w)
 		return
 	}
+	if h.misses.failing(rel) {
+		h.badGateway(w) // the lookup failed a moment ago: not again before MissTTL
+		return
+	}
 	found, err := h.fromBucket(r.Context(), rel)
 	switch {
 	case found:
 		w.Header().Set(SourceHeader, ResultBucket)
-		if h.serveLocal(w, r, rel, false) {
+		if h.serveLocal(w, r, rel, false) == served {
 			h.opt.Count(ResultBucket)
 			return
 		}
 	case err != nil:
-		h.opt.Count(ResultError)
-		w.Header().Del(SourceHeader)
-		h.opt.Log.Warn("read-through: fetching from the bucket failed", "path", rel, "err", err)
-		w.Header().Set("Cache-Control", "no-store")
-		http.Error(w, "bucket unavailable", http.StatusBadGateway)
+		h.badGateway(w)
 		return
 	}
 	if store {
@@ -174,9 +198,20 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	notFound(w)
 }
 
+// badGateway answers a request whose bucket lookup failed, now or a moment ago (the failure was logged
+// where the lookup was made).
+func (h *Handler) badGateway(w http.ResponseWriter) {
+	h.opt.Count(ResultError)
+	w.Header().Del(SourceHeader)
+	w.Header().Set("Cache-Control", "no-store")
+	http.Error(w, "bucket unavailable", http.StatusBadGateway)
+}
+
 // fromBucket downloads rel into the directory, one download per path however many requests wait for it
 // (they share it), detached from the first requester's cancellation. It reports whether the file is there
-// now; a lookup beyond the miss budget is not made (false, nil).
+// now; a lookup beyond the budget is not made (false, nil). A lookup that ends without a file keeps its
+// token, a miss (remembered by the caller) or a failure (remembered here, and logged once per path: again
+// only after the path was found, found missing, or failed another way).
 func (h *Handler) fromBucket(ctx context.Context, rel string) (bool, error) {
 	ch := h.flight.DoChan(rel, func() (any, error) {
 		if !h.misses.reserve() {
@@ -185,13 +220,21 @@ func (h *Handler) fromBucket(ctx context.Context, rel string) (bool, error) {
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.opt.FetchLimit)
 		defer cancel()
 		_, err := h.fetch.Fetch(fctx, rel)
-		if errors.Is(err, gcsstore.ErrNotFound) {
-			return false, nil // the token stays spent: a lookup that found nothing
-		}
-		h.misses.refund() // found (or failed): not a miss
-		if err != nil {
+		switch {
+		case errors.Is(err, gcsstore.ErrNotFound):
+			h.misses.recovered(rel)
+			return false, nil
+		case err != nil:
+			if h.misses.fail(rel, err) {
+				h.opt.Log.Warn("read-through: fetching from the bucket failed (answered 502; logged again only if it changes)",
+					"path", rel, "err", err)
+			} else {
+				h.opt.Log.Debug("read-through: fetching from the bucket failed again", "path", rel, "err", err)
+			}
 			return false, err
 		}
+		h.misses.refund() // found: only lookups that end without a file draw on the budget
+		h.misses.recovered(rel)
 		return true, nil
 	})
 	select {
@@ -205,29 +248,37 @@ func (h *Handler) fromBucket(ctx context.Context, rel string) (bool, error) {
 	}
 }
 
-// check refuses what is not served, answering the request itself; it returns the path relative to --dir,
-// or a non-zero status when it answered.
-func (h *Handler) check(w http.ResponseWriter, r *http.Request) (string, int) {
+// check refuses what is not served, answering the request itself and counting it as refused (with count:
+// the read-through's or the peer listener's counter); it returns the path relative to --dir, or a
+// non-zero status when it answered.
+func (h *Handler) check(w http.ResponseWriter, r *http.Request, count func(string)) (string, int) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		count(ResultRefused)
 		w.Header().Set("Allow", "GET, HEAD")
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return "", http.StatusMethodNotAllowed
 	}
 	rel, status := Refuse(r.URL.Path, h.opt.Include, h.opt.Exclude)
 	if status != 0 {
-		h.opt.Count(ResultRefused)
-		w.Header().Set("Cache-Control", "no-store")
-		http.Error(w, http.StatusText(status), status)
+		h.refuse(w, status, count)
 		return "", status
 	}
 	return rel, 0
 }
 
+// refuse answers a request for a path that is not served, and counts it as refused.
+func (h *Handler) refuse(w http.ResponseWriter, status int, count func(string)) {
+	count(ResultRefused)
+	w.Header().Del(SourceHeader)
+	w.Header().Set("Cache-Control", "no-store")
+	http.Error(w, http.StatusText(status), status)
+}
+
 // Refuse decides whether the URL path p names a file the read-through (and a peer) may serve: it returns
 // the path relative to --dir and 0, or the status to answer with: 404 for what is not served (outside the
-// include globs, excluded, filesync's own folder, unsafe names, directories), 403 for code and server
-// configuration (*.php, *.phtml, *.phar and their kin, .htaccess, .user.ini), which is never fetched, so
-// a web server never runs a script that came from the bucket.
+// include globs, excluded, filesync's own folder, unsafe names, directories), 403 for what a web server
+// would run or obey (filter.Executable: x.php, x.php.jpg, .htaccess, ...), which is never fetched: the
+// read-through puts no script from the bucket where a web server would run it.
 func Refuse(p string, include, exclude *filter.Filter) (string, int) {
 	rel := strings.TrimPrefix(p, "/")
 	switch {
@@ -235,7 +286,7 @@ func Refuse(p string, include, exclude *filter.Filter) (string, int) {
 		return "", http.StatusNotFound
 	case filter.CheckName(rel) != nil || path.Clean(rel) != rel:
 		return "", http.StatusNotFound
-	case isCode(path.Base(rel)):
+	case filter.Executable(rel):
 		return "", http.StatusForbidden
 	case filter.Internal(rel) || exclude.Excluded(rel) || include == nil || !include.Excluded(rel):
 		return "", http.StatusNotFound
@@ -243,42 +294,40 @@ func Refuse(p string, include, exclude *filter.Filter) (string, int) {
 	return rel, 0
 }
 
-// isCode reports whether a web server could execute or obey the file: PHP in all its extensions, and
-// per-directory configuration.
-func isCode(base string) bool {
-	b := strings.ToLower(base)
-	switch b {
-	case ".htaccess", ".htpasswd", ".user.ini":
-		return true
-	}
-	ext := path.Ext(b)
-	switch ext {
-	case ".phtml", ".phar", ".pht", ".phps":
-		return true
-	}
-	return strings.HasPrefix(ext, ".php") // .php, .php5, .php7, ...
-}
+// local is what serveLocal did.
+type local int
 
-// serveLocal serves rel from the directory if it is there (with peer: only if no one has it open for
-// writing) and reports whether it did.
-func (h *Handler) serveLocal(w http.ResponseWriter, r *http.Request, rel string, peer bool) bool {
+const (
+	absent  local = iota // not in the directory
+	served               // answered from the directory
+	refused              // something is there that is not served: a symlink on the way, not a regular file
+	writing              // (for a peer) there, but open for writing: the writer's upload will publish it
+)
+
+// serveLocal serves rel from the directory if it is a regular file reached without following a symlink
+// (with peer: only if no one has it open for writing).
+func (h *Handler) serveLocal(w http.ResponseWriter, r *http.Request, rel string, peer bool) local {
 	f, err := h.local.OpenRead(rel)
-	if err != nil {
+	switch {
+	case errors.Is(err, localfs.ErrSymlink) || errors.Is(err, localfs.ErrNotRegular):
+		h.opt.Log.Debug("read-through: not serving", "path", rel, "err", err)
+		return refused
+	case err != nil:
 		if !errors.Is(err, fs.ErrNotExist) {
 			h.opt.Log.Debug("read-through: cannot open local file", "path", rel, "err", err)
 		}
-		return false
+		return absent
 	}
 	defer f.Close()
-	if peer && h.local.InUse(rel) {
-		return false // still being written: the writer's upload will publish it
+	if peer && h.local.InUseFile(f) {
+		return writing
 	}
 	fi, err := f.Stat()
 	if err != nil {
-		return false
+		return absent
 	}
 	serveFile(w, r, rel, f, fi)
-	return true
+	return served
 }
 
 // serveFile answers as a file server does (http.ServeContent: Range, If-None-Match, If-Modified-Since,
@@ -321,11 +370,13 @@ func notFound(w http.ResponseWriter) {
 	http.Error(w, "404 page not found", http.StatusNotFound)
 }
 
-// missCache remembers paths found nowhere for a while, and holds the token bucket of bucket lookups.
+// missCache remembers paths found nowhere, and paths whose lookup failed, for a while, and holds the token
+// bucket of bucket lookups.
 type missCache struct {
 	mu     sync.Mutex
 	ttl    time.Duration
 	until  map[string]time.Time
+	failed map[string]failure
 	rate   float64
 	burst  float64
 	tokens float64
@@ -337,8 +388,54 @@ type missCache struct {
 const maxRemembered = 10000
 
 func newMissCache(ttl time.Duration, rate float64, burst int, now func() time.Time) *missCache {
-	return &missCache{ttl: ttl, until: map[string]time.Time{}, rate: rate, burst: float64(burst),
-		tokens: float64(burst), last: now(), now: now}
+	return &missCache{ttl: ttl, until: map[string]time.Time{}, failed: map[string]failure{}, rate: rate,
+		burst: float64(burst), tokens: float64(burst), last: now(), now: now}
+}
+
+// failure is a path's last failed lookup: answered 502 without a lookup until until; kept after that (up
+// to maxRemembered paths) so that the same failure is not logged again.
+type failure struct {
+	until time.Time
+	err   string
+}
+
+// failing reports whether rel's lookup failed less than ttl ago.
+func (c *missCache) failing(rel string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	f, ok := c.failed[rel]
+	return ok && c.now().Before(f.until)
+}
+
+// fail remembers that rel's lookup failed with err, and reports whether that is news (rel had not failed
+// since it was last found or found missing, or it failed another way): then it deserves a warning.
+func (c *missCache) fail(rel string, err error) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.now()
+	prev, ok := c.failed[rel]
+	if !ok && len(c.failed) >= maxRemembered {
+		for k, f := range c.failed {
+			if !now.Before(f.until) {
+				delete(c.failed, k)
+			}
+		}
+		for k := range c.failed { // map order: an arbitrary half
+			if len(c.failed) < maxRemembered/2 {
+				break
+			}
+			delete(c.failed, k)
+		}
+	}
+	c.failed[rel] = failure{until: now.Add(c.ttl), err: err.Error()}
+	return !ok || prev.err != err.Error()
+}
+
+// recovered forgets rel's failure: its lookup found the object, or found it missing.
+func (c *missCache) recovered(rel string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.failed, rel)
 }
 
 func (c *missCache) remembered(rel string) bool {
@@ -388,7 +485,7 @@ func (c *missCache) reserve() bool {
 	return true
 }
 
-// refund gives back a token whose lookup found the file: only misses draw on the budget.
+// refund gives back a token whose lookup found the file: only misses and failures draw on the budget.
 func (c *missCache) refund() {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -25,6 +25,7 @@ type fakeBucket struct {
 	dir     *localfs.Dir
 	mu      sync.Mutex
 	objects map[string]string
+	failing map[string]error // objects that exist but cannot be fetched
 	calls   atomic.Int64
 	gate    chan struct{} // if set, every fetch waits for it
 }
@@ -40,7 +41,11 @@ func (b *fakeBucket) Fetch(ctx context.Context, rel string) (version.Stamp, erro
 	}
 	b.mu.Lock()
 	v, ok := b.objects[rel]
+	ferr := b.failing[rel]
 	b.mu.Unlock()
+	if ferr != nil {
+		return version.Stamp{}, fmt.Errorf("fetch %s: %w", rel, ferr)
+	}
 	if !ok {
 		return version.Stamp{}, fmt.Errorf("fetch %s: %w", rel, gcsstore.ErrNotFound)
 	}
@@ -51,7 +56,7 @@ func (b *fakeBucket) Fetch(ctx context.Context, rel string) (version.Stamp, erro
 // busyDir is a directory whose files all count as open for writing.
 type busyDir struct{ *localfs.Dir }
 
-func (busyDir) InUse(string) bool { return true }
+func (busyDir) InUseFile(*os.File) bool { return true }
 
 type site struct {
 	t      *testing.T
@@ -83,7 +88,7 @@ func newSite(t *testing.T, opt Options) *site {
 	}
 	t.Cleanup(func() { d.Close() })
 	s := &site{t: t, root: root, dir: d, counts: map[string]int{}}
-	s.bucket = &fakeBucket{dir: d, objects: map[string]string{}}
+	s.bucket = &fakeBucket{dir: d, objects: map[string]string{}, failing: map[string]error{}}
 	opt.Include = globs(t, "uploads/**")
 	opt.Exclude = globs(t, "uploads/private/**")
 	opt.Count = func(r string) { s.mu.Lock(); s.counts[r]++; s.mu.Unlock() }
@@ -239,7 +244,8 @@ func TestNowhereIs404NoStore(t *testing.T) {
 func TestRefusedPaths(t *testing.T) {
 	s := newSite(t, Options{})
 	for _, rel := range []string{"uploads/private/a.jpg", "plugins/x.jpg", "uploads/a.php", "uploads/b.PHP", "uploads/c.phtml",
-		"uploads/d.phar", "uploads/.htaccess", "uploads/e.php7", ".filesync/tmp/x"} {
+		"uploads/d.phar", "uploads/.htaccess", "uploads/e.php7", ".filesync/tmp/x", "uploads/x.php.jpg", "uploads/x.php.",
+		"uploads/x.PHP.png", "uploads/x.phtml.gif", "uploads/x.shtml", "uploads/php.ini"} {
 		s.bucket.objects[rel] = "<?php echo 'pwned';"
 	}
 	s.write("uploads/private/a.jpg", "local but excluded", mtime)
@@ -249,6 +255,9 @@ func TestRefusedPaths(t *testing.T) {
 		"/uploads/a%00.jpg": 404, "/uploads//x.jpg": 404, "/uploads/./x.jpg": 404,
 		"/uploads/a.php": 403, "/uploads/b.PHP": 403, "/uploads/c.phtml": 403, "/uploads/d.phar": 403,
 		"/uploads/.htaccess": 403, "/uploads/e.php7": 403, "/uploads/.user.ini": 403,
+		// Run as PHP by Apache with AddHandler (every extension counts), or after the trailing dot is dropped.
+		"/uploads/x.php.jpg": 403, "/uploads/x.php.": 403, "/uploads/x.pHp7": 403, "/uploads/x.PHP.png": 403,
+		"/uploads/x.phtml.gif": 403, "/uploads/x.shtml": 403, "/uploads/.htpasswd": 403, "/uploads/php.ini": 403,
 	} {
 		r := s.get(target)
 		if r.StatusCode != want {
@@ -261,7 +270,7 @@ func TestRefusedPaths(t *testing.T) {
 	if n := s.bucket.calls.Load(); n != 0 {
 		t.Errorf("refused paths were looked up in the bucket %d times", n)
 	}
-	for _, rel := range []string{"uploads/a.php", "uploads/.htaccess"} {
+	for _, rel := range []string{"uploads/a.php", "uploads/.htaccess", "uploads/x.php.jpg", "uploads/x.php."} {
 		if s.has(rel) {
 			t.Errorf("%s was written into the directory", rel)
 		}

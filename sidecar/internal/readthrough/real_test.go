@@ -2,6 +2,7 @@ package readthrough_test
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"fmt"
 	"io"
@@ -39,7 +40,7 @@ type replica struct {
 	h   *readthrough.Handler
 }
 
-func newReplica(t *testing.T, srv *fakestorage.Server, peers *readthrough.Peers) *replica {
+func newReplica(t *testing.T, srv *fakestorage.Server, peers *readthrough.Peers, opts ...func(*readthrough.Options)) *replica {
 	t.Helper()
 	root := t.TempDir()
 	d, err := localfs.Open(root)
@@ -63,7 +64,11 @@ func newReplica(t *testing.T, srv *fakestorage.Server, peers *readthrough.Peers)
 		t.Fatal(err)
 	}
 	inc, _ := filter.New([]string{"uploads/**"})
-	h := readthrough.New(d, s, readthrough.Options{Include: inc, Exclude: f, Peers: peers, Log: log})
+	opt := readthrough.Options{Include: inc, Exclude: f, Peers: peers, Log: log}
+	for _, o := range opts {
+		o(&opt)
+	}
+	h := readthrough.New(d, s, opt)
 	return &replica{dir: root, s: s, m: m, h: h}
 }
 
@@ -147,6 +152,54 @@ func TestCrawlerBoundOnGCSRequests(t *testing.T) {
 	}
 	if n < readthrough.DefaultLookupBurst {
 		t.Fatalf("only %v lookups: the budget is not even spent (test proves nothing)", n)
+	}
+}
+
+// TestUnservableObjectsCostOneLookup: 200 requests each for objects that exist but cannot be served (a
+// gzip-encoded one, refused after its metadata get; one under a local file, a file/folder clash, refused
+// after its read) cost one lookup each and one WARN line each, through the real client, while the clock
+// stands still; and no more than Bound(0) GCS requests of every kind.
+func TestUnservableObjectsCostOneLookup(t *testing.T) {
+	srv := newServer(t)
+	now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	var logs bytes.Buffer
+	r := newReplica(t, srv, nil, func(o *readthrough.Options) {
+		o.Now = func() time.Time { return now }
+		o.Log = slog.New(slog.NewTextHandler(&logs, nil))
+	})
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	_, _ = io.WriteString(zw, "<svg/>")
+	_ = zw.Close()
+	srv.CreateObject(fakestorage.Object{ObjectAttrs: fakestorage.ObjectAttrs{BucketName: "media", Name: "wp-content/uploads/gz.svg",
+		ContentEncoding: "gzip"}, Content: gz.Bytes()})
+	if err := os.MkdirAll(filepath.Join(r.dir, "uploads"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(r.dir, "uploads", "f.jpg"), []byte("a file"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	put(t, srv, "uploads/f.jpg/clash.jpg", "under a file", nil)
+	requests := func() float64 { return r.gcs("get") + r.gcs("read") + r.gcs("list") }
+	for _, tc := range []struct {
+		path     string
+		requests float64 // of one lookup
+	}{{"/uploads/gz.svg", 1}, {"/uploads/f.jpg/clash.jpg", 2}} {
+		logs.Reset()
+		before := requests()
+		for range 200 {
+			if rec := get(r.h, tc.path); rec.Code != http.StatusBadGateway {
+				t.Fatalf("GET %s: %d %q", tc.path, rec.Code, rec.Body.String())
+			}
+		}
+		n, warns := requests()-before, strings.Count(logs.String(), "level=WARN")
+		t.Logf("MEASURED unservable %s: 200 requests cost %v GCS requests and %d WARN lines", tc.path, n, warns)
+		if n != tc.requests || warns != 1 {
+			t.Errorf("200 requests for %s: %v GCS requests and %d WARN lines, want %v and 1\n%s", tc.path, n, warns, tc.requests, logs.String())
+		}
+	}
+	if got := r.gcs("get"); int(got) > r.h.Bound(0) {
+		t.Errorf("%v gets, bound %d", got, r.h.Bound(0))
 	}
 }
 
