@@ -210,8 +210,9 @@ func (p Plan) String() string {
 //   - a path gone on one side is deleted on the other only if the other still matches the base (and
 //     --delete); otherwise the surviving version is restored: nothing is lost;
 //   - both sides changed, or they differ with no base: conflict, the remote keeps the path;
-//   - a wiped side (it lacks all known files, or more than --max-delete of them at once) deletes nothing on
-//     the other: its missing files are restored from the other side;
+//   - while a side is wiped (it lacks all known files, or more than --max-delete of them at once) nothing
+//     is deleted on either side: its missing files are restored from the other side, and a path the other
+//     side lacks waits until it is restored;
 //   - deletes beyond --max-delete of the files known at the start of the delete window are withheld;
 //   - uploads are preconditioned on the base generation (0 for new paths), deletes likewise.
 func Compute(in Input) Plan {
@@ -342,6 +343,8 @@ func decide(in Input, path string, l version.File, hasL bool, r version.Object, 
 			a.Op, a.IfGeneration, a.Reason = Upload, 0, "the bucket lost most known files: restoring, not deleting"
 		case !in.Delete:
 			a.Op, a.IfGeneration, a.Reason = Upload, 0, "deleted remotely; --delete=false restores it"
+		case localWiped:
+			return a, false // a wiped side deletes nothing: decided once the directory is restored
 		default:
 			a.Op, a.Reason = DeleteLocal, "deleted remotely"
 		}
@@ -356,6 +359,8 @@ func decide(in Input, path string, l version.File, hasL bool, r version.Object, 
 			a.Op, a.Reason = Download, "the local directory lost most known files: restoring, not deleting"
 		case !in.Delete:
 			a.Op, a.Reason = Download, "deleted locally; --delete=false restores it"
+		case remoteWiped:
+			return a, false // a wiped side deletes nothing: decided once the bucket is restored
 		default:
 			a.Op, a.IfGeneration, a.Reason = DeleteRemote, b.Generation, "deleted locally"
 		}

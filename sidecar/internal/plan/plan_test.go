@@ -207,6 +207,43 @@ func TestWipedDirectoryWithANewFileIsRestored(t *testing.T) {
 	}
 }
 
+// While one side is wiped nothing is deleted on either side (docs/design.md, FuzzCompute's checkEmptiedSide):
+// a file the other side lost waits, neither deleted nor restored, until the wiped side is restored. Before,
+// only the deletes toward the wiped side were held back: a local directory that lost 2 of 3 files still
+// deleted its third, which the bucket lacked.
+func TestWipedSideDeletesNothingOnEitherSide(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		local, remote []string
+		want          Op // for the one file left on the wiped side and missing on the other
+	}{
+		{"local wiped, a file the bucket lacks", []string{"c"}, []string{"a", "b"}, Download},
+		{"bucket wiped, a file the directory lacks", []string{"a", "b"}, []string{"c"}, Upload},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := Input{Local: map[string]version.File{}, Remote: map[string]version.Object{}, Base: map[string]version.Base{},
+				Now: t0, Delete: true, MaxDeletePercent: 50, WindowLength: time.Hour}
+			for _, p := range []string{"a", "b", "c"} {
+				in.Base[p] = base(1, 1, 1)
+			}
+			for _, p := range tc.local {
+				in.Local[p] = loc(1, 1)
+			}
+			for _, p := range tc.remote {
+				in.Remote[p] = rem(1, 1, 1)
+			}
+			p := Compute(in)
+			if p.LocalWiped == p.RemoteWiped || len(p.Actions) != 2 || p.Count(tc.want) != 2 || len(p.BlockedDeletes) != 0 {
+				t.Fatalf("want the two lost files restored and nothing else:\n%s", p)
+			}
+			in.Delete = false // --delete=false still restores it
+			if p := Compute(in); len(p.Actions) != 3 {
+				t.Fatalf("--delete=false: want 3 restores:\n%s", p)
+			}
+		})
+	}
+}
+
 // No floor lets a side lose nearly all of its files: 10 of 12 missing at once is a wipe, not 10 deletes.
 func TestNearlyAllMissingIsAWipe(t *testing.T) {
 	in := Input{Local: map[string]version.File{}, Remote: map[string]version.Object{}, Base: map[string]version.Base{},
