@@ -108,9 +108,10 @@ type Input struct {
 	Skip func(path string) bool
 	// Known, when not 0, is the number of base entries of the whole tree while Local, Remote and Base hold
 	// only some paths: a targeted plan. The subset must include every base entry that either side lacks
-	// (the wipe rule and the --max-delete guard count those); the paths left out are then in sync on both
-	// sides, and the plan of the subset is exactly the plan of the whole tree restricted to the subset
-	// (FuzzTargeted). 0: Base is the whole base.
+	// (the wipe rule and the --max-delete guard count those), and every path at one of their parent
+	// folders that either side holds (a file there took the folder's place: see Compute); the paths left
+	// out are then in sync on both sides, and the plan of the subset is exactly the plan of the whole tree
+	// restricted to the subset (FuzzTargeted). 0: Base is the whole base.
 	Known int
 }
 
@@ -210,8 +211,13 @@ func (p Plan) String() string {
 //   - a path gone on one side is deleted on the other only if the other still matches the base (and
 //     --delete); otherwise the surviving version is restored: nothing is lost;
 //   - both sides changed, or they differ with no base: conflict, the remote keeps the path;
-//   - a wiped side (it lacks all known files, or more than --max-delete of them at once) deletes nothing on
-//     the other: its missing files are restored from the other side;
+//   - while a side is wiped (it lacks all known files, or more than --max-delete of them at once) nothing
+//     is deleted on either side: its missing files are restored from the other side, and a path the other
+//     side lacks waits until it is restored;
+//   - a base path that a side lacks but holds a file in place of one of its parent folders was deleted
+//     there to make room for that file (a path cannot be a file and a folder at once), not lost: it does
+//     not count for the wipe rule; its object goes only with the upload of that file, or once the bucket
+//     holds it; and the guard charges a folder replaced by a file one delete less;
 //   - deletes beyond --max-delete of the files known at the start of the delete window are withheld;
 //   - uploads are preconditioned on the base generation (0 for new paths), deletes likewise.
 func Compute(in Input) Plan {
@@ -227,10 +233,10 @@ func Compute(in Input) Plan {
 		if skip(path) {
 			continue
 		}
-		if _, ok := in.Local[path]; !ok {
+		if _, ok := in.Local[path]; !ok && !under(in.Local, path) {
 			missingLocal++
 		}
-		if _, ok := in.Remote[path]; !ok {
+		if _, ok := in.Remote[path]; !ok && !under(in.Remote, path) {
 			missingRemote++
 		}
 	}
@@ -255,6 +261,12 @@ func Compute(in Input) Plan {
 	p.Paths = len(sorted)
 
 	var deletes []Action
+	// gets is the transfer planned for each path so far: a folder's name sorts before the paths under it,
+	// so a file that took a folder's place is decided before them. replacing holds the files that took a
+	// folder's place on the side whose copies of the folder's files this plan deletes, where that side holds
+	// the file or gets it now: the guard charges each such replacement one delete less.
+	gets := map[string]Op{}
+	replacing := map[string]bool{}
 	for _, path := range sorted {
 		if skip(path) {
 			continue
@@ -277,16 +289,40 @@ func Compute(in Input) Plan {
 				continue
 			}
 		}
-		if a.Op == DeleteRemote || a.Op == DeleteLocal {
+		switch a.Op {
+		case DeleteRemote:
+			if file, ok := fileAbove(in.Local, path); ok {
+				// The object goes in the pass that uploads the file that took its folder's place, or once the
+				// bucket holds that file; not while the file waits (settling, backing off), which would show the
+				// other replicas a bucket without either for as long: to them, a wipe.
+				_, inBucket := in.Remote[file]
+				if !inBucket && gets[file] != Upload {
+					continue
+				}
+				replacing[file] = true
+				a.Reason = "deleted locally: the file " + file + " took its folder's place"
+			}
 			deletes = append(deletes, a)
 			continue
+		case DeleteLocal:
+			if file, ok := fileAbove(in.Remote, path); ok {
+				if _, local := in.Local[file]; local || gets[file] == Download {
+					replacing[file] = true
+				}
+				a.Reason = "deleted remotely: the object " + file + " took its folder's place"
+			}
+			deletes = append(deletes, a)
+			continue
+		case Upload, Download, Conflict:
+			gets[path] = a.Op
 		}
 		p.Actions = append(p.Actions, a)
 	}
 
 	if len(deletes) > 0 {
 		p.Window = in.Window.roll(in.Now, in.WindowLength, known)
-		if !p.Window.Allows(len(deletes), in.MaxDeletePercent) {
+		// A folder replaced by a file is one file replacing another plus the deletes of the rest.
+		if !p.Window.Allows(len(deletes)-len(replacing), in.MaxDeletePercent) {
 			p.BlockedDeletes = deletes
 			return p
 		}
@@ -297,6 +333,24 @@ func Compute(in Input) Plan {
 }
 
 func needsSettled(op Op) bool { return op == Upload || op == Conflict }
+
+// fileAbove returns the nearest parent folder of path that side holds as a file (a local file, or an
+// object): a file took the folder's place there. A path cannot be a file and a folder at once, so a base
+// path under it that the side lacks was deleted to make room for the file: evidence, not a loss.
+func fileAbove[V any](side map[string]V, path string) (string, bool) {
+	for i := strings.LastIndexByte(path, '/'); i > 0; i = strings.LastIndexByte(path[:i], '/') {
+		if _, ok := side[path[:i]]; ok {
+			return path[:i], true
+		}
+	}
+	return "", false
+}
+
+// under reports whether a file on side took the place of one of path's parent folders.
+func under[V any](side map[string]V, path string) bool {
+	_, ok := fileAbove(side, path)
+	return ok
+}
 
 func decide(in Input, path string, l version.File, hasL bool, r version.Object, hasR bool, b version.Base, hasB bool, localWiped, remoteWiped bool) (Action, bool) {
 	localChanged := hasB && !b.Agrees(l)
@@ -342,6 +396,8 @@ func decide(in Input, path string, l version.File, hasL bool, r version.Object, 
 			a.Op, a.IfGeneration, a.Reason = Upload, 0, "the bucket lost most known files: restoring, not deleting"
 		case !in.Delete:
 			a.Op, a.IfGeneration, a.Reason = Upload, 0, "deleted remotely; --delete=false restores it"
+		case localWiped:
+			return a, false // a wiped side deletes nothing: decided once the directory is restored
 		default:
 			a.Op, a.Reason = DeleteLocal, "deleted remotely"
 		}
@@ -356,6 +412,8 @@ func decide(in Input, path string, l version.File, hasL bool, r version.Object, 
 			a.Op, a.Reason = Download, "the local directory lost most known files: restoring, not deleting"
 		case !in.Delete:
 			a.Op, a.Reason = Download, "deleted locally; --delete=false restores it"
+		case remoteWiped:
+			return a, false // a wiped side deletes nothing: decided once the bucket is restored
 		default:
 			a.Op, a.IfGeneration, a.Reason = DeleteRemote, b.Generation, "deleted locally"
 		}

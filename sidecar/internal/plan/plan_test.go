@@ -207,6 +207,185 @@ func TestWipedDirectoryWithANewFileIsRestored(t *testing.T) {
 	}
 }
 
+// While one side is wiped nothing is deleted on either side (docs/design.md, FuzzCompute's checkEmptiedSide):
+// a file the other side lost waits, neither deleted nor restored, until the wiped side is restored. Before,
+// only the deletes toward the wiped side were held back: a local directory that lost 2 of 3 files still
+// deleted its third, which the bucket lacked.
+func TestWipedSideDeletesNothingOnEitherSide(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		local, remote []string
+		want          Op // for the one file left on the wiped side and missing on the other
+	}{
+		{"local wiped, a file the bucket lacks", []string{"c"}, []string{"a", "b"}, Download},
+		{"bucket wiped, a file the directory lacks", []string{"a", "b"}, []string{"c"}, Upload},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := Input{Local: map[string]version.File{}, Remote: map[string]version.Object{}, Base: map[string]version.Base{},
+				Now: t0, Delete: true, MaxDeletePercent: 50, WindowLength: time.Hour}
+			for _, p := range []string{"a", "b", "c"} {
+				in.Base[p] = base(1, 1, 1)
+			}
+			for _, p := range tc.local {
+				in.Local[p] = loc(1, 1)
+			}
+			for _, p := range tc.remote {
+				in.Remote[p] = rem(1, 1, 1)
+			}
+			p := Compute(in)
+			if p.LocalWiped == p.RemoteWiped || len(p.Actions) != 2 || p.Count(tc.want) != 2 || len(p.BlockedDeletes) != 0 {
+				t.Fatalf("want the two lost files restored and nothing else:\n%s", p)
+			}
+			in.Delete = false // --delete=false still restores it
+			if p := Compute(in); len(p.Actions) != 3 {
+				t.Fatalf("--delete=false: want 3 restores:\n%s", p)
+			}
+		})
+	}
+}
+
+// act is an action as the tables compare it: the generation is the precondition of an upload or a remote
+// delete, the object's of a download, record or conflict.
+type act struct {
+	op   Op
+	path string
+	gen  int64
+}
+
+func (a act) String() string { return fmt.Sprintf("%s %s %d", a.op, a.path, a.gen) }
+
+func actOf(a Action) act {
+	switch a.Op {
+	case Upload, DeleteRemote:
+		return act{a.Op, a.Path, a.IfGeneration}
+	case Download, RecordBase, Conflict:
+		return act{a.Op, a.Path, a.Remote.Generation}
+	}
+	return act{a.Op, a.Path, 0}
+}
+
+// F5 (issue 22): a folder replaced by a file of its name (`rm -r e; echo x > e`) on one side. A path
+// cannot be a file and a folder at once, so the folder's files were deleted on that side, not lost: they
+// do not count for the wipe rule, the objects go with the upload of the file (or once the bucket holds
+// it), and the guard charges the replacement one delete less. Everything else is judged as before: an
+// emptied directory with a new file is still a wipe unless the file is where a folder was, and then only
+// that folder's files are excused.
+func TestFolderReplacedByAFile(t *testing.T) {
+	x := loc(1, 9)     // the new file e
+	ex := rem(5, 1, 9) // the object e, as x
+	files := func(l map[string]version.File, paths ...string) map[string]version.File {
+		for _, p := range paths {
+			l[p] = loc(1, 1)
+		}
+		return l
+	}
+	objects := func(r map[string]version.Object, paths ...string) map[string]version.Object {
+		for _, p := range paths {
+			r[p] = rem(1, 1, 1)
+		}
+		return r
+	}
+	type F = map[string]version.File
+	type O = map[string]version.Object
+	for _, tc := range []struct {
+		name        string
+		local       F
+		remote      O
+		base        []string // at generation 1, content 1
+		keepDeleted bool     // --delete=false
+		skip        string
+		want        []act
+		blocked     int
+		wiped       string // "local", "remote" or ""
+		unsettled   string
+	}{
+		{name: "the only file: deleted in the bucket with the upload of the file",
+			local: F{"e": x}, remote: objects(O{}, "e/f"), base: []string{"e/f"},
+			want: []act{{Upload, "e", 0}, {DeleteRemote, "e/f", 1}}},
+		{name: "a nested only file",
+			local: F{"e": x}, remote: objects(O{}, "e/d/f"), base: []string{"e/d/f"},
+			want: []act{{Upload, "e", 0}, {DeleteRemote, "e/d/f", 1}}},
+		{name: "the only two files: one charged, 50% allowed",
+			local: F{"e": x}, remote: objects(O{}, "e/f", "e/g"), base: []string{"e/f", "e/g"},
+			want: []act{{Upload, "e", 0}, {DeleteRemote, "e/f", 1}, {DeleteRemote, "e/g", 1}}},
+		{name: "the only three files: two charged, withheld",
+			local: F{"e": x}, remote: objects(O{}, "e/f", "e/g", "e/h"), base: []string{"e/f", "e/g", "e/h"},
+			want: []act{{Upload, "e", 0}}, blocked: 3},
+		{name: "beside the rest of the tree",
+			local: files(F{"e": x}, "g", "h"), remote: objects(O{}, "e/f", "g", "h"), base: []string{"e/f", "g", "h"},
+			want: []act{{Upload, "e", 0}, {DeleteRemote, "e/f", 1}}},
+		{name: "the file still settling: nothing yet, and no wipe",
+			local: F{"e": locAt(1, 9, t0)}, remote: objects(O{}, "e/f"), base: []string{"e/f"},
+			unsettled: "e"},
+		{name: "the file backing off: nothing, and no wipe",
+			local: F{"e": x}, remote: objects(O{}, "e/f"), base: []string{"e/f"}, skip: "e"},
+		{name: "the bucket already holds the file: the delete goes",
+			local: F{"e": x}, remote: objects(O{"e": ex}, "e/f"), base: []string{"e/f"},
+			want: []act{{RecordBase, "e", 5}, {DeleteRemote, "e/f", 1}}},
+		{name: "the bucket already holds the file, skipped (beside its folder): the delete goes",
+			local: F{"e": x}, remote: objects(O{"e": ex}, "e/f"), base: []string{"e/f"}, skip: "e",
+			want: []act{{DeleteRemote, "e/f", 1}}},
+		{name: "the bucket holds another file e: conflict, and the delete",
+			local: F{"e": x}, remote: objects(O{"e": rem(5, 2, 8)}, "e/f"), base: []string{"e/f"},
+			want: []act{{Conflict, "e", 5}, {DeleteRemote, "e/f", 1}}},
+		{name: "changed in the bucket meanwhile: kept",
+			local: F{"e": x}, remote: O{"e/f": rem(2, 2, 2)}, base: []string{"e/f"},
+			want: []act{{Upload, "e", 0}, {Download, "e/f", 2}}},
+		{name: "--delete=false: restored",
+			local: F{"e": x}, remote: objects(O{}, "e/f"), base: []string{"e/f"}, keepDeleted: true,
+			want: []act{{Upload, "e", 0}, {Download, "e/f", 1}}},
+		{name: "in the bucket: the local file goes with the download of the object",
+			local: files(F{}, "e/f"), remote: O{"e": ex}, base: []string{"e/f"},
+			want: []act{{Download, "e", 5}, {DeleteLocal, "e/f", 0}}},
+		{name: "in the bucket, two files",
+			local: files(F{}, "e/f", "e/g"), remote: O{"e": ex}, base: []string{"e/f", "e/g"},
+			want: []act{{Download, "e", 5}, {DeleteLocal, "e/f", 0}, {DeleteLocal, "e/g", 0}}},
+		{name: "in the bucket, the object skipped: the delete is charged, withheld, no wipe",
+			local: files(F{}, "e/f"), remote: O{"e": ex}, base: []string{"e/f"}, skip: "e",
+			blocked: 1},
+
+		{name: "an emptied directory with a new file at the top: still a wipe",
+			local: F{"index.php": x}, remote: objects(O{}, "e/f"), base: []string{"e/f"},
+			want: []act{{Download, "e/f", 1}, {Upload, "index.php", 0}}, wiped: "local"},
+		{name: "a new file inside the folder is not in its place: still a wipe",
+			local: F{"e/g": x}, remote: objects(O{}, "e/f"), base: []string{"e/f"},
+			want: []act{{Download, "e/f", 1}, {Upload, "e/g", 0}}, wiped: "local"},
+		{name: "a file named like the folder and more is not in its place: still a wipe",
+			local: F{"ef": x}, remote: objects(O{}, "e/f"), base: []string{"e/f"},
+			want: []act{{Download, "e/f", 1}, {Upload, "ef", 0}}, wiped: "local"},
+		{name: "a wiped tree with a file in one folder's place: the rest still count",
+			local: F{"e": x}, remote: objects(O{}, "e/f", "g", "h", "i"), base: []string{"e/f", "g", "h", "i"},
+			want:  []act{{Upload, "e", 0}, {Download, "e/f", 1}, {Download, "g", 1}, {Download, "h", 1}, {Download, "i", 1}},
+			wiped: "local"},
+		{name: "an emptied bucket holding an object named like a folder: the rest still count",
+			local: files(F{}, "e/f", "g", "h"), remote: O{"e": ex}, base: []string{"e/f", "g", "h"},
+			want: []act{{Download, "e", 5}, {Upload, "e/f", 0}, {Upload, "g", 0}, {Upload, "h", 0}}, wiped: "remote"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := Input{Local: tc.local, Remote: tc.remote, Base: map[string]version.Base{},
+				Now: t0, Settle: time.Second, Delete: !tc.keepDeleted, MaxDeletePercent: 50, WindowLength: time.Hour}
+			for _, p := range tc.base {
+				in.Base[p] = base(1, 1, 1)
+			}
+			if tc.skip != "" {
+				in.Skip = func(p string) bool { return p == tc.skip }
+			}
+			p := Compute(in)
+			var got []act
+			for _, a := range p.Actions {
+				got = append(got, actOf(a))
+			}
+			wiped := map[[2]bool]string{{true, false}: "local", {false, true}: "remote", {true, true}: "both"}[[2]bool{p.LocalWiped, p.RemoteWiped}]
+			_, unsettled := p.Unsettled[tc.unsettled]
+			if !reflect.DeepEqual(got, tc.want) || len(p.BlockedDeletes) != tc.blocked || wiped != tc.wiped ||
+				tc.unsettled != "" && !unsettled || tc.unsettled == "" && len(p.Unsettled) > 0 {
+				t.Fatalf("got %v, blocked %d, wiped %q; want %v, blocked %d, wiped %q\n%s", got, len(p.BlockedDeletes), wiped,
+					tc.want, tc.blocked, tc.wiped, p)
+			}
+		})
+	}
+}
+
 // No floor lets a side lose nearly all of its files: 10 of 12 missing at once is a wipe, not 10 deletes.
 func TestNearlyAllMissingIsAWipe(t *testing.T) {
 	in := Input{Local: map[string]version.File{}, Remote: map[string]version.Object{}, Base: map[string]version.Base{},
@@ -309,13 +488,19 @@ func TestSkip(t *testing.T) {
 	}
 }
 
-// FuzzCompute checks the invariants that make the plan safe, over arbitrary three-way states:
-// nothing is deleted without a base; nothing remote is overwritten or deleted without a matching generation;
-// a local file is deleted only when it still matches the base; an empty directory deletes nothing remote.
+// FuzzCompute checks the invariants that make the plan safe, over arbitrary three-way states of a small
+// tree (files and folders of one name meet): nothing is deleted without a base; nothing remote is
+// overwritten or deleted without a matching generation; a local file is deleted only when it still matches
+// the base; an empty directory deletes nothing remote; an object whose folder a local file replaced is
+// deleted only with that file's upload or once the bucket holds it; the guard charges every delete but one
+// per file that replaced a folder (checkEmptiedSide: the wipe verdicts).
 func FuzzCompute(f *testing.F) {
 	f.Add([]byte{0x11, 0x22, 0x37, 0x05, 0xff, 0x80}, true, uint8(50))
 	f.Add([]byte{0, 0, 0, 0}, false, uint8(0))
 	f.Add([]byte{0x3f, 0x3f, 0x3f, 0x3f, 0x3f, 0x3f, 0x3f, 0x3f, 0x3f, 0x3f, 0x3f, 0x3f}, true, uint8(100))
+	f.Add([]byte{0x01, 0x00, 0x14}, true, uint8(50))                         // F5: the folder a's only file a/a, a a local file now
+	f.Add([]byte{0x04, 0x00, 0x11}, true, uint8(50))                         // the same in the bucket
+	f.Add([]byte{0x01, 0x00, 0x14, 0x14, 0x00, 0x00, 0x14}, true, uint8(50)) // a/a, a/b, a/a/a under the file a
 	f.Fuzz(func(t *testing.T, data []byte, del bool, maxPct uint8) {
 		in := fuzzInput(data, del, maxPct)
 		p := Compute(in)
@@ -356,15 +541,85 @@ func FuzzCompute(f *testing.F) {
 				}
 			}
 		}
-		deletes := p.Count(DeleteRemote) + p.Count(DeleteLocal)
-		if deletes*100 > in.MaxDeletePercent*len(in.Base) {
-			t.Fatalf("%d deletes of %d known passed a %d%% guard", deletes, len(in.Base), in.MaxDeletePercent)
+		var deletes []Action
+		for _, a := range p.Actions {
+			if a.Op == DeleteRemote || a.Op == DeleteLocal {
+				deletes = append(deletes, a)
+			}
 		}
+		if n := charged(t, in, p.Actions, deletes); n*100 > in.MaxDeletePercent*len(in.Base) {
+			t.Fatalf("%d deletes (%d charged) of %d known passed a %d%% guard:\n%s", len(deletes), n, len(in.Base), in.MaxDeletePercent, p)
+		}
+		charged(t, in, p.Actions, p.BlockedDeletes) // the same rules for the deletes withheld
 		checkEmptiedSide(t, in, p)
 	})
 }
 
-// fuzzInput builds a planner input from fuzz bytes, one path per byte.
+// pathName names the i-th path of a fuzz input: the first 14 make a small tree (a, b, a/a, a/b, b/a, b/b,
+// a/a/a, …, b/b/b) in which a file and a folder of one name meet, the rest are flat.
+func pathName(i int) string {
+	if i >= 14 {
+		return fmt.Sprintf("p%03d", i)
+	}
+	n, segs := i, 1
+	for n >= 1<<segs {
+		n -= 1 << segs
+		segs++
+	}
+	var b strings.Builder
+	for k := segs - 1; k >= 0; k-- {
+		if b.Len() > 0 {
+			b.WriteByte('/')
+		}
+		b.WriteByte("ab"[n>>k&1])
+	}
+	return b.String()
+}
+
+// parentFile returns the nearest parent folder of path that side holds as a file, the test's own walk
+// over the segments (Compute's is fileAbove).
+func parentFile[V any](side map[string]V, path string) (string, bool) {
+	segs := strings.Split(path, "/")
+	for i := len(segs) - 1; i > 0; i-- {
+		if _, ok := side[strings.Join(segs[:i], "/")]; ok {
+			return strings.Join(segs[:i], "/"), true
+		}
+	}
+	return "", false
+}
+
+// charged returns how many of deletes the --max-delete guard charges: every one but one per file that
+// took a folder's place on the side the folder's files are deleted from, if that side holds the file or
+// gets it from actions. It fails if an object is deleted under a local file that the bucket neither holds
+// nor gets from actions: the bucket would be seen without either.
+func charged(t *testing.T, in Input, actions, deletes []Action) int {
+	t.Helper()
+	gets := map[string]Op{}
+	for _, a := range actions {
+		gets[a.Path] = a.Op
+	}
+	replacing := map[string]bool{}
+	for _, a := range deletes {
+		switch a.Op {
+		case DeleteRemote:
+			if f, ok := parentFile(in.Local, a.Path); ok {
+				if _, inBucket := in.Remote[f]; !inBucket && gets[f] != Upload {
+					t.Fatalf("%v before the file %s that took its folder's place is in the bucket", a, f)
+				}
+				replacing[f] = true
+			}
+		case DeleteLocal:
+			if f, ok := parentFile(in.Remote, a.Path); ok {
+				if _, local := in.Local[f]; local || gets[f] == Download {
+					replacing[f] = true
+				}
+			}
+		}
+	}
+	return len(deletes) - len(replacing)
+}
+
+// fuzzInput builds a planner input from fuzz bytes, one path per byte (pathName).
 func fuzzInput(data []byte, del bool, maxPct uint8) Input {
 	in := Input{Local: map[string]version.File{}, Remote: map[string]version.Object{}, Base: map[string]version.Base{},
 		Now: t0, Settle: time.Second, Delete: del, MaxDeletePercent: int(maxPct % 101)}
@@ -372,7 +627,7 @@ func fuzzInput(data []byte, del bool, maxPct uint8) Input {
 	// bits 2-3 remote (absent, gen 1/content 1, gen 2/content 2, gen 3/content 1), bits 4-5 base (absent,
 	// gen 1/content 1, gen 2/content 2, gen 3/content 1).
 	for i, c := range data {
-		p := fmt.Sprintf("p%03d", i)
+		p := pathName(i)
 		switch c & 3 {
 		case 1:
 			in.Local[p] = loc(1, 1)
@@ -401,13 +656,15 @@ func fuzzInput(data []byte, del bool, maxPct uint8) Input {
 	return in
 }
 
-// FuzzTargeted: planning a subset of the paths that holds every base entry either side lacks (a targeted
-// pass), with the whole tree's count of known files, gives exactly the whole tree's plan restricted to the
-// subset: the same actions, the same withheld deletes, the same wipe verdicts. So a targeted pass never
-// deletes what a full pass would not, and the guard sees every delete candidate.
+// FuzzTargeted: planning a subset of the paths that holds every base entry either side lacks and the
+// paths at their parent folders that either side holds (a targeted pass), with the whole tree's count of
+// known files, gives exactly the whole tree's plan restricted to the subset: the same actions, the same
+// withheld deletes, the same wipe verdicts. So a targeted pass never deletes what a full pass would not,
+// and the guard sees every delete candidate.
 func FuzzTargeted(f *testing.F) {
 	f.Add([]byte{0x11, 0x22, 0x37, 0x05, 0xff, 0x80, 0x15, 0x15}, []byte{0x5a}, true, uint8(50), uint8(3))
 	f.Add([]byte{0x15, 0x15, 0x15, 0x15, 0x11, 0x05}, []byte{0x01}, true, uint8(30), uint8(0))
+	f.Add([]byte{0x01, 0x15, 0x14, 0x14, 0x15}, []byte{0x00}, true, uint8(50), uint8(0)) // a replaced by a file, b in sync
 	f.Fuzz(func(t *testing.T, data, subset []byte, del bool, maxPct, skipEvery uint8) {
 		whole := fuzzInput(data, del, maxPct)
 		if skipEvery > 0 {
@@ -418,12 +675,13 @@ func FuzzTargeted(f *testing.F) {
 		in.Known = len(whole.Base)
 		chosen := map[string]bool{}
 		for i := range data {
-			path := fmt.Sprintf("p%03d", i)
+			path := pathName(i)
 			_, hasL := whole.Local[path]
 			_, hasR := whole.Remote[path]
 			_, hasB := whole.Base[path]
 			picked := len(subset) > 0 && subset[(i/8)%len(subset)]&(1<<(i%8)) != 0
-			if missing := hasB && (!hasL || !hasR); !picked && !missing {
+			missing := hasB && (!hasL || !hasR)
+			if !picked && !missing {
 				continue
 			}
 			chosen[path] = true
@@ -435,6 +693,19 @@ func FuzzTargeted(f *testing.F) {
 			}
 			if b, ok := whole.Base[path]; ok {
 				in.Base[path] = b
+			}
+			// A missing base entry brings the paths at its parent folders that either side holds.
+			for j := strings.LastIndexByte(path, '/'); missing && j > 0; j = strings.LastIndexByte(path[:j], '/') {
+				dir := path[:j]
+				if l, ok := whole.Local[dir]; ok {
+					in.Local[dir], chosen[dir] = l, true
+				}
+				if r, ok := whole.Remote[dir]; ok {
+					in.Remote[dir], chosen[dir] = r, true
+				}
+				if b, ok := whole.Base[dir]; ok && chosen[dir] {
+					in.Base[dir] = b
+				}
 			}
 		}
 		if in.Known == 0 && len(in.Base) > 0 {
@@ -468,25 +739,110 @@ func FuzzTargeted(f *testing.F) {
 	})
 }
 
-// checkEmptiedSide: a side that lacks all known files, or more than --max-delete of them, deletes nothing.
+// checkEmptiedSide: a side that lacks all known files, or more than --max-delete of them, is wiped and
+// deletes nothing. Only the known files under a file of the side that lacks them (a file took their
+// folder's place) are not counted, so a side with no file in place of a folder of the base is judged on
+// every known file it lacks, as before, and an emptied side (no files at all) is always wiped.
 func checkEmptiedSide(t *testing.T, in Input, p Plan) {
 	t.Helper()
-	missL, missR := 0, 0
-	for path := range in.Base {
-		if _, ok := in.Local[path]; !ok {
-			missL++
+	known := len(in.Base)
+	for _, side := range []struct {
+		name      string
+		lacks     func(string) bool
+		fileAbove func(string) bool
+		files     int
+		wiped     bool
+	}{
+		{"local directory", func(p string) bool { _, ok := in.Local[p]; return !ok },
+			func(p string) bool { _, ok := parentFile(in.Local, p); return ok }, len(in.Local), p.LocalWiped},
+		{"bucket", func(p string) bool { _, ok := in.Remote[p]; return !ok },
+			func(p string) bool { _, ok := parentFile(in.Remote, p); return ok }, len(in.Remote), p.RemoteWiped},
+	} {
+		lacking, replaced := 0, 0
+		for path := range in.Base {
+			if side.lacks(path) {
+				lacking++
+				if side.fileAbove(path) {
+					replaced++
+				}
+			}
 		}
-		if _, ok := in.Remote[path]; !ok {
-			missR++
+		if want := Wiped(lacking-replaced, known, in.MaxDeletePercent); side.wiped != want {
+			t.Fatalf("the %s lacks %d of %d known files, %d of them under a file of its own: wiped %v, want %v\n%s",
+				side.name, lacking, known, replaced, side.wiped, want, p)
+		}
+		if known > 0 && (side.files == 0 || lacking == known && replaced == 0) && !side.wiped {
+			t.Fatalf("the %s holds none of the %d known files (and %d files) and is not judged wiped", side.name, known, side.files)
 		}
 	}
-	wiped := Wiped(missL, len(in.Base), in.MaxDeletePercent) || Wiped(missR, len(in.Base), in.MaxDeletePercent)
-	if len(in.Base) > 0 && (missL == len(in.Base) || missR == len(in.Base)) && !wiped {
-		t.Fatalf("a side holding none of %d known files is not judged wiped", len(in.Base))
+	if (p.LocalWiped || p.RemoteWiped) && p.Count(DeleteRemote)+p.Count(DeleteLocal)+len(p.BlockedDeletes) > 0 {
+		t.Fatalf("a wiped side deletes:\n%s", p)
 	}
-	if wiped && p.Count(DeleteRemote)+p.Count(DeleteLocal)+len(p.BlockedDeletes) > 0 {
-		t.Fatalf("a wiped side (local missing %d, remote missing %d of %d) deletes:\n%s", missL, missR, len(in.Base), p)
-	}
+}
+
+// FuzzWipeStaysAWipe: a side emptied of every known file is wiped whatever new files then appear on it
+// (the app writing before filesync looked, another client writing to the bucket), unless one of them is
+// where a folder of known files was; then only that folder's files are excused and the rest of the tree
+// is judged as before. A wiped side deletes nothing, and the guard charges what is deleted.
+func FuzzWipeStaysAWipe(f *testing.F) {
+	f.Add([]byte{1, 1, 1, 1, 1, 1}, []byte{14, 15}, false, uint8(50))
+	f.Add([]byte{0, 0, 1, 0, 0, 1, 1, 1}, []byte{0}, true, uint8(50))
+	f.Add([]byte{0, 1, 1, 1, 0, 0, 1}, []byte{0, 1, 9}, false, uint8(30))
+	f.Fuzz(func(t *testing.T, tree, written []byte, inBucket bool, maxPct uint8) {
+		in := Input{Local: map[string]version.File{}, Remote: map[string]version.Object{}, Base: map[string]version.Base{},
+			Now: t0, Delete: true, MaxDeletePercent: int(maxPct % 101), WindowLength: time.Hour}
+		for i, c := range tree {
+			if c&1 == 1 {
+				p := pathName(i)
+				in.Local[p], in.Remote[p], in.Base[p] = loc(1, 1), rem(1, 1, 1), base(1, 1, 1)
+			}
+		}
+		side := func(path string) bool { _, ok := parentFile(in.Local, path); return ok }
+		if inBucket {
+			clear(in.Remote)
+			side = func(path string) bool { _, ok := parentFile(in.Remote, path); return ok }
+		} else {
+			clear(in.Local)
+		}
+		for _, c := range written {
+			p := pathName(int(c % 16))
+			if _, known := in.Base[p]; known {
+				continue // new files only: the side still holds none of the known ones
+			}
+			if inBucket {
+				in.Remote[p] = rem(9, 2, 9)
+			} else {
+				in.Local[p] = loc(2, 9)
+			}
+		}
+		p := Compute(in)
+		known, excused := len(in.Base), 0
+		for path := range in.Base {
+			if side(path) {
+				excused++
+			}
+		}
+		wiped := p.LocalWiped
+		if inBucket {
+			wiped = p.RemoteWiped
+		}
+		if want := Wiped(known-excused, known, in.MaxDeletePercent); wiped != want {
+			t.Fatalf("emptied side, %d of %d known files under a new file: wiped %v, want %v\n%s", excused, known, wiped, want, p)
+		}
+		if known > 0 && excused == 0 && !wiped {
+			t.Fatalf("an emptied side with only new files elsewhere is not a wipe:\n%s", p)
+		}
+		checkEmptiedSide(t, in, p)
+		var deletes []Action
+		for _, a := range p.Actions {
+			if a.Op == DeleteRemote || a.Op == DeleteLocal {
+				deletes = append(deletes, a)
+			}
+		}
+		if n := charged(t, in, p.Actions, deletes); n*100 > in.MaxDeletePercent*known {
+			t.Fatalf("%d charged deletes of %d known passed a %d%% guard:\n%s", n, known, in.MaxDeletePercent, p)
+		}
+	})
 }
 
 // sim is a two-sided world that carries out plans, for sequences of passes.
@@ -495,8 +851,16 @@ type sim struct {
 	gen int64
 }
 
-func (s *sim) apply(p Plan) (deletes int) {
+// apply carries out p and returns the deletes the guard charged for it (charged).
+func (s *sim) apply(t *testing.T, p Plan) int {
 	in := &s.in
+	var deletes []Action
+	for _, a := range p.Actions {
+		if a.Op == DeleteRemote || a.Op == DeleteLocal {
+			deletes = append(deletes, a)
+		}
+	}
+	spent := charged(t, *in, p.Actions, deletes) // before the maps change
 	for _, a := range p.Actions {
 		switch a.Op {
 		case Upload:
@@ -513,33 +877,53 @@ func (s *sim) apply(p Plan) (deletes int) {
 		case DeleteRemote:
 			delete(in.Remote, a.Path)
 			delete(in.Base, a.Path)
-			deletes++
 		case DeleteLocal:
 			delete(in.Local, a.Path)
 			delete(in.Base, a.Path)
-			deletes++
 		}
 	}
 	in.Window = p.Window
-	in.Window.Deleted += deletes
-	return deletes
+	in.Window.Deleted += len(deletes) // as the syncer counts them: every delete carried out
+	return spent
 }
 
-// FuzzGuardOverPasses: over any sequence of local deletes, remote deletes, new files and elapsed time, the
-// deletes carried out within one window never exceed --max-delete of the files known when it opened, and
-// a wiped side never deletes the other.
+// FuzzGuardOverPasses: over any sequence of local deletes, remote deletes, new files, folders replaced by
+// a file (locally or in the bucket) and elapsed time, the deletes charged within one window (all but one
+// per file that replaced a folder) never exceed --max-delete of the files known when it opened, and a
+// wiped side never deletes the other.
 func FuzzGuardOverPasses(f *testing.F) {
 	f.Add([]byte{0x07, 0x07, 0x47, 0x47, 0x07, 0xc1, 0x07, 0x47}, uint8(50), uint8(30))
 	f.Add([]byte{0x81, 0x81, 0x01, 0x01, 0x01, 0x01, 0xff, 0x01}, uint8(10), uint8(0))
+	f.Add([]byte{0x90, 0x91, 0x9a, 0x87, 0x93, 0xc1, 0x9b}, uint8(50), uint8(6)) // folders replaced by files on both sides
 	f.Fuzz(func(t *testing.T, events []byte, maxPct, initial uint8) {
 		s := &sim{in: Input{Local: map[string]version.File{}, Remote: map[string]version.Object{}, Base: map[string]version.Base{},
 			Now: t0, Delete: true, MaxDeletePercent: int(maxPct % 101), WindowLength: time.Hour}}
 		next := 0
 		add := func(n int) {
 			for range n {
-				s.in.Local[fmt.Sprintf("f%04d", next)] = loc(int64(next%7+1), uint32(next))
+				s.in.Local[fmt.Sprintf("d%d/f%04d", next%4, next)] = loc(int64(next%7+1), uint32(next))
 				next++
 			}
+		}
+		// replace makes the folder dir a file on one side: `rm -r dir; echo > dir`, or another client's
+		// objects.
+		replace := func(dir string, remote bool) {
+			if remote {
+				for k := range s.in.Remote {
+					if strings.HasPrefix(k, dir+"/") {
+						delete(s.in.Remote, k)
+					}
+				}
+				s.gen++
+				s.in.Remote[dir] = rem(s.gen, 9, 9)
+				return
+			}
+			for k := range s.in.Local {
+				if strings.HasPrefix(k, dir+"/") {
+					delete(s.in.Local, k)
+				}
+			}
+			s.in.Local[dir] = loc(9, 9)
 		}
 		add(int(initial % 64))
 		window, spent := time.Time{}, 0
@@ -554,8 +938,15 @@ func FuzzGuardOverPasses(f *testing.F) {
 				for _, k := range sortedPaths(s.in.Remote)[:min(n, len(s.in.Remote))] {
 					delete(s.in.Remote, k)
 				}
-			case 2:
-				add(n)
+			case 2: // bits 3-4: new files, or folder d<bits 0-1> replaced by a file locally or remotely
+				switch (e >> 3) & 3 {
+				case 2:
+					replace(fmt.Sprintf("d%d", e&3), false)
+				case 3:
+					replace(fmt.Sprintf("d%d", e&3), true)
+				default:
+					add(n)
+				}
 			case 3:
 				s.in.Now = s.in.Now.Add(time.Duration(e&63) * 5 * time.Minute)
 			}
@@ -564,7 +955,7 @@ func FuzzGuardOverPasses(f *testing.F) {
 			if p.Window.Start != window {
 				window, spent = p.Window.Start, 0
 			}
-			spent += s.apply(p)
+			spent += s.apply(t, p)
 			if spent*100 > s.in.MaxDeletePercent*p.Window.Known {
 				t.Fatalf("%d deletes in the window opened at %v exceed %d%% of the %d files known then",
 					spent, window, s.in.MaxDeletePercent, p.Window.Known)
