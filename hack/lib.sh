@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # The one shell library of hack/ (sourced, not run): pins, logging, Debian packages, the registry probe, and
 # the kind helpers of hack/up.sh, hack/deploy.sh and hack/e2e.sh (creating, waiting for and deploying to a
-# cluster is Go: e2e/cmd/cluster and the suite share e2e/suite.ClusterSteps).
+# cluster is Go: e2e/cmd/cluster and the suite share e2e/internal/cluster).
 # Env: every key of hack/versions.env (the Makefile passes them; `load_pins` fills in what is unset),
 #   CLUSTER (filesync), AIRGAP (auto|1|0), KIND_NODE_IMAGE, KIND (kind binary), KUBECTL (kubectl binary),
 #   LOG_PREFIX (the script's name).

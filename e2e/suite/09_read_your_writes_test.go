@@ -23,8 +23,6 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/e2e-framework/klient/wait"
 	"sigs.k8s.io/e2e-framework/pkg/envconf"
 	"sigs.k8s.io/e2e-framework/pkg/features"
@@ -92,7 +90,7 @@ func openSites(ctx context.Context, t *testing.T, st *State, pods []string) map[
 		}
 	})
 	for _, p := range pods {
-		port, stop, err := st.Kube.forward(ctx, p, httpPort)
+		port, stop, err := st.Kube.Forward(ctx, p, httpPort)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -342,7 +340,7 @@ func TestReadYourWritesAcrossReplicas(t *testing.T) {
 					}
 				}
 				victim := rs.pods[1]
-				if err := st.Kube.res.Delete(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: victim, Namespace: namespace}}); err != nil {
+				if err := st.Kube.DeletePod(ctx, victim); err != nil {
 					t.Fatal(err)
 				}
 				var repl string
