@@ -67,11 +67,14 @@ test: ## Run every module's unit and integration tests with -race (no cluster, n
 	@for m in $(MODULES); do echo "== $$m"; (cd $$m && go test -race -count=1 ./...); done
 	@for m in $(STANDALONE_MODULES); do echo "== $$m"; (cd $$m && GOWORK=off go test -race -count=1 ./...); done
 
+# shellcheck is Debian's package, installed when missing (hack/shellcheck.sh, as `make docker` installs docker.io);
+# actionlint runs it on the workflows' run: blocks too.
 .PHONY: lint
-lint: $(BIN)/golangci-lint $(BIN)/actionlint ## Lint every module with the pinned golangci-lint, and every workflow with actionlint.
+lint: $(BIN)/golangci-lint $(BIN)/actionlint ## Lint every module with the pinned golangci-lint, every shell script with shellcheck, every workflow with actionlint.
 	@for m in $(MODULES); do echo "== $$m"; (cd $$m && $(BIN)/golangci-lint run --build-tags e2e,integration ./...); done
 	@for m in $(STANDALONE_MODULES); do echo "== $$m"; (cd $$m && GOWORK=off $(BIN)/golangci-lint run ./...); done
-	@echo "== workflows"; $(BIN)/actionlint -shellcheck= .github/workflows/*.yaml
+	@echo "== shell scripts"; hack/shellcheck.sh
+	@echo "== workflows"; $(BIN)/actionlint -shellcheck=shellcheck .github/workflows/*.yaml
 
 .PHONY: test-integration
 test-integration: docker image images-test ## Run the testcontainers-go lane against the filesync image (needs Docker).

@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # The one shell library of hack/ (sourced, not run): pins, logging, Debian packages, the registry probe, and
 # the kind helpers of hack/up.sh, hack/deploy.sh and hack/e2e.sh (creating, waiting for and deploying to a
-# cluster is Go: e2e/cmd/cluster and the suite share e2e/suite.ClusterSteps).
+# cluster is Go: e2e/cmd/cluster and the suite share e2e/internal/cluster).
 # Env: every key of hack/versions.env (the Makefile passes them; `load_pins` fills in what is unset),
 #   CLUSTER (filesync), AIRGAP (auto|1|0), KIND_NODE_IMAGE, KIND (kind binary), KUBECTL (kubectl binary),
 #   LOG_PREFIX (the script's name).
@@ -42,11 +42,11 @@ apt_install() {
   fi
 }
 
-# registry_reachable [IMAGE]: does the container registry that Docker is configured for answer (asked
+# registry_reachable IMAGE: does the container registry that Docker is configured for answer (asked
 # through dockerd itself, so its mirrors and proxies count)? No answer within REGISTRY_PROBE_TIMEOUT (5 s)
-# means no. IMAGE (default kindest/node, where kind's public node images live) is what is searched for.
+# means no. IMAGE (a repository without tag) is what is searched for.
 registry_reachable() {
-  timeout "${REGISTRY_PROBE_TIMEOUT:-5}" docker search --limit 1 "${1:-kindest/node}" >/dev/null 2>&1
+  timeout "${REGISTRY_PROBE_TIMEOUT:-5}" docker search --limit 1 "$1" >/dev/null 2>&1
 }
 
 CLUSTER=${CLUSTER:-filesync}
@@ -54,8 +54,8 @@ AIRGAP=${AIRGAP:-auto}
 KIND_NODE_IMAGE=${KIND_NODE_IMAGE:-}
 KIND=${KIND:-$(command -v "$ROOT/bin/kind" || command -v kind || echo kind)}
 KUBECTL=${KUBECTL:-kubectl}
-OVERLAY=$ROOT/examples/wordpress/overlays/kind
-NAMESPACE=wordpress
+# shellcheck disable=SC2034 # OVERLAY and NAMESPACE are for hack/deploy.sh and hack/up.sh, which source this file
+OVERLAY=$ROOT/examples/wordpress/overlays/kind NAMESPACE=wordpress
 export KIND
 
 kctl() { "$KUBECTL" --context "kind-$CLUSTER" "$@"; }
@@ -68,7 +68,7 @@ airgapped() {
     1 | true | yes) return 0 ;;
     0 | false | no) return 1 ;;
     auto)
-      if registry_reachable; then return 1; fi
+      if registry_reachable kindest/node; then return 1; fi # where kind's public node images live
       log "no container registry answers: using the offline node image (AIRGAP=0 to override)"
       return 0 ;;
     *) die "AIRGAP must be auto, 1 or 0, not '$AIRGAP'" ;;

@@ -2,7 +2,7 @@
 # make up: a kind cluster with the WordPress example (3 replicas with filesync, MariaDB, fake-gcs-server, and
 # the Pub/Sub emulator fake-gcs-server sends bucket notifications to).
 # Idempotent: a running cluster of that name is reused (a dead one is deleted first), images are (re)loaded,
-# the overlay re-applied. The steps are the e2e suite's own (e2e/cmd/cluster up, e2e/suite.ClusterSteps):
+# the overlay re-applied. The steps are the e2e suite's own (e2e/cmd/cluster up, e2e/internal/cluster.Steps):
 # pre-flight checks, create, wait for the system pods and storage, load the images, apply, wait.
 # Env: see hack/lib.sh (CLUSTER, AIRGAP, KIND_NODE_IMAGE, image names); WAIT_TIMEOUT (5m).
 set -o errexit -o nounset -o pipefail

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/e2e-framework/klient/wait"
 	"sigs.k8s.io/e2e-framework/pkg/envconf"
 	"sigs.k8s.io/e2e-framework/pkg/features"
@@ -34,14 +33,13 @@ func TestRecreatedReplicaRestoresBeforeWordPressStarts(t *testing.T) {
 				}
 
 				start := time.Now()
-				pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: up.pod, Namespace: namespace}}
-				if err := st.Kube.res.Delete(ctx, pod); err != nil {
+				if err := st.Kube.DeletePod(ctx, up.pod); err != nil {
 					t.Fatal(err)
 				}
 				// watch for the replacement and look into it as soon as its WordPress container runs
 				var repl corev1.Pod
 				err = wait.For(func(ctx context.Context) (bool, error) {
-					all, err := st.Kube.podsOf(ctx, deploymentName, func(p corev1.Pod) bool {
+					all, err := st.Kube.PodsOf(ctx, deploymentName, func(p corev1.Pod) bool {
 						return p.DeletionTimestamp == nil && !slices.Contains(before, p.Name)
 					})
 					if err != nil || len(all) == 0 {

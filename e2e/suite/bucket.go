@@ -12,6 +12,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/filesync/filesync/e2e/internal/cluster"
 	"github.com/filesync/filesync/e2e/internal/harness"
 )
 
@@ -23,7 +24,7 @@ type Bucket struct {
 
 func newBucket(k *Kube) Bucket {
 	return Bucket{gcs: &harness.GCS{
-		BaseURL:  "http://" + placeholderHost,
+		BaseURL:  "http://" + cluster.PlaceholderHost,
 		HTTP:     &http.Client{Transport: forwardTransport{k: k}},
 		PageSize: 1000,
 	}}
@@ -34,7 +35,7 @@ type forwardTransport struct{ k *Kube }
 
 func (f forwardTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
-	pods, err := f.k.podsOf(ctx, gcsDeployment, func(p corev1.Pod) bool { return p.DeletionTimestamp == nil && podReady(p) })
+	pods, err := f.k.PodsOf(ctx, gcsDeployment, func(p corev1.Pod) bool { return p.DeletionTimestamp == nil && cluster.PodReady(p) })
 	if err != nil {
 		return nil, err
 	}

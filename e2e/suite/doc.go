@@ -6,8 +6,9 @@
 //
 //	cd e2e && go test -tags e2e -count=1 -v -timeout 60m ./suite/...
 //
-// TestMain checks the images and the host ports, creates the cluster from the repository's kind-config.yaml,
-// loads the images, applies the kind overlay exactly as e2e/manifests renders and checks it (manifests.Build),
-// installs WordPress and creates an application password; `make up` runs the same cluster steps. Each feature
-// file reads as one clause of the specification. Environment: see config.go.
+// TestMain brings the example up with the cluster steps `make up` runs too (e2e/internal/cluster: checks the
+// images and the host ports, creates the cluster from the repository's kind-config.yaml, loads the images,
+// applies the kind overlay exactly as e2e/manifests renders and checks it), then installs WordPress and
+// creates an application password (setup.go). Each feature file reads as one clause of the specification.
+// Environment: cluster.Config and config.go.
 package suite

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"sigs.k8s.io/e2e-framework/pkg/envconf"
 	"slices"
 	"sync"
 	"testing"
@@ -16,6 +15,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/e2e-framework/klient/wait"
+	"sigs.k8s.io/e2e-framework/pkg/envconf"
 
 	"github.com/filesync/filesync/e2e/internal/harness"
 )
@@ -126,7 +126,6 @@ func isGone(st *State, files []string) func(context.Context, string) (bool, erro
 	}
 }
 
-// readyReplicas waits until the WordPress Deployment has settled at n Ready pods and returns them.
 // scaleBack is the teardown of features that scale WordPress: back to the suite's replica count.
 func scaleBack(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
 	st := StateFrom(ctx)
@@ -136,6 +135,7 @@ func scaleBack(ctx context.Context, t *testing.T, _ *envconf.Config) context.Con
 	return ctx
 }
 
+// readyReplicas waits until the WordPress Deployment has settled at n Ready pods and returns them.
 func readyReplicas(ctx context.Context, t *testing.T, st *State, n int) []corev1.Pod {
 	t.Helper()
 	if err := st.Kube.WaitRollout(ctx, deploymentName, st.Config.Timeout); err != nil {

@@ -8,12 +8,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	utilexec "k8s.io/client-go/util/exec"
+
+	"github.com/filesync/filesync/e2e/internal/cluster"
 )
+
+// Kube is the cluster's client of the example's pods (cluster.Kube) with the suite's reading and writing of
+// a replica's wp-content.
+type Kube struct{ *cluster.Kube }
 
 // FileInfo is what the suite knows of a file in a replica's wp-content (or of an object in the bucket).
 type FileInfo struct {
@@ -94,4 +102,24 @@ find "$2" -type f ! -name '.*' -exec md5sum {} +`
 		tree[name] = fi
 	}
 	return tree, sc.Err()
+}
+
+// containerStarted returns when the named container (app or init) of pod last started running.
+func containerStarted(p corev1.Pod, name string) (time.Time, bool) {
+	for _, s := range slices.Concat(p.Status.InitContainerStatuses, p.Status.ContainerStatuses) {
+		if s.Name == name && s.State.Running != nil {
+			return s.State.Running.StartedAt.Time, true
+		}
+	}
+	return time.Time{}, false
+}
+
+// restarts returns the restart count of the named container of pod.
+func restarts(p corev1.Pod, name string) int32 {
+	for _, s := range slices.Concat(p.Status.InitContainerStatuses, p.Status.ContainerStatuses) {
+		if s.Name == name {
+			return s.RestartCount
+		}
+	}
+	return -1
 }

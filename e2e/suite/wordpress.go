@@ -18,6 +18,8 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+
+	"github.com/filesync/filesync/e2e/internal/cluster"
 )
 
 // WordPress drives the WordPress of the example the way a user does: its install form and its REST API,
@@ -68,7 +70,7 @@ func installWordPress(ctx context.Context, k *Kube, pod, user, password string) 
 		"language":        {""},
 		"Submit":          {"Install WordPress"},
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+placeholderHost+"/wp-admin/install.php?step=2",
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+cluster.PlaceholderHost+"/wp-admin/install.php?step=2",
 		strings.NewReader(form.Encode()))
 	if err != nil {
 		return false, fmt.Errorf("install request: %w", err)
@@ -119,7 +121,7 @@ func (w *WordPress) rest(ctx context.Context, pod, method, route string, query u
 	for k, v := range query {
 		q[k] = v
 	}
-	req, err := http.NewRequestWithContext(ctx, method, "http://"+placeholderHost+"/?"+q.Encode(), bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+cluster.PlaceholderHost+"/?"+q.Encode(), bytes.NewReader(body))
 	if err != nil {
 		return 0, nil, fmt.Errorf("%s %s: %w", method, route, err)
 	}

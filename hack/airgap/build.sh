@@ -25,7 +25,7 @@ export GOWORK=off
 L=$W/logs; S=$W/stamps
 mkdir -p "$L" "$S"
 
-ADOPT= SMOKE=0
+ADOPT='' SMOKE=0
 while [ $# -gt 0 ]; do
   case $1 in
     --print-image) echo "$NODE_IMAGE"; exit 0 ;;
@@ -50,7 +50,8 @@ run() {
   local stage=$1 k=$2; shift 2
   if [ "$stage" = "$ADOPT" ] && have "$@"; then echo "$k" > "$S/$stage"; echo "   $stage adopted"; fi
   if [ "$(cat "$S/$stage" 2>/dev/null)" = "$k" ] && have "$@"; then echo "   $stage cached"; return; fi
-  local s=$(date +%s)
+  local s
+  s=$(date +%s)
   echo "== $stage (log: $L/$stage.log)"
   if ! "$HERE/$stage" > "$L/$stage.log" 2>&1; then
     echo "FAILED $stage (see $L/$stage.log)"; tail -20 "$L/$stage.log"; exit 1
@@ -74,7 +75,7 @@ smoke() {
   [ "$SMOKE" = 1 ] || return 0
   local k40
   k40=$(key "$HERE/40-app-images.sh" "$HERE/lib.sh")
-  run 22-aux-binaries.sh "$K22" $W/bin/smoke-server
+  run 22-aux-binaries.sh "$K22" "$W/bin/smoke-server"
   run 40-app-images.sh "$k40" "$W/images/example.local_smoke_v1.tar"
   docker image inspect example.local/smoke:v1 >/dev/null 2>&1 || docker load -i "$W/images/example.local_smoke_v1.tar"
   rm -f "$S/50-kind-up.sh" "$S/60-smoke.sh" "$S/99-teardown.sh"
@@ -92,10 +93,10 @@ fi
 run 05-prereqs.sh "$K05" "$(command -v mmdebstrap || echo /nonexistent)"
 # the rootfs (network and dpkg bound) overlaps the Kubernetes compile (CPU bound)
 ( run 25-node-rootfs.sh "$K25" "$W/node-rootfs/etc/os-release" ) & R25=$!
-run 20-k8s-binaries.sh "$K20" $B/kubelet $B/kubeadm $B/kube-apiserver $B/kube-controller-manager $B/kube-scheduler $B/kube-proxy $B/kubectl
+run 20-k8s-binaries.sh "$K20" "$B/kubelet" "$B/kubeadm" "$B/kube-apiserver" "$B/kube-controller-manager" "$B/kube-scheduler" "$B/kube-proxy" "$B/kubectl"
 wait $R25
-run 22-aux-binaries.sh "$K22" $B/etcd $B/coredns $B/crictl $B/pause
-run 23-storage-binaries.sh "$K23" $B/local-path-provisioner
+run 22-aux-binaries.sh "$K22" "$B/etcd" "$B/coredns" "$B/crictl" "$B/pause"
+run 23-storage-binaries.sh "$K23" "$B/local-path-provisioner"
 run 35-cluster-images.sh "$K35" "$W/images"
 run 36-storage-images.sh "$K36" "$W/default-storage.yaml"
 export NODE_IMAGE_KEY=$K30

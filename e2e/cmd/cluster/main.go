@@ -1,7 +1,7 @@
 //go:build e2e
 
-// Command cluster brings up the WordPress example on kind with the e2e suite's own cluster steps, so that
-// `make up` and `make e2e` create, wait for and deploy to a cluster in one way (e2e/suite.ClusterSteps).
+// Command cluster brings up the WordPress example on kind with the cluster steps the e2e suite runs too
+// (e2e/internal/cluster), so that `make up` and `make e2e` create, wait for and deploy to a cluster in one way.
 //
 //	cluster up            the example on kind (hack/up.sh); the cluster is reused when it exists, kept after
 //	cluster wait-system   connect to the cluster and wait for its system pods and storage (hack/airgap's smoke)
@@ -21,7 +21,7 @@ import (
 	"sigs.k8s.io/e2e-framework/pkg/env"
 	"sigs.k8s.io/e2e-framework/pkg/envconf"
 
-	"github.com/filesync/filesync/e2e/suite"
+	"github.com/filesync/filesync/e2e/internal/cluster"
 )
 
 func main() {
@@ -39,19 +39,19 @@ func run(ctx context.Context, args []string, log *slog.Logger) error {
 	if len(args) != 1 || (args[0] != "up" && args[0] != "wait-system") {
 		return errors.New("usage: cluster up|wait-system")
 	}
-	cfg, err := suite.LoadConfig()
+	cfg, err := cluster.LoadConfig()
 	if err != nil {
 		return err
 	}
 	var steps []env.Func
 	if args[0] == "wait-system" {
-		steps = suite.SystemSteps(cfg, log)
+		steps = cluster.SystemSteps(cfg, log)
 	} else {
-		existed, err := suite.ReuseCluster(ctx, cfg, log)
+		existed, err := cluster.Reuse(ctx, cfg, log)
 		if err != nil {
 			return err
 		}
-		steps = suite.ClusterSteps(cfg, existed, log)
+		steps = cluster.Steps(cfg, existed, log)
 	}
 	c := envconf.New()
 	for _, step := range steps {

@@ -1,6 +1,6 @@
 //go:build e2e
 
-package suite
+package cluster
 
 import (
 	"bytes"
@@ -35,7 +35,8 @@ type Kube struct {
 	res *resources.Resources
 }
 
-func newKube(rc *rest.Config) (*Kube, error) {
+// NewKube connects to the cluster of rc.
+func NewKube(rc *rest.Config) (*Kube, error) {
 	cs, err := kubernetes.NewForConfig(rc)
 	if err != nil {
 		return nil, fmt.Errorf("clientset: %w", err)
@@ -50,7 +51,7 @@ func newKube(rc *rest.Config) (*Kube, error) {
 // Exec runs cmd in a container of a pod in the example's namespace, feeding stdin (if not nil), and returns
 // its stdout. A non-zero exit is an error that carries stderr.
 func (k *Kube) Exec(ctx context.Context, pod, container string, stdin []byte, cmd ...string) ([]byte, error) {
-	req := k.cs.CoreV1().RESTClient().Post().Resource("pods").Namespace(namespace).Name(pod).SubResource("exec").
+	req := k.cs.CoreV1().RESTClient().Post().Resource("pods").Namespace(Namespace).Name(pod).SubResource("exec").
 		VersionedParams(&corev1.PodExecOptions{
 			Container: container,
 			Command:   cmd,
@@ -77,13 +78,13 @@ func (k *Kube) Exec(ctx context.Context, pod, container string, stdin []byte, cm
 // Do sends req to port of pod through a fresh port-forward and returns the status code and the whole body.
 // req.URL's scheme and host are replaced; its Host header is kept (set it to the site's host for WordPress).
 func (k *Kube) Do(ctx context.Context, pod string, port int, req *http.Request) (int, []byte, error) {
-	local, stop, err := k.forward(ctx, pod, port)
+	local, stop, err := k.Forward(ctx, pod, port)
 	if err != nil {
 		return 0, nil, err
 	}
 	defer stop()
 	req = req.Clone(ctx)
-	if req.Host == placeholderHost {
+	if req.Host == PlaceholderHost {
 		req.Host = ""
 	}
 	req.URL.Scheme = "http"
@@ -105,12 +106,12 @@ func (k *Kube) Do(ctx context.Context, pod string, port int, req *http.Request) 
 	return resp.StatusCode, body, nil
 }
 
-// placeholderHost stands for the tunnel's address in request URLs built before the tunnel exists.
-const placeholderHost = "placeholder"
+// PlaceholderHost stands for the tunnel's address in request URLs built before the tunnel exists.
+const PlaceholderHost = "placeholder"
 
 // Get is Do for a GET of path (with query) with the given Host header.
 func (k *Kube) Get(ctx context.Context, pod string, port int, host, path string) (int, []byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+placeholderHost+path, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+PlaceholderHost+path, nil)
 	if err != nil {
 		return 0, nil, fmt.Errorf("request %s: %w", path, err)
 	}
@@ -120,12 +121,14 @@ func (k *Kube) Get(ctx context.Context, pod string, port int, host, path string)
 	return k.Do(ctx, pod, port, req)
 }
 
-func (k *Kube) forward(ctx context.Context, pod string, port int) (uint16, func(), error) {
+// Forward opens a port-forward to port of pod on 127.0.0.1 and returns the local port and the function that
+// closes it.
+func (k *Kube) Forward(ctx context.Context, pod string, port int) (uint16, func(), error) {
 	transport, upgrader, err := spdy.RoundTripperFor(k.rc)
 	if err != nil {
 		return 0, nil, fmt.Errorf("port-forward transport: %w", err)
 	}
-	url := k.cs.CoreV1().RESTClient().Post().Resource("pods").Namespace(namespace).Name(pod).SubResource("portforward").URL()
+	url := k.cs.CoreV1().RESTClient().Post().Resource("pods").Namespace(Namespace).Name(pod).SubResource("portforward").URL()
 	dialer := spdy.NewDialer(upgrader, &http.Client{Transport: transport}, http.MethodPost, url)
 	stopCh, readyCh := make(chan struct{}), make(chan struct{})
 	fw, err := portforward.NewOnAddresses(dialer, []string{"127.0.0.1"}, []string{fmt.Sprintf("0:%d", port)},
@@ -157,14 +160,15 @@ func (k *Kube) forward(ctx context.Context, pod string, port int) (uint16, func(
 
 // Replicas returns the running, Ready, not terminating pods of the WordPress Deployment, sorted by name.
 func (k *Kube) Replicas(ctx context.Context) ([]corev1.Pod, error) {
-	return k.podsOf(ctx, deploymentName, func(p corev1.Pod) bool {
-		return p.DeletionTimestamp == nil && podReady(p)
+	return k.PodsOf(ctx, WordPress, func(p corev1.Pod) bool {
+		return p.DeletionTimestamp == nil && PodReady(p)
 	})
 }
 
-func (k *Kube) podsOf(ctx context.Context, deployment string, keep func(corev1.Pod) bool) ([]corev1.Pod, error) {
+// PodsOf returns the pods of deployment that keep accepts, sorted by name.
+func (k *Kube) PodsOf(ctx context.Context, deployment string, keep func(corev1.Pod) bool) ([]corev1.Pod, error) {
 	var d appsv1.Deployment
-	if err := k.res.Get(ctx, deployment, namespace, &d); err != nil {
+	if err := k.res.Get(ctx, deployment, Namespace, &d); err != nil {
 		return nil, fmt.Errorf("get deployment %s: %w", deployment, err)
 	}
 	sel, err := metav1.LabelSelectorAsSelector(d.Spec.Selector)
@@ -172,7 +176,7 @@ func (k *Kube) podsOf(ctx context.Context, deployment string, keep func(corev1.P
 		return nil, fmt.Errorf("deployment %s selector: %w", deployment, err)
 	}
 	var pods corev1.PodList
-	if err := k.res.WithNamespace(namespace).List(ctx, &pods, resources.WithLabelSelector(sel.String())); err != nil {
+	if err := k.res.WithNamespace(Namespace).List(ctx, &pods, resources.WithLabelSelector(sel.String())); err != nil {
 		return nil, fmt.Errorf("list pods of %s: %w", deployment, err)
 	}
 	var out []corev1.Pod
@@ -185,7 +189,8 @@ func (k *Kube) podsOf(ctx context.Context, deployment string, keep func(corev1.P
 	return out, nil
 }
 
-func podReady(p corev1.Pod) bool {
+// PodReady reports whether p's Ready condition is true.
+func PodReady(p corev1.Pod) bool {
 	for _, c := range p.Status.Conditions {
 		if c.Type == corev1.PodReady {
 			return c.Status == corev1.ConditionTrue
@@ -197,7 +202,7 @@ func podReady(p corev1.Pod) bool {
 // WaitRollout waits until deployment has exactly its desired number of pods, all updated and Ready, and no
 // pod left terminating (so that "the replicas" is a well-defined set).
 func (k *Kube) WaitRollout(ctx context.Context, deployment string, timeout time.Duration) error {
-	d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: deployment, Namespace: namespace}}
+	d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: deployment, Namespace: Namespace}}
 	complete := func(obj k8s.Object) bool {
 		d := obj.(*appsv1.Deployment)
 		want := int32(1)
@@ -214,12 +219,12 @@ func (k *Kube) WaitRollout(ctx context.Context, deployment string, timeout time.
 		return fmt.Errorf("deployment %s rollout: %w", deployment, err)
 	}
 	err = wait.For(func(ctx context.Context) (bool, error) {
-		all, err := k.podsOf(ctx, deployment, func(corev1.Pod) bool { return true })
+		all, err := k.PodsOf(ctx, deployment, func(corev1.Pod) bool { return true })
 		if err != nil {
 			return false, nil
 		}
 		for _, p := range all {
-			if p.DeletionTimestamp != nil || !podReady(p) {
+			if p.DeletionTimestamp != nil || !PodReady(p) {
 				return false, nil
 			}
 		}
@@ -234,33 +239,33 @@ func (k *Kube) WaitRollout(ctx context.Context, deployment string, timeout time.
 // Scale sets the WordPress Deployment's replicas and waits until exactly n pods are Ready (n=0: until every
 // pod is gone, so every filesync has flushed and exited).
 func (k *Kube) Scale(ctx context.Context, n int32, timeout time.Duration) error {
-	d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: deploymentName, Namespace: namespace}}
+	d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: WordPress, Namespace: Namespace}}
 	patch := k8s.Patch{PatchType: "application/merge-patch+json", Data: fmt.Appendf(nil, `{"spec":{"replicas":%d}}`, n)}
 	if err := k.res.Patch(ctx, d, patch); err != nil {
-		return fmt.Errorf("scale %s to %d: %w", deploymentName, n, err)
+		return fmt.Errorf("scale %s to %d: %w", WordPress, n, err)
 	}
 	if n > 0 {
-		return k.WaitRollout(ctx, deploymentName, timeout)
+		return k.WaitRollout(ctx, WordPress, timeout)
 	}
 	err := wait.For(func(ctx context.Context) (bool, error) {
-		all, err := k.podsOf(ctx, deploymentName, func(corev1.Pod) bool { return true })
+		all, err := k.PodsOf(ctx, WordPress, func(corev1.Pod) bool { return true })
 		return err == nil && len(all) == 0, nil
 	}, wait.WithContext(ctx), wait.WithTimeout(timeout), wait.WithInterval(time.Second))
 	if err != nil {
-		return fmt.Errorf("scale %s to 0: pods still present: %w", deploymentName, err)
+		return fmt.Errorf("scale %s to 0: pods still present: %w", WordPress, err)
 	}
 	return nil
 }
 
 // DeletePods deletes the pods of deployment (its ReplicaSet makes new ones) and returns their names.
 func (k *Kube) DeletePods(ctx context.Context, deployment string) ([]string, error) {
-	pods, err := k.podsOf(ctx, deployment, func(corev1.Pod) bool { return true })
+	pods, err := k.PodsOf(ctx, deployment, func(corev1.Pod) bool { return true })
 	if err != nil {
 		return nil, err
 	}
 	var deleted []string
 	for _, p := range pods {
-		if err := k.cs.CoreV1().Pods(namespace).Delete(ctx, p.Name, metav1.DeleteOptions{}); err != nil {
+		if err := k.cs.CoreV1().Pods(Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{}); err != nil {
 			return deleted, fmt.Errorf("delete pod %s: %w", p.Name, err)
 		}
 		deleted = append(deleted, p.Name)
@@ -268,22 +273,10 @@ func (k *Kube) DeletePods(ctx context.Context, deployment string) ([]string, err
 	return deleted, nil
 }
 
-// containerStarted returns when the named container (app or init) of pod last started running.
-func containerStarted(p corev1.Pod, name string) (time.Time, bool) {
-	for _, s := range slices.Concat(p.Status.InitContainerStatuses, p.Status.ContainerStatuses) {
-		if s.Name == name && s.State.Running != nil {
-			return s.State.Running.StartedAt.Time, true
-		}
+// DeletePod deletes pod (its ReplicaSet makes a new one).
+func (k *Kube) DeletePod(ctx context.Context, pod string) error {
+	if err := k.res.Delete(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: pod, Namespace: Namespace}}); err != nil {
+		return fmt.Errorf("delete pod %s: %w", pod, err)
 	}
-	return time.Time{}, false
-}
-
-// restarts returns the restart count of the named container of pod.
-func restarts(p corev1.Pod, name string) int32 {
-	for _, s := range slices.Concat(p.Status.InitContainerStatuses, p.Status.ContainerStatuses) {
-		if s.Name == name {
-			return s.RestartCount
-		}
-	}
-	return -1
+	return nil
 }
