@@ -30,7 +30,7 @@ var ErrNotFetchable = errors.New("not fetchable")
 // the next pass (the rename's fsnotify event triggers one) records it. Nor does it touch the loop's index:
 // the object goes to the loop through the intake (fetched), like every other hint.
 func (s *Syncer) Fetch(ctx context.Context, path string) (version.Stamp, error) {
-	if ignore, unsafe := s.nameRule(path); ignore || unsafe != nil {
+	if ignore, _, unsafe := s.nameRule(path); ignore || unsafe != nil {
 		return version.Stamp{}, fmt.Errorf("fetch %s: %w: excluded or unsafe (%v)", path, ErrNotFetchable, unsafe)
 	}
 	if st, err := s.dir.Stat(path); err == nil {

@@ -111,6 +111,7 @@ type replica struct {
 	b     *bucket
 	wrap  func(http.RoundTripper) http.RoundTripper
 	excl  []string
+	exec  []string // --no-exec
 }
 
 type replicaOpt func(*replica)
@@ -120,6 +121,7 @@ func withTransport(w func(http.RoundTripper) http.RoundTripper) replicaOpt {
 	return func(r *replica) { r.wrap = w }
 }
 func withExcludes(g ...string) replicaOpt { return func(r *replica) { r.excl = g } }
+func withNoExec(g ...string) replicaOpt   { return func(r *replica) { r.exec = g } }
 func withStateDir() replicaOpt            { return func(r *replica) { r.state = r.t.TempDir() } }
 
 func (b *bucket) replica(name string, opts ...replicaOpt) *replica {
@@ -139,6 +141,9 @@ func (b *bucket) replica(name string, opts ...replicaOpt) *replica {
 func (r *replica) start() {
 	r.t.Helper()
 	f, err := filter.New(r.excl)
+	if err == nil {
+		f, err = f.WithNoExec(r.exec)
+	}
 	if err != nil {
 		r.t.Fatal(err)
 	}

@@ -58,6 +58,7 @@ const (
 	folderClash         // an object that is also a folder of other objects (x beside x/...): the folder wins
 	localClash          // an object whose local path is a directory with files, or lies under a file
 	gzipEncoded         // an object stored with Content-Encoding: gzip: its bytes cannot be checked
+	noExec              // an object with an executable name where --no-exec forbids one
 	corrupt             // an object whose bytes never match its checksum
 )
 
@@ -73,6 +74,8 @@ func (r reason) label() string {
 		return "content_encoding"
 	case corrupt:
 		return "corrupt"
+	case noExec:
+		return "exec"
 	}
 	return ""
 }

@@ -191,3 +191,21 @@ func (ix *index) copyInto(in *plan.Input, path string) {
 		in.Base[path] = e
 	}
 }
+
+// has reports whether either side holds path.
+func (ix *index) has(path string) bool {
+	_, l := ix.local[path]
+	_, r := ix.remote[path]
+	return l || r
+}
+
+// folderObjects returns the objects of the view that are also folders of other objects.
+func (ix *index) folderObjects() map[string]bool {
+	out := map[string]bool{}
+	for dir := range ix.remoteDirs {
+		if _, ok := ix.remote[dir]; ok {
+			out[dir] = true
+		}
+	}
+	return out
+}

@@ -209,8 +209,9 @@ func outgoing(actions []plan.Action) []plan.Action {
 }
 
 // compute plans the paths in only (nil: every path). A targeted plan also covers every base entry that
-// a side lacks, and is told the whole base's size, so that its wipe and guard verdicts are the whole
-// tree's (plan.Input.Known). The planner's callbacks only read.
+// a side lacks, with the files or objects named like one of its folders (a file that took a folder's
+// place), and is told the whole base's size, so that its wipe and guard verdicts are the whole tree's
+// (plan.Input.Known). The planner's callbacks only read.
 func (s *Syncer) compute(only map[string]bool, settle time.Duration) plan.Plan {
 	now := s.now()
 	in := plan.Input{
@@ -235,6 +236,11 @@ func (s *Syncer) compute(only map[string]bool, settle time.Duration) plan.Plan {
 	for _, paths := range []map[string]struct{}{s.idx.missingLocal, s.idx.missingRemote} {
 		for p := range paths {
 			s.idx.copyInto(&in, p)
+			for i := len(p) - 1; i > 0; i-- {
+				if p[i] == '/' && s.idx.has(p[:i]) {
+					s.idx.copyInto(&in, p[:i])
+				}
+			}
 		}
 	}
 	for p := range only {

@@ -17,6 +17,7 @@ import (
 type listing struct {
 	view    map[string]version.Object // the objects nameRule syncs
 	unsafe  map[string]error          // names never written locally, and why
+	noExec  []string                  // executable names under --no-exec
 	encoded map[string]struct{}       // objects of view stored gzip-encoded
 }
 
@@ -33,8 +34,11 @@ func (s *Syncer) fetchListing(ctx context.Context, each func(name string, r vers
 	}
 	l := listing{view: map[string]version.Object{}, unsafe: map[string]error{}, encoded: map[string]struct{}{}}
 	err := s.store.List(ctx, parallel, func(o gcsstore.Object) {
-		ignore, unsafe := s.nameRule(o.Name)
+		ignore, noExec, unsafe := s.nameRule(o.Name)
 		switch {
+		case noExec:
+			l.noExec = append(l.noExec, o.Name)
+			return
 		case ignore:
 			return
 		case unsafe != nil:
@@ -82,7 +86,13 @@ func (s *Syncer) adopt(l listing) bool {
 		}
 	}
 	if changed {
+		before := s.idx.folderObjects()
 		s.idx.replaceRemote(l.view, l.encoded)
+		for name := range before { // no longer a folder: it may be synced now
+			if s.idx.objectRule(name) == noReason {
+				s.idx.due[name] = true
+			}
+		}
 	}
 	for name := range l.view {
 		s.reportObjectRule(name)
@@ -91,6 +101,9 @@ func (s *Syncer) adopt(l listing) bool {
 		if s.holds.firstTime(unsafeRemote, name) {
 			s.log.Warn("skipping unsafe object name: never written locally", "object", s.store.Name(name), "reason", why)
 		}
+	}
+	for _, name := range l.noExec {
+		s.reportNoExec(name)
 	}
 	return changed
 }
@@ -103,10 +116,22 @@ func (s *Syncer) reportObjectRule(path string) {
 	}
 }
 
+// reportNoExec says once that an object with an executable name under --no-exec is never written here.
+func (s *Syncer) reportNoExec(path string) {
+	if s.holds.firstTime(noExec, path) {
+		s.log.Warn("skipping an object with an executable name under --no-exec: a script from the bucket is never written where the web server would run it",
+			"object", s.store.Name(path))
+	}
+}
+
 // needsLookup reports whether change c can tell the loop something its view does not already hold.
 func (s *Syncer) needsLookup(c RemoteChange) bool {
-	if ignore, unsafe := s.nameRule(c.Path); ignore || unsafe != nil {
-		return false // never synced; a listing reports such names
+	ignore, noExec, unsafe := s.nameRule(c.Path)
+	if noExec && !c.Deleted {
+		s.reportNoExec(c.Path)
+	}
+	if ignore || unsafe != nil {
+		return false // never synced; a listing reports unsafe names
 	}
 	r, known := s.idx.remote[c.Path]
 	switch {
@@ -138,6 +163,7 @@ func (s *Syncer) applyChanges(ctx context.Context, changes []*remoteWait) {
 			if known {
 				s.idx.dropRemote(f.path)
 				s.idx.due[f.path] = true
+				s.clashesChanged(f.path)
 			}
 		case f.err != nil:
 			for _, w := range changes { // every change naming the path: it was not applied
@@ -179,8 +205,8 @@ func (s *Syncer) lookUp(ctx context.Context, changes []*remoteWait) []lookup {
 	return results
 }
 
-// clashesChanged marks due, and reports, the objects whose objectRule verdict an object new at path may
-// have changed: itself (objects may lie under it) and any object that is one of its folders.
+// clashesChanged marks due, and reports, the objects whose objectRule verdict an object new or gone at
+// path may have changed: itself (objects may lie under it) and any object that is one of its folders.
 func (s *Syncer) clashesChanged(path string) {
 	s.reportObjectRule(path)
 	for i := len(path) - 1; i > 0; i-- {

@@ -1,8 +1,12 @@
 package syncer
 
 import (
+	"net/http"
 	"os"
+	"path"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -145,5 +149,44 @@ func TestLargeFolderReplacedByAFileTripsTheGuard(t *testing.T) {
 	if testutil.ToFloat64(a.m.DeleteBlocked) != 1 || testutil.ToFloat64(a.m.DeleteGuard) != 1 {
 		t.Errorf("guard metrics: blocked %v, trips %v; want 1 and 1",
 			testutil.ToFloat64(a.m.DeleteBlocked), testutil.ToFloat64(a.m.DeleteGuard))
+	}
+}
+
+// TestReplacingFileIsUploadedBeforeTheFolderGoes: the writer uploads the file e before it deletes the
+// folder's objects e/..., so a replica listing in between never sees a bucket that holds neither (it
+// would take the folder's files for wiped and upload them again).
+func TestReplacingFileIsUploadedBeforeTheFolderGoes(t *testing.T) {
+	b := newBucket(t)
+	var mu sync.Mutex
+	var order []string
+	a := b.replica("a", withTransport(func(next http.RoundTripper) http.RoundTripper {
+		return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			resp, err := next.RoundTrip(r)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case r.Method == http.MethodDelete:
+				order = append(order, "delete "+path.Base(r.URL.Path))
+			case r.Method == http.MethodPost && strings.Contains(r.URL.Path, "/upload/"):
+				order = append(order, "upload "+path.Base(r.URL.Query().Get("name")))
+			}
+			return resp, err
+		})
+	}))
+	a.write("e/f", "f")
+	a.write("g", "g")
+	a.settle()
+	mu.Lock()
+	order = nil
+	mu.Unlock()
+	if err := os.RemoveAll(filepath.Join(a.dir, "e")); err != nil {
+		t.Fatal(err)
+	}
+	a.write("e", "x")
+	a.settle()
+	mu.Lock()
+	defer mu.Unlock()
+	if len(order) != 2 || order[0] != "upload e" || order[1] != "delete f" {
+		t.Fatalf("requests %q, want the upload of e before the delete of e/f", order)
 	}
 }

@@ -8,12 +8,19 @@ import (
 // and the read-through's fetch all ask these.
 
 // nameRule says whether an object name is synced. ignore: filesync's own .filesync/ and excluded paths,
-// never touched and never reported; unsafe: a name that is never written locally (reported once).
-func (s *Syncer) nameRule(name string) (ignore bool, unsafe error) {
-	if filter.Internal(name) || s.filter.Excluded(name) {
-		return true, nil
+// never touched and never reported; noExec: an executable name under --no-exec (filter.NoExec), never
+// written locally nor uploaded (reported once, counted as reason "exec"); unsafe: a name that is never
+// written locally (reported once).
+func (s *Syncer) nameRule(name string) (ignore, noExec bool, unsafe error) {
+	switch {
+	case filter.Internal(name):
+		return true, false, nil
+	case s.filter.NoExec(name): // before Excluded, which holds these too
+		return true, true, nil
+	case s.filter.Excluded(name):
+		return true, false, nil
 	}
-	return false, filter.CheckName(name)
+	return false, false, filter.CheckName(name)
 }
 
 // objectRule says why an object is left alone, or noReason: stored gzip-encoded (the client decompresses

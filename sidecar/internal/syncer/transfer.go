@@ -65,21 +65,14 @@ type transferrer struct {
 	flush bool
 }
 
-// transfer runs the plan's actions, in parallel (--transfers, or --restore-transfers before ready):
-// deletes first, so that a file can take the place of a directory whose files were deleted (and the
-// reverse) in one pass.
+// transfer runs the plan's actions, in parallel (--transfers, or --restore-transfers before ready), in
+// three batches: deletes first, so that a file can take the place of a directory whose files were deleted
+// (and the reverse) in one pass; then the transfers; then the remote deletes of a folder's objects that an
+// uploaded file replaces, once that upload succeeded, so that the bucket never holds neither (another
+// replica listing then would see the folder's files vanish with nothing in their place).
 func (s *Syncer) transfer(ctx context.Context, p plan.Plan, flush bool) Result {
 	res := Result{Plan: p}
-	var deletes, others []job
-	for _, a := range p.Actions {
-		l, ok := s.idx.local[a.Path]
-		j := job{a: a, local: l, hasLocal: ok}
-		if a.Op == plan.DeleteLocal || a.Op == plan.DeleteRemote {
-			deletes = append(deletes, j)
-		} else {
-			others = append(others, j)
-		}
-	}
+	deletes, others, replaced := s.batches(p)
 	stop := s.beginRestore(ctx, p)
 	defer stop()
 	parallel := s.opt.Transfers
@@ -87,9 +80,9 @@ func (s *Syncer) transfer(ctx context.Context, p plan.Plan, flush bool) Result {
 		parallel = s.opt.RestoreTransfers
 	}
 	t := transferrer{s: s, flush: flush}
-	for _, batch := range [][]job{deletes, others} {
+	run := func(batch []job) {
 		if len(batch) == 0 {
-			continue
+			return
 		}
 		work := make(chan job)
 		go func() {
@@ -104,7 +97,62 @@ func (s *Syncer) transfer(ctx context.Context, p plan.Plan, flush bool) Result {
 		}()
 		s.drain(ctx, &res, t.workers(ctx, work, min(parallel, len(batch))))
 	}
+	run(deletes)
+	run(others)
+	run(afterUploads(replaced, res.Unfinished))
 	return res
+}
+
+// batches sorts the plan's actions into jobs: deletes, transfers, and the remote deletes under a path
+// the plan uploads (a file that replaced a folder), by that path.
+func (s *Syncer) batches(p plan.Plan) (deletes, others []job, replaced map[string][]job) {
+	uploads := map[string]bool{}
+	for _, a := range p.Actions {
+		if a.Op == plan.Upload {
+			uploads[a.Path] = true
+		}
+	}
+	replaced = map[string][]job{}
+	for _, a := range p.Actions {
+		l, ok := s.idx.local[a.Path]
+		j := job{a: a, local: l, hasLocal: ok}
+		switch {
+		case a.Op == plan.DeleteRemote && uploadedAbove(a.Path, uploads) != "":
+			up := uploadedAbove(a.Path, uploads)
+			replaced[up] = append(replaced[up], j)
+		case a.Op == plan.DeleteLocal || a.Op == plan.DeleteRemote:
+			deletes = append(deletes, j)
+		default:
+			others = append(others, j)
+		}
+	}
+	return deletes, others, replaced
+}
+
+// uploadedAbove returns the folder of path that uploads holds, or "".
+func uploadedAbove(path string, uploads map[string]bool) string {
+	for i := len(path) - 1; i > 0; i-- {
+		if path[i] == '/' && uploads[path[:i]] {
+			return path[:i]
+		}
+	}
+	return ""
+}
+
+// afterUploads returns the replaced folders' deletes whose upload finished (is not in unfinished): the
+// others wait for a later pass, which plans them again.
+func afterUploads(replaced map[string][]job, unfinished []string) []job {
+	failed := map[string]bool{}
+	for _, p := range unfinished {
+		failed[p] = true
+	}
+	var out []job
+	for up, jobs := range replaced {
+		if !failed[up] {
+			out = append(out, jobs...)
+		}
+	}
+	return out
 }
 
 // workers starts n workers on jobs and returns their outcomes; the channel closes when jobs is closed
