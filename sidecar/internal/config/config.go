@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/filesync/filesync/sidecar/internal/filter"
+	"github.com/filesync/filesync/sidecar/internal/gsurl"
 	"github.com/filesync/filesync/sidecar/internal/notify/topic"
-	"github.com/filesync/filesync/sidecar/internal/remote"
 )
 
 // EnvPrefix starts every environment twin.
@@ -25,7 +25,7 @@ const EnvPrefix = "FILESYNC_"
 // Config is the whole configuration.
 type Config struct {
 	Dir            string
-	Remote         remote.Location
+	Remote         gsurl.Location
 	Once           bool
 	DryRun         bool
 	PollInterval   time.Duration
@@ -182,7 +182,7 @@ func (c *Config) validate(location string) error {
 	if location == "" {
 		return usagef("--remote (or %s) is required", EnvName("remote"))
 	}
-	r, err := remote.Parse(location)
+	r, err := gsurl.Parse(location)
 	if err != nil {
 		return usagef("--remote %v", err)
 	}

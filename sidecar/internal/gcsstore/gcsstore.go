@@ -18,8 +18,8 @@ import (
 	"google.golang.org/api/iterator"
 	"google.golang.org/api/option"
 
-	"github.com/filesync/filesync/sidecar/internal/remote"
-	"github.com/filesync/filesync/sidecar/internal/version"
+	"github.com/filesync/filesync/sidecar/internal/gsurl"
+	"github.com/filesync/filesync/sidecar/internal/snapshot"
 )
 
 // Sentinel errors for decisions.
@@ -36,7 +36,7 @@ var (
 // Object is a listed or written object; Name is relative to the prefix.
 type Object struct {
 	Name string
-	version.Object
+	snapshot.Object
 	// ContentEncoding is the object's Content-Encoding ("gzip" for objects stored compressed). The client
 	// decompresses such objects on read, so their bytes cannot be checked against CRC32C (which covers the
 	// stored, compressed bytes).
@@ -49,7 +49,7 @@ type Object struct {
 // and rclone write it.
 const MtimeKey = "goog-reserved-file-mtime"
 
-// modTime is the file mtime an object carries (version.Object.ModTime), unix seconds: its
+// modTime is the file mtime an object carries (snapshot.Object.ModTime), unix seconds: its
 // goog-reserved-file-mtime metadata (which gsutil, gcloud storage and rclone write and read, and Upload
 // writes), else the time the generation was last updated, else its creation time, so every replica gives a
 // file the same mtime.
@@ -102,13 +102,13 @@ const (
 // Store reads and writes objects under one prefix of one bucket.
 type Store struct {
 	bucket  *storage.BucketHandle
-	loc     remote.Location
+	loc     gsurl.Location
 	request func(op string)
 }
 
 // New returns a Store for remote using client. request, if not nil, is called once for every request the
 // store makes (OpList per page of a listing); the SDK's own low-level retries are not counted.
-func New(client *storage.Client, loc remote.Location, request func(op string)) *Store {
+func New(client *storage.Client, loc gsurl.Location, request func(op string)) *Store {
 	if request == nil {
 		request = func(string) {}
 	}
@@ -168,13 +168,13 @@ func (s *Store) Open(ctx context.Context, rel string, gen int64) (*Reader, error
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", s.objectName(rel), mapErr(err))
 	}
-	return &Reader{Reader: r, Object: Object{Name: rel, Object: version.Object{Generation: r.Attrs.Generation, Size: r.Attrs.Size, CRC32C: r.Attrs.CRC32C},
+	return &Reader{Reader: r, Object: Object{Name: rel, Object: snapshot.Object{Generation: r.Attrs.Generation, Size: r.Attrs.Size, CRC32C: r.Attrs.CRC32C},
 		ContentEncoding: r.Attrs.ContentEncoding}}, nil
 }
 
 // objectOf is the object of attributes a, named rel.
 func objectOf(rel string, a *storage.ObjectAttrs) Object {
-	return Object{Name: rel, Object: version.Object{Generation: a.Generation, Size: a.Size, CRC32C: a.CRC32C, ModTime: modTime(a)},
+	return Object{Name: rel, Object: snapshot.Object{Generation: a.Generation, Size: a.Size, CRC32C: a.CRC32C, ModTime: modTime(a)},
 		ContentEncoding: a.ContentEncoding}
 }
 

@@ -15,7 +15,7 @@ import (
 	"github.com/fsouza/fake-gcs-server/fakestorage"
 
 	"github.com/filesync/filesync/sidecar/internal/gcsstore/gcstest"
-	"github.com/filesync/filesync/sidecar/internal/remote"
+	"github.com/filesync/filesync/sidecar/internal/gsurl"
 )
 
 func crc(b []byte) uint32 { return crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli)) }
@@ -30,7 +30,7 @@ func newCountingStore(t *testing.T, prefix string) (*Store, map[string]int) {
 	t.Helper()
 	srv := newServer(t)
 	counts := map[string]int{}
-	return New(srv.Client(), remote.Location{Bucket: "bkt", Prefix: prefix}, func(op string) { counts[op]++ }), counts
+	return New(srv.Client(), gsurl.Location{Bucket: "bkt", Prefix: prefix}, func(op string) { counts[op]++ }), counts
 }
 
 func newServer(t *testing.T) *fakestorage.Server { return gcstest.NewServer(t, "bkt") }
@@ -84,7 +84,7 @@ func TestListingTellsContentEncoding(t *testing.T) {
 	srv.CreateObject(fakestorage.Object{ObjectAttrs: fakestorage.ObjectAttrs{BucketName: "bkt", Name: "p/style.css",
 		ContentEncoding: "gzip", ContentType: "text/css"}, Content: gz.Bytes()})
 	srv.CreateObject(fakestorage.Object{ObjectAttrs: fakestorage.ObjectAttrs{BucketName: "bkt", Name: "p/plain.css"}, Content: []byte("x")})
-	s := New(srv.Client(), remote.Location{Bucket: "bkt", Prefix: "p"}, nil)
+	s := New(srv.Client(), gsurl.Location{Bucket: "bkt", Prefix: "p"}, nil)
 	got := map[string]string{}
 	if err := s.List(context.Background(), 1, func(o Object) { got[o.Name] = o.ContentEncoding }); err != nil {
 		t.Fatal(err)
@@ -192,7 +192,7 @@ func TestStatReadsTheBucketNotTheListing(t *testing.T) {
 func TestModTimeRoundTrip(t *testing.T) {
 	ctx := context.Background()
 	srv := newServer(t)
-	s := New(srv.Client(), remote.Location{Bucket: "bkt", Prefix: "p"}, nil)
+	s := New(srv.Client(), gsurl.Location{Bucket: "bkt", Prefix: "p"}, nil)
 	mtime := time.Date(2024, 2, 29, 12, 34, 56, 789_000_000, time.UTC)
 	v := []byte("photo")
 	o, err := s.Upload(ctx, "a.jpg", bytes.NewReader(v), int64(len(v)), crc(v), mtime, 0)
@@ -274,7 +274,7 @@ func TestParallelListingGivesEveryObjectOnce(t *testing.T) {
 	list := func(parallel int) (map[string]bool, int) {
 		counts := map[string]int{}
 		var mu sync.Mutex
-		s := New(srv.Client(), remote.Location{Bucket: "bkt", Prefix: "p"}, func(op string) { mu.Lock(); counts[op]++; mu.Unlock() })
+		s := New(srv.Client(), gsurl.Location{Bucket: "bkt", Prefix: "p"}, func(op string) { mu.Lock(); counts[op]++; mu.Unlock() })
 		got := map[string]bool{}
 		if err := s.List(context.Background(), parallel, func(o Object) {
 			if _, dup := got[o.Name]; dup {
@@ -344,7 +344,7 @@ func TestParallelListingFolderAcrossTheFirstPage(t *testing.T) {
 	put("p/b") // the 1,000th name: the last of the first page
 	put("p/b/c")
 	put("p/d")
-	s := New(srv.Client(), remote.Location{Bucket: "bkt", Prefix: "p"}, nil)
+	s := New(srv.Client(), gsurl.Location{Bucket: "bkt", Prefix: "p"}, nil)
 	got := map[string]int{}
 	folder := map[string]bool{}
 	if err := s.List(context.Background(), 4, func(o Object) { got[o.Name]++; folder[o.Name] = o.Folder }); err != nil {

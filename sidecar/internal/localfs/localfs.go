@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/filesync/filesync/sidecar/internal/filter"
-	"github.com/filesync/filesync/sidecar/internal/version"
+	"github.com/filesync/filesync/sidecar/internal/snapshot"
 )
 
 // Castagnoli is the CRC32C table GCS uses.
@@ -44,8 +44,8 @@ var (
 const TempDir = filter.InternalDir + "/tmp"
 
 // StampOf returns the stamp of a FileInfo.
-func StampOf(fi fs.FileInfo) version.Stamp {
-	return version.Stamp{Size: fi.Size(), ModTime: fi.ModTime().UnixNano()}
+func StampOf(fi fs.FileInfo) snapshot.Stamp {
+	return snapshot.Stamp{Size: fi.Size(), ModTime: fi.ModTime().UnixNano()}
 }
 
 // Dir is the synced directory.
@@ -115,14 +115,14 @@ func (d *Dir) Close() error { return d.root.Close() }
 // ScanOptions tune a scan.
 type ScanOptions struct {
 	// Cache returns a CRC32C computed earlier for a file with this stamp, if any; such files are not read.
-	Cache func(rel string, s version.Stamp) (uint32, bool)
+	Cache func(rel string, s snapshot.Stamp) (uint32, bool)
 	// Fresh reports whether a file is still settling (recently modified): it is listed but not hashed.
-	Fresh func(rel string, s version.Stamp) bool
+	Fresh func(rel string, s snapshot.Stamp) bool
 }
 
 // ScanResult is what Scan found.
 type ScanResult struct {
-	Files map[string]version.File
+	Files map[string]snapshot.File
 	// Fresh lists the files modified too recently to be worth hashing (ScanOptions.Fresh): they are in
 	// Files, without a CRC32C.
 	Fresh map[string]bool
@@ -149,7 +149,7 @@ func (d *Dir) Scan(f *filter.Filter, opt ScanOptions) (ScanResult, error) {
 // rel. It finds nothing if rel is gone, is not a regular file or a directory (a symlink), or lies under an
 // excluded directory, a symlinked directory or a file; an unreadable rel is reported in Unreadable.
 func (d *Dir) ScanPath(f *filter.Filter, rel string, opt ScanOptions) (ScanResult, error) {
-	empty := ScanResult{Files: map[string]version.File{}, Fresh: map[string]bool{}, Unreadable: map[string]error{}}
+	empty := ScanResult{Files: map[string]snapshot.File{}, Fresh: map[string]bool{}, Unreadable: map[string]error{}}
 	for i := 0; i < len(rel); i++ {
 		if rel[i] == '/' && f.SkipDir(rel[:i]) {
 			return empty, nil
@@ -177,7 +177,7 @@ func (d *Dir) ScanPath(f *filter.Filter, rel string, opt ScanOptions) (ScanResul
 
 // walk is Scan from root (a slash-separated path relative to the directory, "." for all of it).
 func (d *Dir) walk(f *filter.Filter, root string, opt ScanOptions) (ScanResult, error) {
-	res := ScanResult{Files: map[string]version.File{}, Fresh: map[string]bool{}, Unreadable: map[string]error{}}
+	res := ScanResult{Files: map[string]snapshot.File{}, Fresh: map[string]bool{}, Unreadable: map[string]error{}}
 	fsys := d.root.FS()
 	err := fs.WalkDir(fsys, root, func(rel string, de fs.DirEntry, err error) error {
 		isDir := de != nil && de.IsDir()
@@ -216,12 +216,12 @@ func (d *Dir) walk(f *filter.Filter, root string, opt ScanOptions) (ScanResult, 
 		st := StampOf(fi)
 		if opt.Cache != nil {
 			if crc, ok := opt.Cache(rel, st); ok {
-				res.Files[rel] = version.File{Stamp: st, CRC32C: crc}
+				res.Files[rel] = snapshot.File{Stamp: st, CRC32C: crc}
 				return nil
 			}
 		}
 		if opt.Fresh != nil && opt.Fresh(rel, st) {
-			res.Files[rel] = version.File{Stamp: st}
+			res.Files[rel] = snapshot.File{Stamp: st}
 			res.Fresh[rel] = true
 			return nil
 		}
@@ -234,7 +234,7 @@ func (d *Dir) walk(f *filter.Filter, root string, opt ScanOptions) (ScanResult, 
 			return nil
 		}
 		res.Hashed++
-		res.Files[rel] = version.File{Stamp: st2, CRC32C: crc}
+		res.Files[rel] = snapshot.File{Stamp: st2, CRC32C: crc}
 		return nil
 	})
 	if err != nil {
@@ -243,22 +243,22 @@ func (d *Dir) walk(f *filter.Filter, root string, opt ScanOptions) (ScanResult, 
 	return res, nil
 }
 
-func (d *Dir) hash(rel string) (uint32, version.Stamp, error) {
+func (d *Dir) hash(rel string) (uint32, snapshot.Stamp, error) {
 	fh, err := d.root.Open(rel)
 	if err != nil {
-		return 0, version.Stamp{}, err
+		return 0, snapshot.Stamp{}, err
 	}
 	defer fh.Close()
 	fi, err := fh.Stat()
 	if err != nil {
-		return 0, version.Stamp{}, err
+		return 0, snapshot.Stamp{}, err
 	}
 	h := crc32.New(castagnoli)
 	buf := hashBuffers.Get().(*[]byte)
 	defer hashBuffers.Put(buf)
 	// struct{ io.Reader } hides the file's WriteTo, which would allocate a buffer of its own per file.
 	if _, err := io.CopyBuffer(h, struct{ io.Reader }{fh}, *buf); err != nil {
-		return 0, version.Stamp{}, fmt.Errorf("hash %s: %w", rel, err)
+		return 0, snapshot.Stamp{}, fmt.Errorf("hash %s: %w", rel, err)
 	}
 	return h.Sum32(), StampOf(fi), nil
 }
@@ -267,20 +267,20 @@ func (d *Dir) hash(rel string) (uint32, version.Stamp, error) {
 var hashBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
 // Stat returns the stamp of a regular file, or fs.ErrNotExist.
-func (d *Dir) Stat(rel string) (version.Stamp, error) {
+func (d *Dir) Stat(rel string) (snapshot.Stamp, error) {
 	fi, err := d.root.Lstat(rel)
 	if err != nil {
-		return version.Stamp{}, err
+		return snapshot.Stamp{}, err
 	}
 	if !fi.Mode().IsRegular() {
-		return version.Stamp{}, fmt.Errorf("%s: not a regular file", rel)
+		return snapshot.Stamp{}, fmt.Errorf("%s: not a regular file", rel)
 	}
 	return StampOf(fi), nil
 }
 
 // OpenFile opens a file for upload, checking that it is still the version that was scanned: a file that
 // changed or is gone since yields ErrChanged.
-func (d *Dir) OpenFile(rel string, want version.Stamp) (*os.File, error) {
+func (d *Dir) OpenFile(rel string, want snapshot.Stamp) (*os.File, error) {
 	fh, err := d.root.Open(rel)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%s: %w (gone)", rel, ErrChanged)
@@ -306,7 +306,7 @@ func (d *Dir) OpenFile(rel string, want version.Stamp) (*os.File, error) {
 // file with Stamp. It keeps a download or delete from clobbering a write the app made after the scan.
 type Expect struct {
 	Absent bool
-	Stamp  version.Stamp
+	Stamp  snapshot.Stamp
 }
 
 func (d *Dir) check(rel string, e Expect) error {
@@ -316,7 +316,7 @@ func (d *Dir) check(rel string, e Expect) error {
 
 // checkInfo is check for what an Lstat of rel returned.
 func checkInfo(rel string, fi fs.FileInfo, err error, e Expect) error {
-	var st version.Stamp
+	var st snapshot.Stamp
 	if err == nil {
 		if !fi.Mode().IsRegular() {
 			return fmt.Errorf("%s: not a regular file", rel)
@@ -343,7 +343,7 @@ func checkInfo(rel string, fi fs.FileInfo, err error, e Expect) error {
 // files (left behind when its files were deleted) is replaced, one with files is not (ErrClash). The file
 // is 0644; its mtime is set to mtime before the rename (unless mtime is zero: the time of the write), so
 // every replica gives the same file the same mtime (and its web server the same ETag and Last-Modified).
-func (d *Dir) WriteAtomic(rel string, r io.Reader, size int64, crc uint32, mtime time.Time, e Expect) (version.Stamp, error) {
+func (d *Dir) WriteAtomic(rel string, r io.Reader, size int64, crc uint32, mtime time.Time, e Expect) (snapshot.Stamp, error) {
 	var rnd [8]byte
 	_, _ = rand.Read(rnd[:])
 	tmp := TempDir + "/" + hex.EncodeToString(rnd[:])
@@ -354,7 +354,7 @@ func (d *Dir) WriteAtomic(rel string, r io.Reader, size int64, crc uint32, mtime
 		}
 	}
 	if err != nil {
-		return version.Stamp{}, fmt.Errorf("create temp for %s: %w", rel, err)
+		return snapshot.Stamp{}, fmt.Errorf("create temp for %s: %w", rel, err)
 	}
 	published := false
 	defer func() {
@@ -370,33 +370,33 @@ func (d *Dir) WriteAtomic(rel string, r io.Reader, size int64, crc uint32, mtime
 		err = bw.Flush()
 	}
 	if err != nil {
-		return version.Stamp{}, fmt.Errorf("write %s: %w", rel, err)
+		return snapshot.Stamp{}, fmt.Errorf("write %s: %w", rel, err)
 	}
 	if n != size || h.Sum32() != crc {
-		return version.Stamp{}, fmt.Errorf("write %s: %w (got %d bytes crc32c %08x, want %d bytes %08x)",
+		return snapshot.Stamp{}, fmt.Errorf("write %s: %w (got %d bytes crc32c %08x, want %d bytes %08x)",
 			rel, ErrCorrupt, n, h.Sum32(), size, crc)
 	}
 	// The mtime and the stamp go through the open handle, not the path (each path operation under os.Root
 	// walks the path again). The rename below keeps size and mtime: no lookup of rel afterwards.
 	if !mtime.IsZero() {
 		if err := setMtime(fh, mtime); err != nil {
-			return version.Stamp{}, fmt.Errorf("set mtime of %s: %w", rel, err)
+			return snapshot.Stamp{}, fmt.Errorf("set mtime of %s: %w", rel, err)
 		}
 	}
 	fi, err := fh.Stat()
 	if err != nil {
-		return version.Stamp{}, fmt.Errorf("stat %s: %w", tmp, err)
+		return snapshot.Stamp{}, fmt.Errorf("stat %s: %w", tmp, err)
 	}
 	// No fsync per file: Sync (one syncfs) runs before the base that records these files is saved, so a
 	// crash can never leave a torn file that the base calls in sync. What the app sees is atomic either way.
 	if err := fh.Close(); err != nil {
-		return version.Stamp{}, fmt.Errorf("close %s: %w", rel, err)
+		return snapshot.Stamp{}, fmt.Errorf("close %s: %w", rel, err)
 	}
 	if err := d.prepare(rel, e); err != nil {
-		return version.Stamp{}, err
+		return snapshot.Stamp{}, err
 	}
 	if err := d.root.Rename(tmp, rel); err != nil {
-		return version.Stamp{}, fmt.Errorf("rename into %s: %w", rel, err)
+		return snapshot.Stamp{}, fmt.Errorf("rename into %s: %w", rel, err)
 	}
 	published = true
 	return StampOf(fi), nil
@@ -474,21 +474,21 @@ func writeBuffer(size int64) int {
 // (ErrChanged if it changed meanwhile). After an upload it makes the local mtime the one stored with the
 // object (whole seconds), so the writer serves the same ETag and Last-Modified as the replicas that
 // download it.
-func (d *Dir) SetModTime(rel string, want version.Stamp, mtime time.Time) (version.Stamp, error) {
+func (d *Dir) SetModTime(rel string, want snapshot.Stamp, mtime time.Time) (snapshot.Stamp, error) {
 	if err := d.checkParents(rel, false); err != nil {
-		return version.Stamp{}, err
+		return snapshot.Stamp{}, err
 	}
 	if err := d.check(rel, Expect{Stamp: want}); err != nil {
-		return version.Stamp{}, err
+		return snapshot.Stamp{}, err
 	}
 	if err := d.root.Chtimes(rel, mtime, mtime); err != nil {
-		return version.Stamp{}, fmt.Errorf("set mtime of %s: %w", rel, err)
+		return snapshot.Stamp{}, fmt.Errorf("set mtime of %s: %w", rel, err)
 	}
 	return d.Stat(rel)
 }
 
 // Remove deletes rel if it still has the stamp the plan saw, never through a symlink.
-func (d *Dir) Remove(rel string, want version.Stamp) error {
+func (d *Dir) Remove(rel string, want snapshot.Stamp) error {
 	if err := d.checkParents(rel, false); err != nil {
 		return err
 	}

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/filesync/filesync/sidecar/internal/filter"
-	"github.com/filesync/filesync/sidecar/internal/version"
+	"github.com/filesync/filesync/sidecar/internal/snapshot"
 )
 
 func open(t testing.TB) (*Dir, string) {
@@ -142,8 +142,8 @@ func TestScanUsesCacheAndLeavesFreshFilesUnhashed(t *testing.T) {
 	_ = os.Chtimes(filepath.Join(p, "old"), past, past)
 	_ = os.WriteFile(filepath.Join(p, "new"), []byte("new"), 0o644)
 	res, err := d.Scan(nil, ScanOptions{
-		Cache: func(rel string, s version.Stamp) (uint32, bool) { return 42, rel == "old" },
-		Fresh: func(_ string, s version.Stamp) bool { return time.Since(time.Unix(0, s.ModTime)) < time.Minute },
+		Cache: func(rel string, s snapshot.Stamp) (uint32, bool) { return 42, rel == "old" },
+		Fresh: func(_ string, s snapshot.Stamp) bool { return time.Since(time.Unix(0, s.ModTime)) < time.Minute },
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -337,7 +337,7 @@ func TestWriteAtomicSetsModTime(t *testing.T) {
 		t.Fatalf("mtime %v, stamp %d; want %v", fi.ModTime(), st.ModTime, mtime)
 	}
 	later := time.Unix(1_800_000_000, 0)
-	if _, err := d.SetModTime("m/a.txt", version.Stamp{Size: 5, ModTime: 1}, later); !errors.Is(err, ErrChanged) {
+	if _, err := d.SetModTime("m/a.txt", snapshot.Stamp{Size: 5, ModTime: 1}, later); !errors.Is(err, ErrChanged) {
 		t.Fatalf("SetModTime with a stale stamp = %v, want ErrChanged", err)
 	}
 	st2, err := d.SetModTime("m/a.txt", st, later)

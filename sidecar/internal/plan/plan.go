@@ -9,11 +9,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/filesync/filesync/sidecar/internal/version"
+	"github.com/filesync/filesync/sidecar/internal/snapshot"
 )
 
-// The planner compares the sync's three versions (package version): a local file (version.File), an
-// object (version.Object) and the base (version.Base).
+// The planner compares the sync's three versions (package snapshot): a local file (snapshot.File), an
+// object (snapshot.Object) and the base (snapshot.Base).
 
 // Op is the kind of an action.
 type Op int
@@ -54,8 +54,8 @@ type Action struct {
 	Path string
 	// IfGeneration is the precondition for Upload and DeleteRemote (ifGenerationMatch); 0 means "must not exist".
 	IfGeneration int64
-	Local        version.File   // the local file the action was planned from (Upload, Conflict, DeleteLocal, RecordBase)
-	Remote       version.Object // the remote object the action was planned from (Download, Conflict, RecordBase)
+	Local        snapshot.File   // the local file the action was planned from (Upload, Conflict, DeleteLocal, RecordBase)
+	Remote       snapshot.Object // the remote object the action was planned from (Download, Conflict, RecordBase)
 	Reason       string
 }
 
@@ -83,16 +83,16 @@ func (a Action) String() string {
 
 // Input is everything Compute looks at.
 type Input struct {
-	Local  map[string]version.File
-	Remote map[string]version.Object
-	Base   map[string]version.Base
+	Local  map[string]snapshot.File
+	Remote map[string]snapshot.Object
+	Base   map[string]snapshot.Base
 	// Now and Settle decide whether a local change is old enough to upload: a file that changed after
 	// Now-Settle is left for a later pass (Plan.Unsettled).
 	Now    time.Time
 	Settle time.Duration
 	// ChangedAt, when set, tells when a local file last changed (the syncer's answer for a modification
 	// time in the future); otherwise its modification time.
-	ChangedAt func(path string, f version.File) time.Time
+	ChangedAt func(path string, f snapshot.File) time.Time
 	// Delete propagates deletions (under the base rules); without it, a file missing on one side is restored.
 	Delete bool
 	// MaxDeletePercent is the --max-delete guard: the share of the known (base) files that may be deleted.
@@ -352,7 +352,7 @@ func under[V any](side map[string]V, path string) bool {
 	return ok
 }
 
-func decide(in Input, path string, l version.File, hasL bool, r version.Object, hasR bool, b version.Base, hasB bool, localWiped, remoteWiped bool) (Action, bool) {
+func decide(in Input, path string, l snapshot.File, hasL bool, r snapshot.Object, hasR bool, b snapshot.Base, hasB bool, localWiped, remoteWiped bool) (Action, bool) {
 	localChanged := hasB && !b.Agrees(l)
 	remoteChanged := hasB && r.Generation != b.Generation
 	a := Action{Path: path, Local: l, Remote: r}

@@ -2,7 +2,7 @@ package plan
 
 import (
 	"fmt"
-	"github.com/filesync/filesync/sidecar/internal/version"
+	"github.com/filesync/filesync/sidecar/internal/snapshot"
 	"reflect"
 	"sort"
 	"strings"
@@ -12,25 +12,27 @@ import (
 
 var t0 = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 
-func loc(size int64, crc uint32) version.File { return locAt(size, crc, t0.Add(-time.Hour)) }
-func locAt(size int64, crc uint32, mtime time.Time) version.File {
-	return version.File{Stamp: version.Stamp{Size: size, ModTime: mtime.UnixNano()}, CRC32C: crc}
+func loc(size int64, crc uint32) snapshot.File { return locAt(size, crc, t0.Add(-time.Hour)) }
+func locAt(size int64, crc uint32, mtime time.Time) snapshot.File {
+	return snapshot.File{Stamp: snapshot.Stamp{Size: size, ModTime: mtime.UnixNano()}, CRC32C: crc}
 }
-func rem(gen, size int64, crc uint32) version.Object {
-	return version.Object{Generation: gen, Size: size, CRC32C: crc}
+func rem(gen, size int64, crc uint32) snapshot.Object {
+	return snapshot.Object{Generation: gen, Size: size, CRC32C: crc}
 }
-func base(gen, size int64, crc uint32) version.Base { return version.Base{Object: rem(gen, size, crc)} }
+func base(gen, size int64, crc uint32) snapshot.Base {
+	return snapshot.Base{Object: rem(gen, size, crc)}
+}
 
 // TestCompute walks the three-way table of docs/design.md ("Sync semantics") row by row, plus the rules that make it safe.
 func TestCompute(t *testing.T) {
 	type side struct {
-		l *version.File
-		r *version.Object
-		b *version.Base
+		l *snapshot.File
+		r *snapshot.Object
+		b *snapshot.Base
 	}
-	L := func(l version.File) *version.File { return &l }
-	R := func(r version.Object) *version.Object { return &r }
-	B := func(b version.Base) *version.Base { return &b }
+	L := func(l snapshot.File) *snapshot.File { return &l }
+	R := func(r snapshot.Object) *snapshot.Object { return &r }
+	B := func(b snapshot.Base) *snapshot.Base { return &b }
 	for _, tc := range []struct {
 		name   string
 		s      side
@@ -56,7 +58,7 @@ func TestCompute(t *testing.T) {
 		{"base disagrees with both: download", side{L(loc(3, 1)), R(rem(7, 4, 9)), B(base(7, 3, 1))}, true, "download a (generation 7)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			in := Input{Local: map[string]version.File{}, Remote: map[string]version.Object{}, Base: map[string]version.Base{},
+			in := Input{Local: map[string]snapshot.File{}, Remote: map[string]snapshot.Object{}, Base: map[string]snapshot.Base{},
 				Now: t0, Settle: time.Second, Delete: tc.delete, MaxDeletePercent: 50}
 			if tc.s.l != nil {
 				in.Local["a"] = *tc.s.l
@@ -87,7 +89,7 @@ func TestCompute(t *testing.T) {
 }
 
 func TestEmptyDirectoryNeverDeletesRemote(t *testing.T) {
-	in := Input{Local: map[string]version.File{}, Remote: map[string]version.Object{}, Base: map[string]version.Base{},
+	in := Input{Local: map[string]snapshot.File{}, Remote: map[string]snapshot.Object{}, Base: map[string]snapshot.Base{},
 		Now: t0, Delete: true, MaxDeletePercent: 100}
 	for i := range 5 {
 		p := fmt.Sprintf("f%d", i)
@@ -104,7 +106,7 @@ func TestEmptyDirectoryNeverDeletesRemote(t *testing.T) {
 
 // Deletes beyond --max-delete of the files known when the window opened are withheld, all of them.
 func TestMaxDeleteBlocksMassDelete(t *testing.T) {
-	in := Input{Local: map[string]version.File{}, Remote: map[string]version.Object{}, Base: map[string]version.Base{},
+	in := Input{Local: map[string]snapshot.File{}, Remote: map[string]snapshot.Object{}, Base: map[string]snapshot.Base{},
 		Now: t0, Delete: true, MaxDeletePercent: 50, WindowLength: time.Hour,
 		Window: DeleteWindow{Start: t0.Add(-time.Minute), Known: 40, Deleted: 15}}
 	for i := range 40 {
@@ -133,7 +135,7 @@ func TestMaxDeleteBlocksMassDelete(t *testing.T) {
 
 // More than --max-delete missing at once is a wipe: restored, not blocked and not deleted.
 func TestMassDeleteAtOnceIsAWipe(t *testing.T) {
-	in := Input{Local: map[string]version.File{}, Remote: map[string]version.Object{}, Base: map[string]version.Base{},
+	in := Input{Local: map[string]snapshot.File{}, Remote: map[string]snapshot.Object{}, Base: map[string]snapshot.Base{},
 		Now: t0, Delete: true, MaxDeletePercent: 50, WindowLength: time.Hour}
 	for i := range 40 {
 		p := fmt.Sprintf("f%02d", i)
@@ -149,7 +151,7 @@ func TestMassDeleteAtOnceIsAWipe(t *testing.T) {
 }
 
 func TestMaxDeleteAllowsAFewDeletes(t *testing.T) {
-	in := Input{Local: map[string]version.File{}, Remote: map[string]version.Object{}, Base: map[string]version.Base{},
+	in := Input{Local: map[string]snapshot.File{}, Remote: map[string]snapshot.Object{}, Base: map[string]snapshot.Base{},
 		Now: t0, Delete: true, MaxDeletePercent: 50, WindowLength: time.Hour}
 	for i := range 10 {
 		p := fmt.Sprintf("f%d", i)
@@ -170,7 +172,7 @@ func TestMaxDeleteAllowsAFewDeletes(t *testing.T) {
 // D1: an emptied bucket never deletes the replicas' copies: they restore it with create-only uploads.
 // Small trees too: before, deletes of up to 10 files were never guarded, so 8 files went everywhere.
 func TestEmptiedBucketIsRestoredNotPropagated(t *testing.T) {
-	in := Input{Local: map[string]version.File{}, Remote: map[string]version.Object{}, Base: map[string]version.Base{},
+	in := Input{Local: map[string]snapshot.File{}, Remote: map[string]snapshot.Object{}, Base: map[string]snapshot.Base{},
 		Now: t0, Delete: true, MaxDeletePercent: 50, WindowLength: time.Hour}
 	for i := range 8 {
 		p := fmt.Sprintf("f%d", i)
@@ -195,7 +197,7 @@ func TestEmptiedBucketIsRestoredNotPropagated(t *testing.T) {
 // D3: a wiped directory holding one new file (the app wrote index.php before filesync started) is a wipe:
 // the known files are restored and nothing is deleted remotely.
 func TestWipedDirectoryWithANewFileIsRestored(t *testing.T) {
-	in := Input{Local: map[string]version.File{"index.php": loc(5, 5)}, Remote: map[string]version.Object{}, Base: map[string]version.Base{},
+	in := Input{Local: map[string]snapshot.File{"index.php": loc(5, 5)}, Remote: map[string]snapshot.Object{}, Base: map[string]snapshot.Base{},
 		Now: t0, Delete: true, MaxDeletePercent: 50, WindowLength: time.Hour}
 	for i := range 10 {
 		p := fmt.Sprintf("f%d", i)
@@ -221,7 +223,7 @@ func TestWipedSideDeletesNothingOnEitherSide(t *testing.T) {
 		{"bucket wiped, a file the directory lacks", []string{"a", "b"}, []string{"c"}, Upload},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			in := Input{Local: map[string]version.File{}, Remote: map[string]version.Object{}, Base: map[string]version.Base{},
+			in := Input{Local: map[string]snapshot.File{}, Remote: map[string]snapshot.Object{}, Base: map[string]snapshot.Base{},
 				Now: t0, Delete: true, MaxDeletePercent: 50, WindowLength: time.Hour}
 			for _, p := range []string{"a", "b", "c"} {
 				in.Base[p] = base(1, 1, 1)
@@ -273,20 +275,20 @@ func actOf(a Action) act {
 func TestFolderReplacedByAFile(t *testing.T) {
 	x := loc(1, 9)     // the new file e
 	ex := rem(5, 1, 9) // the object e, as x
-	files := func(l map[string]version.File, paths ...string) map[string]version.File {
+	files := func(l map[string]snapshot.File, paths ...string) map[string]snapshot.File {
 		for _, p := range paths {
 			l[p] = loc(1, 1)
 		}
 		return l
 	}
-	objects := func(r map[string]version.Object, paths ...string) map[string]version.Object {
+	objects := func(r map[string]snapshot.Object, paths ...string) map[string]snapshot.Object {
 		for _, p := range paths {
 			r[p] = rem(1, 1, 1)
 		}
 		return r
 	}
-	type F = map[string]version.File
-	type O = map[string]version.Object
+	type F = map[string]snapshot.File
+	type O = map[string]snapshot.Object
 	for _, tc := range []struct {
 		name        string
 		local       F
@@ -362,7 +364,7 @@ func TestFolderReplacedByAFile(t *testing.T) {
 			want: []act{{Download, "e", 5}, {Upload, "e/f", 0}, {Upload, "g", 0}, {Upload, "h", 0}}, wiped: "remote"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			in := Input{Local: tc.local, Remote: tc.remote, Base: map[string]version.Base{},
+			in := Input{Local: tc.local, Remote: tc.remote, Base: map[string]snapshot.Base{},
 				Now: t0, Settle: time.Second, Delete: !tc.keepDeleted, MaxDeletePercent: 50, WindowLength: time.Hour}
 			for _, p := range tc.base {
 				in.Base[p] = base(1, 1, 1)
@@ -388,7 +390,7 @@ func TestFolderReplacedByAFile(t *testing.T) {
 
 // No floor lets a side lose nearly all of its files: 10 of 12 missing at once is a wipe, not 10 deletes.
 func TestNearlyAllMissingIsAWipe(t *testing.T) {
-	in := Input{Local: map[string]version.File{}, Remote: map[string]version.Object{}, Base: map[string]version.Base{},
+	in := Input{Local: map[string]snapshot.File{}, Remote: map[string]snapshot.Object{}, Base: map[string]snapshot.Base{},
 		Now: t0, Delete: true, MaxDeletePercent: 50, WindowLength: time.Hour}
 	for i := range 12 {
 		p := fmt.Sprintf("f%02d", i)
@@ -409,7 +411,7 @@ func TestNearlyAllMissingIsAWipe(t *testing.T) {
 // D2: a slow remote wipe (a few objects per pass, each pass under the guard) spends one budget over the
 // window: of 400 known files at most 200 are deleted locally, whatever the pace.
 func TestGuardHoldsOverASlowWipe(t *testing.T) {
-	in := Input{Local: map[string]version.File{}, Remote: map[string]version.Object{}, Base: map[string]version.Base{},
+	in := Input{Local: map[string]snapshot.File{}, Remote: map[string]snapshot.Object{}, Base: map[string]snapshot.Base{},
 		Now: t0, Delete: true, MaxDeletePercent: 50, WindowLength: time.Hour}
 	for i := range 400 {
 		p := fmt.Sprintf("f%03d", i)
@@ -459,12 +461,12 @@ func TestDeleteWindowRolls(t *testing.T) {
 
 func TestSettleDefersRecentLocalChanges(t *testing.T) {
 	in := Input{
-		Local: map[string]version.File{
+		Local: map[string]snapshot.File{
 			"new":   locAt(1, 1, t0.Add(-100*time.Millisecond)),
 			"old":   locAt(1, 1, t0.Add(-2*time.Second)),
 			"clash": locAt(2, 2, t0),
 		},
-		Remote: map[string]version.Object{"clash": rem(3, 3, 3)},
+		Remote: map[string]snapshot.Object{"clash": rem(3, 3, 3)},
 		Now:    t0, Settle: 500 * time.Millisecond, Delete: true, MaxDeletePercent: 50,
 	}
 	p := Compute(in)
@@ -480,7 +482,7 @@ func TestSettleDefersRecentLocalChanges(t *testing.T) {
 }
 
 func TestSkip(t *testing.T) {
-	in := Input{Local: map[string]version.File{"a": loc(1, 1), "b": loc(1, 1)}, Now: t0,
+	in := Input{Local: map[string]snapshot.File{"a": loc(1, 1), "b": loc(1, 1)}, Now: t0,
 		Skip: func(p string) bool { return p == "a" }}
 	p := Compute(in)
 	if len(p.Actions) != 1 || p.Actions[0].Path != "b" {
@@ -621,7 +623,7 @@ func charged(t *testing.T, in Input, actions, deletes []Action) int {
 
 // fuzzInput builds a planner input from fuzz bytes, one path per byte (pathName).
 func fuzzInput(data []byte, del bool, maxPct uint8) Input {
-	in := Input{Local: map[string]version.File{}, Remote: map[string]version.Object{}, Base: map[string]version.Base{},
+	in := Input{Local: map[string]snapshot.File{}, Remote: map[string]snapshot.Object{}, Base: map[string]snapshot.Base{},
 		Now: t0, Settle: time.Second, Delete: del, MaxDeletePercent: int(maxPct % 101)}
 	// Each byte describes one path: bits 0-1 local (absent, content 1, content 2, recent content 2),
 	// bits 2-3 remote (absent, gen 1/content 1, gen 2/content 2, gen 3/content 1), bits 4-5 base (absent,
@@ -671,7 +673,7 @@ func FuzzTargeted(f *testing.F) {
 			whole.Skip = func(path string) bool { return len(path)%int(skipEvery%5+1) == 0 && path[len(path)-1]%3 == 0 }
 		}
 		in := whole
-		in.Local, in.Remote, in.Base = map[string]version.File{}, map[string]version.Object{}, map[string]version.Base{}
+		in.Local, in.Remote, in.Base = map[string]snapshot.File{}, map[string]snapshot.Object{}, map[string]snapshot.Base{}
 		in.Known = len(whole.Base)
 		chosen := map[string]bool{}
 		for i := range data {
@@ -789,7 +791,7 @@ func FuzzWipeStaysAWipe(f *testing.F) {
 	f.Add([]byte{0, 0, 1, 0, 0, 1, 1, 1}, []byte{0}, true, uint8(50))
 	f.Add([]byte{0, 1, 1, 1, 0, 0, 1}, []byte{0, 1, 9}, false, uint8(30))
 	f.Fuzz(func(t *testing.T, tree, written []byte, inBucket bool, maxPct uint8) {
-		in := Input{Local: map[string]version.File{}, Remote: map[string]version.Object{}, Base: map[string]version.Base{},
+		in := Input{Local: map[string]snapshot.File{}, Remote: map[string]snapshot.Object{}, Base: map[string]snapshot.Base{},
 			Now: t0, Delete: true, MaxDeletePercent: int(maxPct % 101), WindowLength: time.Hour}
 		for i, c := range tree {
 			if c&1 == 1 {
@@ -896,7 +898,7 @@ func FuzzGuardOverPasses(f *testing.F) {
 	f.Add([]byte{0x81, 0x81, 0x01, 0x01, 0x01, 0x01, 0xff, 0x01}, uint8(10), uint8(0))
 	f.Add([]byte{0x90, 0x91, 0x9a, 0x87, 0x93, 0xc1, 0x9b}, uint8(50), uint8(6)) // folders replaced by files on both sides
 	f.Fuzz(func(t *testing.T, events []byte, maxPct, initial uint8) {
-		s := &sim{in: Input{Local: map[string]version.File{}, Remote: map[string]version.Object{}, Base: map[string]version.Base{},
+		s := &sim{in: Input{Local: map[string]snapshot.File{}, Remote: map[string]snapshot.Object{}, Base: map[string]snapshot.Base{},
 			Now: t0, Delete: true, MaxDeletePercent: int(maxPct % 101), WindowLength: time.Hour}}
 		next := 0
 		add := func(n int) {

@@ -24,13 +24,13 @@ import (
 	"github.com/filesync/filesync/sidecar/internal/filter"
 	"github.com/filesync/filesync/sidecar/internal/gcsstore"
 	"github.com/filesync/filesync/sidecar/internal/localfs"
-	"github.com/filesync/filesync/sidecar/internal/version"
+	"github.com/filesync/filesync/sidecar/internal/snapshot"
 )
 
 // Fetcher downloads a path from the bucket into the directory (syncer.Syncer.Fetch): gcsstore.ErrNotFound
 // if there is no such object.
 type Fetcher interface {
-	Fetch(ctx context.Context, path string) (version.Stamp, error)
+	Fetch(ctx context.Context, path string) (snapshot.Stamp, error)
 }
 
 // Local is the synced directory (localfs.Dir): open a regular file for reading without following any

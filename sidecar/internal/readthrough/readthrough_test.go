@@ -17,7 +17,7 @@ import (
 	"github.com/filesync/filesync/sidecar/internal/filter"
 	"github.com/filesync/filesync/sidecar/internal/gcsstore"
 	"github.com/filesync/filesync/sidecar/internal/localfs"
-	"github.com/filesync/filesync/sidecar/internal/version"
+	"github.com/filesync/filesync/sidecar/internal/snapshot"
 )
 
 // fakeBucket is a Fetcher over a map: a fetch writes the object into the directory, as syncer.Fetch does.
@@ -30,13 +30,13 @@ type fakeBucket struct {
 	gate    chan struct{} // if set, every fetch waits for it
 }
 
-func (b *fakeBucket) Fetch(ctx context.Context, rel string) (version.Stamp, error) {
+func (b *fakeBucket) Fetch(ctx context.Context, rel string) (snapshot.Stamp, error) {
 	b.calls.Add(1)
 	if b.gate != nil {
 		select {
 		case <-b.gate:
 		case <-ctx.Done():
-			return version.Stamp{}, ctx.Err()
+			return snapshot.Stamp{}, ctx.Err()
 		}
 	}
 	b.mu.Lock()
@@ -44,10 +44,10 @@ func (b *fakeBucket) Fetch(ctx context.Context, rel string) (version.Stamp, erro
 	ferr := b.failing[rel]
 	b.mu.Unlock()
 	if ferr != nil {
-		return version.Stamp{}, fmt.Errorf("fetch %s: %w", rel, ferr)
+		return snapshot.Stamp{}, fmt.Errorf("fetch %s: %w", rel, ferr)
 	}
 	if !ok {
-		return version.Stamp{}, fmt.Errorf("fetch %s: %w", rel, gcsstore.ErrNotFound)
+		return snapshot.Stamp{}, fmt.Errorf("fetch %s: %w", rel, gcsstore.ErrNotFound)
 	}
 	return b.dir.WriteAtomic(rel, strings.NewReader(v), int64(len(v)), localfs.CRC32C([]byte(v)), time.Unix(1_700_000_000, 0),
 		localfs.Expect{Absent: true})

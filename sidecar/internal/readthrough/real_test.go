@@ -23,10 +23,10 @@ import (
 	"github.com/filesync/filesync/sidecar/internal/filter"
 	"github.com/filesync/filesync/sidecar/internal/gcsstore"
 	"github.com/filesync/filesync/sidecar/internal/gcsstore/gcstest"
+	"github.com/filesync/filesync/sidecar/internal/gsurl"
 	"github.com/filesync/filesync/sidecar/internal/localfs"
 	"github.com/filesync/filesync/sidecar/internal/metrics"
 	"github.com/filesync/filesync/sidecar/internal/readthrough"
-	"github.com/filesync/filesync/sidecar/internal/remote"
 	"github.com/filesync/filesync/sidecar/internal/state"
 	"github.com/filesync/filesync/sidecar/internal/syncer"
 )
@@ -55,7 +55,7 @@ func newReplica(t *testing.T, srv *fakestorage.Server, peers *readthrough.Peers,
 	}
 	t.Cleanup(func() { c.Close() })
 	m := metrics.New()
-	store := gcsstore.New(c, remote.Location{Bucket: "media", Prefix: "wp-content"}, func(op string) { m.GCSRequests.WithLabelValues(op).Inc() })
+	store := gcsstore.New(c, gsurl.Location{Bucket: "media", Prefix: "wp-content"}, func(op string) { m.GCSRequests.WithLabelValues(op).Inc() })
 	base, _, _ := state.Open("", "gs://media/wp-content")
 	f, _ := filter.New(nil)
 	log := slog.New(slog.DiscardHandler)
@@ -184,7 +184,7 @@ func TestUnservableObjectsCostOneLookup(t *testing.T) {
 	for _, tc := range []struct {
 		path     string
 		requests float64 // of one lookup
-	}{{"/uploads/gz.svg", 1}, {"/uploads/f.jpg/clash.jpg", 2}} {
+	}{{"/uploads/gz.svg", 1}, {"/uploads/f.jpg/clash.jpg", 3}} { // get; get, folder listing, read
 		logs.Reset()
 		before := requests()
 		for range 200 {

@@ -22,7 +22,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/filesync/filesync/sidecar/internal/version"
+	"github.com/filesync/filesync/sidecar/internal/snapshot"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -63,7 +63,7 @@ type journalLine struct {
 // Store is the base of every path. It is safe for concurrent use.
 type Store struct {
 	mu      sync.Mutex
-	entries map[string]version.Base
+	entries map[string]snapshot.Base
 	file    string // the snapshot; "" keeps the state in memory only
 	journal string
 	remote  string
@@ -80,7 +80,7 @@ type Store struct {
 // reuses a wrong base. A state file of the earlier format (a snapshot without a journal) is read as the
 // snapshot: the journal starts with the next Save.
 func Open(dir, remote string) (s *Store, discarded bool, err error) {
-	s = &Store{entries: map[string]version.Base{}, changes: map[string]struct{}{}, remote: remote}
+	s = &Store{entries: map[string]snapshot.Base{}, changes: map[string]struct{}{}, remote: remote}
 	if dir == "" {
 		return s, false, nil
 	}
@@ -98,7 +98,7 @@ func Open(dir, remote string) (s *Store, discarded bool, err error) {
 			return s, true, nil // unreadable or foreign: start without a base (safe: no deletes)
 		}
 		for p, v := range f.Entries {
-			s.entries[p] = version.Base{Object: version.Object{Generation: v[0], Size: v[1], CRC32C: uint32(v[2])}, ModTime: v[3]}
+			s.entries[p] = snapshot.Base{Object: snapshot.Object{Generation: v[0], Size: v[1], CRC32C: uint32(v[2])}, ModTime: v[3]}
 		}
 		s.snapSize = int64(len(b))
 	}
@@ -107,7 +107,7 @@ func Open(dir, remote string) (s *Store, discarded bool, err error) {
 		return nil, false, err
 	}
 	if !ok {
-		s.entries, s.compact = map[string]version.Base{}, true
+		s.entries, s.compact = map[string]snapshot.Base{}, true
 		return s, true, nil
 	}
 	return s, false, nil
@@ -147,7 +147,7 @@ func (s *Store) replay() (bool, error) {
 		if l.E == nil {
 			delete(s.entries, l.P)
 		} else {
-			s.entries[l.P] = version.Base{Object: version.Object{Generation: l.E[0], Size: l.E[1], CRC32C: uint32(l.E[2])}, ModTime: l.E[3]}
+			s.entries[l.P] = snapshot.Base{Object: snapshot.Object{Generation: l.E[0], Size: l.E[1], CRC32C: uint32(l.E[2])}, ModTime: l.E[3]}
 		}
 		good += int64(len(line)) + 1
 	}
@@ -159,7 +159,7 @@ func (s *Store) replay() (bool, error) {
 }
 
 // Get returns the base of path.
-func (s *Store) Get(path string) (version.Base, bool) {
+func (s *Store) Get(path string) (snapshot.Base, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e, ok := s.entries[path]
@@ -167,7 +167,7 @@ func (s *Store) Get(path string) (version.Base, bool) {
 }
 
 // Set records the base of path.
-func (s *Store) Set(path string, e version.Base) {
+func (s *Store) Set(path string, e snapshot.Base) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if old, ok := s.entries[path]; ok && old == e {
@@ -197,7 +197,7 @@ func (s *Store) Delete(path string) {
 // Entries returns the base itself, not a copy, for a reader that must not copy 100,000 entries (the
 // planner of a full pass). Only the goroutine that writes the store may call it, and it must neither
 // modify the map nor call Set or Delete while it uses it; other goroutines use Get.
-func (s *Store) Entries() map[string]version.Base { return s.entries }
+func (s *Store) Entries() map[string]snapshot.Base { return s.entries }
 
 // Persistent reports whether the state is kept on disk (a state directory was given).
 func (s *Store) Persistent() bool { return s.file != "" }
@@ -210,7 +210,7 @@ func (s *Store) Len() int {
 }
 
 // Range calls fn for every entry (under the lock: fn must not call back into the store).
-func (s *Store) Range(fn func(path string, e version.Base)) {
+func (s *Store) Range(fn func(path string, e snapshot.Base)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for p, e := range s.entries {

@@ -2,7 +2,7 @@ package state
 
 import (
 	"fmt"
-	"github.com/filesync/filesync/sidecar/internal/version"
+	"github.com/filesync/filesync/sidecar/internal/snapshot"
 	"os"
 	"path/filepath"
 	"testing"
@@ -14,8 +14,8 @@ func TestSaveAndReopen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.Set("a/b.jpg", version.Base{Object: version.Object{Generation: 17, Size: 3, CRC32C: 0xdeadbeef}, ModTime: 42})
-	s.Set("gone", version.Base{Object: version.Object{Generation: 1}})
+	s.Set("a/b.jpg", snapshot.Base{Object: snapshot.Object{Generation: 17, Size: 3, CRC32C: 0xdeadbeef}, ModTime: 42})
+	s.Set("gone", snapshot.Base{Object: snapshot.Object{Generation: 1}})
 	s.Delete("gone")
 	if err := s.Save(); err != nil {
 		t.Fatal(err)
@@ -24,7 +24,7 @@ func TestSaveAndReopen(t *testing.T) {
 	if err != nil || discarded {
 		t.Fatalf("reopen: %v discarded=%v", err, discarded)
 	}
-	if e, ok := s2.Get("a/b.jpg"); !ok || e != (version.Base{Object: version.Object{Generation: 17, Size: 3, CRC32C: 0xdeadbeef}, ModTime: 42}) || s2.Len() != 1 {
+	if e, ok := s2.Get("a/b.jpg"); !ok || e != (snapshot.Base{Object: snapshot.Object{Generation: 17, Size: 3, CRC32C: 0xdeadbeef}, ModTime: 42}) || s2.Len() != 1 {
 		t.Fatalf("reopened state: %+v %v len %d", e, ok, s2.Len())
 	}
 }
@@ -32,7 +32,7 @@ func TestSaveAndReopen(t *testing.T) {
 func TestForeignOrBrokenStateIsDiscarded(t *testing.T) {
 	dir := t.TempDir()
 	s, _, _ := Open(dir, "gs://b/p")
-	s.Set("x", version.Base{Object: version.Object{Generation: 1}})
+	s.Set("x", snapshot.Base{Object: snapshot.Object{Generation: 1}})
 	if err := s.Save(); err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +54,7 @@ func TestMemoryOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.Set("x", version.Base{Object: version.Object{Generation: 1}})
+	s.Set("x", snapshot.Base{Object: snapshot.Object{Generation: 1}})
 	if err := s.Save(); err != nil {
 		t.Fatal(err)
 	}
@@ -74,14 +74,14 @@ func TestSaveAppendsOnlyTheChanges(t *testing.T) {
 	dir := t.TempDir()
 	s, _, _ := Open(dir, "gs://b/p")
 	for i := range 5000 {
-		s.Set(fmt.Sprintf("uploads/2026/12/photo-%05d.jpg", i), version.Base{Object: version.Object{Generation: int64(i + 1), Size: 1000, CRC32C: 7}, ModTime: 9})
+		s.Set(fmt.Sprintf("uploads/2026/12/photo-%05d.jpg", i), snapshot.Base{Object: snapshot.Object{Generation: int64(i + 1), Size: 1000, CRC32C: 7}, ModTime: 9})
 	}
 	if err := s.Save(); err != nil {
 		t.Fatal(err)
 	}
 	snap := fileSize(t, filepath.Join(dir, fileName))
 	j0 := fileSize(t, filepath.Join(dir, journalName))
-	s.Set("uploads/2026/12/new.jpg", version.Base{Object: version.Object{Generation: 99999, Size: 1, CRC32C: 1}, ModTime: 1})
+	s.Set("uploads/2026/12/new.jpg", snapshot.Base{Object: snapshot.Object{Generation: 99999, Size: 1, CRC32C: 1}, ModTime: 1})
 	if err := s.Save(); err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +112,7 @@ func TestJournalIsCompacted(t *testing.T) {
 	dir := t.TempDir()
 	s, _, _ := Open(dir, "gs://b/p")
 	for i := range 3000 {
-		s.Set(fmt.Sprintf("f%d", i%10), version.Base{Object: version.Object{Generation: int64(i + 1)}})
+		s.Set(fmt.Sprintf("f%d", i%10), snapshot.Base{Object: snapshot.Object{Generation: int64(i + 1)}})
 		if err := s.Save(); err != nil {
 			t.Fatal(err)
 		}
@@ -131,9 +131,9 @@ func TestJournalIsCompacted(t *testing.T) {
 func TestTornJournal(t *testing.T) {
 	dir := t.TempDir()
 	s, _, _ := Open(dir, "gs://b/p")
-	s.Set("a", version.Base{Object: version.Object{Generation: 1}})
+	s.Set("a", snapshot.Base{Object: snapshot.Object{Generation: 1}})
 	_ = s.Save()
-	s.Set("b", version.Base{Object: version.Object{Generation: 2}})
+	s.Set("b", snapshot.Base{Object: snapshot.Object{Generation: 2}})
 	_ = s.Save()
 	j := filepath.Join(dir, journalName)
 	f, _ := os.OpenFile(j, os.O_WRONLY|os.O_APPEND, 0)
@@ -143,7 +143,7 @@ func TestTornJournal(t *testing.T) {
 	if err != nil || discarded || s2.Len() != 2 {
 		t.Fatalf("torn tail: %v discarded=%v len=%d", err, discarded, s2.Len())
 	}
-	s2.Set("d", version.Base{Object: version.Object{Generation: 4}})
+	s2.Set("d", snapshot.Base{Object: snapshot.Object{Generation: 4}})
 	if err := s2.Save(); err != nil {
 		t.Fatal(err)
 	}
@@ -168,10 +168,10 @@ func TestMigratesTheJSONStateFile(t *testing.T) {
 	if err != nil || discarded {
 		t.Fatalf("open: %v discarded=%v", err, discarded)
 	}
-	if e, ok := s.Get("a.jpg"); !ok || e != (version.Base{Object: version.Object{Generation: 17, Size: 3, CRC32C: 0xdeadbeef}, ModTime: 42}) {
+	if e, ok := s.Get("a.jpg"); !ok || e != (snapshot.Base{Object: snapshot.Object{Generation: 17, Size: 3, CRC32C: 0xdeadbeef}, ModTime: 42}) {
 		t.Fatalf("migrated entry %+v", e)
 	}
-	s.Set("b.jpg", version.Base{Object: version.Object{Generation: 1}})
+	s.Set("b.jpg", snapshot.Base{Object: snapshot.Object{Generation: 1}})
 	if err := s.Save(); err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/filesync/filesync/sidecar/internal/eventually"
-	"github.com/filesync/filesync/sidecar/internal/version"
+	"github.com/filesync/filesync/sidecar/internal/snapshot"
 )
 
 func (r *replica) passes(kind string) float64 {
@@ -183,15 +183,15 @@ func BenchmarkPlanOneChange(b *testing.B) {
 		bk := newBucket(&testing.T{})
 		r := bk.replica("bench")
 		s := r.s
-		files := map[string]version.File{}
+		files := map[string]snapshot.File{}
 		for i := range n {
 			p := fmt.Sprintf("uploads/%04d/%02d/f%06d.jpg", 2000+i/1200, i/100%12+1, i)
-			st := version.Stamp{Size: 100, ModTime: int64(i)}
-			files[p] = version.File{Stamp: st, CRC32C: uint32(i)}
-			s.base.Set(p, version.Base{Object: version.Object{Generation: int64(i + 1), Size: 100, CRC32C: uint32(i)}, ModTime: int64(i)})
+			st := snapshot.Stamp{Size: 100, ModTime: int64(i)}
+			files[p] = snapshot.File{Stamp: st, CRC32C: uint32(i)}
+			s.base.Set(p, snapshot.Base{Object: snapshot.Object{Generation: int64(i + 1), Size: 100, CRC32C: uint32(i)}, ModTime: int64(i)})
 		}
 		s.idx.replaceLocal(files)
-		view := map[string]version.Object{}
+		view := map[string]snapshot.Object{}
 		for p := range files {
 			e, _ := s.base.Get(p)
 			view[p] = e.Object

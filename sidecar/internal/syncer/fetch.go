@@ -7,7 +7,7 @@ import (
 
 	"github.com/filesync/filesync/sidecar/internal/gcsstore"
 	"github.com/filesync/filesync/sidecar/internal/localfs"
-	"github.com/filesync/filesync/sidecar/internal/version"
+	"github.com/filesync/filesync/sidecar/internal/snapshot"
 )
 
 // ErrNotFetchable: the path may not be fetched (internal, excluded, unsafe, or an object the sync leaves
@@ -29,27 +29,27 @@ var ErrNotFetchable = errors.New("not fetchable")
 // refused because the file is there now: re-planned) or "same content on both sides" (record the base), so
 // the next pass (the rename's fsnotify event triggers one) records it. Nor does it touch the loop's index:
 // the object goes to the loop through the intake (fetched), like every other hint.
-func (s *Syncer) Fetch(ctx context.Context, path string) (version.Stamp, error) {
+func (s *Syncer) Fetch(ctx context.Context, path string) (snapshot.Stamp, error) {
 	if ignore, _, unsafe := s.nameRule(path); ignore || unsafe != nil {
-		return version.Stamp{}, fmt.Errorf("fetch %s: %w: excluded or unsafe (%v)", path, ErrNotFetchable, unsafe)
+		return snapshot.Stamp{}, fmt.Errorf("fetch %s: %w: excluded or unsafe (%v)", path, ErrNotFetchable, unsafe)
 	}
 	if st, err := s.dir.Stat(path); err == nil {
 		return st, nil // there already (a pass or another fetch was first)
 	}
 	o, err := s.fetchable(ctx, path)
 	if err != nil {
-		return version.Stamp{}, err
+		return snapshot.Stamp{}, err
 	}
 	if b, ok := s.base.Get(path); ok && b.Generation == o.Generation {
 		if st, err := s.dir.Stat(path); err == nil {
 			return st, nil // a pass downloaded it meanwhile (it renames before it records the base)
 		}
-		return version.Stamp{}, fmt.Errorf("fetch %s: %w: deleted locally, not yet in the bucket", path, gcsstore.ErrNotFound)
+		return snapshot.Stamp{}, fmt.Errorf("fetch %s: %w: deleted locally, not yet in the bucket", path, gcsstore.ErrNotFound)
 	}
 	r := o.Object
 	rd, err := s.store.Open(ctx, path, o.Generation)
 	if err != nil {
-		return version.Stamp{}, err
+		return snapshot.Stamp{}, err
 	}
 	defer rd.Close()
 	st, err := s.dir.WriteAtomic(path, rd, rd.Object.Size, rd.Object.CRC32C, unixTime(r.ModTime), localfs.Expect{Absent: true})
@@ -59,7 +59,7 @@ func (s *Syncer) Fetch(ctx context.Context, path string) (version.Stamp, error) 
 		}
 	}
 	if err != nil {
-		return version.Stamp{}, fmt.Errorf("fetch %s: %w", path, err)
+		return snapshot.Stamp{}, fmt.Errorf("fetch %s: %w", path, err)
 	}
 	s.handFetched(path, r)
 	s.m.Downloads.Inc()

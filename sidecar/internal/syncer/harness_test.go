@@ -21,9 +21,9 @@ import (
 	"github.com/filesync/filesync/sidecar/internal/filter"
 	"github.com/filesync/filesync/sidecar/internal/gcsstore"
 	"github.com/filesync/filesync/sidecar/internal/gcsstore/gcstest"
+	"github.com/filesync/filesync/sidecar/internal/gsurl"
 	"github.com/filesync/filesync/sidecar/internal/localfs"
 	"github.com/filesync/filesync/sidecar/internal/metrics"
-	"github.com/filesync/filesync/sidecar/internal/remote"
 	"github.com/filesync/filesync/sidecar/internal/state"
 )
 
@@ -157,7 +157,7 @@ func (r *replica) start() {
 		r.t.Fatal(err)
 	}
 	r.m = metrics.New()
-	store := gcsstore.New(r.b.client(r.wrap), remote.Location{Bucket: testBucket, Prefix: testPrefix},
+	store := gcsstore.New(r.b.client(r.wrap), gsurl.Location{Bucket: testBucket, Prefix: testPrefix},
 		func(op string) { r.m.GCSRequests.WithLabelValues(op).Inc() })
 	log := slog.New(slog.NewTextHandler(testWriter{r.t, r.name}, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	r.s = New(d, store, base, f, r.m, log, r.opt)

@@ -5,7 +5,7 @@ import (
 
 	"github.com/filesync/filesync/sidecar/internal/backoff"
 	"github.com/filesync/filesync/sidecar/internal/metrics"
-	"github.com/filesync/filesync/sidecar/internal/version"
+	"github.com/filesync/filesync/sidecar/internal/snapshot"
 )
 
 // holds are the reasons the loop leaves a path alone for now, one table per kind: a local file still
@@ -27,7 +27,7 @@ type holds struct {
 }
 
 type seen struct {
-	stamp version.Stamp
+	stamp snapshot.Stamp
 	at    time.Time
 }
 
@@ -153,7 +153,7 @@ func (h *holds) isFresh(path string) bool {
 // changedAt is when the file last changed, for the settle time: its mtime, unless that lies in the future
 // (a wrong clock, `touch -d`), in which case it is when this stamp was first seen, recorded now if it is
 // new; otherwise such a file would settle only when the clock catches up. Scans call it.
-func (h *holds) changedAt(path string, st version.Stamp, now time.Time) time.Time {
+func (h *holds) changedAt(path string, st snapshot.Stamp, now time.Time) time.Time {
 	if t, ok := h.quietSince(path, st, now); ok {
 		return t
 	}
@@ -163,7 +163,7 @@ func (h *holds) changedAt(path string, st version.Stamp, now time.Time) time.Tim
 
 // quietSince is changedAt without recording: the planner reads it. ok is false for a future stamp not
 // seen before (then it changed, as far as anyone knows, now).
-func (h *holds) quietSince(path string, st version.Stamp, now time.Time) (time.Time, bool) {
+func (h *holds) quietSince(path string, st snapshot.Stamp, now time.Time) (time.Time, bool) {
 	if mt := time.Unix(0, st.ModTime); !mt.After(now) {
 		return mt, true
 	}

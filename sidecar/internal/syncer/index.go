@@ -4,8 +4,8 @@ import (
 	"strings"
 
 	"github.com/filesync/filesync/sidecar/internal/plan"
+	"github.com/filesync/filesync/sidecar/internal/snapshot"
 	"github.com/filesync/filesync/sidecar/internal/state"
-	"github.com/filesync/filesync/sidecar/internal/version"
 )
 
 // index is the loop's picture of both sides between passes: the local files as last scanned (kept
@@ -19,8 +19,8 @@ import (
 // is the only writer of the base (state.Store) while a pass runs.
 type index struct {
 	base   *state.Store
-	local  map[string]version.File
-	remote map[string]version.Object
+	local  map[string]snapshot.File
+	remote map[string]snapshot.Object
 	walked bool // local holds a whole walk (not just hinted paths)
 	listed bool // remote holds a listing (not just this replica's writes)
 	// due: objects whose listing or hint changed since the last pass planned them (the next pass plans them).
@@ -36,7 +36,7 @@ type index struct {
 }
 
 func newIndex(base *state.Store) index {
-	ix := index{base: base, local: map[string]version.File{}, remote: map[string]version.Object{}, dirs: map[string]int{},
+	ix := index{base: base, local: map[string]snapshot.File{}, remote: map[string]snapshot.Object{}, dirs: map[string]int{},
 		remoteDirs: map[string]int{}, due: map[string]bool{}, encoded: map[string]struct{}{}}
 	ix.reindexAll()
 	return ix
@@ -62,7 +62,7 @@ func mark(set map[string]struct{}, path string, in bool) {
 // reindexAll recomputes the missing sets over the whole base (after a walk or a listing replaced a side).
 func (ix *index) reindexAll() {
 	ix.missingLocal, ix.missingRemote = map[string]struct{}{}, map[string]struct{}{}
-	ix.base.Range(func(path string, _ version.Base) {
+	ix.base.Range(func(path string, _ snapshot.Base) {
 		if _, ok := ix.local[path]; !ok {
 			ix.missingLocal[path] = struct{}{}
 		}
@@ -72,7 +72,7 @@ func (ix *index) reindexAll() {
 	})
 }
 
-func (ix *index) setLocal(path string, f version.File) {
+func (ix *index) setLocal(path string, f snapshot.File) {
 	if _, had := ix.local[path]; !had {
 		ix.countDirs(path, 1)
 	}
@@ -117,7 +117,7 @@ func count(dirs map[string]int, path string, d int) {
 }
 
 // replaceLocal takes a whole walk's files as the local side.
-func (ix *index) replaceLocal(files map[string]version.File) {
+func (ix *index) replaceLocal(files map[string]snapshot.File) {
 	ix.local, ix.walked = files, true
 	ix.dirs = map[string]int{}
 	for p := range files {
@@ -126,7 +126,7 @@ func (ix *index) replaceLocal(files map[string]version.File) {
 	ix.reindexAll()
 }
 
-func (ix *index) setRemote(path string, r version.Object) {
+func (ix *index) setRemote(path string, r snapshot.Object) {
 	if _, had := ix.remote[path]; !had {
 		count(ix.remoteDirs, path, 1)
 	}
@@ -160,7 +160,7 @@ func (ix *index) objectRule(path string) reason {
 }
 
 // replaceRemote takes a listing as the remote side, with the names of its gzip-encoded objects.
-func (ix *index) replaceRemote(view map[string]version.Object, encoded map[string]struct{}) {
+func (ix *index) replaceRemote(view map[string]snapshot.Object, encoded map[string]struct{}) {
 	ix.remote, ix.listed, ix.encoded = view, true, encoded
 	ix.remoteDirs = map[string]int{}
 	for p := range view {
@@ -169,7 +169,7 @@ func (ix *index) replaceRemote(view map[string]version.Object, encoded map[strin
 	ix.reindexAll()
 }
 
-func (ix *index) setBase(path string, e version.Base) {
+func (ix *index) setBase(path string, e snapshot.Base) {
 	ix.base.Set(path, e)
 	ix.reindex(path)
 }

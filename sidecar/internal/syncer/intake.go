@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"sync"
 
-	"github.com/filesync/filesync/sidecar/internal/version"
+	"github.com/filesync/filesync/sidecar/internal/snapshot"
 	"github.com/filesync/filesync/sidecar/internal/watch"
 )
 
@@ -20,11 +20,11 @@ type intakeQueue struct {
 
 // intake is what other goroutines hand the loop for one pass.
 type intake struct {
-	paths     map[string]bool           // local paths hinted by the watcher (true: a new directory, scan its tree)
-	overflow  bool                      // events were lost: walk the whole tree
-	reconcile bool                      // list the bucket afresh
-	changes   []*remoteWait             // remote changes waiting for a pass (ApplyRemote)
-	fetched   map[string]version.Object // objects Fetch downloaded (for the read-through)
+	paths     map[string]bool            // local paths hinted by the watcher (true: a new directory, scan its tree)
+	overflow  bool                       // events were lost: walk the whole tree
+	reconcile bool                       // list the bucket afresh
+	changes   []*remoteWait              // remote changes waiting for a pass (ApplyRemote)
+	fetched   map[string]snapshot.Object // objects Fetch downloaded (for the read-through)
 }
 
 func newIntakeQueue() intakeQueue {
@@ -74,10 +74,10 @@ func (s *Syncer) Reconcile() {
 // handFetched tells the loop about an object a fetch downloaded: the next pass puts it in the view (so it
 // plans "same content on both sides", and records the base) and makes the file durable before that base
 // is saved.
-func (s *Syncer) handFetched(path string, r version.Object) {
+func (s *Syncer) handFetched(path string, r snapshot.Object) {
 	s.intake.add(func(in *intake) {
 		if in.fetched == nil {
-			in.fetched = map[string]version.Object{}
+			in.fetched = map[string]snapshot.Object{}
 		}
 		in.fetched[path] = r
 	})

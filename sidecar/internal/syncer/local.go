@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/filesync/filesync/sidecar/internal/localfs"
-	"github.com/filesync/filesync/sidecar/internal/version"
+	"github.com/filesync/filesync/sidecar/internal/snapshot"
 )
 
 // Observing the directory: a walk (the whole tree) or a look (the hinted paths), both brought into the
@@ -16,7 +16,7 @@ import (
 // again; one modified within settle is listed unhashed (fresh).
 func (s *Syncer) scanOptions(settle time.Duration, now time.Time) localfs.ScanOptions {
 	return localfs.ScanOptions{
-		Cache: func(rel string, st version.Stamp) (uint32, bool) {
+		Cache: func(rel string, st snapshot.Stamp) (uint32, bool) {
 			if e, ok := s.base.Get(rel); ok && e.Knows(st) {
 				return e.CRC32C, true
 			}
@@ -25,7 +25,7 @@ func (s *Syncer) scanOptions(settle time.Duration, now time.Time) localfs.ScanOp
 			}
 			return 0, false
 		},
-		Fresh: func(rel string, st version.Stamp) bool {
+		Fresh: func(rel string, st snapshot.Stamp) bool {
 			return settle > 0 && now.Sub(s.holds.changedAt(rel, st, now)) < settle
 		},
 	}
@@ -122,7 +122,7 @@ func (s *Syncer) reportScan(res localfs.ScanResult) {
 // passes that walk the tree call it.
 func (s *Syncer) forgetExcluded() {
 	var forget []string
-	s.base.Range(func(p string, _ version.Base) {
+	s.base.Range(func(p string, _ snapshot.Base) {
 		if s.filter.Skip(p) {
 			forget = append(forget, p)
 		}

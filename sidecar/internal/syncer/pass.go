@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/filesync/filesync/sidecar/internal/plan"
-	"github.com/filesync/filesync/sidecar/internal/version"
+	"github.com/filesync/filesync/sidecar/internal/snapshot"
 )
 
 // A pass, in six steps, each a method below (Run, Once, Flush and DryRun compose the same steps):
@@ -217,7 +217,7 @@ func (s *Syncer) compute(only map[string]bool, settle time.Duration) plan.Plan {
 	in := plan.Input{
 		Now: now, Settle: settle, Delete: s.opt.Delete, MaxDeletePercent: s.opt.MaxDelete,
 		Window: s.guard.window, WindowLength: s.opt.DeleteWindow,
-		ChangedAt: func(p string, f version.File) time.Time {
+		ChangedAt: func(p string, f snapshot.File) time.Time {
 			t, _ := s.holds.quietSince(p, f.Stamp, now)
 			return t
 		},
@@ -231,7 +231,7 @@ func (s *Syncer) compute(only map[string]bool, settle time.Duration) plan.Plan {
 		in.Local, in.Remote, in.Base = s.idx.local, s.idx.remote, s.base.Entries()
 		return plan.Compute(in)
 	}
-	in.Local, in.Remote, in.Base = map[string]version.File{}, map[string]version.Object{}, map[string]version.Base{}
+	in.Local, in.Remote, in.Base = map[string]snapshot.File{}, map[string]snapshot.Object{}, map[string]snapshot.Base{}
 	in.Known = s.base.Len()
 	for _, paths := range []map[string]struct{}{s.idx.missingLocal, s.idx.missingRemote} {
 		for p := range paths {

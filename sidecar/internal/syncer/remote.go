@@ -6,7 +6,7 @@ import (
 	"sync"
 
 	"github.com/filesync/filesync/sidecar/internal/gcsstore"
-	"github.com/filesync/filesync/sidecar/internal/version"
+	"github.com/filesync/filesync/sidecar/internal/snapshot"
 )
 
 // Observing the bucket: a listing (the whole bucket) or hints (one object each: bucket notifications,
@@ -15,10 +15,10 @@ import (
 
 // listing is what one listing of the bucket found, before the loop adopts it.
 type listing struct {
-	view    map[string]version.Object // the objects nameRule syncs
-	unsafe  map[string]error          // names never written locally, and why
-	noExec  []string                  // executable names under --no-exec
-	encoded map[string]struct{}       // objects of view stored gzip-encoded
+	view    map[string]snapshot.Object // the objects nameRule syncs
+	unsafe  map[string]error           // names never written locally, and why
+	noExec  []string                   // executable names under --no-exec
+	encoded map[string]struct{}        // objects of view stored gzip-encoded
 }
 
 // fetchListing lists the bucket. It touches no loop state, so it may run beside the loop's work (the
@@ -27,12 +27,12 @@ type listing struct {
 // start of a pod whose directory or base survived) a large bucket is listed listParallel requests at a
 // time (gcsstore.Store.List), objects then arriving in no particular order; afterwards a poll makes one
 // request at a time.
-func (s *Syncer) fetchListing(ctx context.Context, each func(name string, r version.Object, folder bool)) (listing, error) {
+func (s *Syncer) fetchListing(ctx context.Context, each func(name string, r snapshot.Object, folder bool)) (listing, error) {
 	parallel := 1
 	if !s.Ready() {
 		parallel = listParallel
 	}
-	l := listing{view: map[string]version.Object{}, unsafe: map[string]error{}, encoded: map[string]struct{}{}}
+	l := listing{view: map[string]snapshot.Object{}, unsafe: map[string]error{}, encoded: map[string]struct{}{}}
 	err := s.store.List(ctx, parallel, func(o gcsstore.Object) {
 		ignore, noExec, unsafe := s.nameRule(o.Name)
 		switch {
@@ -221,7 +221,7 @@ func (s *Syncer) clashesChanged(path string) {
 
 // applyFetched puts the objects the read-through fetched into the view (unless it holds a newer
 // generation) and marks them due; the files are made durable before the base that will record them.
-func (s *Syncer) applyFetched(fetched map[string]version.Object) {
+func (s *Syncer) applyFetched(fetched map[string]snapshot.Object) {
 	for path, r := range fetched {
 		if old, ok := s.idx.remote[path]; !ok || old.Generation < r.Generation {
 			s.idx.setRemote(path, r)

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/filesync/filesync/sidecar/internal/plan"
-	"github.com/filesync/filesync/sidecar/internal/version"
+	"github.com/filesync/filesync/sidecar/internal/snapshot"
 )
 
 // restoreProgress counts the downloads of the restore (the passes before Ready), for the progress log
@@ -171,7 +171,7 @@ func (s *Syncer) restoreStreaming(ctx context.Context) (listing, Result, error) 
 			case <-ctx.Done():
 			}
 		}
-		l, err := s.fetchListing(ctx, func(name string, r version.Object, folder bool) {
+		l, err := s.fetchListing(ctx, func(name string, r snapshot.Object, folder bool) {
 			if objectRule("", folder) == noReason { // the listing passes no gzip-encoded object
 				send(plan.Action{Op: plan.Download, Path: name, Remote: r, Reason: "restore of a fresh pod"})
 			}

@@ -13,7 +13,7 @@ import (
 	"github.com/filesync/filesync/sidecar/internal/gcsstore"
 	"github.com/filesync/filesync/sidecar/internal/localfs"
 	"github.com/filesync/filesync/sidecar/internal/plan"
-	"github.com/filesync/filesync/sidecar/internal/version"
+	"github.com/filesync/filesync/sidecar/internal/snapshot"
 )
 
 // Step 4 of a pass: the plan's actions run on worker goroutines, which do I/O only and hand back what
@@ -34,7 +34,7 @@ var actionRetry = backoff.Policy{Initial: 200 * time.Millisecond, Max: 2 * time.
 // loop's index).
 type job struct {
 	a        plan.Action
-	local    version.File
+	local    snapshot.File
 	hasLocal bool
 }
 
@@ -47,14 +47,14 @@ type done struct {
 
 // change is what one action did, for the loop to commit to the index and the base.
 type change struct {
-	base       *version.Base   // the new base entry
-	dropBase   bool            // the base entry goes
-	remote     *version.Object // the object now at the path
-	dropRemote bool            // the object is gone
-	local      *version.File   // the local file now at the path
-	dropLocal  bool            // the local file is gone
-	written    bool            // a file was written: syncfs before the base that records it is saved
-	bytes      int64           // bytes moved
+	base       *snapshot.Base   // the new base entry
+	dropBase   bool             // the base entry goes
+	remote     *snapshot.Object // the object now at the path
+	dropRemote bool             // the object is gone
+	local      *snapshot.File   // the local file now at the path
+	dropLocal  bool             // the local file is gone
+	written    bool             // a file was written: syncfs before the base that records it is saved
+	bytes      int64            // bytes moved
 }
 
 // transferrer runs actions on workers, for one plan (or the streaming restore).
@@ -232,14 +232,14 @@ func (t transferrer) doOnce(ctx context.Context, j job) (change, error) {
 		s.log.Info("deleted local file (deleted remotely)", "path", a.Path)
 		return change{dropBase: true, dropLocal: true}, nil
 	case plan.RecordBase:
-		return change{base: &version.Base{Object: a.Remote, ModTime: local.ModTime}}, nil
+		return change{base: &snapshot.Base{Object: a.Remote, ModTime: local.ModTime}}, nil
 	case plan.ForgetBase:
 		return change{dropBase: true}, nil
 	}
 	return change{}, fmt.Errorf("unknown op %v", a.Op)
 }
 
-func (t transferrer) upload(ctx context.Context, a plan.Action, local version.File) (change, error) {
+func (t transferrer) upload(ctx context.Context, a plan.Action, local snapshot.File) (change, error) {
 	s := t.s
 	fh, err := s.dir.OpenFile(a.Path, local.Stamp)
 	if err != nil {
@@ -254,7 +254,7 @@ func (t transferrer) upload(ctx context.Context, a plan.Action, local version.Fi
 		// The bucket holds something other than what was sent (a server that does not check CRC32C, a file
 		// rewritten during the upload). Record what is really there, with no local stamp, so the next pass
 		// re-hashes the file and uploads it again over that generation.
-		return change{base: &version.Base{Object: r}, remote: &r}, err
+		return change{base: &snapshot.Base{Object: r}, remote: &r}, err
 	case err != nil && t.flush && isReplan(err):
 		// Shutting down, so there is no later pass to merge in: keep this version as a conflict copy.
 		return change{}, s.preserveConflict(ctx, a.Path, local)
@@ -271,15 +271,15 @@ func (t transferrer) upload(ctx context.Context, a plan.Action, local version.Fi
 		stamp = 0
 		if st, err := s.dir.SetModTime(a.Path, local.Stamp, time.Unix(o.ModTime, 0)); err == nil {
 			stamp = st.ModTime
-			ch.local = &version.File{Stamp: st, CRC32C: local.CRC32C}
+			ch.local = &snapshot.File{Stamp: st, CRC32C: local.CRC32C}
 		}
 	}
-	ch.base = &version.Base{Object: r, ModTime: stamp}
+	ch.base = &snapshot.Base{Object: r, ModTime: stamp}
 	s.log.Debug("uploaded", "path", a.Path, "generation", o.Generation, "bytes", o.Size)
 	return ch, nil
 }
 
-func (s *Syncer) download(ctx context.Context, path string, r version.Object, local version.File, hasLocal bool) (change, error) {
+func (s *Syncer) download(ctx context.Context, path string, r snapshot.Object, local snapshot.File, hasLocal bool) (change, error) {
 	rd, err := s.store.Open(ctx, path, r.Generation)
 	if err != nil {
 		return change{}, err
@@ -296,15 +296,15 @@ func (s *Syncer) download(ctx context.Context, path string, r version.Object, lo
 	o.ModTime = r.ModTime // a media read does not tell it; the listing did
 	s.log.Debug("downloaded", "path", path, "generation", o.Generation, "bytes", o.Size)
 	return change{
-		base:    &version.Base{Object: o.Object, ModTime: st.ModTime},
+		base:    &snapshot.Base{Object: o.Object, ModTime: st.ModTime},
 		remote:  &o.Object,
-		local:   &version.File{Stamp: st, CRC32C: o.CRC32C},
+		local:   &snapshot.File{Stamp: st, CRC32C: o.CRC32C},
 		written: true, bytes: o.Size,
 	}, nil
 }
 
 // preserveConflict uploads the local version to .filesync/conflicts/<path>.<pod>.<unix-time>.
-func (s *Syncer) preserveConflict(ctx context.Context, path string, local version.File) error {
+func (s *Syncer) preserveConflict(ctx context.Context, path string, local snapshot.File) error {
 	fh, err := s.dir.OpenFile(path, local.Stamp)
 	if err != nil {
 		return err

@@ -1,10 +1,10 @@
-// Package version is the sync's vocabulary, one type for each thing compared, shared by every package
-// that handles one: the version of an object in the bucket (Object: what a listing, a get, a read or a
+// Package snapshot is the sync's vocabulary: what was seen of a path on each side, one type for each
+// thing compared, shared by every package that handles one: the version of an object in the bucket (Object: what a listing, a get, a read or a
 // write tells), the version of a local file (Stamp, cheap to read; File, with its content's CRC32C), and
 // the base (Base: the object version both sides held when they last agreed, with the local stamp seen
 // then). gcsstore returns Objects, localfs Stamps and Files, state stores Bases, and plan compares all
 // three; nothing converts between look-alikes. Nothing here does I/O.
-package version
+package snapshot
 
 // Object is one generation of an object.
 type Object struct {

@@ -1,6 +1,6 @@
-// Package remote names where the sync keeps its objects: gs://BUCKET[/PREFIX]. It parses and checks the
+// Package gsurl names where the sync keeps its objects: gs://BUCKET[/PREFIX]. It parses and checks the
 // location without the storage SDK, so configuration does not import it.
-package remote
+package gsurl
 
 import (
 	"fmt"
