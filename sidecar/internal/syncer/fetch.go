@@ -30,8 +30,11 @@ var ErrNotFetchable = errors.New("not fetchable")
 // the next pass (the rename's fsnotify event triggers one) records it. Nor does it touch the loop's index:
 // the object goes to the loop through the intake (fetched), like every other hint.
 func (s *Syncer) Fetch(ctx context.Context, path string) (snapshot.Stamp, error) {
-	if ignore, _, unsafe := s.nameRule(path); ignore || unsafe != nil {
-		return snapshot.Stamp{}, fmt.Errorf("fetch %s: %w: excluded or unsafe (%v)", path, ErrNotFetchable, unsafe)
+	switch ignore, _, unsafe := s.nameRule(path); {
+	case ignore:
+		return snapshot.Stamp{}, fmt.Errorf("fetch %s: %w: excluded", path, ErrNotFetchable)
+	case unsafe != nil:
+		return snapshot.Stamp{}, fmt.Errorf("fetch %s: %w: %w", path, ErrNotFetchable, unsafe)
 	}
 	if st, err := s.dir.Stat(path); err == nil {
 		return st, nil // there already (a pass or another fetch was first)
