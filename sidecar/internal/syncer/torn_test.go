@@ -40,8 +40,8 @@ func truncateOnChunk(t *testing.T, file *string, keep int64, fired *atomic.Bool)
 // the local file in sync; a second replica never keeps a torn copy; and everything converges on the final
 // (truncated) content.
 func TestFileTruncatedWhileItUploads(t *testing.T) {
-	skipBug(t, "BUG: an aborted upload is finalized torn (gcsstore.Upload: cancel() then w.Close() races the " +
-		"Writer's monitorCancel; Close wins and commits the bytes sent so far); the torn object then keeps the " +
+	skipBug(t, "BUG: an aborted upload is finalized torn (gcsstore.Upload: cancel() then w.Close() races the "+
+		"Writer's monitorCancel; Close wins and commits the bytes sent so far); the torn object then keeps the "+
 		"path as a conflict and the final content goes to .filesync/conflicts. See the issue 22 item 7 report.")
 	b := newBucket(t)
 	var file string
