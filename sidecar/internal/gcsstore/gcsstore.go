@@ -31,6 +31,9 @@ var (
 	// ErrMismatch: the object the bucket stored is not what was sent (size or CRC32C differ). GCS refuses
 	// such writes itself; this guards against servers that do not.
 	ErrMismatch = errors.New("stored object differs from what was sent")
+	// ErrShortSource: an upload's reader ended before the size it was planned with (the file was truncated
+	// while it uploaded); the upload is aborted, never finished with the bytes read so far.
+	ErrShortSource = errors.New("the source ended before its planned size")
 )
 
 // Object is a listed or written object; Name is relative to the prefix.
@@ -186,7 +189,8 @@ type Reader struct {
 
 // Upload writes r (size bytes with the given CRC32C, which GCS verifies) to rel, if the current generation
 // is ifGeneration (0: only if the object does not exist), with mtime (unless zero) as its
-// goog-reserved-file-mtime, in whole seconds. It returns the new object.
+// goog-reserved-file-mtime, in whole seconds. It returns the new object. Exactly size bytes are sent: a
+// reader that ends sooner aborts the upload (ErrShortSource), one that has more is read no further.
 func (s *Store) Upload(ctx context.Context, rel string, r io.Reader, size int64, crc uint32, mtime time.Time, ifGeneration int64) (Object, error) {
 	name := s.objectName(rel)
 	cond := storage.Conditions{DoesNotExist: true}
@@ -202,9 +206,11 @@ func (s *Store) Upload(ctx context.Context, rel string, r io.Reader, size int64,
 	if !mtime.IsZero() {
 		w.Metadata = map[string]string{MtimeKey: strconv.FormatInt(mtime.Unix(), 10)}
 	}
-	if _, err := io.Copy(w, r); err != nil {
+	if _, err := io.Copy(w, &exactly{r: r, left: size}); err != nil {
+		// Cancel, and never Close: Close ends the stream normally, and the upload would be finished with
+		// the bytes sent so far (a cut-off object, on a server that does not check the CRC32C sent with
+		// it); cancelling makes the writer's own goroutine abort it (TestFileTruncatedWhileItUploads).
 		cancel()
-		_ = w.Close()
 		return Object{}, fmt.Errorf("upload %s: %w", name, mapErr(err))
 	}
 	if err := w.Close(); err != nil {
@@ -216,6 +222,30 @@ func (s *Store) Upload(ctx context.Context, rel string, r io.Reader, size int64,
 			name, ErrMismatch, size, crc, o.Size, o.CRC32C)
 	}
 	return o, nil
+}
+
+// exactly reads left bytes from r: io.EOF after them, ErrShortSource if r ends first.
+type exactly struct {
+	r    io.Reader
+	left int64
+}
+
+func (e *exactly) Read(p []byte) (int, error) {
+	if e.left <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > e.left {
+		p = p[:e.left]
+	}
+	n, err := e.r.Read(p)
+	e.left -= int64(n)
+	if errors.Is(err, io.EOF) && e.left > 0 {
+		return n, fmt.Errorf("%w: %d bytes missing", ErrShortSource, e.left)
+	}
+	if errors.Is(err, io.EOF) {
+		err = nil // the next Read says io.EOF
+	}
+	return n, err
 }
 
 // chunkSize keeps small uploads to one buffered (retryable) request without holding 16 MiB per transfer.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -140,6 +141,29 @@ func TestUploadRejectsWrongCRC(t *testing.T) {
 	v := []byte("payload")
 	if _, err := s.Upload(context.Background(), "x", bytes.NewReader(v), int64(len(v)), crc(v)+1, time.Time{}, 0); err == nil {
 		t.Fatal("upload with a wrong CRC32C must fail")
+	}
+}
+
+// TestUploadSendsExactlyItsSize: a source that ends before the planned size (a file truncated while it
+// uploads) aborts the upload, small (one request) or chunked: nothing is stored; one that has more is
+// read no further than the size.
+func TestUploadSendsExactlyItsSize(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t, "")
+	for _, size := range []int{100, 9 << 20} {
+		v := bytes.Repeat([]byte("x"), size)
+		short := io.LimitReader(bytes.NewReader(v), int64(size/2))
+		if _, err := s.Upload(ctx, "short", short, int64(size), crc(v), time.Time{}, 0); !errors.Is(err, ErrShortSource) {
+			t.Fatalf("%d bytes, source cut at half: %v, want ErrShortSource", size, err)
+		}
+		if _, err := s.Stat(ctx, "short"); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("%d bytes: the aborted upload was stored (%v)", size, err)
+		}
+	}
+	v := []byte("payload")
+	o, err := s.Upload(ctx, "long", io.MultiReader(bytes.NewReader(v), strings.NewReader("more")), int64(len(v)), crc(v), time.Time{}, 0)
+	if err != nil || o.Size != int64(len(v)) {
+		t.Fatalf("a longer source: %+v, %v", o, err)
 	}
 }
 

@@ -40,9 +40,6 @@ func truncateOnChunk(t *testing.T, file *string, keep int64, fired *atomic.Bool)
 // the local file in sync; a second replica never keeps a torn copy; and everything converges on the final
 // (truncated) content.
 func TestFileTruncatedWhileItUploads(t *testing.T) {
-	skipBug(t, "BUG: an aborted upload is finalized torn (gcsstore.Upload: cancel() then w.Close() races the "+
-		"Writer's monitorCancel; Close wins and commits the bytes sent so far); the torn object then keeps the "+
-		"path as a conflict and the final content goes to .filesync/conflicts. See the issue 22 item 7 report.")
 	b := newBucket(t)
 	var file string
 	var fired atomic.Bool
@@ -95,13 +92,5 @@ func TestFileTruncatedWhileItUploads(t *testing.T) {
 			t.Fatalf("did not converge on the truncated content: bucket %d bytes, a %d, b %d",
 				len(b.objects()["big.bin"]), len(a.files()["big.bin"]), len(c.files()["big.bin"]))
 		}
-	}
-}
-
-// skipBug skips a test that exposes a known bug, unless FILESYNC_TEST_BUGS is set (to check a fix).
-func skipBug(t *testing.T, why string) {
-	t.Helper()
-	if os.Getenv("FILESYNC_TEST_BUGS") == "" {
-		t.Skip(why)
 	}
 }

@@ -352,5 +352,5 @@ func unixTime(sec int64) time.Time {
 // isReplan reports whether err means "the world changed under this action": plan again, no backoff.
 func isReplan(err error) bool {
 	return errors.Is(err, gcsstore.ErrPrecondition) || errors.Is(err, localfs.ErrChanged) ||
-		errors.Is(err, gcsstore.ErrNotFound)
+		errors.Is(err, gcsstore.ErrShortSource) || errors.Is(err, gcsstore.ErrNotFound)
 }
