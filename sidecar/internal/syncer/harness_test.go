@@ -122,6 +122,7 @@ func withTransport(w func(http.RoundTripper) http.RoundTripper) replicaOpt {
 }
 func withExcludes(g ...string) replicaOpt { return func(r *replica) { r.excl = g } }
 func withNoExec(g ...string) replicaOpt   { return func(r *replica) { r.exec = g } }
+func withDir(dir string) replicaOpt       { return func(r *replica) { r.dir = dir } }
 func withStateDir() replicaOpt            { return func(r *replica) { r.state = r.t.TempDir() } }
 
 func (b *bucket) replica(name string, opts ...replicaOpt) *replica {
