@@ -43,6 +43,10 @@ var (
 // file, and everything in it at start is a leftover of a crash.
 const TempDir = filter.InternalDir + "/tmp"
 
+// StageDir is where a directory new to this replica is assembled before it is renamed into place whole
+// (Stage, Publish): filesync's own folder too, and everything in it at start is a leftover of a crash.
+const StageDir = filter.InternalDir + "/stage"
+
 // StampOf returns the stamp of a FileInfo.
 func StampOf(fi fs.FileInfo) snapshot.Stamp {
 	return snapshot.Stamp{Size: fi.Size(), ModTime: fi.ModTime().UnixNano()}
@@ -54,8 +58,9 @@ type Dir struct {
 	path string
 }
 
-// Open opens the directory; every later operation is confined under it. Temp files left in TempDir by
-// an earlier run (a crash mid-download) are removed, whatever their age.
+// Open opens the directory; every later operation is confined under it. Temp files left in TempDir and
+// staged directories left in StageDir by an earlier run (a crash mid-download) are removed, whatever their
+// age.
 func Open(dir string) (*Dir, error) {
 	fi, err := os.Stat(dir)
 	if err != nil {
@@ -76,13 +81,16 @@ func Open(dir string) (*Dir, error) {
 	return d, nil
 }
 
-// resetTemp empties TempDir (creating it if needed). It refuses a TempDir that is not a plain directory.
+// resetTemp empties TempDir (creating it if needed) and removes StageDir. It refuses a filter.InternalDir
+// that is not a plain directory.
 func (d *Dir) resetTemp() error {
 	if fi, err := d.root.Lstat(filter.InternalDir); err == nil && !fi.IsDir() {
 		return fmt.Errorf("open %s: %s exists and is not a directory (it is reserved for filesync)", d.path, filter.InternalDir)
 	}
-	if err := d.root.RemoveAll(TempDir); err != nil {
-		return fmt.Errorf("open %s: removing leftover temp files: %w", d.path, err)
+	for _, dir := range []string{TempDir, StageDir} {
+		if err := d.root.RemoveAll(dir); err != nil {
+			return fmt.Errorf("open %s: removing leftovers in %s: %w", d.path, dir, err)
+		}
 	}
 	if err := d.root.MkdirAll(TempDir, 0o755); err != nil {
 		return fmt.Errorf("open %s: %w", d.path, err)

@@ -171,7 +171,8 @@ func TestInUse(t *testing.T) {
 }
 
 // B8: temp files live in filesync's own folder: an app file named like an old temp file is left alone,
-// and leftovers of a crash are removed at the next start whatever their age.
+// and leftovers of a crash (temp files, staged directories) are removed at the next start whatever their
+// age.
 func TestTempFilesAreUnmistakable(t *testing.T) {
 	p := t.TempDir()
 	app := filepath.Join(p, "d", ".filesync-tmp-abc")
@@ -179,6 +180,8 @@ func TestTempFilesAreUnmistakable(t *testing.T) {
 	_ = os.WriteFile(app, []byte("the app's"), 0o644)
 	_ = os.MkdirAll(filepath.Join(p, TempDir), 0o755)
 	_ = os.WriteFile(filepath.Join(p, TempDir, "0123456789abcdef"), []byte("half a download"), 0o644)
+	_ = os.MkdirAll(filepath.Join(p, StageDir, "0123456789abcdef", "inc"), 0o755)
+	_ = os.WriteFile(filepath.Join(p, StageDir, "0123456789abcdef", "inc", "x.php"), []byte("half a tree"), 0o644)
 	d, err := Open(p)
 	if err != nil {
 		t.Fatal(err)
@@ -387,5 +390,54 @@ func TestOpenReadFollowsNoSymlink(t *testing.T) {
 		if fh != nil {
 			fh.Close()
 		}
+	}
+}
+
+// A staged directory is published in one rename only where nothing is: an existing directory, even an
+// empty one the app just made, is never replaced nor merged into; a symlinked parent is refused.
+func TestPublishNeverReplacesADirectory(t *testing.T) {
+	d, p := open(t)
+	stage, err := d.Stage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.WriteAtomic(stage+"/inc/a.php", strings.NewReader("a"), 1, CRC32C([]byte("a")), time.Time{}, Expect{Absent: true}); err != nil {
+		t.Fatal(err)
+	}
+	if top, ok := d.TopMissingDir("plugins/p/inc/a.php"); !ok || top != "plugins" {
+		t.Fatalf("top missing folder %q %v; want plugins", top, ok)
+	}
+	_ = os.MkdirAll(filepath.Join(p, "plugins", "p"), 0o755)
+	if top, ok := d.TopMissingDir("plugins/p/inc/a.php"); !ok || top != "plugins/p/inc" {
+		t.Fatalf("top missing folder %q %v; want plugins/p/inc", top, ok)
+	}
+	if top, ok := d.TopMissingDir("plugins/p/a.php"); ok {
+		t.Fatalf("top missing folder %q; want none", top)
+	}
+	if err := d.Publish(stage, "plugins/p"); !errors.Is(err, ErrChanged) {
+		t.Fatalf("publish over an empty directory: %v; want ErrChanged", err)
+	}
+	if e := entries(t, filepath.Join(p, "plugins")); len(e) != 0 {
+		t.Fatalf("plugins holds %v; want nothing", e)
+	}
+	_ = os.Symlink(filepath.Join(p, "plugins"), filepath.Join(p, "linked"))
+	if err := d.Publish(stage, "linked/q"); !errors.Is(err, ErrSymlink) {
+		t.Fatalf("publish through a symlink: %v; want ErrSymlink", err)
+	}
+	if err := d.Publish(stage, "plugins/q"); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(p, "plugins", "q", "inc", "a.php")); err != nil || string(b) != "a" {
+		t.Fatalf("published file %q %v", b, err)
+	}
+	if e, _ := os.ReadDir(filepath.Join(p, StageDir)); len(e) != 0 {
+		t.Fatalf("stage holds %d entries after the publish", len(e))
+	}
+	stage2, _ := d.Stage()
+	if err := d.Discard(stage2); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Discard("plugins/q"); err == nil {
+		t.Fatal("Discard removed a directory outside the stage")
 	}
 }
