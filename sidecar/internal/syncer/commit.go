@@ -17,6 +17,10 @@ import (
 func (s *Syncer) drain(ctx context.Context, res *Result, outcomes <-chan done) {
 	for d := range outcomes {
 		s.beat()
+		if d.tree != nil {
+			s.collect(ctx, res, d) // committed once the tree is published (trees.go)
+			continue
+		}
 		s.commit(d)
 		s.outcome(ctx, res, d.a, d.err)
 	}
@@ -86,6 +90,9 @@ func (s *Syncer) outcome(ctx context.Context, res *Result, a plan.Action, err er
 			res.Deleted++
 		}
 		delete(s.holds.failures, a.Path)
+	case errors.Is(err, errTreeUnpublished):
+		next := s.holds.fail(a.Path, failure{err: err}, backoff.Default, s.now())
+		s.log.Debug("not published: its new directory waits", "path", a.Path, "err", err, "retry_in", next.Round(time.Millisecond))
 	case errors.Is(err, errBusy):
 		next := s.holds.fail(a.Path, failure{busy: true, outgoing: outgoing, err: err}, s.busyWait(), s.now())
 		s.log.Debug("waiting for the app to close the file", "op", a.Op.String(), "path", a.Path, "retry_in", next.Round(time.Millisecond))

@@ -205,6 +205,23 @@ func (h *holds) fail(path string, f failure, policy backoff.Policy, now time.Tim
 	return d
 }
 
+// together gives the paths among paths that back off the latest of their waits, so that they are due
+// together and a later pass plans them as one again (a new directory's files: trees.go).
+func (h *holds) together(paths []string) {
+	var last time.Time
+	for _, p := range paths {
+		if f, ok := h.failures[p]; ok && f.next.After(last) {
+			last = f.next
+		}
+	}
+	for _, p := range paths {
+		if f, ok := h.failures[p]; ok {
+			f.next = last
+			h.failures[p] = f
+		}
+	}
+}
+
 func (h *holds) backingOff(path string, now time.Time) bool {
 	f, ok := h.failures[path]
 	return ok && now.Before(f.next)

@@ -7,8 +7,9 @@
 // Files: syncer.go (the Syncer and what it publishes), intake.go (what other goroutines hand the loop),
 // loop.go (Run, Once and their retry policy), pass.go (a pass as steps), remote.go and local.go (observing
 // each side), rules.go (what is synced), holds.go (why a path waits), guard.go (the delete guard),
-// transfer.go and commit.go (executing a plan and committing its outcomes), restore.go (the restore and
-// its progress), index.go (the loop's picture of both sides), fetch.go (the read-through's download).
+// transfer.go and commit.go (executing a plan and committing its outcomes), trees.go (a new directory
+// downloaded into a stage and published in one rename), restore.go (the restore and its progress),
+// index.go (the loop's picture of both sides), fetch.go (the read-through's download).
 package syncer
 
 import (

@@ -36,6 +36,7 @@ type job struct {
 	a        plan.Action
 	local    snapshot.File
 	hasLocal bool
+	tree     *tree // a download into a directory new to this replica: written to its stage (trees.go)
 }
 
 // done is what a worker hands back: the job, what it changed, and how it went.
@@ -73,6 +74,7 @@ type transferrer struct {
 func (s *Syncer) transfer(ctx context.Context, p plan.Plan, flush bool) Result {
 	res := Result{Plan: p}
 	deletes, others, replaced := s.batches(p)
+	trees := s.groupTrees(others)
 	stop := s.beginRestore(ctx, p)
 	defer stop()
 	parallel := s.opt.Transfers
@@ -99,6 +101,7 @@ func (s *Syncer) transfer(ctx context.Context, p plan.Plan, flush bool) Result {
 	}
 	run(deletes)
 	run(others)
+	s.abandonTrees(ctx, &res, trees)
 	run(afterUploads(replaced, res.Unfinished))
 	return res
 }
@@ -213,12 +216,15 @@ func (t transferrer) doOnce(ctx context.Context, j job) (change, error) {
 	case plan.Upload:
 		return t.upload(ctx, a, local)
 	case plan.Download:
-		return s.download(ctx, a.Path, a.Remote, local, j.hasLocal)
+		if j.tree != nil {
+			return s.downloadStaged(ctx, j)
+		}
+		return s.download(ctx, a.Path, a.Path, a.Remote, local, j.hasLocal)
 	case plan.Conflict:
 		if err := s.preserveConflict(ctx, a.Path, local); err != nil || t.flush {
 			return change{}, err
 		}
-		return s.download(ctx, a.Path, a.Remote, local, j.hasLocal)
+		return s.download(ctx, a.Path, a.Path, a.Remote, local, j.hasLocal)
 	case plan.DeleteRemote:
 		if err := s.store.Delete(ctx, a.Path, a.IfGeneration); err != nil {
 			return change{}, err
@@ -279,14 +285,15 @@ func (t transferrer) upload(ctx context.Context, a plan.Action, local snapshot.F
 	return ch, nil
 }
 
-func (s *Syncer) download(ctx context.Context, path string, r snapshot.Object, local snapshot.File, hasLocal bool) (change, error) {
+// download writes the object at path to the local path to (path itself, or its place in a stage).
+func (s *Syncer) download(ctx context.Context, path, to string, r snapshot.Object, local snapshot.File, hasLocal bool) (change, error) {
 	rd, err := s.store.Open(ctx, path, r.Generation)
 	if err != nil {
 		return change{}, err
 	}
 	defer rd.Close()
 	expect := localfs.Expect{Absent: !hasLocal, Stamp: local.Stamp}
-	st, err := s.dir.WriteAtomic(path, beatReader{r: rd, beat: s.beat, moved: s.countRestoredBytes}, rd.Object.Size, rd.Object.CRC32C,
+	st, err := s.dir.WriteAtomic(to, beatReader{r: rd, beat: s.beat, moved: s.countRestoredBytes}, rd.Object.Size, rd.Object.CRC32C,
 		unixTime(r.ModTime), expect)
 	if err != nil {
 		return change{}, err

@@ -1,0 +1,143 @@
+package syncer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"sync"
+
+	"github.com/filesync/filesync/sidecar/internal/plan"
+)
+
+// New directories arrive whole (docs/design.md): the downloads of one pass under a directory this replica
+// does not have (the top-most missing folder of their paths) are written into a stage in filesync's own
+// folder and renamed into place in one rename once every one of them is there and checked; only then are
+// they committed. If one fails, nothing of the directory is published, and its files back off together.
+// The restore before ready writes file by file: the app does not run yet.
+
+// errTreeUnpublished: the file was downloaded, but another file of its new directory failed, so none was
+// published; it backs off with them.
+var errTreeUnpublished = errors.New("not published: another file of its new directory failed")
+
+// tree is a directory new to this replica that one pass downloads files into.
+type tree struct {
+	dir string // the top-most missing folder, under the root
+	// once makes the stage, in the first worker that needs it; stage and err are read by the loop only
+	// after all of the tree's jobs are done.
+	once  sync.Once
+	stage string
+	err   error
+	left  int    // the loop's: the tree's jobs not done yet
+	held  []done // the loop's: their outcomes, held until the tree is published or given up
+}
+
+// groupTrees gives each download under a missing folder the tree of its top-most missing folder, once
+// ready. Downloads of paths that have a local file, or whose folders all exist, are left as they are.
+func (s *Syncer) groupTrees(jobs []job) []*tree {
+	if !s.Ready() {
+		return nil
+	}
+	byDir := map[string]*tree{}
+	var trees []*tree
+	top := map[string]string{} // a path's folder -> its top-most missing folder ("": none)
+	for i := range jobs {
+		j := &jobs[i]
+		parent := path.Dir(j.a.Path)
+		if j.a.Op != plan.Download || j.hasLocal || parent == "." {
+			continue
+		}
+		d, ok := top[parent]
+		if !ok {
+			d, _ = s.dir.TopMissingDir(j.a.Path)
+			top[parent] = d
+		}
+		if d == "" {
+			continue
+		}
+		t := byDir[d]
+		if t == nil {
+			t = &tree{dir: d}
+			byDir[d] = t
+			trees = append(trees, t)
+		}
+		t.left++
+		j.tree = t
+	}
+	return trees
+}
+
+// downloadStaged downloads a tree's file into the tree's stage (on a worker).
+func (s *Syncer) downloadStaged(ctx context.Context, j job) (change, error) {
+	t := j.tree
+	t.once.Do(func() { t.stage, t.err = s.dir.Stage() })
+	if t.err != nil {
+		return change{}, t.err
+	}
+	return s.download(ctx, j.a.Path, t.stage+j.a.Path[len(t.dir):], j.a.Remote, j.local, false)
+}
+
+// collect holds a tree's outcome; with the tree's last, the tree is published or given up.
+func (s *Syncer) collect(ctx context.Context, res *Result, d done) {
+	t := d.tree
+	t.held = append(t.held, d)
+	t.left--
+	if t.left == 0 {
+		s.finishTree(ctx, res, t, nil)
+	}
+}
+
+// abandonTrees gives up the trees whose jobs did not all run (the pass was cancelled).
+func (s *Syncer) abandonTrees(ctx context.Context, res *Result, trees []*tree) {
+	for _, t := range trees {
+		if t.left > 0 {
+			t.left = 0
+			s.finishTree(ctx, res, t, fmt.Errorf("%s: not all of its files were downloaded: %w", t.dir, context.Cause(ctx)))
+		}
+	}
+}
+
+// finishTree publishes t in one rename if all its downloads succeeded (and cause is nil), then commits
+// them; otherwise it removes the stage and nothing of t is committed: a failed download keeps its own
+// error, and the others take the tree's (the cause, or errTreeUnpublished: they back off with it).
+func (s *Syncer) finishTree(ctx context.Context, res *Result, t *tree, cause error) {
+	if cause == nil {
+		for _, d := range t.held {
+			switch {
+			case d.err == nil:
+			case isReplan(d.err) || ctx.Err() != nil: // everyone's: plan again, or stop
+				cause = fmt.Errorf("%s: %w", t.dir, d.err)
+			default:
+				cause = fmt.Errorf("%w (%s: %w)", errTreeUnpublished, d.a.Path, d.err)
+			}
+			if cause != nil {
+				break
+			}
+		}
+	}
+	if cause == nil {
+		if cause = s.dir.Publish(t.stage, t.dir); cause == nil {
+			s.log.Info("published a new directory whole", "dir", t.dir, "files", len(t.held))
+			for _, d := range t.held {
+				s.commit(d)
+				s.outcome(ctx, res, d.a, nil)
+			}
+			return
+		}
+	}
+	if t.stage != "" {
+		if err := s.dir.Discard(t.stage); err != nil {
+			s.log.Warn("removing a staged directory", "dir", t.dir, "stage", t.stage, "err", err)
+		}
+	}
+	paths := make([]string, 0, len(t.held))
+	for _, d := range t.held {
+		err := d.err
+		if err == nil {
+			err = cause
+		}
+		s.outcome(ctx, res, d.a, err)
+		paths = append(paths, d.a.Path)
+	}
+	s.holds.together(paths)
+}

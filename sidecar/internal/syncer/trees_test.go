@@ -1,0 +1,260 @@
+package syncer
+
+import (
+	"fmt"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/filesync/filesync/sidecar/internal/localfs"
+)
+
+// Issue 21: a directory new to a replica (a plugin, a theme: files that require each other) appears whole,
+// in one rename, never file by file.
+
+// putTree puts n objects under dir (a third in inc/, a third in assets/css/) and returns their paths.
+func putTree(b *bucket, dir string, n int) []string {
+	var paths []string
+	for i := range n {
+		sub := []string{"", "inc/", "assets/css/"}[i%3]
+		p := fmt.Sprintf("%s/%sf%02d.php", dir, sub, i)
+		b.put(testPrefix+"/"+p, "<?php // "+p)
+		paths = append(paths, p)
+	}
+	return paths
+}
+
+// watchDir looks at rel in the replica's directory over and over until stopped, and returns each count of
+// files it saw there (absent: no entry).
+func watchDir(t *testing.T, r *replica, rel string) (stop func() map[int]bool) {
+	t.Helper()
+	var (
+		mu   sync.Mutex
+		seen = map[int]bool{}
+		quit atomic.Bool
+		done = make(chan struct{})
+	)
+	root := filepath.Join(r.dir, filepath.FromSlash(rel))
+	go func() {
+		defer close(done)
+		for !quit.Load() {
+			if _, err := os.Lstat(root); err != nil {
+				time.Sleep(100 * time.Microsecond)
+				continue
+			}
+			n := 0
+			_ = filepath.WalkDir(root, func(_ string, d fs.DirEntry, err error) error {
+				if err == nil && d.Type().IsRegular() {
+					n++
+				}
+				return nil
+			})
+			mu.Lock()
+			seen[n] = true
+			mu.Unlock()
+			time.Sleep(100 * time.Microsecond) // an observer's pace, not a wait for anything
+		}
+	}()
+	return func() map[int]bool {
+		quit.Store(true)
+		<-done
+		mu.Lock()
+		defer mu.Unlock()
+		return seen
+	}
+}
+
+// stageEmpty fails the test if a staged directory is left behind.
+func stageEmpty(t *testing.T, r *replica) {
+	t.Helper()
+	e, err := os.ReadDir(filepath.Join(r.dir, localfs.StageDir))
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	if len(e) > 0 {
+		t.Fatalf("%d staged directories left in %s", len(e), localfs.StageDir)
+	}
+}
+
+func slowDownloads(d time.Duration) replicaOpt {
+	return withTransport(func(next http.RoundTripper) http.RoundTripper { return slowMedia(next, d) })
+}
+
+// ready makes r ready (past its restore) with one file in the bucket.
+func ready(t *testing.T, b *bucket, r *replica) {
+	t.Helper()
+	b.put(testPrefix+"/index.php", "<?php")
+	r.settle()
+	if !r.s.Ready() {
+		t.Fatal("not ready")
+	}
+}
+
+func TestNewTreeNeverAppearsPartially(t *testing.T) {
+	b := newBucket(t)
+	r := b.replica("r", slowDownloads(5*time.Millisecond))
+	ready(t, b, r)
+	paths := putTree(b, "plugins/p", 50)
+
+	stop := watchDir(t, r, "plugins/p")
+	r.pass()
+	seen := stop()
+	if len(seen) > 1 || (len(seen) == 1 && !seen[len(paths)]) {
+		t.Fatalf("plugins/p was seen with these counts of its %d files: %v", len(paths), seen)
+	}
+	got := r.files()
+	for _, p := range paths {
+		if got[p] != "<?php // "+p {
+			t.Fatalf("%s = %q after the pass", p, got[p])
+		}
+		if _, ok := r.s.base.Get(p); !ok {
+			t.Fatalf("%s not in the base", p)
+		}
+	}
+	stageEmpty(t, r)
+	r.settle()
+}
+
+func TestNewTreeWithAFailingDownloadAppearsLater(t *testing.T) {
+	b := newBucket(t)
+	var failing atomic.Bool
+	r := b.replica("r", withTransport(func(next http.RoundTripper) http.RoundTripper {
+		return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+			if failing.Load() && isMedia(req) && objectIn(req, "plugins/p/inc/f04.php") {
+				return &http.Response{StatusCode: http.StatusForbidden, Status: "403 Forbidden",
+					Header: http.Header{"Content-Type": {"application/json"}}, Request: req,
+					Body: http.NoBody}, nil
+			}
+			return next.RoundTrip(req)
+		})
+	}))
+	ready(t, b, r)
+	paths := putTree(b, "plugins/p", 12)
+
+	failing.Store(true)
+	res := r.pass()
+	if res.Failed == 0 {
+		t.Fatalf("the pass reported no failure: %+v", res)
+	}
+	if _, err := os.Lstat(filepath.Join(r.dir, "plugins")); !os.IsNotExist(err) {
+		t.Fatalf("plugins appeared although a download of its tree failed: %v\n%s", err, describe(r.files()))
+	}
+	for _, p := range paths {
+		if _, ok := r.s.base.Get(p); ok {
+			t.Fatalf("%s is in the base but was never published", p)
+		}
+	}
+	stageEmpty(t, r)
+
+	failing.Store(false)
+	r.settle()
+	got := r.files()
+	for _, p := range paths {
+		if got[p] != "<?php // "+p {
+			t.Fatalf("%s = %q after the retry", p, got[p])
+		}
+	}
+	stageEmpty(t, r)
+}
+
+func TestNewTreeInsideAnExistingDirectoryAndAtTheTop(t *testing.T) {
+	b := newBucket(t)
+	r := b.replica("r", slowDownloads(5*time.Millisecond))
+	b.put(testPrefix+"/plugins/akismet/akismet.php", "<?php")
+	ready(t, b, r)
+	inPlugins := putTree(b, "plugins/p", 20)
+	atTop := putTree(b, "themes/t", 20)
+
+	stopP, stopT := watchDir(t, r, "plugins/p"), watchDir(t, r, "themes")
+	r.pass()
+	for name, seen := range map[string]map[int]bool{"plugins/p": stopP(), "themes": stopT()} {
+		if len(seen) > 1 || (len(seen) == 1 && !seen[20]) {
+			t.Errorf("%s was seen with these counts of its 20 files: %v", name, seen)
+		}
+	}
+	got := r.files()
+	for _, p := range append(inPlugins, atTop...) {
+		if got[p] != "<?php // "+p {
+			t.Fatalf("%s = %q after the pass", p, got[p])
+		}
+	}
+	if got["plugins/akismet/akismet.php"] != "<?php" {
+		t.Fatal("the existing plugin was touched")
+	}
+	stageEmpty(t, r)
+	r.settle()
+}
+
+func TestDownloadsIntoAnExistingDirectoryArePerFile(t *testing.T) {
+	b := newBucket(t)
+	r := b.replica("r", slowDownloads(20*time.Millisecond), withOptions(func(o *Options) { o.Transfers = 1 }))
+	b.put(testPrefix+"/plugins/p/main.php", "<?php")
+	ready(t, b, r)
+	for i := range 5 {
+		b.put(testPrefix+fmt.Sprintf("/plugins/p/f%d.php", i), "<?php")
+	}
+
+	stop := watchDir(t, r, "plugins/p")
+	r.pass()
+	seen := stop()
+	between := false
+	for n := range seen {
+		between = between || (n > 1 && n < 6)
+	}
+	if !between || !seen[6] {
+		t.Fatalf("counts seen in plugins/p: %v; want the files to arrive one by one (an existing directory is never replaced)", seen)
+	}
+	if n := len(r.files()); n != 7 {
+		t.Fatalf("%d files; want 7:\n%s", n, describe(r.files()))
+	}
+	stageEmpty(t, r)
+}
+
+// The app makes the directory while its files are staged: the rename is refused (the app's directory is
+// never replaced), the paths are re-planned, and the next pass downloads them file by file into it.
+func TestNewTreeNeverReplacesADirectoryTheAppMade(t *testing.T) {
+	b := newBucket(t)
+	var (
+		dir  atomic.Pointer[string]
+		once sync.Once
+		made os.FileInfo
+	)
+	r := b.replica("r", withTransport(func(next http.RoundTripper) http.RoundTripper {
+		return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+			if d := dir.Load(); d != nil && isMedia(req) && objectIn(req, "plugins/p/") {
+				once.Do(func() {
+					p := filepath.Join(*d, "plugins", "p")
+					if err := os.MkdirAll(p, 0o755); err != nil {
+						t.Error(err)
+					}
+					made, _ = os.Stat(p)
+				})
+			}
+			return next.RoundTrip(req)
+		})
+	}))
+	ready(t, b, r)
+	paths := putTree(b, "plugins/p", 10)
+	dir.Store(&r.dir)
+
+	if res := r.pass(); !res.Replan {
+		t.Fatalf("the pass did not re-plan: %+v", res)
+	}
+	stageEmpty(t, r)
+	r.settle()
+	got := r.files()
+	for _, p := range paths {
+		if got[p] != "<?php // "+p {
+			t.Fatalf("%s = %q after the re-plan", p, got[p])
+		}
+	}
+	now, err := os.Stat(filepath.Join(r.dir, "plugins", "p"))
+	if err != nil || made == nil || !os.SameFile(made, now) {
+		t.Fatalf("the app's plugins/p was replaced (%v)", err)
+	}
+}
