@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/filesync/filesync/sidecar/internal/filter"
 )
 
 // TestKilledMidBurstLosesAndResurrectsNothing: two replicas (with --state-dir) take a burst of 500 changes
@@ -57,7 +60,18 @@ func TestKilledMidBurstLosesAndResurrectsNothing(t *testing.T) {
 			r.settle()
 		}
 	}
-	got := b.objects()
+	// A kill between an upload and the save of the base that records it leaves the base a generation
+	// behind: the next edit of that path is then "changed on both sides", and the local version is kept as
+	// a conflict copy (docs/design.md). Such copies lose nothing; the paths themselves must hold the last
+	// write.
+	got := map[string]string{}
+	for k, v := range b.objects() {
+		if strings.HasPrefix(k, filter.InternalDir+"/conflicts/") {
+			t.Logf("conflict copy %s = %q", k, v)
+			continue
+		}
+		got[k] = v
+	}
 	if !equalMaps(got, want) {
 		t.Errorf("bucket has %d objects, want %d", len(got), len(want))
 		for k, v := range got {
