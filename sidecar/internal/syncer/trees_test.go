@@ -40,29 +40,32 @@ func watchDir(t *testing.T, r *replica, rel string) (stop func() map[int]bool) {
 		done = make(chan struct{})
 	)
 	root := filepath.Join(r.dir, filepath.FromSlash(rel))
+	sample := func() {
+		if _, err := os.Lstat(root); err != nil {
+			return
+		}
+		n := 0
+		_ = filepath.WalkDir(root, func(_ string, d fs.DirEntry, err error) error {
+			if err == nil && d.Type().IsRegular() {
+				n++
+			}
+			return nil
+		})
+		mu.Lock()
+		seen[n] = true
+		mu.Unlock()
+	}
 	go func() {
 		defer close(done)
 		for !quit.Load() {
-			if _, err := os.Lstat(root); err != nil {
-				time.Sleep(100 * time.Microsecond)
-				continue
-			}
-			n := 0
-			_ = filepath.WalkDir(root, func(_ string, d fs.DirEntry, err error) error {
-				if err == nil && d.Type().IsRegular() {
-					n++
-				}
-				return nil
-			})
-			mu.Lock()
-			seen[n] = true
-			mu.Unlock()
+			sample()
 			time.Sleep(100 * time.Microsecond) // an observer's pace, not a wait for anything
 		}
 	}()
 	return func() map[int]bool {
 		quit.Store(true)
 		<-done
+		sample() // the state the pass left, whether or not the observer was looking when it came
 		mu.Lock()
 		defer mu.Unlock()
 		return seen
