@@ -116,7 +116,7 @@ func Run(ctx context.Context, env Env) error {
 		log.Info("remote changes: polling the bucket", "poll_interval", cfg.PollInterval)
 	}
 	s := syncer.New(dir, store, base, f, m, log, syncer.Options{
-		PollInterval: poll, Notified: notifications, RescanInterval: cfg.RescanInterval, Settle: cfg.Settle,
+		PollInterval: poll, Notified: notifications, RescanInterval: cfg.RescanInterval, Settle: cfg.Settle, NewTreeQuiet: max(cfg.Settle, time.Second),
 		Delete: cfg.Delete, MaxDelete: cfg.MaxDelete, DeleteWindow: cfg.DeleteWindow, Transfers: cfg.Transfers,
 		RestoreTransfers: cfg.RestoreTransfers,
 		Pod:              env.Getenv("POD_NAME"), ProgressInterval: cfg.ProgressEvery, OnProgress: terminalProgress(cfg, env.Stderr),

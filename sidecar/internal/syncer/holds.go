@@ -19,6 +19,8 @@ type holds struct {
 
 	fresh      map[string]time.Time // local files scanned unhashed (modified within --settle): when they will be quiet
 	unsettled  map[string]time.Time // changed files the last plan found too recent to upload: when they will be quiet
+	trees      map[string]*newTree  // directories new here whose objects are still coming (trees.go)
+	treeWait   map[string]time.Time // their objects' downloads, held: when the directory may be quiet
 	firstSeen  map[string]seen      // stamps with an mtime in the future: when each was first seen (settle counts from then)
 	failures   map[string]failure   // paths backing off after errors, or waiting for the app to close them
 	skipped    map[string]skip      // objects left alone until their generation changes
@@ -89,6 +91,7 @@ func newHolds(m *metrics.Metrics) holds {
 	return holds{
 		m: m, fresh: map[string]time.Time{}, unsettled: map[string]time.Time{}, firstSeen: map[string]seen{},
 		failures: map[string]failure{}, skipped: map[string]skip{}, unreadable: map[string]error{},
+		trees: map[string]*newTree{}, treeWait: map[string]time.Time{},
 		warned: map[warning]bool{},
 	}
 }
@@ -230,7 +233,7 @@ func (h *holds) backingOff(path string, now time.Time) bool {
 // due returns the paths waiting for a time that has come: settled, or done backing off.
 func (h *holds) due(now time.Time) map[string]bool {
 	due := map[string]bool{}
-	for _, waits := range []map[string]time.Time{h.fresh, h.unsettled} {
+	for _, waits := range []map[string]time.Time{h.fresh, h.unsettled, h.treeWait} {
 		for path, at := range waits {
 			if !at.After(now) {
 				due[path] = true
@@ -248,7 +251,7 @@ func (h *holds) due(now time.Time) map[string]bool {
 // nextWake is when the next path waiting for a time is due (zero: none is waiting).
 func (h *holds) nextWake() time.Time {
 	var t time.Time
-	for _, waits := range []map[string]time.Time{h.fresh, h.unsettled} {
+	for _, waits := range []map[string]time.Time{h.fresh, h.unsettled, h.treeWait} {
 		for _, at := range waits {
 			t = earliest(t, at)
 		}

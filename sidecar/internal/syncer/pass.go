@@ -194,6 +194,9 @@ func (s *Syncer) planPass(w *work) error {
 	if w.kind.mode == flush {
 		w.plan.Actions = outgoing(w.plan.Actions)
 	}
+	if w.kind.mode == normal {
+		s.holdNewTrees(&w.plan)
+	}
 	return nil
 }
 

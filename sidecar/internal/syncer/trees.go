@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"slices"
 	"sync"
+	"time"
 
 	"github.com/filesync/filesync/sidecar/internal/plan"
 )
@@ -140,4 +142,91 @@ func (s *Syncer) finishTree(ctx context.Context, res *Result, t *tree, cause err
 		paths = append(paths, d.a.Path)
 	}
 	s.holds.together(paths)
+}
+
+// newTreeHoldMax bounds how long a new directory waits for its objects to stop coming, in NewTreeQuiets
+// (30 s for the default 1 s): then it is published with what it has, and the rest follows file by file.
+const newTreeHoldMax = 30
+
+// newTree is a directory new to this replica whose objects have been seen coming (holds.trees).
+type newTree struct {
+	first, grew time.Time       // when its first object was planned, and its last new one
+	paths       map[string]bool // its objects planned so far
+}
+
+// holdNewTrees (step 3, once ready, with Options.NewTreeQuiet) takes out of plan p the downloads under a
+// directory new to this replica while its objects are still coming (a writer uploading a plugin: with
+// notifications each object is its own event), so that the directory is published whole, with every file,
+// once none has come for NewTreeQuiet, or after newTreeHoldMax from the first. The held paths wait in
+// holds.treeWait, all until the same time, so that one pass plans them again together.
+func (s *Syncer) holdNewTrees(p *plan.Plan) {
+	if s.opt.NewTreeQuiet <= 0 || !s.Ready() {
+		return
+	}
+	now := s.now()
+	byDir := s.newDirs(p.Actions)
+	held := map[string]bool{}
+	for d, paths := range byDir {
+		t := s.holds.trees[d]
+		if t == nil {
+			t = &newTree{first: now, grew: now, paths: map[string]bool{}}
+			s.holds.trees[d] = t
+		}
+		for _, path := range paths {
+			if !t.paths[path] {
+				t.paths[path], t.grew = true, now
+			}
+		}
+		wake := t.wake(s.opt.NewTreeQuiet)
+		if !wake.After(now) {
+			s.dropNewTree(d) // published by this pass (or given up by it: a later pass starts again)
+			continue
+		}
+		for path := range t.paths {
+			held[path] = true
+			s.holds.treeWait[path] = wake
+		}
+	}
+	for d, t := range s.holds.trees { // no object planned this pass and the wait is over: gone
+		if _, planned := byDir[d]; !planned && !t.wake(s.opt.NewTreeQuiet).After(now) {
+			s.dropNewTree(d)
+		}
+	}
+	if len(held) > 0 {
+		p.Actions = slices.DeleteFunc(p.Actions, func(a plan.Action) bool { return held[a.Path] })
+	}
+}
+
+// newDirs groups the downloads of actions whose folders do not all exist locally by their top-most
+// missing folder.
+func (s *Syncer) newDirs(actions []plan.Action) map[string][]string {
+	byDir := map[string][]string{}
+	top := map[string]string{} // a path's folder -> its top-most missing folder ("": none)
+	for _, a := range actions {
+		parent := path.Dir(a.Path)
+		if _, local := s.idx.local[a.Path]; a.Op != plan.Download || local || parent == "." {
+			continue
+		}
+		d, ok := top[parent]
+		if !ok {
+			d, _ = s.dir.TopMissingDir(a.Path)
+			top[parent] = d
+		}
+		if d != "" {
+			byDir[d] = append(byDir[d], a.Path)
+		}
+	}
+	return byDir
+}
+
+// wake is when t may be published: quiet after its last new object, or newTreeHoldMax after its first.
+func (t *newTree) wake(quiet time.Duration) time.Time {
+	return earliest(t.grew.Add(quiet), t.first.Add(newTreeHoldMax*quiet))
+}
+
+func (s *Syncer) dropNewTree(d string) {
+	for path := range s.holds.trees[d].paths {
+		delete(s.holds.treeWait, path)
+	}
+	delete(s.holds.trees, d)
 }

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -259,5 +260,64 @@ func TestNewTreeNeverReplacesADirectoryTheAppMade(t *testing.T) {
 	now, err := os.Stat(filepath.Join(r.dir, "plugins", "p"))
 	if err != nil || made == nil || !os.SameFile(made, now) {
 		t.Fatalf("the app's plugins/p was replaced (%v)", err)
+	}
+}
+
+// TestNewTreeWaitsUntilItsObjectsStopComing (issue 21): the objects of a new plugin reach the bucket in
+// bursts, a pass after each (as notifications make them); the directory is not shown until none has come
+// for NewTreeQuiet, and then it is shown whole, with every file, in one pass.
+func TestNewTreeWaitsUntilItsObjectsStopComing(t *testing.T) {
+	b := newBucket(t)
+	r := b.replica("r", withOptions(func(o *Options) { o.NewTreeQuiet = 300 * time.Millisecond }))
+	ready(t, b, r)
+	for batch := range 4 {
+		for i := range 10 {
+			b.put(fmt.Sprintf("%s/plugins/p/inc/f%d-%d.php", testPrefix, batch, i), "<?php")
+		}
+		res := r.pass()
+		if _, err := os.Lstat(filepath.Join(r.dir, "plugins", "p")); err == nil {
+			t.Fatalf("plugins/p shown after burst %d, while its objects were still coming", batch+1)
+		}
+		if res.NextWake.IsZero() {
+			t.Fatalf("burst %d: the held downloads wake nothing", batch+1)
+		}
+	}
+	b.put(testPrefix+"/plugins/p/p.php", "<?php require 'inc/...';")
+	r.pass()
+	time.Sleep(350 * time.Millisecond) // the quiet time itself, on the real clock the hold reads
+	r.pass()
+	n := 0
+	for p := range r.files() {
+		if strings.HasPrefix(p, "plugins/p/") {
+			n++
+		}
+	}
+	if n != 41 {
+		t.Fatalf("after the quiet time: %d of 41 files in plugins/p", n)
+	}
+	stageEmpty(t, r)
+}
+
+// TestNewTreeWaitsAtMostItsBound: objects that keep coming under a new directory hold it at most
+// newTreeHoldMax quiet times from the first: then what is there is published, and the rest follows.
+func TestNewTreeWaitsAtMostItsBound(t *testing.T) {
+	b := newBucket(t)
+	quiet := 20 * time.Millisecond
+	r := b.replica("r", withOptions(func(o *Options) { o.NewTreeQuiet = quiet }))
+	ready(t, b, r)
+	start := time.Now()
+	for i := 0; ; i++ {
+		b.put(fmt.Sprintf("%s/uploads/2027/01/f%d.jpg", testPrefix, i), "x")
+		r.pass()
+		if _, err := os.Lstat(filepath.Join(r.dir, "uploads", "2027", "01")); err == nil {
+			break
+		}
+		if time.Since(start) > 3*newTreeHoldMax*quiet {
+			t.Fatalf("still held after %v (bound %v)", time.Since(start), newTreeHoldMax*quiet)
+		}
+		time.Sleep(quiet / 2)
+	}
+	if el := time.Since(start); el < newTreeHoldMax*quiet {
+		t.Fatalf("published after %v, before the bound %v while objects kept coming", el, newTreeHoldMax*quiet)
 	}
 }
