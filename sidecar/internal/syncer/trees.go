@@ -34,37 +34,28 @@ type tree struct {
 	held  []done // the loop's: their outcomes, held until the tree is published or given up
 }
 
-// groupTrees gives each download under a missing folder the tree of its top-most missing folder, once
-// ready. Downloads of paths that have a local file, or whose folders all exist, are left as they are.
+// groupTrees gives each download under a missing folder the tree of its top-most missing folder (newDirs,
+// as the hold step groups them), once ready. Downloads of paths that have a local file, or whose folders
+// all exist, are left as they are.
 func (s *Syncer) groupTrees(jobs []job) []*tree {
 	if !s.Ready() {
 		return nil
 	}
-	byDir := map[string]*tree{}
+	actions := make([]plan.Action, len(jobs))
+	for i, j := range jobs {
+		actions[i] = j.a
+	}
 	var trees []*tree
-	top := map[string]string{} // a path's folder -> its top-most missing folder ("": none)
+	treeOf := map[string]*tree{}
+	for d, paths := range s.newDirs(actions) {
+		t := &tree{dir: d, left: len(paths)}
+		trees = append(trees, t)
+		for _, p := range paths {
+			treeOf[p] = t
+		}
+	}
 	for i := range jobs {
-		j := &jobs[i]
-		parent := path.Dir(j.a.Path)
-		if j.a.Op != plan.Download || j.hasLocal || parent == "." {
-			continue
-		}
-		d, ok := top[parent]
-		if !ok {
-			d, _ = s.dir.TopMissingDir(j.a.Path)
-			top[parent] = d
-		}
-		if d == "" {
-			continue
-		}
-		t := byDir[d]
-		if t == nil {
-			t = &tree{dir: d}
-			byDir[d] = t
-			trees = append(trees, t)
-		}
-		t.left++
-		j.tree = t
+		jobs[i].tree = treeOf[jobs[i].a.Path]
 	}
 	return trees
 }
