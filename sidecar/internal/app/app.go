@@ -82,6 +82,10 @@ func Run(ctx context.Context, env Env) error {
 	if f, err = f.WithNoExec(cfg.NoExec); err != nil {
 		return fmt.Errorf("%w: --no-exec: %w", config.ErrUsage, err)
 	}
+	trees, err := filter.New(cfg.Trees)
+	if err != nil {
+		return fmt.Errorf("%w: --tree: %w", config.ErrUsage, err)
+	}
 	dir, err := localfs.Open(cfg.Dir)
 	if err != nil {
 		return err
@@ -116,7 +120,8 @@ func Run(ctx context.Context, env Env) error {
 		log.Info("remote changes: polling the bucket", "poll_interval", cfg.PollInterval)
 	}
 	s := syncer.New(dir, store, base, f, m, log, syncer.Options{
-		PollInterval: poll, Notified: notifications, RescanInterval: cfg.RescanInterval, Settle: cfg.Settle, NewTreeQuiet: max(cfg.Settle, time.Second),
+		PollInterval: poll, Notified: notifications, RescanInterval: cfg.RescanInterval, Settle: cfg.Settle,
+		TreeQuiet: max(cfg.Settle, time.Second), Trees: trees,
 		Delete: cfg.Delete, MaxDelete: cfg.MaxDelete, DeleteWindow: cfg.DeleteWindow, Transfers: cfg.Transfers,
 		RestoreTransfers: cfg.RestoreTransfers,
 		Pod:              env.Getenv("POD_NAME"), ProgressInterval: cfg.ProgressEvery, OnProgress: terminalProgress(cfg, env.Stderr),

@@ -34,7 +34,9 @@ type Config struct {
 	Excludes       []string
 	// NoExec are the --no-exec globs: executable names under them are left out of the sync both ways
 	// (filter.Filter.NoExec).
-	NoExec           []string
+	NoExec []string
+	// Trees are the --tree globs: directories whose remote changes are applied together (syncer.Options.Trees).
+	Trees            []string
 	Delete           bool
 	MaxDelete        int
 	DeleteWindow     time.Duration
@@ -122,6 +124,7 @@ func newFlagSet(c *Config, location, notifications *string) *flag.FlagSet {
 	fs.DurationVar(&c.RescanInterval, "rescan-interval", 5*time.Minute, "full local rescan, the safety net under fsnotify")
 	fs.DurationVar(&c.Settle, "settle", 500*time.Millisecond, "a file must be quiet this long (and closed) before it is uploaded")
 	fs.Var((*stringList)(&c.Excludes), "exclude", "glob relative to --dir (`**` allowed) never synced on either side; repeatable (env: comma-separated)")
+	fs.Var((*stringList)(&c.Trees), "tree", "glob (as --exclude) of directories whose changes from the bucket are held until they stop coming, staged and applied together in one burst (a plugin: plugins/*/); repeatable (env: comma-separated)")
 	fs.Var((*stringList)(&c.NoExec), "no-exec", "glob (as --exclude) under which files a web server would run (x.php, x.php.jpg, .htaccess, ...) are never synced either way; repeatable (env: comma-separated)")
 	fs.BoolVar(&c.Delete, "delete", true, "propagate deletions (only of files known to have been in sync)")
 	fs.IntVar(&c.MaxDelete, "max-delete", 50, "the share (percent) of known files that may be deleted per --max-delete-window; a side missing more at once is a wipe, restored from the other")
@@ -214,6 +217,9 @@ func (c *Config) validate(location string) error {
 	}
 	if _, err := f.WithNoExec(c.NoExec); err != nil {
 		return usagef("--no-exec: %v", err)
+	}
+	if _, err := filter.New(c.Trees); err != nil {
+		return usagef("--tree: %v", err)
 	}
 	if c.StateDir != "" {
 		if fi, err := os.Stat(c.StateDir); err != nil {

@@ -97,6 +97,13 @@ func TestLoad(t *testing.T) {
 				t.Fatalf("no-exec = %v", c.NoExec)
 			}
 		}},
+		{name: "repeatable tree", args: rt("--tree", "plugins/*/", "--tree", "themes/*/"),
+			check: func(t *testing.T, c Config) {
+				if strings.Join(c.Trees, ",") != "plugins/*/,themes/*/" {
+					t.Fatalf("trees = %v", c.Trees)
+				}
+			}},
+		{name: "bad tree glob", args: rt("--tree", "plugins/[x"), wantErr: "--tree: glob \"plugins/[x\""},
 		{name: "bad no-exec glob", args: rt("--no-exec", "uploads/[x"), wantErr: "--no-exec: glob \"uploads/[x\""},
 		{name: "bad no-exec glob env", args: rt(), env: map[string]string{"FILESYNC_NO_EXEC": "uploads/**,/"}, wantErr: "--no-exec"},
 		{name: "missing dir", args: []string{"--remote", "gs://bkt"}, wantErr: "--dir (or FILESYNC_DIR) is required"},

@@ -211,3 +211,21 @@ func match(pat, name []string) bool {
 	}
 	return len(name) == 0
 }
+
+// Root returns the top-most directory above rel (never rel itself) that one of the globs matches, and
+// whether there is one: for --tree, the directory rel's changes are applied together with ("plugins/*/"
+// gives "plugins/akismet" for "plugins/akismet/inc/a.php").
+func (f *Filter) Root(rel string) (string, bool) {
+	if f == nil || len(f.globs) == 0 {
+		return "", false
+	}
+	name := strings.Split(rel, "/")
+	for n := 1; n < len(name); n++ {
+		for _, g := range f.globs {
+			if match(g.segs, name[:n]) {
+				return strings.Join(name[:n], "/"), true
+			}
+		}
+	}
+	return "", false
+}

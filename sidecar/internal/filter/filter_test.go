@@ -162,3 +162,29 @@ func TestNoExec(t *testing.T) {
 		t.Error("WithNoExec took a bad glob")
 	}
 }
+
+func TestRoot(t *testing.T) {
+	f, err := New([]string{"plugins/*/", "themes/*/", "/mu-plugins/", "languages"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ rel, root string }{
+		{"plugins/akismet/akismet.php", "plugins/akismet"},
+		{"plugins/akismet/inc/a/b.php", "plugins/akismet"},
+		{"plugins/hello.php", ""}, // a file directly in plugins/ is no tree
+		{"themes/t/style.css", "themes/t"},
+		{"mu-plugins/loader.php", "mu-plugins"},
+		{"languages/plugins/de_DE.mo", "languages"},
+		{"uploads/2026/12/a.jpg", ""},
+		{"plugins", ""},
+	} {
+		root, ok := f.Root(c.rel)
+		if root != c.root || ok != (c.root != "") {
+			t.Errorf("Root(%q) = %q, %v; want %q", c.rel, root, ok, c.root)
+		}
+	}
+	var none *Filter
+	if _, ok := none.Root("plugins/a/b"); ok {
+		t.Error("a nil filter has a root")
+	}
+}

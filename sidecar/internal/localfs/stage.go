@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"strings"
 )
 
 // A directory new to this replica is assembled in StageDir and published in one rename, so the app never
-// sees part of it (docs/design.md, "New directories arrive whole").
+// sees part of it; the new files of a tree that exists (--tree) are staged the same way and renamed into
+// place one after the other in one burst (docs/design.md, "Trees arrive whole").
 
 // TopMissingDir returns the top-most directory above rel that does not exist (rel's own folders only, never
 // the root), and false if every folder of rel exists or one is not a plain directory (a symlink, a file:
@@ -58,6 +60,29 @@ func (d *Dir) Publish(stage, rel string) error {
 		}
 	}
 	return d.renameNoReplace(stage, rel)
+}
+
+// PublishFile renames the staged file staged (under a stage) to rel, if rel still holds what e expects;
+// rel's parents are made as WriteAtomic makes them, never through a symlink.
+func (d *Dir) PublishFile(staged, rel string, e Expect) error {
+	if err := d.prepare(rel, e); err != nil {
+		return err
+	}
+	if err := d.root.Rename(staged, rel); err != nil {
+		return fmt.Errorf("rename into %s: %w", rel, err)
+	}
+	return nil
+}
+
+// Unstage removes the staged file staged (a download no longer wanted); a file already gone is no error.
+func (d *Dir) Unstage(staged string) error {
+	if !strings.HasPrefix(staged, StageDir+"/") {
+		return fmt.Errorf("unstage %s: not in %s", staged, StageDir)
+	}
+	if err := d.root.Remove(staged); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("unstage %s: %w", staged, err)
+	}
+	return nil
 }
 
 // Discard removes a staged directory and what it holds.

@@ -18,7 +18,7 @@ func (s *Syncer) drain(ctx context.Context, res *Result, outcomes <-chan done) {
 	for d := range outcomes {
 		s.beat()
 		if d.tree != nil {
-			s.collect(ctx, res, d) // committed once the tree is published (trees.go)
+			s.collect(d) // committed once the tree is published (trees.go)
 			continue
 		}
 		s.commit(d)

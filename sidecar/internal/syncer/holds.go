@@ -19,8 +19,8 @@ type holds struct {
 
 	fresh      map[string]time.Time // local files scanned unhashed (modified within --settle): when they will be quiet
 	unsettled  map[string]time.Time // changed files the last plan found too recent to upload: when they will be quiet
-	trees      map[string]*newTree  // directories new here whose objects are still coming (trees.go)
-	treeWait   map[string]time.Time // their objects' downloads, held: when the directory may be quiet
+	trees      map[string]*heldTree // directories whose remote changes are held and staged (trees.go)
+	treeWait   map[string]time.Time // their held paths: when the directory may be quiet
 	firstSeen  map[string]seen      // stamps with an mtime in the future: when each was first seen (settle counts from then)
 	failures   map[string]failure   // paths backing off after errors, or waiting for the app to close them
 	skipped    map[string]skip      // objects left alone until their generation changes
@@ -91,7 +91,7 @@ func newHolds(m *metrics.Metrics) holds {
 	return holds{
 		m: m, fresh: map[string]time.Time{}, unsettled: map[string]time.Time{}, firstSeen: map[string]seen{},
 		failures: map[string]failure{}, skipped: map[string]skip{}, unreadable: map[string]error{},
-		trees: map[string]*newTree{}, treeWait: map[string]time.Time{},
+		trees: map[string]*heldTree{}, treeWait: map[string]time.Time{},
 		warned: map[warning]bool{},
 	}
 }

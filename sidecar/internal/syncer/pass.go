@@ -195,7 +195,7 @@ func (s *Syncer) planPass(w *work) error {
 		w.plan.Actions = outgoing(w.plan.Actions)
 	}
 	if w.kind.mode == normal {
-		s.holdNewTrees(&w.plan)
+		s.holdTrees(&w.plan, w.start)
 	}
 	return nil
 }

@@ -42,10 +42,12 @@ type Options struct {
 	// and against GCS every request waits tens of milliseconds, so more requests in flight are what makes
 	// it fast. 0: Transfers.
 	RestoreTransfers int
-	// NewTreeQuiet: once ready, the downloads of a directory new to this replica wait until no new object
-	// has come under it for this long (at most newTreeHoldMax times that from the first), so that it is published
-	// whole with all of its files (trees.go). 0: no wait (each pass publishes what it has).
-	NewTreeQuiet time.Duration
+	// TreeQuiet: once ready, the remote changes of a tree (a directory new to this replica, or one matching
+	// Trees) wait until none has come under it for this long (at most treeHoldMax times that from the
+	// first), so that it is applied whole (trees.go). 0: no wait (each pass applies what it has).
+	TreeQuiet time.Duration
+	// Trees (--tree) matches the directories whose remote changes are applied together, in one burst.
+	Trees *filter.Filter
 	// Pod names this replica in conflict copies.
 	Pod string
 	// ProgressInterval is how often the restore logs its progress (default 5 s); OnProgress, if set, is

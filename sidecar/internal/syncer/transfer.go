@@ -36,7 +36,10 @@ type job struct {
 	a        plan.Action
 	local    snapshot.File
 	hasLocal bool
-	tree     *tree // a download into a directory new to this replica: written to its stage (trees.go)
+	tree     *tree // a download of a held tree: written to its stage (trees.go)
+	// stagedLocal is the file staged before at the path (inStage), which a newer generation replaces.
+	stagedLocal snapshot.File
+	inStage     bool
 }
 
 // done is what a worker hands back: the job, what it changed, and how it went.
@@ -74,7 +77,7 @@ type transferrer struct {
 func (s *Syncer) transfer(ctx context.Context, p plan.Plan, flush bool) Result {
 	res := Result{Plan: p}
 	deletes, others, replaced := s.batches(p)
-	trees := s.groupTrees(others)
+	trees := s.groupTrees(&deletes, &others)
 	stop := s.beginRestore(ctx, p)
 	defer stop()
 	parallel := s.opt.Transfers
@@ -101,7 +104,7 @@ func (s *Syncer) transfer(ctx context.Context, p plan.Plan, flush bool) Result {
 	}
 	run(deletes)
 	run(others)
-	s.abandonTrees(ctx, &res, trees)
+	s.finishTrees(ctx, &res, trees)
 	run(afterUploads(replaced, res.Unfinished))
 	return res
 }
