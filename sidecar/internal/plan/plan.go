@@ -115,9 +115,10 @@ type Input struct {
 	Skip func(path string) bool
 	// Unsyncable, when set, names the objects the sync cannot write locally (stored gzip-encoded, or also
 	// a folder of other objects): nothing is downloaded or uploaded for such a path, and a local file that
-	// still matches the base is deleted (with --delete, under the guard), since the object it was a copy
-	// of was replaced by one no new pod would get either; a local file changed since the base, or never
-	// synced, is kept and never uploaded over the object.
+	// still matches the base is deleted (with --delete, under the guard) once the object is another
+	// generation than the base's: the version it was a copy of was replaced by one no new pod would get
+	// either. A local file changed since the base, or never synced, is kept and never uploaded over the
+	// object.
 	Unsyncable func(path string) bool
 	// Known, when not 0, is the number of base entries of the whole tree while Local, Remote and Base hold
 	// only some paths: a targeted plan. The subset must include every base entry that either side lacks
@@ -447,11 +448,12 @@ func decide(in Input, path string, l snapshot.File, hasL bool, r snapshot.Object
 // unsyncable decides a path whose object the sync cannot write locally (Input.Unsyncable). A fresh pod
 // gets no file there, so a running replica must not keep one either: the local copy of the version the
 // object replaced goes, if it still matches the base (a change made here since is kept, and never
-// uploaded over the object). wiped: a side is wiped, and a wiped side deletes nothing.
+// uploaded over the object); a file whose object is still the base's generation stays (this replica may
+// have written it: a file uploaded in the place of a folder, which wins in the bucket). wiped: a side is wiped, and a wiped side deletes nothing.
 func unsyncable(in Input, path string, l snapshot.File, hasL bool, r snapshot.Object, b snapshot.Base, hasB, wiped bool) (Action, bool) {
 	a := Action{Path: path, Local: l, Remote: r}
-	if !hasL || !hasB || !b.Agrees(l) || !in.Delete || wiped {
-		return a, false
+	if !hasL || !hasB || !b.Agrees(l) || r.Generation == b.Generation || !in.Delete || wiped {
+		return a, false // the object this file was synced with is still the live one, or nothing to delete
 	}
 	a.Op, a.Reason = DeleteLocal, "replaced remotely by an object that is not synced: no pod has it"
 	return a, true

@@ -528,6 +528,7 @@ func TestUnsyncableObject(t *testing.T) {
 		{"changed here since: kept, not uploaded", &[]snapshot.File{loc(4, 2)}[0], &[]snapshot.Base{base(7, 3, 1)}[0], true, nil},
 		{"a local file never synced: kept, not uploaded", &[]snapshot.File{loc(4, 2)}[0], nil, true, nil},
 		{"no local file: nothing downloaded", nil, &[]snapshot.Base{base(7, 3, 1)}[0], true, nil},
+		{"the object is still the base's: kept", &[]snapshot.File{loc(5, 7)}[0], &[]snapshot.Base{base(9, 5, 7)}[0], true, nil},
 		{"no local file, no base: nothing downloaded", nil, nil, true, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -589,7 +590,7 @@ func FuzzCompute(f *testing.F) {
 					t.Fatalf("remote delete from a wiped directory: %v", a)
 				}
 			case DeleteLocal:
-				if !hasB || !del || (hasR && !in.Unsyncable(a.Path)) || !hasL || l.Size != b.Size || l.CRC32C != b.CRC32C {
+				if !hasB || !del || (hasR && (!in.Unsyncable(a.Path) || r.Generation == b.Generation)) || !hasL || l.Size != b.Size || l.CRC32C != b.CRC32C {
 					t.Fatalf("unsafe local delete %v", a)
 				}
 			case Touch:
