@@ -411,7 +411,7 @@ func TestMapErrDecides(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			got := mapErr(fmt.Errorf("wrapped: %w", tc.err))
 			for _, s := range []error{ErrPrecondition, ErrNotFound, ErrRateLimited, ErrRetained} {
-				if errors.Is(got, s) != (s == tc.want) {
+				if errors.Is(got, s) != errors.Is(tc.want, s) {
 					t.Fatalf("mapErr(%v) = %v: errors.Is %v = %v", tc.err, got, s, errors.Is(got, s))
 				}
 			}
