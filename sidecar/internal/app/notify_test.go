@@ -16,6 +16,7 @@ import (
 
 	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
 	"cloud.google.com/go/pubsub/v2/pstest"
+	"cloud.google.com/go/storage"
 	"github.com/fsouza/fake-gcs-server/fakestorage"
 	"google.golang.org/api/option"
 
@@ -400,4 +401,35 @@ func TestNotReadyUntilSubscribed(t *testing.T) {
 	s.ps.CreateTopic(testTopic)
 	waitReady(t, s.addr)
 	s.waitLocal("a.txt", "a")
+}
+
+// TestNotifiedMtimeChangeReachesTheFile (P1): `rclone touch` on an object (a metadata patch: the same
+// generation, a new goog-reserved-file-mtime) is published as a METADATA_UPDATE; the sidecar applies it
+// (one get, no listing, no download) and the file takes the new mtime.
+func TestNotifiedMtimeChangeReachesTheFile(t *testing.T) {
+	s := newStack(t, false)
+	s.start()
+	waitReady(t, s.addr)
+	s.put("p/a.jpg", "photo")
+	s.waitLocal("a.jpg", "photo")
+	lists, reads := s.lists(), s.metric(`filesync_gcs_requests_total{op="read"}`)
+	touched := time.Date(2024, 3, 1, 10, 0, 0, 0, time.UTC)
+	if _, err := s.gcs.Client().Bucket("media").Object("p/a.jpg").Update(context.Background(), storage.ObjectAttrsToUpdate{
+		Metadata: map[string]string{"goog-reserved-file-mtime": strconv.FormatInt(touched.Unix(), 10)}}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		fi, err := os.Stat(filepath.Join(s.dir, "a.jpg"))
+		if err == nil && fi.ModTime().Equal(touched) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a.jpg mtime %v, want %v\n%s", fi.ModTime(), touched, s.stderr)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if s.lists() != lists || s.metric(`filesync_gcs_requests_total{op="read"}`) != reads {
+		t.Fatalf("the metadata update cost %v lists and %v reads, want none", s.lists()-lists, s.metric(`filesync_gcs_requests_total{op="read"}`)-reads)
+	}
 }

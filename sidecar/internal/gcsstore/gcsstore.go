@@ -34,6 +34,12 @@ var (
 	// ErrShortSource: an upload's reader ended before the size it was planned with (the file was truncated
 	// while it uploaded); the upload is aborted, never finished with the bytes read so far.
 	ErrShortSource = errors.New("the source ended before its planned size")
+	// ErrRateLimited: the bucket refused the request for its rate (HTTP 429); for a write, GCS allows about
+	// one per second to one object name. Retry after at least a second.
+	ErrRateLimited = errors.New("rate limited")
+	// ErrRetained: the object may not be deleted or overwritten (HTTP 403: a retention policy or an object
+	// hold). Retrying cannot help until the object or the hold changes.
+	ErrRetained = errors.New("object is under a retention policy or hold")
 )
 
 // Object is a listed or written object; Name is relative to the prefix.
@@ -87,8 +93,20 @@ func NewClient(ctx context.Context, opts ...option.ClientOption) (*storage.Clien
 		storage.WithPolicy(storage.RetryIdempotent),
 		storage.WithBackoff(gax.Backoff{Initial: 100 * time.Millisecond, Max: 5 * time.Second, Multiplier: 2}),
 		storage.WithMaxAttempts(6),
+		storage.WithErrorFunc(shouldRetry),
 	)
 	return c, nil
+}
+
+// shouldRetry is the SDK's retry rule without HTTP 429: GCS allows about one write per second to an
+// object name, and the SDK would retry within 100 ms; the syncer backs the path off for at least a second
+// instead and sends its latest version then (ErrRateLimited).
+func shouldRetry(err error) bool {
+	var ge *googleapi.Error
+	if errors.As(err, &ge) && ge.Code == http.StatusTooManyRequests {
+		return false
+	}
+	return storage.ShouldRetry(err)
 }
 
 // Request kinds, as counted by a Store's request hook: objects.list pages, metadata gets (bucket or object),
@@ -283,12 +301,33 @@ func mapErr(err error) error {
 	}
 	var ge *googleapi.Error
 	if errors.As(err, &ge) {
-		switch ge.Code {
-		case http.StatusPreconditionFailed:
+		switch {
+		case ge.Code == http.StatusPreconditionFailed:
 			return fmt.Errorf("%w: %w", ErrPrecondition, err)
-		case http.StatusNotFound:
+		case ge.Code == http.StatusNotFound:
 			return fmt.Errorf("%w: %w", ErrNotFound, err)
+		case ge.Code == http.StatusTooManyRequests:
+			return fmt.Errorf("%w: %w", ErrRateLimited, err)
+		case ge.Code == http.StatusForbidden && retained(ge):
+			return fmt.Errorf("%w: %w", ErrRetained, err)
 		}
 	}
 	return err
+}
+
+// retained reports whether a 403 is GCS refusing to delete or overwrite an object under a retention
+// policy, an object retention or an event-based or temporary hold ("Object '…' is subject to bucket's
+// retention policy …", "… is under active Event-Based hold …"), not a missing permission.
+func retained(ge *googleapi.Error) bool {
+	msgs := []string{ge.Message, ge.Body}
+	for _, e := range ge.Errors {
+		msgs = append(msgs, e.Reason, e.Message)
+	}
+	for _, m := range msgs {
+		m = strings.ToLower(m)
+		if strings.Contains(m, "retention") || strings.Contains(m, " hold") {
+			return true
+		}
+	}
+	return false
 }

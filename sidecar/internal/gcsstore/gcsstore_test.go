@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/fsouza/fake-gcs-server/fakestorage"
+	"google.golang.org/api/googleapi"
 
 	"github.com/filesync/filesync/sidecar/internal/gcsstore/gcstest"
 	"github.com/filesync/filesync/sidecar/internal/gsurl"
@@ -384,5 +385,50 @@ func TestParallelListingFolderAcrossTheFirstPage(t *testing.T) {
 	}
 	if !folder["b"] || folder["d"] || folder["a998"] {
 		t.Fatalf("Folder: b %v, d %v, a998 %v", folder["b"], folder["d"], folder["a998"])
+	}
+}
+
+// TestMapErrDecides: the HTTP answers the syncer decides on become sentinels: 412, 404, 429 (rate) and a
+// 403 that names a retention policy or a hold; a 403 for a missing permission stays a plain error.
+func TestMapErrDecides(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  *googleapi.Error
+		want error
+	}{
+		{"precondition", &googleapi.Error{Code: 412}, ErrPrecondition},
+		{"not found", &googleapi.Error{Code: 404}, ErrNotFound},
+		{"rate", &googleapi.Error{Code: 429, Message: "The object exceeded the rate limit for object mutation operations (create, update, and delete)."}, ErrRateLimited},
+		{"retention policy", &googleapi.Error{Code: 403,
+			Message: "Object 'media/wp/a.jpg' is subject to bucket's retention policy or object retention and cannot be deleted or overwritten until 2027-01-01T00:00:00Z"}, ErrRetained},
+		{"event-based hold", &googleapi.Error{Code: 403,
+			Message: "Object 'media/wp/a.jpg' is under active Event-Based hold and cannot be deleted, overwritten or archived until hold is removed."}, ErrRetained},
+		{"temporary hold, in the error list", &googleapi.Error{Code: 403,
+			Errors: []googleapi.ErrorItem{{Reason: "forbidden", Message: "Object is under active Temporary hold"}}}, ErrRetained},
+		{"permission", &googleapi.Error{Code: 403, Message: "sa@p.iam.gserviceaccount.com does not have storage.objects.delete access"}, nil},
+		{"server", &googleapi.Error{Code: 503}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := mapErr(fmt.Errorf("wrapped: %w", tc.err))
+			for _, s := range []error{ErrPrecondition, ErrNotFound, ErrRateLimited, ErrRetained} {
+				if errors.Is(got, s) != errors.Is(tc.want, s) {
+					t.Fatalf("mapErr(%v) = %v: errors.Is %v = %v", tc.err, got, s, errors.Is(got, s))
+				}
+			}
+			if !errors.Is(got, tc.err) {
+				t.Fatalf("the original error is lost: %v", got)
+			}
+		})
+	}
+}
+
+// TestRateLimitIsNotRetriedBySDK: a 429 reaches the caller at once (ErrRateLimited), one request, so the
+// syncer can wait the second GCS asks for; a 503 is still retried by the SDK.
+func TestRateLimitIsNotRetriedBySDK(t *testing.T) {
+	if shouldRetry(&googleapi.Error{Code: 429}) {
+		t.Fatal("the SDK retries 429")
+	}
+	if !shouldRetry(&googleapi.Error{Code: 503}) {
+		t.Fatal("the SDK no longer retries 503")
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -507,6 +508,31 @@ func (d *Dir) Remove(rel string, want snapshot.Stamp) error {
 		return fmt.Errorf("remove %s: %w", rel, err)
 	}
 	return nil
+}
+
+// RemoveEmptyParents removes the directories above rel that are empty now, nearest first, up to (not
+// including) the root, and stops at the first that is not: one holding anything (the app's files, its
+// new directories), one keep names, or one that is not a directory any more. Each is removed only if
+// empty at that instant (the kernel's rmdir refuses a non-empty one), so a file the app writes meanwhile
+// is never lost: the app at worst finds its directory gone and makes it again. It returns the directories
+// removed.
+func (d *Dir) RemoveEmptyParents(rel string, keep func(dir string) bool) []string {
+	var removed []string
+	for i := strings.LastIndexByte(rel, '/'); i > 0; i = strings.LastIndexByte(rel[:i], '/') {
+		dir := rel[:i]
+		if keep != nil && keep(dir) {
+			break
+		}
+		fi, err := d.root.Lstat(dir)
+		if err != nil || !fi.IsDir() {
+			break
+		}
+		if err := d.root.Remove(dir); err != nil { // not empty (ENOTEMPTY), or gone
+			break
+		}
+		removed = append(removed, dir)
+	}
+	return removed
 }
 
 // CRC32C returns the Castagnoli CRC of b (handy for tests and callers that hold bytes).

@@ -36,20 +36,23 @@ type Metrics struct {
 	SkippedPaths   *prometheus.CounterVec // reason=unreadable|clash|symlink|corrupt|content_encoding|exec (--no-exec)
 	ReadThrough    *prometheus.CounterVec // result=local|bucket|peer|miss|refused|error (readthrough.Result*)
 	PeerRequests   *prometheus.CounterVec // result=served|miss|writing|refused|unauthorized (readthrough.Peer*)
+	// PermanentFailures counts writes the bucket refused for good: reason=retention (a retention policy or an
+	// object hold), once per path and version.
+	PermanentFailures *prometheus.CounterVec
 	// The restore (the passes before ready): what it has to download and how far it is.
 	RestoreFiles, RestoreFilesDone, RestoreBytes, RestoreBytesDone prometheus.Gauge
 
 	// Bucket notifications (--notifications, internal/notify).
 	NotifyReceived    prometheus.Counter
 	NotifyApplied     prometheus.Counter
-	NotifyIgnored     *prometheus.CounterVec // reason=stale|duplicate|overwritten|metadata|other_bucket|outside_prefix|malformed|unknown_type
+	NotifyIgnored     *prometheus.CounterVec // reason=stale|duplicate|overwritten|other_bucket|outside_prefix|malformed|unknown_type
 	NotifyRecreations prometheus.Counter
 	NotifyReconciles  prometheus.Counter
 	NotifySubscribed  prometheus.Gauge
 }
 
 // NotifyIgnoreReasons are the values of filesync_notify_events_ignored_total's reason label.
-var NotifyIgnoreReasons = []string{"stale", "duplicate", "overwritten", "metadata", "other_bucket", "outside_prefix",
+var NotifyIgnoreReasons = []string{"stale", "duplicate", "overwritten", "other_bucket", "outside_prefix",
 	"malformed", "unknown_type"}
 
 // New registers the metrics (and the Go/process collectors) on a new registry.
@@ -94,6 +97,9 @@ func New() *Metrics {
 		GCSRequests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "filesync_gcs_requests_total",
 			Help: "Requests this sidecar made to GCS, by kind: list (one per page of 1,000 objects), get (metadata), read (downloads), insert (uploads), delete."},
 			[]string{"op"}),
+		PermanentFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "filesync_permanent_failures_total",
+			Help: "Uploads and remote deletes the bucket refused for good, by reason: retention (a retention policy or an object hold; HTTP 403). Each is counted and logged once per path and version, and not retried until the file or the object changes."},
+			[]string{"reason"}),
 		Wipes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "filesync_wipes_total",
 			Help: "Times a side was found to have lost more than --max-delete of the known files at once (wiped): it was restored from the other side and nothing was deleted."},
 			[]string{"side"}),
@@ -122,7 +128,7 @@ func New() *Metrics {
 		NotifyApplied: prometheus.NewCounter(prometheus.CounterOpts{Name: "filesync_notify_events_applied_total",
 			Help: "Bucket notifications handed to the sync loop and acked once a pass had applied them (or found them unnecessary)."}),
 		NotifyIgnored: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "filesync_notify_events_ignored_total",
-			Help: "Bucket notifications acked without a pass, by reason: stale (older than the generation known), duplicate, overwritten (the delete of an overwritten generation), metadata (no content change), other_bucket, outside_prefix, malformed, unknown_type."},
+			Help: "Bucket notifications acked without a pass, by reason: stale (older than the generation known), duplicate, overwritten (the delete of an overwritten generation), other_bucket, outside_prefix, malformed, unknown_type."},
 			[]string{"reason"}),
 		NotifyRecreations: prometheus.NewCounter(prometheus.CounterOpts{Name: "filesync_notify_subscription_recreations_total",
 			Help: "Times the Pub/Sub subscription was found gone (or the stream failed) and was created again."}),
@@ -133,7 +139,7 @@ func New() *Metrics {
 	}
 	for _, c := range []prometheus.Collector{m.Uploads, m.Downloads, m.Deletes, m.Bytes, m.Errors, m.Conflicts,
 		m.SkippedUnsafe, m.Preconditions, m.DeleteGuard, m.DeleteBlocked, m.PendingUploads, m.KnownFiles,
-		m.LastSuccess, m.Ready, m.PassDuration, m.WatchOverflows, m.WatchUnwatched, m.GCSRequests, m.Wipes, m.Passes, m.SkippedPaths,
+		m.LastSuccess, m.Ready, m.PassDuration, m.WatchOverflows, m.WatchUnwatched, m.GCSRequests, m.Wipes, m.PermanentFailures, m.Passes, m.SkippedPaths,
 		m.RestoreFiles, m.RestoreFilesDone, m.RestoreBytes, m.RestoreBytesDone, m.ReadThrough, m.PeerRequests,
 		m.NotifyReceived, m.NotifyApplied, m.NotifyIgnored, m.NotifyRecreations, m.NotifyReconciles, m.NotifySubscribed,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
@@ -154,6 +160,7 @@ func New() *Metrics {
 	for _, kind := range []string{"full", "targeted"} {
 		m.Passes.WithLabelValues(kind)
 	}
+	m.PermanentFailures.WithLabelValues("retention")
 	for _, r := range NotifyIgnoreReasons {
 		m.NotifyIgnored.WithLabelValues(r)
 	}

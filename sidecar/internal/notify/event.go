@@ -55,6 +55,9 @@ type Change struct {
 	Generation    int64
 	Deleted       bool
 	OverwrittenBy int64
+	// Metadata: only the generation's metadata changed (METADATA_UPDATE); its mtime may be new, so the
+	// loop reads the object's attributes again.
+	Metadata bool
 }
 
 // Scope is the part of the bucket this sidecar syncs.
@@ -87,7 +90,9 @@ type known struct {
 //     has its own FINALIZE);
 //   - a DELETE (or ARCHIVE: the live version became noncurrent) applies only to the generation it names:
 //     older than the known generation it is stale, a second one a duplicate;
-//   - METADATA_UPDATE changes no content (the generation stays).
+//   - METADATA_UPDATE changes no content but may change the mtime (rclone touch): it is applied (the
+//     loop reads the object's attributes again) unless it names a generation older than the known one,
+//     or one known deleted (stale).
 func decide(scope Scope, k known, has bool, e Event) (Change, string) {
 	if e.Bucket != scope.Bucket {
 		return Change{}, "other_bucket"
@@ -116,7 +121,12 @@ func decide(scope Scope, k known, has bool, e Event) (Change, string) {
 		}
 		return Change{Path: path, Generation: e.Generation, Deleted: true}, ""
 	case MetadataUpdate:
-		return Change{}, "metadata"
+		// No metageneration among the attributes: every update is news (one get), unless the generation
+		// it names is no longer the live one.
+		if has && (k.gen > e.Generation || (k.gen == e.Generation && k.deleted)) {
+			return Change{}, "stale"
+		}
+		return Change{Path: path, Generation: e.Generation, Metadata: true}, ""
 	default:
 		return Change{}, "unknown_type"
 	}

@@ -34,11 +34,16 @@ const (
 	ForgetBase
 	// Conflict keeps the remote version at the path and preserves the local one as a conflict copy.
 	Conflict
+	// Touch gives the local file, whose content is the object's, the object's mtime (Remote.ModTime) and
+	// records the base; no bytes move. The object's mtime is the truth for identical bytes: a new mtime in
+	// the bucket (rclone touch, a re-upload of the same bytes) reaches every replica, and a local touch is
+	// undone, so every replica and every new pod serve the same ETag and Last-Modified.
+	Touch
 )
 
 var opNames = map[Op]string{
 	Upload: "upload", Download: "download", DeleteRemote: "delete-remote", DeleteLocal: "delete-local",
-	RecordBase: "record", ForgetBase: "forget", Conflict: "conflict",
+	RecordBase: "record", ForgetBase: "forget", Conflict: "conflict", Touch: "touch",
 }
 
 func (o Op) String() string {
@@ -73,6 +78,8 @@ func (a Action) String() string {
 		fmt.Fprintf(&b, " (if generation %d)", a.IfGeneration)
 	case Download, RecordBase, Conflict:
 		fmt.Fprintf(&b, " (generation %d)", a.Remote.Generation)
+	case Touch:
+		fmt.Fprintf(&b, " (generation %d, mtime %d)", a.Remote.Generation, a.Remote.ModTime)
 	}
 	if a.Reason != "" {
 		b.WriteString(": ")
@@ -106,11 +113,18 @@ type Input struct {
 	// Skip, when set, leaves paths alone (e.g. paths backing off after a failure, unreadable ones). A
 	// skipped path never counts as missing.
 	Skip func(path string) bool
+	// Unsyncable, when set, names the objects the sync cannot write locally (stored gzip-encoded, or also
+	// a folder of other objects): nothing is downloaded or uploaded for such a path, and a local file that
+	// still matches the base is deleted (with --delete, under the guard) once the object is another
+	// generation than the base's: the version it was a copy of was replaced by one no new pod would get
+	// either. A local file changed since the base, or never synced, is kept and never uploaded over the
+	// object.
+	Unsyncable func(path string) bool
 	// Known, when not 0, is the number of base entries of the whole tree while Local, Remote and Base hold
 	// only some paths: a targeted plan. The subset must include every base entry that either side lacks
-	// (the wipe rule and the --max-delete guard count those), and every path at one of their parent
-	// folders that either side holds (a file there took the folder's place: see Compute); the paths left
-	// out are then in sync on both sides, and the plan of the subset is exactly the plan of the whole tree
+	// (the wipe rule and the --max-delete guard count those) or whose object is Unsyncable (its local
+	// copy may be deleted), and every path at one of their parent folders that either side holds (a file
+	// there took the folder's place: see Compute); the paths left out are then in sync on both sides, and the plan of the subset is exactly the plan of the whole tree
 	// restricted to the subset (FuzzTargeted). 0: Base is the whole base.
 	Known int
 }
@@ -274,7 +288,13 @@ func Compute(in Input) Plan {
 		l, hasL := in.Local[path]
 		r, hasR := in.Remote[path]
 		b, hasB := in.Base[path]
-		a, ok := decide(in, path, l, hasL, r, hasR, b, hasB, p.LocalWiped, p.RemoteWiped)
+		var a Action
+		var ok bool
+		if hasR && in.Unsyncable != nil && in.Unsyncable(path) {
+			a, ok = unsyncable(in, path, l, hasL, r, b, hasB, p.LocalWiped || p.RemoteWiped)
+		} else {
+			a, ok = decide(in, path, l, hasL, r, hasR, b, hasB, p.LocalWiped, p.RemoteWiped)
+		}
 		if !ok {
 			continue
 		}
@@ -365,6 +385,10 @@ func decide(in Input, path string, l snapshot.File, hasL bool, r snapshot.Object
 
 	case hasL && hasR:
 		if l.Same(r) {
+			if r.ModTime != 0 && l.ModTime != r.ModTime*int64(time.Second) {
+				a.Op, a.Reason = Touch, "same content, another mtime: the object's"
+				return a, true
+			}
 			if hasB && b.Is(r) {
 				return a, false // in sync
 			}
@@ -418,5 +442,19 @@ func decide(in Input, path string, l snapshot.File, hasL bool, r snapshot.Object
 			a.Op, a.IfGeneration, a.Reason = DeleteRemote, b.Generation, "deleted locally"
 		}
 	}
+	return a, true
+}
+
+// unsyncable decides a path whose object the sync cannot write locally (Input.Unsyncable). A fresh pod
+// gets no file there, so a running replica must not keep one either: the local copy of the version the
+// object replaced goes, if it still matches the base (a change made here since is kept, and never
+// uploaded over the object); a file whose object is still the base's generation stays (this replica may
+// have written it: a file uploaded in the place of a folder, which wins in the bucket). wiped: a side is wiped, and a wiped side deletes nothing.
+func unsyncable(in Input, path string, l snapshot.File, hasL bool, r snapshot.Object, b snapshot.Base, hasB, wiped bool) (Action, bool) {
+	a := Action{Path: path, Local: l, Remote: r}
+	if !hasL || !hasB || !b.Agrees(l) || r.Generation == b.Generation || !in.Delete || wiped {
+		return a, false // the object this file was synced with is still the live one, or nothing to delete
+	}
+	a.Op, a.Reason = DeleteLocal, "replaced remotely by an object that is not synced: no pod has it"
 	return a, true
 }

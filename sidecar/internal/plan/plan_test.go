@@ -19,6 +19,11 @@ func locAt(size int64, crc uint32, mtime time.Time) snapshot.File {
 func rem(gen, size int64, crc uint32) snapshot.Object {
 	return snapshot.Object{Generation: gen, Size: size, CRC32C: crc}
 }
+func remAt(gen, size int64, crc uint32, mtime time.Time) snapshot.Object {
+	o := rem(gen, size, crc)
+	o.ModTime = mtime.Unix()
+	return o
+}
 func base(gen, size int64, crc uint32) snapshot.Base {
 	return snapshot.Base{Object: rem(gen, size, crc)}
 }
@@ -56,6 +61,20 @@ func TestCompute(t *testing.T) {
 		{"differs with no base: conflict", side{l: L(loc(4, 2)), r: R(rem(8, 5, 3))}, true, "conflict a (generation 8)"},
 		{"gone on both sides: forget base", side{b: B(base(7, 3, 1))}, true, "forget a"},
 		{"base disagrees with both: download", side{L(loc(3, 1)), R(rem(7, 4, 9)), B(base(7, 3, 1))}, true, "download a (generation 7)"},
+		// The object's mtime is the truth for identical bytes (P1).
+		{"in sync, the object's mtime: nothing", side{L(locAt(3, 1, t0)), R(remAt(7, 3, 1, t0)), B(base(7, 3, 1))}, true, ""},
+		{"same bytes, new mtime in the bucket (rclone touch): touch", side{L(loc(3, 1)), R(remAt(7, 3, 1, t0)), B(base(7, 3, 1))}, true,
+			fmt.Sprintf("touch a (generation 7, mtime %d)", t0.Unix())},
+		{"same bytes re-uploaded with a new mtime: touch", side{L(loc(3, 1)), R(remAt(8, 3, 1, t0)), B(base(7, 3, 1))}, true,
+			fmt.Sprintf("touch a (generation 8, mtime %d)", t0.Unix())},
+		{"same bytes re-uploaded, the same mtime: record", side{L(locAt(3, 1, t0)), R(remAt(8, 3, 1, t0)), B(base(7, 3, 1))}, true, "record a (generation 8)"},
+		{"same bytes, no base, another mtime: touch", side{l: L(loc(3, 1)), r: R(remAt(7, 3, 1, t0))}, true,
+			fmt.Sprintf("touch a (generation 7, mtime %d)", t0.Unix())},
+		{"touched locally, same bytes: the object's mtime back", side{L(locAt(3, 1, t0.Add(time.Minute))), R(remAt(7, 3, 1, t0)), B(base(7, 3, 1))}, true,
+			fmt.Sprintf("touch a (generation 7, mtime %d)", t0.Unix())},
+		{"the same second, sub-second local mtime: touch to the whole second", side{L(locAt(3, 1, t0.Add(time.Millisecond))), R(remAt(7, 3, 1, t0)), B(base(7, 3, 1))}, true,
+			fmt.Sprintf("touch a (generation 7, mtime %d)", t0.Unix())},
+		{"changed content, new mtime: upload, not touch", side{L(loc(4, 2)), R(remAt(7, 3, 1, t0)), B(base(7, 3, 1))}, true, "upload a (if generation 7)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			in := Input{Local: map[string]snapshot.File{}, Remote: map[string]snapshot.Object{}, Base: map[string]snapshot.Base{},
@@ -490,6 +509,53 @@ func TestSkip(t *testing.T) {
 	}
 }
 
+// TestUnsyncableObject: a synced file overwritten in the bucket by an object the sync leaves alone
+// (stored gzip-encoded, or a folder of other objects too) ends as on a new pod, which gets no file: the
+// local copy of the old version goes if it still matches the base; a local change is kept, never
+// uploaded over the object; nothing is downloaded.
+func TestUnsyncableObject(t *testing.T) {
+	gz := rem(9, 5, 7) // the gzip-encoded object that replaced generation 7
+	for _, tc := range []struct {
+		name   string
+		l      *snapshot.File
+		b      *snapshot.Base
+		delete bool
+		want   []act
+	}{
+		{"old version here, unchanged: deleted", &[]snapshot.File{loc(3, 1)}[0], &[]snapshot.Base{base(7, 3, 1)}[0], true,
+			[]act{{DeleteLocal, "a", 0}}},
+		{"old version here, --delete=false: kept", &[]snapshot.File{loc(3, 1)}[0], &[]snapshot.Base{base(7, 3, 1)}[0], false, nil},
+		{"changed here since: kept, not uploaded", &[]snapshot.File{loc(4, 2)}[0], &[]snapshot.Base{base(7, 3, 1)}[0], true, nil},
+		{"a local file never synced: kept, not uploaded", &[]snapshot.File{loc(4, 2)}[0], nil, true, nil},
+		{"no local file: nothing downloaded", nil, &[]snapshot.Base{base(7, 3, 1)}[0], true, nil},
+		{"the object is still the base's: kept", &[]snapshot.File{loc(5, 7)}[0], &[]snapshot.Base{base(9, 5, 7)}[0], true, nil},
+		{"no local file, no base: nothing downloaded", nil, nil, true, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := Input{Local: map[string]snapshot.File{}, Remote: map[string]snapshot.Object{"a": gz}, Base: map[string]snapshot.Base{},
+				Now: t0, Delete: tc.delete, MaxDeletePercent: 50, WindowLength: time.Hour,
+				Unsyncable: func(p string) bool { return p == "a" }}
+			if tc.l != nil {
+				in.Local["a"] = *tc.l
+			}
+			if tc.b != nil {
+				in.Base["a"] = *tc.b
+			}
+			for _, p := range []string{"x", "y", "z"} { // in sync: keep the wipe rule out of it
+				in.Local[p], in.Remote[p], in.Base[p] = loc(1, 5), rem(1, 1, 5), base(1, 1, 5)
+			}
+			p := Compute(in)
+			var got []act
+			for _, a := range p.Actions {
+				got = append(got, actOf(a))
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("got %v, want %v\n%s", got, tc.want, p)
+			}
+		})
+	}
+}
+
 // FuzzCompute checks the invariants that make the plan safe, over arbitrary three-way states of a small
 // tree (files and folders of one name meet): nothing is deleted without a base; nothing remote is
 // overwritten or deleted without a matching generation; a local file is deleted only when it still matches
@@ -524,8 +590,12 @@ func FuzzCompute(f *testing.F) {
 					t.Fatalf("remote delete from a wiped directory: %v", a)
 				}
 			case DeleteLocal:
-				if !hasB || !del || hasR || !hasL || l.Size != b.Size || l.CRC32C != b.CRC32C {
+				if !hasB || !del || (hasR && (!in.Unsyncable(a.Path) || r.Generation == b.Generation)) || !hasL || l.Size != b.Size || l.CRC32C != b.CRC32C {
 					t.Fatalf("unsafe local delete %v", a)
+				}
+			case Touch:
+				if !hasL || !hasR || !l.Same(r) || r.ModTime == 0 || a.Remote != r {
+					t.Fatalf("touch without the same content on both sides: %v", a)
 				}
 			case Upload:
 				if hasR && a.IfGeneration != r.Generation {
@@ -541,6 +611,9 @@ func FuzzCompute(f *testing.F) {
 				if !hasR {
 					t.Fatalf("%v without a remote object", a)
 				}
+			}
+			if hasR && in.Unsyncable(a.Path) && a.Op != DeleteLocal {
+				t.Fatalf("%v for an object that is not synced", a)
 			}
 		}
 		var deletes []Action
@@ -627,7 +700,10 @@ func fuzzInput(data []byte, del bool, maxPct uint8) Input {
 		Now: t0, Settle: time.Second, Delete: del, MaxDeletePercent: int(maxPct % 101)}
 	// Each byte describes one path: bits 0-1 local (absent, content 1, content 2, recent content 2),
 	// bits 2-3 remote (absent, gen 1/content 1, gen 2/content 2, gen 3/content 1), bits 4-5 base (absent,
-	// gen 1/content 1, gen 2/content 2, gen 3/content 1).
+	// gen 1/content 1, gen 2/content 2, gen 3/content 1); bit 6: the object is not synced (Unsyncable);
+	// bit 7: the object carries an mtime other than the local file's.
+	unsync := map[string]bool{}
+	in.Unsyncable = func(path string) bool { return unsync[path] }
 	for i, c := range data {
 		p := pathName(i)
 		switch c & 3 {
@@ -653,6 +729,11 @@ func fuzzInput(data []byte, del bool, maxPct uint8) Input {
 			in.Base[p] = base(2, 2, 2)
 		case 3:
 			in.Base[p] = base(3, 1, 1)
+		}
+		unsync[p] = c&0x40 != 0
+		if r, ok := in.Remote[p]; ok && c&0x80 != 0 {
+			r.ModTime = t0.Add(-2 * time.Hour).Unix()
+			in.Remote[p] = r
 		}
 	}
 	return in
@@ -682,7 +763,7 @@ func FuzzTargeted(f *testing.F) {
 			_, hasR := whole.Remote[path]
 			_, hasB := whole.Base[path]
 			picked := len(subset) > 0 && subset[(i/8)%len(subset)]&(1<<(i%8)) != 0
-			missing := hasB && (!hasL || !hasR)
+			missing := hasB && (!hasL || !hasR || whole.Unsyncable(path))
 			if !picked && !missing {
 				continue
 			}
@@ -696,7 +777,8 @@ func FuzzTargeted(f *testing.F) {
 			if b, ok := whole.Base[path]; ok {
 				in.Base[path] = b
 			}
-			// A missing base entry brings the paths at its parent folders that either side holds.
+			// A missing base entry (or one whose object is not synced) brings the paths at its parent
+			// folders that either side holds.
 			for j := strings.LastIndexByte(path, '/'); missing && j > 0; j = strings.LastIndexByte(path[:j], '/') {
 				dir := path[:j]
 				if l, ok := whole.Local[dir]; ok {
@@ -873,6 +955,9 @@ func (s *sim) apply(t *testing.T, p Plan) int {
 			in.Local[a.Path] = loc(a.Remote.Size, a.Remote.CRC32C)
 			in.Base[a.Path] = base(a.Remote.Generation, a.Remote.Size, a.Remote.CRC32C)
 		case RecordBase:
+			in.Base[a.Path] = base(a.Remote.Generation, a.Remote.Size, a.Remote.CRC32C)
+		case Touch:
+			in.Local[a.Path] = locAt(a.Remote.Size, a.Remote.CRC32C, time.Unix(a.Remote.ModTime, 0))
 			in.Base[a.Path] = base(a.Remote.Generation, a.Remote.Size, a.Remote.CRC32C)
 		case ForgetBase:
 			delete(in.Base, a.Path)

@@ -6,8 +6,10 @@ import (
 	"time"
 
 	"github.com/filesync/filesync/sidecar/internal/backoff"
+	"github.com/filesync/filesync/sidecar/internal/gcsstore"
 	"github.com/filesync/filesync/sidecar/internal/localfs"
 	"github.com/filesync/filesync/sidecar/internal/plan"
+	"github.com/filesync/filesync/sidecar/internal/snapshot"
 )
 
 // Step 5 of a pass: commit has one owner. The loop's goroutine applies each outcome a worker hands back
@@ -104,12 +106,42 @@ func (s *Syncer) outcome(ctx context.Context, res *Result, a plan.Action, err er
 		res.Failed++
 	case s.skipUntilChanged(a, err):
 		delete(s.holds.failures, a.Path)
+	case errors.Is(err, gcsstore.ErrRetained) && (a.Op == plan.Upload || a.Op == plan.DeleteRemote):
+		s.refused(a, err)
+	case errors.Is(err, gcsstore.ErrRateLimited):
+		// Not an error of this replica's: the path waits at least a second (busy: readiness is not held),
+		// and the version it has then is the one sent, so changes made meanwhile go in one write.
+		s.m.Errors.WithLabelValues(metricOp(a.Op)).Inc()
+		next := s.holds.fail(a.Path, failure{busy: true, outgoing: outgoing, err: err}, rateLimitWait, s.now())
+		s.log.Warn("rate limited by the bucket: the path waits", "op", a.Op.String(), "path", a.Path, "retry_in", next.Round(time.Millisecond))
 	default:
 		res.Failed++
 		s.m.Errors.WithLabelValues(metricOp(a.Op)).Inc()
 		next := s.holds.fail(a.Path, failure{outgoing: outgoing, err: err}, backoff.Default, s.now())
 		s.log.Error("sync action failed", "op", a.Op.String(), "path", a.Path, "err", err, "retry_in", next.Round(time.Millisecond))
 	}
+}
+
+// rateLimitWait is how a path the bucket rate-limited (HTTP 429) backs off: never less than a second, the
+// rate GCS allows writes to one object name.
+var rateLimitWait = backoff.Policy{Initial: 2 * time.Second, Max: 30 * time.Second}
+
+// refused leaves a path alone whose upload or remote delete the bucket refused for good (a retention
+// policy or an object hold: HTTP 403), until its object or its local file changes: one ERROR line and one
+// count, no retries every pass, and readiness not held.
+func (s *Syncer) refused(a plan.Action, err error) {
+	gen := a.IfGeneration
+	if r, ok := s.idx.remote[a.Path]; ok {
+		gen = r.Generation
+	}
+	var local *snapshot.Stamp
+	if f, ok := s.idx.local[a.Path]; ok {
+		local = &f.Stamp
+	}
+	s.holds.refuse(a.Path, gen, local)
+	s.m.PermanentFailures.WithLabelValues("retention").Inc()
+	s.log.Error("the bucket refuses this write for good (retention policy or object hold): not retried until the file or the object changes",
+		"op", a.Op.String(), "path", a.Path, "generation", gen, "err", err)
 }
 
 // skipMessages are the lines said once when an object is skipped until it changes.

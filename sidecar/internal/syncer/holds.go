@@ -41,10 +41,12 @@ type failure struct {
 	err      error
 }
 
-// skip is an object left alone until it changes: the generation it was skipped at, and why.
+// skip is an object left alone until it changes: the generation it was skipped at, and why. For a write
+// the bucket refused (retained), the local file it was planned from too: a new local version is tried.
 type skip struct {
 	generation int64
 	why        reason
+	local      *snapshot.Stamp // retained: the local stamp (nil: no local file)
 }
 
 // reason says why a path is left alone. Each is reported once per path and counted in
@@ -62,6 +64,7 @@ const (
 	gzipEncoded         // an object stored with Content-Encoding: gzip: its bytes cannot be checked
 	noExec              // an object with an executable name where --no-exec forbids one
 	corrupt             // an object whose bytes never match its checksum
+	retained            // a write or delete the bucket refused for good (retention policy, object hold)
 )
 
 // label is the filesync_skipped_paths_total label of r; "" for the unsafe names, which have a counter of
@@ -116,11 +119,25 @@ func (h *holds) skipUntilChanged(path string, gen int64, why reason) {
 	h.skipped[path] = skip{generation: gen, why: why}
 }
 
+// refuse leaves path alone after the bucket refused its write or delete for good (retained), until the
+// object's generation (gen) or the local file (local; nil: none) changes.
+func (h *holds) refuse(path string, gen int64, local *snapshot.Stamp) {
+	h.skipped[path] = skip{generation: gen, why: retained, local: local}
+	delete(h.failures, path)
+}
+
 // forgetSkipped drops the skips whose object changed or is gone (generation reports the object's current
-// generation), so that it is tried, and reported, again.
-func (h *holds) forgetSkipped(generation func(path string) (int64, bool)) {
+// generation), or, for a refused write, whose local file changed (local reports its stamp), so that it is
+// tried, and reported, again.
+func (h *holds) forgetSkipped(generation func(path string) (int64, bool), local func(path string) (snapshot.Stamp, bool)) {
 	for path, sk := range h.skipped {
-		if gen, ok := generation(path); !ok || gen != sk.generation {
+		gen, ok := generation(path)
+		changed := !ok || gen != sk.generation
+		if sk.why == retained {
+			st, has := local(path)
+			changed = changed || has != (sk.local != nil) || (has && st != *sk.local)
+		}
+		if changed {
 			delete(h.skipped, path)
 			delete(h.warned, warning{sk.why, path})
 		}

@@ -159,6 +159,24 @@ func (ix *index) objectRule(path string) reason {
 	return objectRule(enc, ix.remoteDirs[path] > 0)
 }
 
+// unsyncableBase returns the base entries whose object objectRule leaves alone (gzip-encoded, or a
+// folder of other objects too): a targeted plan covers them, as their local copies may go.
+func (ix *index) unsyncableBase() map[string]struct{} {
+	out := map[string]struct{}{}
+	add := func(path string) {
+		if _, ok := ix.base.Get(path); ok {
+			out[path] = struct{}{}
+		}
+	}
+	for path := range ix.encoded {
+		add(path)
+	}
+	for dir := range ix.folderObjects() {
+		add(dir)
+	}
+	return out
+}
+
 // replaceRemote takes a listing as the remote side, with the names of its gzip-encoded objects.
 func (ix *index) replaceRemote(view map[string]snapshot.Object, encoded map[string]struct{}) {
 	ix.remote, ix.listed, ix.encoded = view, true, encoded

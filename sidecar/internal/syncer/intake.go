@@ -85,12 +85,14 @@ func (s *Syncer) handFetched(path string, r snapshot.Object) {
 
 // RemoteChange is one change to one object, e.g. from a bucket notification. Path is relative to the
 // prefix; Generation is the generation the event names; Deleted tells a delete or archive, OverwrittenBy
-// the generation that replaced it, if any.
+// the generation that replaced it, if any; Metadata a change of the generation's metadata only (its mtime
+// may be new: the object is looked up even though the view holds that generation).
 type RemoteChange struct {
 	Path          string
 	Generation    int64
 	Deleted       bool
 	OverwrittenBy int64
+	Metadata      bool
 }
 
 // remoteWait is a change waiting for a pass, and where to say how it went.

@@ -182,6 +182,9 @@ func (s *Syncer) planPass(w *work) error {
 	s.holds.forgetSkipped(func(path string) (int64, bool) {
 		r, ok := s.idx.remote[path]
 		return r.Generation, ok
+	}, func(path string) (snapshot.Stamp, bool) {
+		f, ok := s.idx.local[path]
+		return f.Stamp, ok
 	})
 	w.plan = s.compute(w.only, w.settle)
 	if w.only != nil && s.guard.needsWalk(w.plan) {
@@ -212,7 +215,7 @@ func outgoing(actions []plan.Action) []plan.Action {
 }
 
 // compute plans the paths in only (nil: every path). A targeted plan also covers every base entry that
-// a side lacks, with the files or objects named like one of its folders (a file that took a folder's
+// a side lacks or whose object the sync leaves alone (plan.Input.Unsyncable), with the files or objects named like one of its folders (a file that took a folder's
 // place), and is told the whole base's size, so that its wipe and guard verdicts are the whole tree's
 // (plan.Input.Known). The planner's callbacks only read.
 func (s *Syncer) compute(only map[string]bool, settle time.Duration) plan.Plan {
@@ -227,6 +230,7 @@ func (s *Syncer) compute(only map[string]bool, settle time.Duration) plan.Plan {
 		Skip: func(p string) bool {
 			return s.holds.isFresh(p) || s.holds.backingOff(p, now) || s.leftAlone(p)
 		},
+		Unsyncable: func(p string) bool { return s.idx.objectRule(p) != noReason },
 	}
 	if only == nil {
 		// The whole tree: the planner reads the index and the base as they are (it never writes), so a
@@ -236,7 +240,7 @@ func (s *Syncer) compute(only map[string]bool, settle time.Duration) plan.Plan {
 	}
 	in.Local, in.Remote, in.Base = map[string]snapshot.File{}, map[string]snapshot.Object{}, map[string]snapshot.Base{}
 	in.Known = s.base.Len()
-	for _, paths := range []map[string]struct{}{s.idx.missingLocal, s.idx.missingRemote} {
+	for _, paths := range []map[string]struct{}{s.idx.missingLocal, s.idx.missingRemote, s.idx.unsyncableBase()} {
 		for p := range paths {
 			s.idx.copyInto(&in, p)
 			for i := len(p) - 1; i > 0; i-- {

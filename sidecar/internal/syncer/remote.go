@@ -60,7 +60,7 @@ func (s *Syncer) fetchListing(ctx context.Context, each func(name string, r snap
 }
 
 // list lists the bucket and adopts the listing, returning whether it differs from the view it replaces:
-// a new object, a new generation, or an object gone. It does not compare with the base, which may never
+// a new object, a new generation, a new mtime (sameObject), or an object gone. It does not compare with the base, which may never
 // catch up (deletes withheld by the guard, a download that keeps failing) and would turn every poll into a
 // pass.
 func (s *Syncer) list(ctx context.Context) (bool, error) {
@@ -76,7 +76,7 @@ func (s *Syncer) list(ctx context.Context) (bool, error) {
 func (s *Syncer) adopt(l listing) bool {
 	changed := !s.idx.listed
 	for name, r := range l.view {
-		if old, ok := s.idx.remote[name]; !ok || !old.Is(r) {
+		if old, ok := s.idx.remote[name]; !ok || !sameObject(old, r) {
 			s.idx.due[name], changed = true, true
 		}
 	}
@@ -135,6 +135,8 @@ func (s *Syncer) needsLookup(c RemoteChange) bool {
 	}
 	r, known := s.idx.remote[c.Path]
 	switch {
+	case c.Metadata:
+		return !known || r.Generation <= c.Generation // the generation's metadata changed: its mtime may have
 	case !c.Deleted:
 		return !known || r.Generation < c.Generation
 	case c.OverwrittenBy > 0:
@@ -145,6 +147,11 @@ func (s *Syncer) needsLookup(c RemoteChange) bool {
 		return r.Generation <= c.Generation
 	}
 }
+
+// sameObject reports whether the view's object old is r as far as the sync is concerned: the same
+// version, and the same mtime. A metadata change (rclone touch, gsutil setmeta) keeps the generation but may
+// bring a new mtime, which every replica's file must take (plan.Touch).
+func sameObject(old, r snapshot.Object) bool { return old.Is(r) && old.ModTime == r.ModTime }
 
 // lookup is one object a remote hint named, as the bucket has it now.
 type lookup struct {
@@ -171,7 +178,7 @@ func (s *Syncer) applyChanges(ctx context.Context, changes []*remoteWait) {
 					w.err = f.err
 				}
 			}
-		case !known || !old.Is(f.o.Object):
+		case !known || !sameObject(old, f.o.Object):
 			s.idx.setRemote(f.path, f.o.Object)
 			s.idx.setEncoded(f.path, objectRule(f.o.ContentEncoding, false) == gzipEncoded)
 			s.idx.due[f.path] = true

@@ -43,9 +43,10 @@ var objectWarnings = map[reason]string{
 	folderClash: "skipping an object that is also a folder of other objects: a local path is a file or a directory, not both; the folder's objects win",
 }
 
-// leftAlone reports whether path is out of the sync for now: an object objectRule leaves alone (as the
-// view has it), unreadable locally (itself or a folder above it), or skipped until its object changes.
-// The planner calls it: it only reads.
+// leftAlone reports whether path is out of the sync for now: unreadable locally (itself or a folder above
+// it), or skipped until its object changes. An object objectRule leaves alone is not: the planner decides
+// it (plan.Input.Unsyncable), so that a replica drops the local copy of the version it replaced, as a new
+// pod has none. The planner calls it: it only reads.
 func (s *Syncer) leftAlone(path string) bool {
-	return s.idx.objectRule(path) != noReason || s.holds.isUnreadable(path) || s.holds.isSkipped(path)
+	return s.holds.isUnreadable(path) || s.holds.isSkipped(path)
 }

@@ -203,7 +203,7 @@ func (t transferrer) do(ctx context.Context, j job) (change, error) {
 			return change{}, errBusy
 		}
 		ch, err = t.doOnce(ctx, j)
-		if err == nil || isReplan(err) || ctx.Err() != nil {
+		if err == nil || isReplan(err) || ctx.Err() != nil || !retryable(err) {
 			return ch, err
 		}
 		if attempt < attemptsPerPass && !backoff.Sleep(ctx, actionRetry.Delay(attempt)) {
@@ -238,10 +238,25 @@ func (t transferrer) doOnce(ctx context.Context, j job) (change, error) {
 		if err := s.dir.Remove(a.Path, local.Stamp); err != nil {
 			return change{}, err
 		}
-		s.log.Info("deleted local file (deleted remotely)", "path", a.Path)
+		s.log.Info("deleted local file ("+a.Reason+")", "path", a.Path)
+		// The directories it leaves empty go too, as a new pod would not have them: rmdir, nearest first,
+		// stopping at one that holds anything (the app's) or is excluded.
+		if dirs := s.dir.RemoveEmptyParents(a.Path, s.filter.Excluded); len(dirs) > 0 {
+			s.log.Debug("removed emptied directories", "path", a.Path, "dirs", dirs)
+		}
 		return change{dropBase: true, dropLocal: true}, nil
 	case plan.RecordBase:
 		return change{base: &snapshot.Base{Object: a.Remote, ModTime: local.ModTime}}, nil
+	case plan.Touch:
+		// Same bytes, the object's mtime: no download. The new stamp is the base's and the index's, so the
+		// change this makes locally is never taken for a local edit.
+		st, err := s.dir.SetModTime(a.Path, local.Stamp, time.Unix(a.Remote.ModTime, 0))
+		if err != nil {
+			return change{}, err
+		}
+		s.log.Debug("set the object's mtime", "path", a.Path, "mtime", a.Remote.ModTime)
+		return change{base: &snapshot.Base{Object: a.Remote, ModTime: st.ModTime}, remote: &a.Remote,
+			local: &snapshot.File{Stamp: st, CRC32C: local.CRC32C}}, nil
 	case plan.ForgetBase:
 		return change{dropBase: true}, nil
 	}
@@ -357,6 +372,13 @@ func unixTime(sec int64) time.Time {
 		return time.Time{}
 	}
 	return time.Unix(sec, 0)
+}
+
+// retryable reports whether err may go away if the action is tried again within the pass: not a rate limit
+// (GCS allows about one write per second to an object: the path backs off for at least rateLimitWait, and
+// its latest version goes then) nor a refusal for good (a retention policy or an object hold).
+func retryable(err error) bool {
+	return !errors.Is(err, gcsstore.ErrRateLimited) && !errors.Is(err, gcsstore.ErrRetained)
 }
 
 // isReplan reports whether err means "the world changed under this action": plan again, no backoff.
