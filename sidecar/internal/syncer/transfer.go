@@ -235,16 +235,7 @@ func (t transferrer) doOnce(ctx context.Context, j job) (change, error) {
 		s.log.Info("deleted remote object (deleted locally)", "path", a.Path)
 		return change{dropBase: true, dropRemote: true}, nil
 	case plan.DeleteLocal:
-		if err := s.dir.Remove(a.Path, local.Stamp); err != nil {
-			return change{}, err
-		}
-		s.log.Info("deleted local file ("+a.Reason+")", "path", a.Path)
-		// The directories it leaves empty go too, as a new pod would not have them: rmdir, nearest first,
-		// stopping at one that holds anything (the app's) or is excluded.
-		if dirs := s.dir.RemoveEmptyParents(a.Path, s.filter.Excluded); len(dirs) > 0 {
-			s.log.Debug("removed emptied directories", "path", a.Path, "dirs", dirs)
-		}
-		return change{dropBase: true, dropLocal: true}, nil
+		return s.deleteLocal(a, local)
 	case plan.RecordBase:
 		return change{base: &snapshot.Base{Object: a.Remote, ModTime: local.ModTime}}, nil
 	case plan.Touch:
@@ -301,6 +292,20 @@ func (t transferrer) upload(ctx context.Context, a plan.Action, local snapshot.F
 	ch.base = &snapshot.Base{Object: r, ModTime: stamp}
 	s.log.Debug("uploaded", "path", a.Path, "generation", o.Generation, "bytes", o.Size)
 	return ch, nil
+}
+
+// deleteLocal deletes the local file of a (if it is still local) and the directories it leaves empty, as a
+// new pod would not have them: rmdir, nearest first, stopping at one that holds anything (the app's) or is
+// excluded.
+func (s *Syncer) deleteLocal(a plan.Action, local snapshot.File) (change, error) {
+	if err := s.dir.Remove(a.Path, local.Stamp); err != nil {
+		return change{}, err
+	}
+	s.log.Info("deleted local file ("+a.Reason+")", "path", a.Path)
+	if dirs := s.dir.RemoveEmptyParents(a.Path, s.filter.Excluded); len(dirs) > 0 {
+		s.log.Debug("removed emptied directories", "path", a.Path, "dirs", dirs)
+	}
+	return change{dropBase: true, dropLocal: true}, nil
 }
 
 // download writes the object at path to the local path to (path itself, or its place in a stage).

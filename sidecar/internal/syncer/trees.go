@@ -407,12 +407,12 @@ func (s *Syncer) applyBurst(ctx context.Context, res *Result, t *tree) {
 		s.outcome(ctx, res, d.a, err)
 	}
 	for _, j := range t.deletes {
-		err := errBusy
+		ch, err := change{}, error(errBusy)
 		if !s.dir.InUse(j.a.Path) {
-			err = s.dir.Remove(j.a.Path, j.local.Stamp)
+			ch, err = s.deleteLocal(j.a, j.local)
 		}
 		if err == nil {
-			s.commit(done{job: j, ch: change{dropBase: true, dropLocal: true}})
+			s.commit(done{job: j, ch: ch})
 		}
 		s.outcome(ctx, res, j.a, err)
 	}
