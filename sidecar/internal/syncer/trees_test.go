@@ -1,6 +1,7 @@
 package syncer
 
 import (
+	"context"
 	"fmt"
 	"io/fs"
 	"net/http"
@@ -486,4 +487,66 @@ func pluginFiles(r *replica) map[string]string {
 		}
 	}
 	return out
+}
+
+// TestWriterKilledMidTreeConverges (issue 21): the writer of a new plugin is killed after part of its files
+// reached the bucket. The receiver shows that part whole once no object has come for the quiet time; the
+// restarted writer uploads the rest, which reaches the receiver as one more change of the tree (a burst
+// under --tree); in the end both hold the whole plugin and nothing is lost.
+func TestWriterKilledMidTreeConverges(t *testing.T) {
+	b := newBucket(t)
+	var (
+		inserts atomic.Int32
+		kill    atomic.Pointer[context.CancelFunc]
+	)
+	w := b.replica("w", withOptions(func(o *Options) { o.Transfers = 1 }),
+		withTransport(func(next http.RoundTripper) http.RoundTripper {
+			return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+				if req.Method == http.MethodPost && strings.Contains(req.URL.Path, "/upload/") && inserts.Add(1) == 10 {
+					if c := kill.Load(); c != nil {
+						(*c)()
+					}
+				}
+				return next.RoundTrip(req)
+			})
+		}))
+	quiet := 200 * time.Millisecond
+	r := b.replica("r", withTrees("plugins/*/"), withOptions(func(o *Options) { o.TreeQuiet = quiet }))
+	ready(t, b, r)
+	w.settle()
+	want := map[string]string{}
+	for i := range 30 {
+		p := fmt.Sprintf("plugins/p/inc/f%02d.php", i)
+		want[p] = "<?php // " + p
+		w.write(p, want[p])
+	}
+	time.Sleep(600 * time.Millisecond) // past the writer's --settle (500 ms), on the real clock it reads
+	ctx, cancel := context.WithCancel(context.Background())
+	kill.Store(&cancel)
+	_, _ = w.s.Pass(ctx, true) // killed after its tenth upload
+	kill.Store(nil)
+	parted := len(b.objects()) - 1 // index.php
+	if parted == 0 || parted >= 30 {
+		t.Fatalf("%d of 30 objects in the bucket after the kill; want a part", parted)
+	}
+
+	stop := watchDir(t, r, "plugins/p")
+	r.pass()
+	time.Sleep(quiet + 50*time.Millisecond)
+	r.pass()
+	if seen := stop(); len(seen) != 1 || !seen[parted] {
+		t.Fatalf("the part that reached the bucket (%d files) was seen with these counts: %v", parted, seen)
+	}
+
+	w.start() // restarted: the rest is uploaded
+	w.settle()
+	deadline := time.Now().Add(10 * time.Second)
+	for !equalMaps(pluginFiles(r), want) && time.Now().Before(deadline) {
+		r.pass()
+		time.Sleep(quiet / 2)
+	}
+	if got := pluginFiles(r); !equalMaps(got, want) {
+		t.Fatalf("the receiver after the writer's restart:\n%s", describe(got))
+	}
+	stageEmpty(t, r)
 }
