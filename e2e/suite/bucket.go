@@ -63,7 +63,7 @@ func (b Bucket) List(ctx context.Context, prefix string) (map[string]FileInfo, e
 		if strings.HasPrefix(rel, ".filesync/") || strings.Contains(rel, "/.filesync/") {
 			continue
 		}
-		out[rel] = FileInfo{MD5: o.MD5, Size: o.Size}
+		out[rel] = FileInfo{MD5: o.MD5, Size: o.Size, CTime: o.Created}
 	}
 	return out, nil
 }

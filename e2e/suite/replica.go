@@ -27,7 +27,7 @@ type Kube struct{ *cluster.Kube }
 type FileInfo struct {
 	MD5   string    // hex
 	Size  int64     // bytes
-	CTime time.Time // last status change in the replica (zero for bucket objects)
+	CTime time.Time // last status change in the replica; for an object, when its generation was written
 }
 
 // WriteFile writes data to wp-content/rel in pod's WordPress container, like the app would (plain write, no

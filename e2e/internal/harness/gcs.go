@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // GCS is a client of the GCS JSON API as fake-gcs-server serves it: the few calls the kit's tests make to
@@ -32,6 +33,8 @@ type Object struct {
 	Size int64
 	// MD5 is the content's MD5 in lowercase hex.
 	MD5 string
+	// Created is when this generation was written (the server's clock).
+	Created time.Time
 }
 
 // HTTPError is an answer outside 2xx.
@@ -159,9 +162,10 @@ func (g *GCS) List(ctx context.Context, bucket, prefix string) ([]Object, error)
 		}
 		var page struct {
 			Items []struct {
-				Name    string `json:"name"`
-				Size    string `json:"size"`
-				MD5Hash string `json:"md5Hash"`
+				Name    string    `json:"name"`
+				Size    string    `json:"size"`
+				MD5Hash string    `json:"md5Hash"`
+				Created time.Time `json:"timeCreated"`
 			} `json:"items"`
 			NextPageToken string `json:"nextPageToken"`
 		}
@@ -177,7 +181,7 @@ func (g *GCS) List(ctx context.Context, bucket, prefix string) ([]Object, error)
 			if err != nil {
 				return nil, fmt.Errorf("object %s: md5Hash %q: %w", it.Name, it.MD5Hash, err)
 			}
-			objs = append(objs, Object{Name: it.Name, Size: size, MD5: hex.EncodeToString(sum)})
+			objs = append(objs, Object{Name: it.Name, Size: size, MD5: hex.EncodeToString(sum), Created: it.Created})
 		}
 		if page.NextPageToken == "" {
 			return objs, nil
