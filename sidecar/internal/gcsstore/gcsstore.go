@@ -19,6 +19,7 @@ import (
 	"google.golang.org/api/option"
 
 	"github.com/filesync/filesync/sidecar/internal/gsurl"
+	"github.com/filesync/filesync/sidecar/internal/mediatype"
 	"github.com/filesync/filesync/sidecar/internal/snapshot"
 )
 
@@ -187,26 +188,44 @@ type Reader struct {
 	Object Object
 }
 
-// Upload writes r (size bytes with the given CRC32C, which GCS verifies) to rel, if the current generation
-// is ifGeneration (0: only if the object does not exist), with mtime (unless zero) as its
-// goog-reserved-file-mtime, in whole seconds. It returns the new object. Exactly size bytes are sent: a
-// reader that ends sooner aborts the upload (ErrShortSource), one that has more is read no further.
-func (s *Store) Upload(ctx context.Context, rel string, r io.Reader, size int64, crc uint32, mtime time.Time, ifGeneration int64) (Object, error) {
+// Content is what an upload sends: Size bytes of R, whose CRC32C GCS verifies; the file's ModTime (zero:
+// none is stored); and TypeOf, the name the Content-Type is taken from ("": the object's own; a conflict
+// copy, whose name ends in a pod and a time, takes its path's).
+type Content struct {
+	R       io.Reader
+	Size    int64
+	CRC32C  uint32
+	ModTime time.Time
+	TypeOf  string
+}
+
+// Upload writes c to rel, if the current generation is ifGeneration (0: only if the object does not
+// exist), with c.ModTime (unless zero) as its goog-reserved-file-mtime, in whole seconds, and the
+// Content-Type of c.TypeOf's extension (internal/mediatype; never sniffed from the bytes). It returns the
+// new object. Exactly c.Size bytes are sent: a reader that ends sooner aborts the upload (ErrShortSource),
+// one that has more is read no further.
+func (s *Store) Upload(ctx context.Context, rel string, c Content, ifGeneration int64) (Object, error) {
 	name := s.objectName(rel)
 	cond := storage.Conditions{DoesNotExist: true}
 	if ifGeneration != 0 {
 		cond = storage.Conditions{GenerationMatch: ifGeneration}
 	}
+	typeOf := c.TypeOf
+	if typeOf == "" {
+		typeOf = rel
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	s.request(OpInsert)
 	w := s.bucket.Object(name).If(cond).NewWriter(ctx)
-	w.CRC32C, w.SendCRC32C, w.DisableAutoChecksum = crc, true, true
-	w.ChunkSize = chunkSize(size)
-	if !mtime.IsZero() {
-		w.Metadata = map[string]string{MtimeKey: strconv.FormatInt(mtime.Unix(), 10)}
+	w.CRC32C, w.SendCRC32C, w.DisableAutoChecksum = c.CRC32C, true, true
+	w.ChunkSize = chunkSize(c.Size)
+	w.ContentType = mediatype.Of(typeOf)
+	if !c.ModTime.IsZero() {
+		w.Metadata = map[string]string{MtimeKey: strconv.FormatInt(c.ModTime.Unix(), 10)}
 	}
-	if _, err := io.Copy(w, &exactly{r: r, left: size}); err != nil {
+	size, crc := c.Size, c.CRC32C
+	if _, err := io.Copy(w, &exactly{r: c.R, left: size}); err != nil {
 		// Cancel, and never Close: Close ends the stream normally, and the upload would be finished with
 		// the bytes sent so far (a cut-off object, on a server that does not check the CRC32C sent with
 		// it); cancelling makes the writer's own goroutine abort it (TestFileTruncatedWhileItUploads).

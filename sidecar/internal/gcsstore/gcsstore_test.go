@@ -42,7 +42,7 @@ func TestRequestsAreCounted(t *testing.T) {
 	s, counts := newCountingStore(t, "p")
 	for i := range 1001 {
 		b := []byte{byte(i)}
-		if _, err := s.Upload(ctx, fmt.Sprintf("f%04d", i), bytes.NewReader(b), 1, crc(b), time.Time{}, 0); err != nil {
+		if _, err := s.Upload(ctx, fmt.Sprintf("f%04d", i), Content{R: bytes.NewReader(b), Size: 1, CRC32C: crc(b)}, 0); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -99,17 +99,17 @@ func TestPreconditionsAreEnforced(t *testing.T) {
 	ctx := context.Background()
 	s := newStore(t, "p")
 	v1, v2 := []byte("one"), []byte("two!")
-	o1, err := s.Upload(ctx, "a/b.txt", bytes.NewReader(v1), 3, crc(v1), time.Time{}, 0)
+	o1, err := s.Upload(ctx, "a/b.txt", Content{R: bytes.NewReader(v1), Size: 3, CRC32C: crc(v1)}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Upload(ctx, "a/b.txt", bytes.NewReader(v2), 4, crc(v2), time.Time{}, 0); !errors.Is(err, ErrPrecondition) {
+	if _, err := s.Upload(ctx, "a/b.txt", Content{R: bytes.NewReader(v2), Size: 4, CRC32C: crc(v2)}, 0); !errors.Is(err, ErrPrecondition) {
 		t.Fatalf("create-only over an existing object: got %v, want ErrPrecondition", err)
 	}
-	if _, err := s.Upload(ctx, "a/b.txt", bytes.NewReader(v2), 4, crc(v2), time.Time{}, o1.Generation+999); !errors.Is(err, ErrPrecondition) {
+	if _, err := s.Upload(ctx, "a/b.txt", Content{R: bytes.NewReader(v2), Size: 4, CRC32C: crc(v2)}, o1.Generation+999); !errors.Is(err, ErrPrecondition) {
 		t.Fatalf("stale generation: got %v, want ErrPrecondition", err)
 	}
-	o2, err := s.Upload(ctx, "a/b.txt", bytes.NewReader(v2), 4, crc(v2), time.Time{}, o1.Generation)
+	o2, err := s.Upload(ctx, "a/b.txt", Content{R: bytes.NewReader(v2), Size: 4, CRC32C: crc(v2)}, o1.Generation)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +139,7 @@ func TestPreconditionsAreEnforced(t *testing.T) {
 func TestUploadRejectsWrongCRC(t *testing.T) {
 	s := newStore(t, "")
 	v := []byte("payload")
-	if _, err := s.Upload(context.Background(), "x", bytes.NewReader(v), int64(len(v)), crc(v)+1, time.Time{}, 0); err == nil {
+	if _, err := s.Upload(context.Background(), "x", Content{R: bytes.NewReader(v), Size: int64(len(v)), CRC32C: crc(v) + 1}, 0); err == nil {
 		t.Fatal("upload with a wrong CRC32C must fail")
 	}
 }
@@ -153,7 +153,7 @@ func TestUploadSendsExactlyItsSize(t *testing.T) {
 	for _, size := range []int{100, 9 << 20} {
 		v := bytes.Repeat([]byte("x"), size)
 		short := io.LimitReader(bytes.NewReader(v), int64(size/2))
-		if _, err := s.Upload(ctx, "short", short, int64(size), crc(v), time.Time{}, 0); !errors.Is(err, ErrShortSource) {
+		if _, err := s.Upload(ctx, "short", Content{R: short, Size: int64(size), CRC32C: crc(v)}, 0); !errors.Is(err, ErrShortSource) {
 			t.Fatalf("%d bytes, source cut at half: %v, want ErrShortSource", size, err)
 		}
 		if _, err := s.Stat(ctx, "short"); !errors.Is(err, ErrNotFound) {
@@ -161,7 +161,7 @@ func TestUploadSendsExactlyItsSize(t *testing.T) {
 		}
 	}
 	v := []byte("payload")
-	o, err := s.Upload(ctx, "long", io.MultiReader(bytes.NewReader(v), strings.NewReader("more")), int64(len(v)), crc(v), time.Time{}, 0)
+	o, err := s.Upload(ctx, "long", Content{R: io.MultiReader(bytes.NewReader(v), strings.NewReader("more")), Size: int64(len(v)), CRC32C: crc(v)}, 0)
 	if err != nil || o.Size != int64(len(v)) {
 		t.Fatalf("a longer source: %+v, %v", o, err)
 	}
@@ -171,7 +171,7 @@ func TestListIsRelativeToPrefix(t *testing.T) {
 	ctx := context.Background()
 	s := newStore(t, "wp-content")
 	for _, n := range []string{"uploads/1.jpg", "uploads/2026/11/2.jpg"} {
-		if _, err := s.Upload(ctx, n, bytes.NewReader(nil), 0, crc(nil), time.Time{}, 0); err != nil {
+		if _, err := s.Upload(ctx, n, Content{R: bytes.NewReader(nil), Size: 0, CRC32C: crc(nil)}, 0); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -189,12 +189,12 @@ func TestStatReadsTheBucketNotTheListing(t *testing.T) {
 	ctx := context.Background()
 	s, counts := newCountingStore(t, "p")
 	b := []byte("v1")
-	o1, err := s.Upload(ctx, "a.jpg", bytes.NewReader(b), 2, crc(b), time.Time{}, 0)
+	o1, err := s.Upload(ctx, "a.jpg", Content{R: bytes.NewReader(b), Size: 2, CRC32C: crc(b)}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	b2 := []byte("v22")
-	o2, err := s.Upload(ctx, "a.jpg", bytes.NewReader(b2), 3, crc(b2), time.Time{}, o1.Generation)
+	o2, err := s.Upload(ctx, "a.jpg", Content{R: bytes.NewReader(b2), Size: 3, CRC32C: crc(b2)}, o1.Generation)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,7 +219,7 @@ func TestModTimeRoundTrip(t *testing.T) {
 	s := New(srv.Client(), gsurl.Location{Bucket: "bkt", Prefix: "p"}, nil)
 	mtime := time.Date(2024, 2, 29, 12, 34, 56, 789_000_000, time.UTC)
 	v := []byte("photo")
-	o, err := s.Upload(ctx, "a.jpg", bytes.NewReader(v), int64(len(v)), crc(v), mtime, 0)
+	o, err := s.Upload(ctx, "a.jpg", Content{R: bytes.NewReader(v), Size: int64(len(v)), CRC32C: crc(v), ModTime: mtime}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -342,7 +342,7 @@ func TestParallelListingGivesEveryObjectOnce(t *testing.T) {
 func TestParallelListingOfOnePageIsOneRequest(t *testing.T) {
 	s, counts := newCountingStore(t, "p")
 	for i := range 20 {
-		if _, err := s.Upload(context.Background(), fmt.Sprintf("d%d/f", i), bytes.NewReader(nil), 0, 0, time.Time{}, 0); err != nil {
+		if _, err := s.Upload(context.Background(), fmt.Sprintf("d%d/f", i), Content{R: bytes.NewReader(nil), Size: 0, CRC32C: 0}, 0); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -253,7 +253,8 @@ func (t transferrer) upload(ctx context.Context, a plan.Action, local snapshot.F
 	}
 	defer fh.Close()
 	mtime := time.Unix(0, local.ModTime) // stored in whole seconds; the local file takes the same below
-	o, err := s.store.Upload(ctx, a.Path, s.progress(fh), local.Size, local.CRC32C, mtime, a.IfGeneration)
+	o, err := s.store.Upload(ctx, a.Path, gcsstore.Content{R: s.progress(fh), Size: local.Size, CRC32C: local.CRC32C, ModTime: mtime},
+		a.IfGeneration)
 	r := o.Object
 	switch {
 	case errors.Is(err, gcsstore.ErrMismatch):
@@ -318,7 +319,8 @@ func (s *Syncer) preserveConflict(ctx context.Context, path string, local snapsh
 	}
 	defer fh.Close()
 	name := fmt.Sprintf("%s/conflicts/%s.%s.%d", filter.InternalDir, path, s.opt.Pod, s.now().Unix())
-	if _, err := s.store.Upload(ctx, name, fh, local.Size, local.CRC32C, time.Unix(0, local.ModTime), 0); err != nil {
+	c := gcsstore.Content{R: fh, Size: local.Size, CRC32C: local.CRC32C, ModTime: time.Unix(0, local.ModTime), TypeOf: path}
+	if _, err := s.store.Upload(ctx, name, c, 0); err != nil {
 		return fmt.Errorf("preserve conflict copy: %w", err)
 	}
 	s.m.Conflicts.Inc()
