@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -149,19 +150,34 @@ func (s *Store) Stat(ctx context.Context, rel string) (Object, error) {
 	return objectOf(rel, a), nil
 }
 
-// IsFolder reports whether any object lies under rel/ (one objects.list of at most one object): whether
-// rel is also a folder of other objects, as List's Object.Folder tells for a listing.
+// IsPlaceholder reports whether an object name is a folder placeholder: the Cloud Console's "Create
+// folder" (and other tools) write a zero-byte object named "dir/". It names a folder, not a file: List
+// leaves such objects out, and they make no folder of their own (docs/design.md, "Object metadata").
+func IsPlaceholder(name string) bool { return strings.HasSuffix(name, "/") }
+
+// IsFolder reports whether any object, not counting folder placeholders, lies under rel/ (one
+// objects.list of a few objects; more only past placeholders): whether rel is also a folder of other
+// objects, as List's Object.Folder tells for a listing.
 func (s *Store) IsFolder(ctx context.Context, rel string) (bool, error) {
 	q, err := query(s.objectName(rel)+"/", "")
 	if err != nil {
 		return false, err
 	}
-	s.request(OpList)
-	var page []*storage.ObjectAttrs
-	if _, err := iterator.NewPager(s.bucket.Objects(ctx, q), 1, "").NextPage(&page); err != nil {
-		return false, fmt.Errorf("list %s/: %w", s.objectName(rel), mapErr(err))
+	pager := iterator.NewPager(s.bucket.Objects(ctx, q), 8, "")
+	for {
+		s.request(OpList)
+		var page []*storage.ObjectAttrs
+		next, err := pager.NextPage(&page)
+		if err != nil {
+			return false, fmt.Errorf("list %s/: %w", s.objectName(rel), mapErr(err))
+		}
+		if slices.ContainsFunc(page, func(a *storage.ObjectAttrs) bool { return !IsPlaceholder(a.Name) }) {
+			return true, nil
+		}
+		if next == "" {
+			return false, nil
+		}
 	}
-	return len(page) > 0, nil
 }
 
 // Open returns a reader of generation gen of rel. The reader's Object tells size and CRC32C (a media read

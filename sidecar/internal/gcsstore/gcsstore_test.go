@@ -312,8 +312,8 @@ func TestParallelListingGivesEveryObjectOnce(t *testing.T) {
 	}
 	seq, seqPages := list(1)
 	par, parRequests := list(8)
-	if len(seq) != 3*12*40+10 {
-		t.Fatalf("sequential listing gave %d objects, want %d", len(seq), 3*12*40+10)
+	if len(seq) != 3*12*40+9 { // the placeholder uploads/2022/ is not given
+		t.Fatalf("sequential listing gave %d objects, want %d", len(seq), 3*12*40+9)
 	}
 	for name, folder := range seq {
 		if folder != folders[name] {
