@@ -50,24 +50,48 @@ type Object struct {
 	Folder bool
 }
 
-// MtimeKey is the object metadata key holding the file's mtime in unix seconds, as gsutil, gcloud storage
-// and rclone write it.
-const MtimeKey = "goog-reserved-file-mtime"
+// The object metadata keys holding the file's mtime: MtimeKey in unix seconds, as gsutil, gcloud storage
+// and rclone write it; RcloneMtimeKey in RFC 3339 with nanoseconds, as rclone writes it (rclone before
+// v1.56 wrote only this one). Upload writes both.
+const (
+	MtimeKey       = "goog-reserved-file-mtime"
+	RcloneMtimeKey = "mtime"
+)
 
-// modTime is the file mtime an object carries (snapshot.Object.ModTime), unix seconds: its
-// goog-reserved-file-mtime metadata (which gsutil, gcloud storage and rclone write and read, and Upload
-// writes), else the time the generation was last updated, else its creation time, so every replica gives a
-// file the same mtime.
-func modTime(a *storage.ObjectAttrs) int64 {
+// modTime is the file mtime an object carries (snapshot.Object.ModTime): its goog-reserved-file-mtime
+// (unix seconds, any sign: 0 and earlier are 1970 and before) or rclone's mtime (RFC 3339). With both,
+// rclone's finer one if they agree to the second (rclone writes both so), else goog-reserved-file-mtime,
+// which gsutil and gcloud storage read and write: a disagreement means one of them rewrote it, or someone
+// edited it by hand. Without either, the time the generation was last updated, else its creation time,
+// as rclone reads such objects. So every replica gives a file the same mtime.
+func modTime(a *storage.ObjectAttrs) time.Time {
+	var goog, rc time.Time
 	if v, ok := a.Metadata[MtimeKey]; ok {
-		if sec, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil && sec > 0 {
-			return sec
+		if sec, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil {
+			goog = time.Unix(sec, 0)
 		}
 	}
-	if !a.Updated.IsZero() {
-		return a.Updated.Unix()
+	if v, ok := a.Metadata[RcloneMtimeKey]; ok {
+		if t, err := time.Parse(time.RFC3339Nano, strings.TrimSpace(v)); err == nil {
+			rc = t
+		}
 	}
-	return a.Created.Unix()
+	switch {
+	case !goog.IsZero() && (rc.IsZero() || rc.Unix() != goog.Unix()):
+		return goog
+	case !rc.IsZero():
+		return rc
+	case !a.Updated.IsZero():
+		return a.Updated
+	}
+	return a.Created
+}
+
+// mtimeMetadata is the metadata Upload writes for mtime: both keys modTime reads, whole seconds (rounded
+// down, before 1970 too) and RFC 3339 to the nanosecond, in UTC.
+func mtimeMetadata(mtime time.Time) map[string]string {
+	return map[string]string{MtimeKey: strconv.FormatInt(mtime.Unix(), 10),
+		RcloneMtimeKey: mtime.UTC().Format(time.RFC3339Nano)}
 }
 
 // NewClient returns a storage client with the given options and a retry policy suited to a sync loop:
@@ -216,7 +240,8 @@ type Content struct {
 }
 
 // Upload writes c to rel, if the current generation is ifGeneration (0: only if the object does not
-// exist), with c.ModTime (unless zero) as its goog-reserved-file-mtime, in whole seconds, and the
+// exist), with c.ModTime (unless zero) as its goog-reserved-file-mtime (whole seconds) and rclone's
+// mtime (nanoseconds), and the
 // Content-Type of c.TypeOf's extension (internal/mediatype; never sniffed from the bytes). It returns the
 // new object. Exactly c.Size bytes are sent: a reader that ends sooner aborts the upload (ErrShortSource),
 // one that has more is read no further.
@@ -238,7 +263,7 @@ func (s *Store) Upload(ctx context.Context, rel string, c Content, ifGeneration 
 	w.ChunkSize = chunkSize(c.Size)
 	w.ContentType = mediatype.Of(typeOf)
 	if !c.ModTime.IsZero() {
-		w.Metadata = map[string]string{MtimeKey: strconv.FormatInt(c.ModTime.Unix(), 10)}
+		w.Metadata = mtimeMetadata(c.ModTime)
 	}
 	size, crc := c.Size, c.CRC32C
 	if _, err := io.Copy(w, &exactly{r: c.R, left: size}); err != nil {

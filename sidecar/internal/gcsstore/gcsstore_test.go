@@ -211,8 +211,9 @@ func TestStatReadsTheBucketNotTheListing(t *testing.T) {
 }
 
 // TestModTimeRoundTrip: an upload stores the file's mtime as goog-reserved-file-mtime (unix seconds, as
-// gsutil, gcloud and rclone write it); the listing, Stat and the upload's result give it back. An object
-// another tool wrote without it gets its updated time, the same on every read.
+// gsutil, gcloud and rclone write it) and rclone's mtime (nanoseconds); the listing, Stat and the upload's
+// result give it back to the nanosecond. An object another tool wrote without either gets its updated
+// time, the same on every read.
 func TestModTimeRoundTrip(t *testing.T) {
 	ctx := context.Background()
 	srv := newServer(t)
@@ -223,8 +224,8 @@ func TestModTimeRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.ModTime != mtime.Unix() {
-		t.Errorf("upload returned ModTime %d, want %d", o.ModTime, mtime.Unix())
+	if !o.ModTime.Equal(mtime) {
+		t.Errorf("upload returned ModTime %v, want %v", o.ModTime, mtime)
 	}
 	raw, err := srv.GetObject("bkt", "p/a.jpg")
 	if err != nil {
@@ -240,32 +241,32 @@ func TestModTimeRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	w = srv.Client().Bucket("bkt").Object("p/bad.jpg").NewWriter(ctx)
-	w.Metadata = map[string]string{MtimeKey: "yesterday"}
+	w.Metadata = map[string]string{MtimeKey: "yesterday", RcloneMtimeKey: "today"}
 	_, _ = w.Write([]byte("y"))
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	listed := map[string]int64{}
+	listed := map[string]time.Time{}
 	if err := s.List(ctx, 1, func(o Object) { listed[o.Name] = o.ModTime }); err != nil {
 		t.Fatal(err)
 	}
-	if listed["a.jpg"] != mtime.Unix() {
-		t.Errorf("listing: a.jpg ModTime %d, want %d", listed["a.jpg"], mtime.Unix())
+	if !listed["a.jpg"].Equal(mtime) {
+		t.Errorf("listing: a.jpg ModTime %v, want %v", listed["a.jpg"], mtime)
 	}
 	for _, name := range []string{"other.jpg", "bad.jpg"} {
 		st, err := s.Stat(ctx, name)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if st.ModTime == 0 || st.ModTime != listed[name] {
-			t.Errorf("%s: Stat ModTime %d, listing %d: want the same updated time, not 0", name, st.ModTime, listed[name])
+		if st.ModTime.IsZero() || !st.ModTime.Equal(listed[name]) {
+			t.Errorf("%s: Stat ModTime %v, listing %v: want the same updated time", name, st.ModTime, listed[name])
 		}
-		if d := time.Since(time.Unix(st.ModTime, 0)); d < -time.Minute || d > time.Minute {
-			t.Errorf("%s: ModTime %v is not its updated time (now)", name, time.Unix(st.ModTime, 0))
+		if d := time.Since(st.ModTime); d < -time.Minute || d > time.Minute {
+			t.Errorf("%s: ModTime %v is not its updated time (now)", name, st.ModTime)
 		}
 	}
-	if st, err := s.Stat(ctx, "a.jpg"); err != nil || st.ModTime != mtime.Unix() || st.Generation != o.Generation {
-		t.Errorf("Stat(a.jpg) = %+v, %v; want ModTime %d generation %d", st, err, mtime.Unix(), o.Generation)
+	if st, err := s.Stat(ctx, "a.jpg"); err != nil || !st.ModTime.Equal(mtime) || st.Generation != o.Generation {
+		t.Errorf("Stat(a.jpg) = %+v, %v; want ModTime %v generation %d", st, err, mtime, o.Generation)
 	}
 	if _, err := s.Stat(ctx, "missing.jpg"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Stat(missing) = %v, want ErrNotFound", err)

@@ -3,7 +3,9 @@ package gcsstore
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"testing"
+	"time"
 
 	"github.com/filesync/filesync/sidecar/internal/gsurl"
 )
@@ -64,3 +66,28 @@ func TestUploadsStoreTheContentTypeOfTheExtension(t *testing.T) {
 // Content-Type set by hand; the mtime keys are written afresh. A Content-Type that is the table's value
 // or a sniffed default is not kept (the table's value for the name is stored). Each such upload costs one
 // objects.get.
+
+func TestUploadWritesRcloneMtime(t *testing.T) {
+	ctx := context.Background()
+	srv := newServer(t)
+	s := New(srv.Client(), gsurl.Location{Bucket: "bkt", Prefix: "p"}, nil)
+	for name, mtime := range map[string]time.Time{
+		"a.jpg":   time.Date(2024, 2, 29, 12, 34, 56, 789_000_001, time.FixedZone("x", 3600)),
+		"old.jpg": time.Date(1969, 12, 31, 23, 59, 59, 250_000_000, time.UTC),
+	} {
+		v := []byte(name)
+		if _, err := s.Upload(ctx, name, Content{R: bytes.NewReader(v), Size: int64(len(v)), CRC32C: crc(v), ModTime: mtime}, 0); err != nil {
+			t.Fatal(err)
+		}
+		raw, err := srv.GetObject("bkt", "p/"+name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := raw.Metadata["mtime"], mtime.UTC().Format(time.RFC3339Nano); got != want {
+			t.Errorf("%s: stored mtime %q, want %q", name, got, want)
+		}
+		if got, want := raw.Metadata[MtimeKey], fmt.Sprint(mtime.Unix()); got != want {
+			t.Errorf("%s: stored %s %q, want %q", name, MtimeKey, got, want)
+		}
+	}
+}

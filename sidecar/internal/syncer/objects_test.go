@@ -1,10 +1,13 @@
 package syncer
 
 import (
+	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -96,5 +99,75 @@ func TestFolderPlaceholdersAreIgnored(t *testing.T) {
 		if _, ok := objs[name]; !ok {
 			t.Errorf("placeholder %s was deleted", name)
 		}
+	}
+}
+
+func (b *bucket) putMeta(name, content string, meta map[string]string) {
+	b.t.Helper()
+	w := b.srv.Client().Bucket(testBucket).Object(name).NewWriter(context.Background())
+	w.Metadata = meta
+	if _, err := io.WriteString(w, content); err != nil {
+		b.t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		b.t.Fatal(err)
+	}
+}
+
+func (r *replica) chtimes(rel string, mtime time.Time) {
+	r.t.Helper()
+	if err := os.Chtimes(filepath.Join(r.dir, filepath.FromSlash(rel)), mtime, mtime); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+func TestRcloneMtimeIsRead(t *testing.T) {
+	b := newBucket(t)
+	exact := time.Date(2021, 3, 4, 5, 6, 7, 123_456_789, time.UTC)
+	b.putMeta(testPrefix+"/rclone-old.jpg", "a", map[string]string{"mtime": "2021-03-04T05:06:07.123456789Z"})
+	b.putMeta(testPrefix+"/rclone-new.jpg", "b", map[string]string{"mtime": "2021-03-04T05:06:07.123456789Z",
+		"goog-reserved-file-mtime": "1614834367"})
+	b.putMeta(testPrefix+"/disagree.jpg", "c", map[string]string{"mtime": "2021-03-04T05:06:07.123456789Z",
+		"goog-reserved-file-mtime": "1600000000"})
+	b.putMeta(testPrefix+"/zone.jpg", "d", map[string]string{"mtime": "2021-03-04T06:06:07.5+01:00"})
+	r := b.replica("r")
+	r.settle()
+	for name, want := range map[string]time.Time{"rclone-old.jpg": exact, "rclone-new.jpg": exact,
+		"disagree.jpg": time.Unix(1_600_000_000, 0), "zone.jpg": time.Date(2021, 3, 4, 5, 6, 7, 500_000_000, time.UTC)} {
+		if got := r.mtime(name); !got.Equal(want) {
+			t.Errorf("%s: mtime %v, want %v", name, got.UTC(), want.UTC())
+		}
+	}
+}
+
+func TestMtimesAtAndBefore1970RoundTrip(t *testing.T) {
+	b := newBucket(t)
+	a, c := b.replica("a"), b.replica("b")
+	want := map[string]time.Time{
+		"moon.txt":  time.Date(1969, 7, 20, 20, 17, 40, 0, time.UTC),
+		"epoch.txt": time.Unix(0, 0),
+		"frac.txt":  time.Date(1969, 12, 31, 23, 59, 59, 250_000_000, time.UTC),
+	}
+	for name, mt := range want {
+		a.write(name, name)
+		a.chtimes(name, mt)
+	}
+	a.settle()
+	c.settle()
+	d := b.replica("d") // a fresh pod: the restore
+	d.settle()
+	for _, r := range []*replica{a, c, d} {
+		for name, mt := range want {
+			if got := r.mtime(name); !got.Equal(mt) {
+				t.Errorf("[%s] %s: mtime %v, want %v", r.name, name, got.UTC(), mt.UTC())
+			}
+		}
+	}
+	o, err := b.srv.GetObject(testBucket, testPrefix+"/moon.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := o.Metadata["goog-reserved-file-mtime"]; got != "-14182940" {
+		t.Errorf("moon.txt: goog-reserved-file-mtime %q, want -14182940", got)
 	}
 }

@@ -252,7 +252,7 @@ func (t transferrer) upload(ctx context.Context, a plan.Action, local snapshot.F
 		return change{}, err
 	}
 	defer fh.Close()
-	mtime := time.Unix(0, local.ModTime) // stored in whole seconds; the local file takes the same below
+	mtime := time.Unix(0, local.ModTime) // stored to the nanosecond; the local file takes what was stored below
 	o, err := s.store.Upload(ctx, a.Path, gcsstore.Content{R: s.progress(fh), Size: local.Size, CRC32C: local.CRC32C, ModTime: mtime},
 		a.IfGeneration)
 	r := o.Object
@@ -272,11 +272,11 @@ func (t transferrer) upload(ctx context.Context, a plan.Action, local snapshot.F
 	stamp := local.ModTime
 	if st, err := s.dir.Stat(a.Path); err != nil || st != local.Stamp {
 		stamp = 0 // changed while it was uploaded: the next pass hashes it again and compares
-	} else if o.ModTime != 0 && local.ModTime != o.ModTime*int64(time.Second) {
-		// The stored mtime is whole seconds: the file takes it, so this replica serves the ETag and
-		// Last-Modified the others will.
+	} else if !o.ModTime.IsZero() && local.ModTime != o.ModTime.UnixNano() {
+		// The stored mtime is not the file's (a server that dropped rclone's mtime key keeps whole
+		// seconds): the file takes it, so this replica serves the ETag and Last-Modified the others will.
 		stamp = 0
-		if st, err := s.dir.SetModTime(a.Path, local.Stamp, time.Unix(o.ModTime, 0)); err == nil {
+		if st, err := s.dir.SetModTime(a.Path, local.Stamp, o.ModTime); err == nil {
 			stamp = st.ModTime
 			ch.local = &snapshot.File{Stamp: st, CRC32C: local.CRC32C}
 		}
@@ -295,7 +295,7 @@ func (s *Syncer) download(ctx context.Context, path, to string, r snapshot.Objec
 	defer rd.Close()
 	expect := localfs.Expect{Absent: !hasLocal, Stamp: local.Stamp}
 	st, err := s.dir.WriteAtomic(to, beatReader{r: rd, beat: s.beat, moved: s.countRestoredBytes}, rd.Object.Size, rd.Object.CRC32C,
-		unixTime(r.ModTime), expect)
+		r.ModTime, expect)
 	if err != nil {
 		return change{}, err
 	}
@@ -348,14 +348,6 @@ func (b beatReader) Read(p []byte) (int, error) {
 		}
 	}
 	return n, err
-}
-
-// unixTime is a time from unix seconds; 0 (unknown) is the zero time.
-func unixTime(sec int64) time.Time {
-	if sec == 0 {
-		return time.Time{}
-	}
-	return time.Unix(sec, 0)
 }
 
 // isReplan reports whether err means "the world changed under this action": plan again, no backoff.
