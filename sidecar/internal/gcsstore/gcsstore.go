@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -241,30 +242,40 @@ type Content struct {
 
 // Upload writes c to rel, if the current generation is ifGeneration (0: only if the object does not
 // exist), with c.ModTime (unless zero) as its goog-reserved-file-mtime (whole seconds) and rclone's
-// mtime (nanoseconds), and the
-// Content-Type of c.TypeOf's extension (internal/mediatype; never sniffed from the bytes). It returns the
-// new object. Exactly c.Size bytes are sent: a reader that ends sooner aborts the upload (ErrShortSource),
-// one that has more is read no further.
+// mtime (nanoseconds), and the Content-Type of c.TypeOf's extension (internal/mediatype; never sniffed
+// from the bytes). Overwriting a generation keeps what was set on it (carry). It returns the new object.
+// Exactly c.Size bytes are sent: a reader that ends sooner aborts the upload (ErrShortSource), one that
+// has more is read no further.
 func (s *Store) Upload(ctx context.Context, rel string, c Content, ifGeneration int64) (Object, error) {
 	name := s.objectName(rel)
-	cond := storage.Conditions{DoesNotExist: true}
-	if ifGeneration != 0 {
-		cond = storage.Conditions{GenerationMatch: ifGeneration}
-	}
 	typeOf := c.TypeOf
 	if typeOf == "" {
 		typeOf = rel
+	}
+	attrs := storage.ObjectAttrs{ContentType: mediatype.Of(typeOf)}
+	cond := storage.Conditions{DoesNotExist: true}
+	if ifGeneration != 0 {
+		prev, err := s.live(ctx, name, ifGeneration)
+		if err != nil {
+			return Object{}, fmt.Errorf("upload %s: %w", name, err)
+		}
+		carry(&attrs, prev)
+		cond = storage.Conditions{GenerationMatch: ifGeneration, MetagenerationMatch: prev.Metageneration}
+	}
+	if !c.ModTime.IsZero() {
+		if attrs.Metadata == nil {
+			attrs.Metadata = map[string]string{}
+		}
+		maps.Copy(attrs.Metadata, mtimeMetadata(c.ModTime))
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	s.request(OpInsert)
 	w := s.bucket.Object(name).If(cond).NewWriter(ctx)
+	w.ContentType, w.CacheControl, w.ContentDisposition, w.ContentLanguage, w.Metadata =
+		attrs.ContentType, attrs.CacheControl, attrs.ContentDisposition, attrs.ContentLanguage, attrs.Metadata
 	w.CRC32C, w.SendCRC32C, w.DisableAutoChecksum = c.CRC32C, true, true
 	w.ChunkSize = chunkSize(c.Size)
-	w.ContentType = mediatype.Of(typeOf)
-	if !c.ModTime.IsZero() {
-		w.Metadata = mtimeMetadata(c.ModTime)
-	}
 	size, crc := c.Size, c.CRC32C
 	if _, err := io.Copy(w, &exactly{r: c.R, left: size}); err != nil {
 		// Cancel, and never Close: Close ends the stream normally, and the upload would be finished with
@@ -282,6 +293,52 @@ func (s *Store) Upload(ctx context.Context, rel string, c Content, ifGeneration 
 			name, ErrMismatch, size, crc, o.Size, o.CRC32C)
 	}
 	return o, nil
+}
+
+// live returns the attributes of the live generation of name (one objects.get), which must be gen:
+// ErrPrecondition when another generation is live or none is, as the write would find.
+func (s *Store) live(ctx context.Context, name string, gen int64) (*storage.ObjectAttrs, error) {
+	s.request(OpGet)
+	a, err := s.bucket.Object(name).Attrs(ctx)
+	switch err := mapErr(err); {
+	case errors.Is(err, ErrNotFound):
+		return nil, fmt.Errorf("%w: generation %d is not live: %w", ErrPrecondition, gen, err)
+	case err != nil:
+		return nil, err
+	case a.Generation != gen:
+		return nil, fmt.Errorf("%w: generation %d is live, not %d", ErrPrecondition, a.Generation, gen)
+	}
+	return a, nil
+}
+
+// sniffed are the Content-Types an object may hold that were guessed from its bytes rather than chosen:
+// what the storage client stores when an upload names none (http.DetectContentType: filesync before it
+// had mediatype, and other Go programs) where that differs from the table's value for the name: the
+// generic ones, and zip (.docx, .xlsx, .odt, .epub, ...), ogg (.ogg, .oga), x-icon (.ico), wave (.wav).
+var sniffed = map[string]bool{
+	"application/octet-stream": true, "text/plain; charset=utf-8": true, "text/html; charset=utf-8": true,
+	"text/xml; charset=utf-8": true, "application/zip": true, "application/ogg": true, "image/x-icon": true,
+	"audio/wave": true,
+}
+
+// carry makes an upload over generation prev keep what an operator set on it (docs/design.md, "Object
+// metadata"): its Cache-Control, Content-Disposition, Content-Language and custom metadata, except the
+// mtime keys (the new content's are written, or none); and its Content-Type unless that is the one the
+// table gives the name (attrs holds it) or one sniffed from the bytes.
+func carry(attrs *storage.ObjectAttrs, prev *storage.ObjectAttrs) {
+	attrs.CacheControl, attrs.ContentDisposition, attrs.ContentLanguage =
+		prev.CacheControl, prev.ContentDisposition, prev.ContentLanguage
+	if prev.ContentType != "" && !sniffed[prev.ContentType] {
+		attrs.ContentType = prev.ContentType
+	}
+	for k, v := range prev.Metadata {
+		if k != MtimeKey && k != RcloneMtimeKey {
+			if attrs.Metadata == nil {
+				attrs.Metadata = map[string]string{}
+			}
+			attrs.Metadata[k] = v
+		}
+	}
 }
 
 // exactly reads left bytes from r: io.EOF after them, ErrShortSource if r ends first.

@@ -3,9 +3,17 @@ package gcsstore
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"cloud.google.com/go/storage"
+	"google.golang.org/api/option"
 
 	"github.com/filesync/filesync/sidecar/internal/gsurl"
 )
@@ -91,3 +99,124 @@ func TestUploadWritesRcloneMtime(t *testing.T) {
 		}
 	}
 }
+
+func TestReuploadKeepsWhatTheOperatorSet(t *testing.T) {
+	ctx := context.Background()
+	srv := newServer(t)
+	counts := map[string]int{}
+	s := New(srv.Client(), gsurl.Location{Bucket: "bkt", Prefix: "p"}, func(op string) { counts[op]++ })
+	put := func(name, body string, mtime time.Time, gen int64) Object {
+		t.Helper()
+		o, err := s.Upload(ctx, name, Content{R: strings.NewReader(body), Size: int64(len(body)), CRC32C: crc([]byte(body)), ModTime: mtime}, gen)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return o
+	}
+	set := func(name string, u storage.ObjectAttrsToUpdate) {
+		t.Helper()
+		if _, err := srv.Client().Bucket("bkt").Object("p/"+name).Update(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t1, t2 := time.Unix(1_700_000_000, 0), time.Unix(1_700_000_100, 5)
+	custom := put("report.pdf", "v1", t1, 0)
+	set("report.pdf", storage.ObjectAttrsToUpdate{CacheControl: "public, max-age=86400",
+		ContentDisposition: `attachment; filename="report.pdf"`, ContentLanguage: "de", ContentType: "application/x-report",
+		Metadata: map[string]string{"owner": "ops", MtimeKey: "1", "mtime": "1970-01-01T00:00:01Z"}})
+	sniffed := put("style.css", "v1", t1, 0)
+	set("style.css", storage.ObjectAttrsToUpdate{ContentType: "text/plain; charset=utf-8", CacheControl: "no-cache"})
+	plain := put("plain.png", "v1", t1, 0)
+	before := counts[OpGet]
+	put("report.pdf", "v2, changed", t2, custom.Generation)
+	put("style.css", "v2, changed", t2, sniffed.Generation)
+	put("plain.png", "v2, changed", t2, plain.Generation)
+	if got := counts[OpGet] - before; got != 3 {
+		t.Errorf("%d objects.get for 3 re-uploads, want 3", got)
+	}
+	a, err := srv.Client().Bucket("bkt").Object("p/report.pdf").Attrs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.CacheControl != "public, max-age=86400" || a.ContentDisposition != `attachment; filename="report.pdf"` ||
+		a.ContentLanguage != "de" || a.ContentType != "application/x-report" {
+		t.Errorf("report.pdf lost what the operator set: Cache-Control %q, Content-Disposition %q, Content-Language %q, Content-Type %q",
+			a.CacheControl, a.ContentDisposition, a.ContentLanguage, a.ContentType)
+	}
+	want := map[string]string{"owner": "ops", MtimeKey: "1700000100", "mtime": "2023-11-14T22:15:00.000000005Z"}
+	if fmt.Sprint(a.Metadata) != fmt.Sprint(want) {
+		t.Errorf("report.pdf metadata %v, want %v", a.Metadata, want)
+	}
+	a, err = srv.Client().Bucket("bkt").Object("p/style.css").Attrs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.ContentType != "text/css" || a.CacheControl != "no-cache" {
+		t.Errorf("style.css: Content-Type %q (want text/css: a sniffed type is not kept), Cache-Control %q", a.ContentType, a.CacheControl)
+	}
+	a, err = srv.Client().Bucket("bkt").Object("p/plain.png").Attrs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.ContentType != "image/png" || a.CacheControl != "" || len(a.Metadata) != 2 {
+		t.Errorf("plain.png: Content-Type %q, Cache-Control %q, metadata %v", a.ContentType, a.CacheControl, a.Metadata)
+	}
+}
+
+// TestReuploadIsFencedByMetageneration: what an operator changes on the object between the upload's get
+// and its write is not overwritten: the write carries the metageneration it read as ifMetagenerationMatch
+// (GCS answers 412 and the path is re-planned; fake-gcs-server v1.56.1 ignores the parameter, so the test
+// checks the request). An upload over a generation that is not live any more stops after the get, with
+// no write.
+func TestReuploadIsFencedByMetageneration(t *testing.T) {
+	ctx := context.Background()
+	srv := newServer(t)
+	var mu sync.Mutex
+	var inserts []url.Values
+	rt := roundTripper(func(r *http.Request) (*http.Response, error) {
+		if r.Method == http.MethodPost && strings.Contains(r.URL.Path, "/upload/") {
+			mu.Lock()
+			inserts = append(inserts, r.URL.Query())
+			mu.Unlock()
+		}
+		return srv.HTTPClient().Transport.RoundTrip(r)
+	})
+	client, err := NewClient(ctx, option.WithHTTPClient(&http.Client{Transport: rt}), option.WithEndpoint("http://fake.gcs/storage/v1/"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	s := New(client, gsurl.Location{Bucket: "bkt", Prefix: "p"}, nil)
+	up := func(body string, gen int64) (Object, error) {
+		return s.Upload(ctx, "a.css", Content{R: strings.NewReader(body), Size: int64(len(body)), CRC32C: crc([]byte(body)),
+			ModTime: time.Unix(1_700_000_000, 0)}, gen)
+	}
+	o1, err := up("v1", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.Bucket("bkt").Object("p/a.css").Update(ctx, storage.ObjectAttrsToUpdate{CacheControl: "no-store"}); err != nil {
+		t.Fatal(err)
+	}
+	a, err := client.Bucket("bkt").Object("p/a.css").Attrs(ctx) // the metageneration the server tells
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := up("v2", o1.Generation); err != nil {
+		t.Fatal(err)
+	}
+	if len(inserts) != 2 || inserts[1].Get("ifGenerationMatch") != fmt.Sprint(o1.Generation) ||
+		inserts[1].Get("ifMetagenerationMatch") != fmt.Sprint(a.Metageneration) {
+		t.Fatalf("inserts %v: want the second with ifGenerationMatch=%d ifMetagenerationMatch=%d", inserts, o1.Generation, a.Metageneration)
+	}
+	if _, err := up("v3", o1.Generation); !errors.Is(err, ErrPrecondition) {
+		t.Fatalf("upload over a replaced generation: %v, want ErrPrecondition", err)
+	}
+	if len(inserts) != 2 {
+		t.Errorf("an upload over a generation that is not live was sent: %v", inserts[2:])
+	}
+}
+
+type roundTripper func(*http.Request) (*http.Response, error)
+
+func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
