@@ -110,6 +110,12 @@ func New(opt Options) (*Sender, error) {
 		}
 		s.targets = append(s.targets, newTarget(u, s))
 	}
+	names := make([]string, len(s.targets))
+	for i, t := range s.targets {
+		names[i] = t.name
+	}
+	opt.Log.Info("change hooks: the changes this replica makes in the bucket are POSTed", "urls", names,
+		"window", opt.Window, "max_batch", opt.MaxBatch, "max_pending", opt.MaxPending)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	for _, t := range s.targets {
 		s.wg.Go(func() { t.run(s.ctx) })
