@@ -54,7 +54,7 @@ func TestLoad(t *testing.T) {
 			"FILESYNC_NOTIFICATIONS": "projects/my-project/topics/media", "FILESYNC_RECONCILE_INTERVAL": "30m",
 			"FILESYNC_READ_THROUGH": "127.0.0.1:8091", "FILESYNC_READ_THROUGH_INCLUDE": "uploads/**, media/**",
 			"FILESYNC_PEERS": "wordpress-peers", "FILESYNC_PEER_LISTEN": ":9000", "FILESYNC_PEER_SECRET_FILE": secret,
-			"FILESYNC_NO_EXEC": "uploads/**, media/",
+			"FILESYNC_NO_EXEC":   "uploads/**, media/",
 			"FILESYNC_ON_CHANGE": "http://purger.cdn.svc:8080/hook, https://hooks.example.com/filesync?token=x",
 		}, check: func(t *testing.T, c Config) {
 			want := Config{Dir: dir, Once: true, DryRun: true, PollInterval: 3 * time.Second, RescanInterval: time.Minute,
