@@ -381,7 +381,7 @@ func TestRefusedBatchIsDroppedNotRetried(t *testing.T) {
 func TestCloseSendsAtOnce(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := &receiver{}
-		s, _, _ := newSender(t, r, Options{Window: time.Hour})
+		s, m, logs := newSender(t, r, Options{Window: time.Hour})
 		s.Notify(up("a.jpg", 1))
 		s.Notify(del("b.jpg", 2))
 		start := time.Now()
@@ -396,7 +396,14 @@ func TestCloseSendsAtOnce(t *testing.T) {
 		if ev := r.events(); len(ev) != 2 {
 			t.Fatalf("delivered %v", ev)
 		}
-		s.Notify(up("late.jpg", 3)) // after Close: counted, not sent
+		s.Notify(up("late.jpg", 3)) // after Close: counted and logged once, not sent
+		s.Notify(up("later.jpg", 4))
+		if d := testutil.ToFloat64(m.HookDropped.WithLabelValues(DropShutdown)); d != 2 {
+			t.Fatalf("dropped{shutdown} = %v, want the 2 late events", d)
+		}
+		if n := logs.lines("a change came after the change hooks were closed"); n != 1 {
+			t.Fatalf("%d log lines for late events, want 1", n)
+		}
 	})
 }
 

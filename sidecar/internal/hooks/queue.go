@@ -4,9 +4,8 @@ import (
 	"container/list"
 	"context"
 	"net/url"
-	"time"
-
 	"sync"
+	"time"
 )
 
 // target is one URL's queue and its sender goroutine (run).
@@ -27,6 +26,7 @@ type target struct {
 	inflight []Event                  // the batch being delivered
 	overflow bool                     // events were dropped since the queue was last empty (logged once)
 	closed   bool                     // Close was called: send at once, take nothing more
+	late     bool                     // an event came after Close (dropped, logged once)
 
 	wake chan struct{} // one slot: something was queued, or Close was called
 }
@@ -52,6 +52,10 @@ func (t *target) add(e Event) {
 	defer t.mu.Unlock()
 	if t.closed {
 		m.HookDropped.WithLabelValues(DropShutdown).Inc()
+		if !t.late {
+			t.late = true
+			t.s.opt.Log.Error("a change came after the change hooks were closed; not sent (logged once)", "url", t.name, "path", e.Path)
+		}
 		return
 	}
 	if el, ok := t.pending[e.Path]; ok {
