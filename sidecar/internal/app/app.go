@@ -256,7 +256,7 @@ func (p *probes) Healthy() bool {
 }
 
 // serve runs the HTTP server, the watcher and the sync loop; on cancellation it flushes pending uploads
-// within --shutdown-timeout.
+// within --shutdown-timeout, then delivers the change hooks still waiting (closeHooks).
 func serve(ctx context.Context, cfg config.Config, env Env, log *slog.Logger, f *filter.Filter, dir *localfs.Dir,
 	s *syncer.Syncer, m *metrics.Metrics, n *notify.Notifier, h *hooks.Sender) error {
 	w, err := watch.New(cfg.Dir, f, log.With("component", "watch"),
