@@ -16,6 +16,7 @@ import (
 
 	"github.com/filesync/filesync/sidecar/internal/filter"
 	"github.com/filesync/filesync/sidecar/internal/gsurl"
+	"github.com/filesync/filesync/sidecar/internal/hooks"
 	"github.com/filesync/filesync/sidecar/internal/notify/topic"
 )
 
@@ -63,6 +64,9 @@ type Config struct {
 	PeerListen     string
 	PeerSecretFile string
 	PeerSecret     string
+	// OnChange are the --on-change URLs told of every change this replica makes in the bucket
+	// (internal/hooks); each is http or https with a host.
+	OnChange []string
 }
 
 // ErrUsage marks configuration errors (exit code 2). ErrHelp is returned for -h/--help.
@@ -144,6 +148,7 @@ func newFlagSet(c *Config, location, notifications *string) *flag.FlagSet {
 	fs.StringVar(&c.Peers, "peers", "", "DNS name of the replicas' headless Service: the read-through asks the other replicas on a bucket miss (empty: no peers)")
 	fs.StringVar(&c.PeerListen, "peer-listen", ":8092", "address of the peer listener (with --peers); its port is the one peers are asked on")
 	fs.StringVar(&c.PeerSecretFile, "peer-secret-file", "", "file holding the secret peers must present (required with --peers)")
+	fs.Var((*stringList)(&c.OnChange), "on-change", "http(s) URL POSTed a JSON batch of the changes this replica made in the bucket (uploads, deletes), e.g. to purge a CDN; repeatable (env: comma-separated)")
 
 	return fs
 }
@@ -235,6 +240,11 @@ func (c *Config) validate(location string) error {
 	}
 	if err := c.validateReadThrough(); err != nil {
 		return err
+	}
+	for _, u := range c.OnChange {
+		if _, err := hooks.CheckURL(u); err != nil {
+			return usagef("--on-change %v", err)
+		}
 	}
 	switch c.LogFormat {
 	case "json", "text":

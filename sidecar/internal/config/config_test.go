@@ -54,7 +54,8 @@ func TestLoad(t *testing.T) {
 			"FILESYNC_NOTIFICATIONS": "projects/my-project/topics/media", "FILESYNC_RECONCILE_INTERVAL": "30m",
 			"FILESYNC_READ_THROUGH": "127.0.0.1:8091", "FILESYNC_READ_THROUGH_INCLUDE": "uploads/**, media/**",
 			"FILESYNC_PEERS": "wordpress-peers", "FILESYNC_PEER_LISTEN": ":9000", "FILESYNC_PEER_SECRET_FILE": secret,
-			"FILESYNC_NO_EXEC": "uploads/**, media/",
+			"FILESYNC_NO_EXEC":   "uploads/**, media/",
+			"FILESYNC_ON_CHANGE": "http://purger.cdn.svc:8080/hook, https://hooks.example.com/filesync?token=x",
 		}, check: func(t *testing.T, c Config) {
 			want := Config{Dir: dir, Once: true, DryRun: true, PollInterval: 3 * time.Second, RescanInterval: time.Minute,
 				Settle: time.Second, Excludes: []string{"cache/**", "*.tmp"}, Delete: false, MaxDelete: 10, Transfers: 4,
@@ -63,7 +64,8 @@ func TestLoad(t *testing.T) {
 				Notifications: topic.Name{Project: "my-project", Topic: "media"}, ReconcileInterval: 30 * time.Minute,
 
 				ReadThrough: "127.0.0.1:8091", ReadThroughIncludes: []string{"uploads/**", "media/**"}, Peers: "wordpress-peers",
-				PeerListen: ":9000", PeerSecretFile: secret, PeerSecret: "0123456789abcdef0123", NoExec: []string{"uploads/**", "media/"}}
+				PeerListen: ":9000", PeerSecretFile: secret, PeerSecret: "0123456789abcdef0123", NoExec: []string{"uploads/**", "media/"},
+				OnChange: []string{"http://purger.cdn.svc:8080/hook", "https://hooks.example.com/filesync?token=x"}}
 			want.Remote = c.Remote
 			if c.Remote.Bucket != "bk2" || strings.Join(c.Excludes, "|") != "cache/**|*.tmp" {
 				t.Fatalf("remote/excludes: %+v", c)
@@ -171,6 +173,25 @@ func TestLoad(t *testing.T) {
 				t.Fatalf("%+v", c)
 			}
 		}},
+		{name: "repeatable on-change", args: rt("--on-change", "http://purger:8080/hook", "--on-change", "https://[::1]/x"),
+			check: func(t *testing.T, c Config) {
+				if strings.Join(c.OnChange, " ") != "http://purger:8080/hook https://[::1]/x" {
+					t.Fatalf("on-change = %v", c.OnChange)
+				}
+			}},
+		{name: "on-change off by default", args: rt(), check: func(t *testing.T, c Config) {
+			if len(c.OnChange) != 0 {
+				t.Fatalf("on-change = %v", c.OnChange)
+			}
+		}},
+		{name: "on-change not http", args: rt("--on-change", "ftp://purger/hook"),
+			wantErr: `--on-change "ftp://purger/hook": want an http:// or https:// URL with a host`},
+		{name: "on-change without scheme", args: rt("--on-change", "purger:8080/hook"), wantErr: "--on-change"},
+		{name: "on-change without host", args: rt("--on-change", "http:///hook"),
+			wantErr: `--on-change "http:///hook": want an http:// or https:// URL with a host`},
+		{name: "on-change unparsable", args: rt("--on-change", "http://purger/%zz"), wantErr: `--on-change "http://purger/%zz"`},
+		{name: "on-change env, one bad", args: rt(), env: map[string]string{"FILESYNC_ON_CHANGE": "http://a/hook,b/hook"},
+			wantErr: `--on-change "b/hook"`},
 		{name: "bad state dir", args: []string{"--dir", dir, "--remote", "gs://bkt", "--state-dir", dir + "/x"}, wantErr: "--state-dir"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -54,6 +54,20 @@ type Options struct {
 	// also given the progress as one line (--once in a terminal).
 	ProgressInterval time.Duration
 	OnProgress       func(line string)
+	// OnChange, if set, is told of every change this replica made in the bucket, once committed (commit.go,
+	// report). It is called on the loop's goroutine and must not block (internal/hooks queues it).
+	OnChange func(Change)
+}
+
+// Change is a change this replica made in the bucket: an object it stored or deleted. One writer per
+// change: a download or a local delete applies another replica's change, which that replica reported.
+type Change struct {
+	Path string // relative to the prefix (and to --dir)
+	// Deleted: the object was deleted; otherwise a new generation of it was stored.
+	Deleted bool
+	// Generation is the generation stored, or the generation deleted.
+	Generation int64
+	Time       time.Time // when the loop committed it
 }
 
 // Syncer keeps one directory and one bucket prefix in sync.
