@@ -60,8 +60,12 @@ func ExitCode(err error, stderr io.Writer) int {
 	}
 }
 
-// Run runs filesync until ctx is done (SIGTERM), or for one pass with --once / --dry-run.
+// Run runs filesync until ctx is done (SIGTERM), or for one pass with --once / --dry-run; `filesync
+// conflicts ...` lists the conflict copies instead.
 func Run(ctx context.Context, env Env) error {
+	if len(env.Args) > 0 && env.Args[0] == config.ConflictsCommand {
+		return listConflicts(ctx, env, env.Args[1:])
+	}
 	cfg, err := config.Load(env.Args, env.Getenv, env.Stdout)
 	if err != nil {
 		return err
@@ -118,8 +122,8 @@ func Run(ctx context.Context, env Env) error {
 	s := syncer.New(dir, store, base, f, m, log, syncer.Options{
 		PollInterval: poll, Notified: notifications, RescanInterval: cfg.RescanInterval, Settle: cfg.Settle, NewTreeQuiet: max(cfg.Settle, time.Second),
 		Delete: cfg.Delete, MaxDelete: cfg.MaxDelete, DeleteWindow: cfg.DeleteWindow, Transfers: cfg.Transfers,
-		RestoreTransfers: cfg.RestoreTransfers,
-		Pod:              env.Getenv("POD_NAME"), ProgressInterval: cfg.ProgressEvery, OnProgress: terminalProgress(cfg, env.Stderr),
+		RestoreTransfers: cfg.RestoreTransfers, MaxConflicts: cfg.MaxConflicts,
+		Pod: env.Getenv("POD_NAME"), ProgressInterval: cfg.ProgressEvery, OnProgress: terminalProgress(cfg, env.Stderr),
 	})
 
 	if cfg.DryRun {

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/filesync/filesync/sidecar/internal/backoff"
-	"github.com/filesync/filesync/sidecar/internal/filter"
 	"github.com/filesync/filesync/sidecar/internal/gcsstore"
 	"github.com/filesync/filesync/sidecar/internal/localfs"
 	"github.com/filesync/filesync/sidecar/internal/plan"
@@ -308,23 +307,6 @@ func (s *Syncer) download(ctx context.Context, path, to string, r snapshot.Objec
 		local:   &snapshot.File{Stamp: st, CRC32C: o.CRC32C},
 		written: true, bytes: o.Size,
 	}, nil
-}
-
-// preserveConflict uploads the local version to .filesync/conflicts/<path>.<pod>.<unix-time>.
-func (s *Syncer) preserveConflict(ctx context.Context, path string, local snapshot.File) error {
-	fh, err := s.dir.OpenFile(path, local.Stamp)
-	if err != nil {
-		return err
-	}
-	defer fh.Close()
-	name := fmt.Sprintf("%s/conflicts/%s.%s.%d", filter.InternalDir, path, s.opt.Pod, s.now().Unix())
-	if _, err := s.store.Upload(ctx, name, fh, local.Size, local.CRC32C, time.Unix(0, local.ModTime), 0); err != nil {
-		return fmt.Errorf("preserve conflict copy: %w", err)
-	}
-	s.m.Conflicts.Inc()
-	s.log.Warn("conflict: the remote version keeps the path; the local one is preserved",
-		"path", path, "conflict_copy", s.store.Name(name))
-	return nil
 }
 
 // progress wraps a transfer's reader so that the heartbeat moves with the bytes: a long transfer is
