@@ -66,7 +66,7 @@ func run(m *testing.M) (int, error) {
 		}
 	}
 	if len(absent) > 0 {
-		missing = "missing " + strings.Join(absent, ", ") + " (`make test-interop` builds bin/)"
+		missing = "missing " + strings.Join(absent, ", ") + " (`make test-interop` builds bin/; gcloud comes with google-cloud-cli)"
 		return m.Run(), nil
 	}
 	work, err := os.MkdirTemp("", "filesync-interop-")
