@@ -223,7 +223,7 @@ func (e *env) once(t *testing.T, r remote, dir, stateDir string, extra ...string
 type replica struct {
 	cmd  *exec.Cmd
 	log  string
-	done chan error
+	done chan struct{} // closed when the process has exited
 }
 
 // start runs a filesync replica on dir until the test ends.
@@ -239,8 +239,8 @@ func (e *env) start(t *testing.T, r remote, name, dir string, extra ...string) *
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	rep := &replica{cmd: cmd, log: log, done: make(chan error, 1)}
-	go func() { rep.done <- cmd.Wait(); logf.Close() }()
+	rep := &replica{cmd: cmd, log: log, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); logf.Close(); close(rep.done) }()
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
