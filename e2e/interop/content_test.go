@@ -49,7 +49,7 @@ func roundTrips(t *testing.T, e *env, files map[string]file) {
 		writeTree(t, src, files)
 		e.rclone(t, "copy", src, r.rclone())
 		e.once(t, r, dst, "")
-		checkTree(t, dst, files)
+		checkTree(t, "filesync's restore", dst, files)
 	})
 	t.Run("gcloud→filesync", func(t *testing.T) {
 		r := e.newRemote(t)
@@ -57,16 +57,16 @@ func roundTrips(t *testing.T, e *env, files map[string]file) {
 		writeTree(t, src, files)
 		e.gcloud(t, "storage", "rsync", "--recursive", src, r.gs())
 		e.once(t, r, dst, "")
-		checkTree(t, dst, files)
+		checkTree(t, "filesync's restore", dst, files)
 	})
 	t.Run("filesync→rclone", func(t *testing.T) {
 		r := e.newRemote(t)
 		src, dst := t.TempDir(), t.TempDir()
 		writeTree(t, src, files)
 		e.once(t, r, src, "")
-		checkTree(t, src, files) // filesync left the files as they were
+		checkTree(t, "filesync's directory after its upload", src, files)
 		e.rclone(t, "copy", r.rclone(), dst)
-		checkTree(t, dst, files)
+		checkTree(t, "rclone's download", dst, files)
 	})
 	t.Run("filesync→gcloud", func(t *testing.T) {
 		r := e.newRemote(t)
@@ -78,15 +78,15 @@ func roundTrips(t *testing.T, e *env, files map[string]file) {
 		}
 		if !pre1970 {
 			e.once(t, r, src, "")
-			checkTree(t, src, files) // filesync left the files as they were
+			checkTree(t, "filesync's directory after its upload", src, files)
 			e.gcloud(t, "storage", "rsync", "--recursive", r.gs(), dst)
-			checkTree(t, dst, files)
+			checkTree(t, "gcloud's download", dst, files)
 			return
 		}
 		ref := e.newRemote(t)
 		e.gcloud(t, "storage", "rsync", "--recursive", src, ref.gs())
 		e.once(t, r, src, "")
-		checkTree(t, src, files)
+		checkTree(t, "filesync's directory after its upload", src, files)
 		for p := range files {
 			got, want := r.attrs(t, p).Metadata[mtimeKey], ref.attrs(t, p).Metadata[mtimeKey]
 			if got != want || want == "" {

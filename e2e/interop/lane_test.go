@@ -94,9 +94,9 @@ func setMtime(t *testing.T, full string, mtime time.Time) {
 	}
 }
 
-// checkTree fails unless dir holds exactly files (filesync's own .filesync/ aside): the same bytes and
-// the same mtime to the second.
-func checkTree(t *testing.T, dir string, want map[string]file) {
+// checkTree fails unless dir (described by where, for the messages) holds exactly files (filesync's own
+// .filesync/ aside): the same bytes and the same mtime to the second.
+func checkTree(t *testing.T, where, dir string, want map[string]file) {
 	t.Helper()
 	got := map[string]bool{}
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
@@ -114,7 +114,7 @@ func checkTree(t *testing.T, dir string, want map[string]file) {
 		got[rel] = true
 		w, ok := want[rel]
 		if !ok {
-			t.Errorf("%s: not expected here", rel)
+			t.Errorf("%s: %s: not expected here", where, rel)
 			return nil
 		}
 		b, err := os.ReadFile(p)
@@ -122,14 +122,14 @@ func checkTree(t *testing.T, dir string, want map[string]file) {
 			return err
 		}
 		if !bytes.Equal(b, w.data) {
-			t.Errorf("%s: %d bytes differ from the %d written", rel, len(b), len(w.data))
+			t.Errorf("%s: %s: %d bytes differ from the %d written", where, rel, len(b), len(w.data))
 		}
 		st, err := os.Stat(p)
 		if err != nil {
 			return err
 		}
 		if st.ModTime().Unix() != w.mtime.Unix() {
-			t.Errorf("%s: mtime %s, want %s", rel, st.ModTime().UTC().Format(time.RFC3339), w.mtime.UTC().Format(time.RFC3339))
+			t.Errorf("%s: %s: mtime %s, want %s", where, rel, st.ModTime().UTC().Format(time.RFC3339), w.mtime.UTC().Format(time.RFC3339))
 		}
 		return nil
 	})
@@ -138,7 +138,7 @@ func checkTree(t *testing.T, dir string, want map[string]file) {
 	}
 	for p := range want {
 		if !got[p] {
-			t.Errorf("%s: missing", p)
+			t.Errorf("%s: %s: missing", where, p)
 		}
 	}
 }
@@ -200,7 +200,7 @@ func (e *env) gcloudDeleting(t *testing.T, args ...string) string {
 	return string(out)
 }
 
-// filesyncArgs are the flags of every filesync run here: text logs, no HTTP server unless asked for,
+// filesyncCmd is a filesync command with the flags of every run here: text logs, no HTTP server unless asked for,
 // no settle time (the files are written before filesync starts).
 func (e *env) filesyncCmd(ctx context.Context, r remote, dir string, extra ...string) *exec.Cmd {
 	args := append([]string{"--dir", dir, "--remote", r.gs(), "--log-format", "text", "--listen", "", "--settle", "0s"}, extra...)

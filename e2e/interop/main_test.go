@@ -4,14 +4,15 @@
 // make of each other's objects, in both directions: a tool writes the bucket and filesync restores or
 // follows it, and filesync writes the bucket and the tool reads it (docs/e2e.md, "The interop lane").
 // Everything runs on this machine: one fake-gcs-server process (memory backend, plain HTTP on a free port),
-// the built binaries bin/filesync, bin/rclone and bin/fake-gcs-server (`make test-interop` builds them),
-// and gcloud from PATH, each tool with a private configuration (e2e/internal/tools).
+// the built binaries bin/filesync (or INTEROP_FILESYNC, another build to try), bin/rclone and
+// bin/fake-gcs-server (`make test-interop` builds them), and gcloud from PATH, each tool with a private configuration (e2e/internal/tools).
 //
 // Each test states what should happen. Without a binary the tests are skipped, or fail when
 // FILESYNC_REQUIRE_INTEROP=1 (CI).
 package interop
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net"
@@ -57,8 +58,9 @@ func run(m *testing.M) (int, error) {
 	}
 	bin := filepath.Join(root, "bin")
 	gcloud, _ := exec.LookPath("gcloud")
+	filesync := cmp.Or(os.Getenv("INTEROP_FILESYNC"), filepath.Join(bin, "filesync"))
 	var absent []string
-	for _, p := range []string{filepath.Join(bin, "filesync"), filepath.Join(bin, "rclone"), filepath.Join(bin, "fake-gcs-server"), gcloud} {
+	for _, p := range []string{filesync, filepath.Join(bin, "rclone"), filepath.Join(bin, "fake-gcs-server"), gcloud} {
 		if p == "" {
 			absent = append(absent, "gcloud (not on PATH)")
 		} else if _, err := os.Stat(p); err != nil {
@@ -88,7 +90,7 @@ func run(m *testing.M) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	lane = &env{root: root, filesync: filepath.Join(bin, "filesync"), gcs: g, tools: c, logDir: work}
+	lane = &env{root: root, filesync: filesync, gcs: g, tools: c, logDir: work}
 	return m.Run(), nil
 }
 

@@ -47,7 +47,7 @@ func TestFolderPlaceholders(t *testing.T) {
 	if !waitFor(func() bool { return !mtimeOf(dir, "photos/2026/a.jpg").IsZero() && ready(port) }) {
 		t.Fatalf("photos/2026/a.jpg not restored, or the replica not ready, within %s", deadline)
 	}
-	checkTree(t, dir, files)
+	checkTree(t, "filesync's restore", dir, files)
 	m, err := scrape(port)
 	if err != nil {
 		t.Fatal(err)
