@@ -63,7 +63,11 @@ func printConflictsUsage(fs *flag.FlagSet, out io.Writer) {
 		"Lists the conflict copies under PREFIX/.filesync/conflicts/ (<path>.<replica>.<unix-time>): the path each\n"+
 		"was the losing local version of, the replica that preserved it, when, and its size. Read-only.\n\nFlags:\n")
 	fs.VisitAll(func(f *flag.Flag) {
-		fmt.Fprintf(out, "  --%-8s %s (default %q)\n", f.Name, f.Usage, f.DefValue)
+		def := ""
+		if f.DefValue != "" {
+			def = fmt.Sprintf(" (default %s)", f.DefValue)
+		}
+		fmt.Fprintf(out, "  --%-8s %s%s\n", f.Name, f.Usage, def)
 	})
 	fmt.Fprintf(out, "\n--remote falls back to %s. Exit codes: 0 success, 1 runtime failure (the bucket\n"+
 		"cannot be listed), 2 usage error.\n", EnvName("remote"))
