@@ -61,8 +61,12 @@ func ExitCode(err error, stderr io.Writer) int {
 	}
 }
 
-// Run runs filesync until ctx is done (SIGTERM), or for one pass with --once / --dry-run.
+// Run runs filesync until ctx is done (SIGTERM), or for one pass with --once / --dry-run; `filesync
+// conflicts ...` lists the conflict copies instead.
 func Run(ctx context.Context, env Env) error {
+	if len(env.Args) > 0 && env.Args[0] == config.ConflictsCommand {
+		return listConflicts(ctx, env, env.Args[1:])
+	}
 	cfg, err := config.Load(env.Args, env.Getenv, env.Stdout)
 	if err != nil {
 		return err
@@ -128,8 +132,8 @@ func Run(ctx context.Context, env Env) error {
 		PollInterval: poll, Notified: notifications, RescanInterval: cfg.RescanInterval, Settle: cfg.Settle,
 		TreeQuiet: max(cfg.Settle, time.Second), Trees: trees,
 		Delete: cfg.Delete, MaxDelete: cfg.MaxDelete, DeleteWindow: cfg.DeleteWindow, Transfers: cfg.Transfers,
-		RestoreTransfers: cfg.RestoreTransfers,
-		Pod:              pod, ProgressInterval: cfg.ProgressEvery, OnProgress: terminalProgress(cfg, env.Stderr),
+		RestoreTransfers: cfg.RestoreTransfers, MaxConflicts: cfg.MaxConflicts,
+		Pod: pod, ProgressInterval: cfg.ProgressEvery, OnProgress: terminalProgress(cfg, env.Stderr),
 	}
 	var h *hooks.Sender
 	if len(cfg.OnChange) > 0 && !cfg.DryRun {

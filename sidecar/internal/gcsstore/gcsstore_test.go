@@ -433,3 +433,31 @@ func TestRateLimitIsNotRetriedBySDK(t *testing.T) {
 		t.Fatal("the SDK no longer retries 503")
 	}
 }
+
+// TestListPrefixIsAStringPrefix: ListPrefix lists names starting with a string (not a folder), relative to
+// the store's prefix, and nothing outside it.
+func TestListPrefixIsAStringPrefix(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t, "p")
+	for _, name := range []string{".filesync/conflicts/a.jpg.x.1", ".filesync/conflicts/a.jpg.bak.y.2",
+		".filesync/conflicts/b.jpg.x.3", "a.jpg"} {
+		b := []byte(name)
+		if _, err := s.Upload(ctx, name, Content{R: bytes.NewReader(b), Size: int64(len(b)), CRC32C: crc(b)}, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.ListPrefix(ctx, ".filesync/conflicts/a.jpg.")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, o := range got {
+		names = append(names, o.Name)
+		if o.Generation == 0 || o.Size == 0 {
+			t.Errorf("%s: no generation or size: %+v", o.Name, o)
+		}
+	}
+	if want := ".filesync/conflicts/a.jpg.bak.y.2 .filesync/conflicts/a.jpg.x.1"; strings.Join(names, " ") != want {
+		t.Fatalf("ListPrefix = %v, want %s", names, want)
+	}
+}

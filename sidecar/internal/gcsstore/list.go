@@ -287,3 +287,21 @@ feed:
 	}
 	return first
 }
+
+// ListPrefix returns the objects whose names, relative to the prefix, start with rel, in name order: a
+// listing of that string, not of a folder (a conflict copy's prefix ".filesync/conflicts/a.jpg." is no
+// folder). Folder is not set.
+func (s *Store) ListPrefix(ctx context.Context, rel string) ([]Object, error) {
+	l := &lister{s: s, base: s.objectName("")}
+	var out []Object
+	_, err := l.pages(ctx, s.objectName(rel), "", func(page []*storage.ObjectAttrs) bool {
+		for _, a := range page {
+			out = append(out, objectOf(strings.TrimPrefix(a.Name, l.base), a))
+		}
+		return true
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}

@@ -50,6 +50,8 @@ type Options struct {
 	Trees *filter.Filter
 	// Pod names this replica in conflict copies.
 	Pod string
+	// MaxConflicts is how many conflict copies of one path are kept (the newest); 0: all of them.
+	MaxConflicts int
 	// ProgressInterval is how often the restore logs its progress (default 5 s); OnProgress, if set, is
 	// also given the progress as one line (--once in a terminal).
 	ProgressInterval time.Duration

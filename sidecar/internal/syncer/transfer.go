@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/filesync/filesync/sidecar/internal/backoff"
-	"github.com/filesync/filesync/sidecar/internal/filter"
 	"github.com/filesync/filesync/sidecar/internal/gcsstore"
 	"github.com/filesync/filesync/sidecar/internal/localfs"
 	"github.com/filesync/filesync/sidecar/internal/plan"
@@ -332,24 +331,6 @@ func (s *Syncer) download(ctx context.Context, path, to string, r snapshot.Objec
 		local:   &snapshot.File{Stamp: st, CRC32C: o.CRC32C},
 		written: true, bytes: o.Size,
 	}, nil
-}
-
-// preserveConflict uploads the local version to .filesync/conflicts/<path>.<pod>.<unix-time>.
-func (s *Syncer) preserveConflict(ctx context.Context, path string, local snapshot.File) error {
-	fh, err := s.dir.OpenFile(path, local.Stamp)
-	if err != nil {
-		return err
-	}
-	defer fh.Close()
-	name := fmt.Sprintf("%s/conflicts/%s.%s.%d", filter.InternalDir, path, s.opt.Pod, s.now().Unix())
-	c := gcsstore.Content{R: fh, Size: local.Size, CRC32C: local.CRC32C, ModTime: time.Unix(0, local.ModTime), TypeOf: path}
-	if _, err := s.store.Upload(ctx, name, c, 0); err != nil {
-		return fmt.Errorf("preserve conflict copy: %w", err)
-	}
-	s.m.Conflicts.Inc()
-	s.log.Warn("conflict: the remote version keeps the path; the local one is preserved",
-		"path", path, "conflict_copy", s.store.Name(name))
-	return nil
 }
 
 // progress wraps a transfer's reader so that the heartbeat moves with the bytes: a long transfer is
