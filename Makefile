@@ -59,7 +59,7 @@ fmt: ## Format all Go code (gofmt -s).
 
 .PHONY: vet
 vet: ## Run go vet on every module.
-	@for m in $(MODULES); do (cd $$m && go vet ./... && go vet -tags e2e,integration ./...); done
+	@for m in $(MODULES); do (cd $$m && go vet ./... && go vet -tags e2e,integration,interop ./...); done
 	@for m in $(STANDALONE_MODULES); do (cd $$m && GOWORK=off go vet ./...); done
 
 .PHONY: test
@@ -71,7 +71,7 @@ test: ## Run every module's unit and integration tests with -race (no cluster, n
 # actionlint runs it on the workflows' run: blocks too.
 .PHONY: lint
 lint: $(BIN)/golangci-lint $(BIN)/actionlint ## Lint every module with the pinned golangci-lint, every shell script with shellcheck, every workflow with actionlint.
-	@for m in $(MODULES); do echo "== $$m"; (cd $$m && $(BIN)/golangci-lint run --build-tags e2e,integration ./...); done
+	@for m in $(MODULES); do echo "== $$m"; (cd $$m && $(BIN)/golangci-lint run --build-tags e2e,integration,interop ./...); done
 	@for m in $(STANDALONE_MODULES); do echo "== $$m"; (cd $$m && GOWORK=off $(BIN)/golangci-lint run ./...); done
 	@echo "== shell scripts"; hack/shellcheck.sh
 	@echo "== workflows"; $(BIN)/actionlint -shellcheck=shellcheck .github/workflows/*.yaml
@@ -80,6 +80,12 @@ lint: $(BIN)/golangci-lint $(BIN)/actionlint ## Lint every module with the pinne
 test-integration: docker image images-test ## Run the testcontainers-go lane against the filesync image (needs Docker).
 	cd e2e && TESTCONTAINERS_RYUK_DISABLED=$${TESTCONTAINERS_RYUK_DISABLED:-true} \
 	  go test -race -count=1 -tags integration ./integration/...
+
+# The tools' cases of docs/e2e.md ("The interop lane"): bin/rclone is the bench's pinned build, gcloud comes
+# from PATH (google-cloud-cli); without one of them the tests skip, or fail under FILESYNC_REQUIRE_INTEROP=1.
+.PHONY: test-interop
+test-interop: build $(BIN)/rclone $(BIN)/fake-gcs-server ## Run the interop lane: rclone and gcloud storage against filesync through one fake-gcs-server, both ways (no Docker).
+	cd e2e && go test -count=1 -tags interop ./interop/...
 
 # BENCH_ARGS go to the harness (e.g. BENCH_ARGS='-runs 1 -cases restore'); every flag has a BENCH_* env twin.
 .PHONY: bench

@@ -50,11 +50,11 @@ func (b *bench) serverFor(ctx context.Context, spec datasetSpec) (*server, error
 		return b.fs, nil
 	}
 	root := filepath.Join(b.opt.work, "gcs-fs-big")
-	gcs, err := startFakeGCS(ctx, filepath.Join(b.bin, "fake-gcs-server"), filepath.Join(b.logDir, "fake-gcs-server-fs-big.log"), gcsOptions{fsRoot: root})
+	gcs, err := startFakeGCS(ctx, filepath.Join(b.bin, "fake-gcs-server"), filepath.Join(b.logDir, "fake-gcs-server-fs-big.log"), gcsOptions{FSRoot: root})
 	if err != nil {
 		return nil, err
 	}
-	tools, err := newToolSet(ctx, b.bin, b.tools.gcloud, filepath.Join(b.opt.work, "tools-fs"), b.logDir, gcs.host())
+	tools, err := newToolSet(ctx, b.bin, b.tools.Gcloud, filepath.Join(b.opt.work, "tools-fs"), b.logDir, gcs.host())
 	if err != nil {
 		gcs.stop()
 		return nil, err
@@ -413,7 +413,7 @@ func (b *bench) rss100k(ctx context.Context) error {
 	// A second fake-gcs-server with the filesystem backend: the memory backend is quadratic here.
 	fsRoot := filepath.Join(b.opt.work, "gcs-fs")
 	defer os.RemoveAll(fsRoot)
-	gcs, err := startFakeGCS(ctx, filepath.Join(b.bin, "fake-gcs-server"), filepath.Join(b.logDir, "fake-gcs-server-fs.log"), gcsOptions{fsRoot: fsRoot})
+	gcs, err := startFakeGCS(ctx, filepath.Join(b.bin, "fake-gcs-server"), filepath.Join(b.logDir, "fake-gcs-server-fs.log"), gcsOptions{FSRoot: fsRoot})
 	if err != nil {
 		return err
 	}

@@ -172,10 +172,10 @@ func (b *bench) latency(ctx context.Context, spec datasetSpec, runs int) (err er
 		return err
 	}
 	defer proxy.stop()
-	opt := gcsOptions{front: proxy.addr()}
+	opt := gcsOptions{Front: proxy.addr()}
 	if spec.Files >= bigDataset {
-		opt.fsRoot = filepath.Join(b.opt.work, "gcs-fs-latency-"+spec.Name)
-		defer os.RemoveAll(opt.fsRoot)
+		opt.FSRoot = filepath.Join(b.opt.work, "gcs-fs-latency-"+spec.Name)
+		defer os.RemoveAll(opt.FSRoot)
 	}
 	gcs, err := startFakeGCS(ctx, filepath.Join(b.bin, "fake-gcs-server"),
 		filepath.Join(b.logDir, "fake-gcs-server-latency-"+spec.Name+".log"), opt)
@@ -194,14 +194,14 @@ func (b *bench) latency(ctx context.Context, spec datasetSpec, runs int) (err er
 		"restore": {"--restore-transfers", fmt.Sprint(latencyTransfers)},
 		"push":    {"--restore-transfers", fmt.Sprint(latencyTransfers)},
 	}
-	srv := &server{gcs: gcs, tools: tools, fsRoot: opt.fsRoot}
+	srv := &server{gcs: gcs, tools: tools, fsRoot: opt.FSRoot}
 	// The harness seeds, checks and empties buckets directly, not through the proxy.
 	const src = "latency-src"
 	if err := b.fill(ctx, srv, src, ds); err != nil {
 		return err
 	}
 	res := &latencyResult{Dataset: spec.Name, Files: len(ds.files), Bytes: totalBytes(ds.files),
-		FSBackend: opt.fsRoot != "", Runs: runs, Delays: withZero(b.opt.delays), Tools: latencyTools,
+		FSBackend: opt.FSRoot != "", Runs: runs, Delays: withZero(b.opt.delays), Tools: latencyTools,
 		Results: map[latencyKey][]latencyRun{}, Commands: map[string]string{}, Server: gcs.commandLine(),
 		Curve: map[curveKey][]latencyRun{}}
 	b.rep.Latency = append(b.rep.Latency, res)

@@ -14,7 +14,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path"
@@ -25,6 +24,7 @@ import (
 	"time"
 
 	"github.com/filesync/filesync/e2e/internal/harness"
+	"github.com/filesync/filesync/e2e/internal/tools"
 )
 
 // The notify case's settings, from the environment only (so main.go keeps just the case's name).
@@ -137,7 +137,6 @@ type notifyEnv struct {
 	emu      *proc
 	emuHost  string
 	gcs      *fakeGCS
-	gcsProc  *proc
 	preload  string // the -data directory of a large seed
 	bucket   string
 	size     int
@@ -146,8 +145,8 @@ type notifyEnv struct {
 }
 
 func (n *notifyEnv) stop() {
-	if n.gcsProc != nil {
-		n.gcsProc.stop()
+	if n.gcs != nil {
+		n.gcs.stop()
 	}
 	if n.emu != nil {
 		n.emu.stop()
@@ -195,11 +194,9 @@ func (b *bench) startNotifyEnv(ctx context.Context, ports portPicker, size int) 
 		n.stop()
 		return nil, err
 	}
-	base := "http://127.0.0.1:" + strconv.Itoa(port)
-	args = []string{"-scheme", "http", "-backend", "memory", "-host", "127.0.0.1", "-port", strconv.Itoa(port),
-		"-external-url", base, "-log-level", "warn",
-		"-event.pubsub-project-id", notifyProject, "-event.pubsub-topic", "objects",
-		"-event.list", "finalize,delete,archive,metadataUpdate"}
+	opt := gcsOptions{Ready: 60 * time.Second, Env: []string{"PUBSUB_EMULATOR_HOST=" + n.emuHost},
+		Args: []string{"-event.pubsub-project-id", notifyProject, "-event.pubsub-topic", "objects",
+			"-event.list", "finalize,delete,archive,metadataUpdate"}}
 	if size >= bigDataset {
 		// The memory backend scans the bucket on every insert (cases.go), so uploading a large seed is
 		// quadratic; a -data preload (one directory per bucket, read at start) is not, and it keeps the
@@ -209,22 +206,16 @@ func (b *bench) startNotifyEnv(ctx context.Context, ports portPicker, size int) 
 			n.stop()
 			return nil, err
 		}
-		args = append(args, "-data", n.preload)
+		opt.Data = n.preload
 	}
-	env := []string{"PUBSUB_EMULATOR_HOST=" + n.emuHost}
-	if n.gcsProc, err = startProc(filepath.Join(b.bin, "fake-gcs-server"), args, env,
-		filepath.Join(b.logDir, fmt.Sprintf("notify-%d-fake-gcs-server.log", size))); err != nil {
+	g, err := tools.StartFakeGCS(ctx, filepath.Join(b.bin, "fake-gcs-server"),
+		filepath.Join(b.logDir, fmt.Sprintf("notify-%d-fake-gcs-server.log", size)), port, opt)
+	if err != nil {
 		n.stop()
 		return nil, err
 	}
-	n.commands = append(n.commands, "PUBSUB_EMULATOR_HOST="+n.emuHost+" fake-gcs-server "+strings.Join(args, " "))
-	if err := waitTCP(ctx, n.gcsProc, "127.0.0.1:"+strconv.Itoa(port), 60*time.Second); err != nil {
-		n.stop()
-		return nil, err
-	}
-	n.gcs = &fakeGCS{cmd: n.gcsProc.cmd, port: port, done: n.gcsProc.done, GCS: &harness.GCS{
-		BaseURL: base, HTTP: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 32}, Timeout: 10 * time.Minute},
-		PageSize: 1000000}}
+	n.gcs = &fakeGCS{g}
+	n.commands = append(n.commands, "PUBSUB_EMULATOR_HOST="+n.emuHost+" "+g.CommandLine())
 	start := time.Now()
 	if n.preload == "" {
 		if err := n.gcs.CreateBucket(ctx, n.bucket); err != nil {

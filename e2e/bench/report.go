@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/filesync/filesync/e2e/internal/tools"
 )
 
 type transferResult struct {
@@ -115,7 +117,7 @@ func newReport(ctx context.Context, bin, gcloud string, o options) *report {
 		switch p {
 		case "rclone":
 			cmd := exec.CommandContext(ctx, filepath.Join(bin, "rclone"), "version")
-			cmd.Env = withoutPrefix(os.Environ(), "RCLONE_")
+			cmd.Env = tools.WithoutPrefix(os.Environ(), "RCLONE_")
 			v := "unknown"
 			if out, err := cmd.Output(); err == nil {
 				v, _, _ = strings.Cut(strings.TrimSpace(string(out)), "\n")

@@ -181,13 +181,13 @@ func (b *bench) scaleOne(ctx context.Context, n int) (*scaleSize, []string, erro
 	if b.opt.scaleBackend == "memory" {
 		// -data DIR loads DIR/BUCKET/NAME at start, without the HTTP round trips and JSON of an upload;
 		// the memory backend is still quadratic in objects (each insert scans the bucket).
-		opt.data = filepath.Join(work, "seed")
-		if err := writeFiles(filepath.Join(opt.data, bucket, prefix), files, spec.Seed); err != nil {
+		opt.Data = filepath.Join(work, "seed")
+		if err := writeFiles(filepath.Join(opt.Data, bucket, prefix), files, spec.Seed); err != nil {
 			return nil, nil, err
 		}
-		opt.ready = 4 * time.Hour
+		opt.Ready = 4 * time.Hour
 	} else {
-		opt.fsRoot = filepath.Join(work, "gcs-fs")
+		opt.FSRoot = filepath.Join(work, "gcs-fs")
 	}
 	start = time.Now()
 	gcs, err := startFakeGCS(ctx, filepath.Join(b.bin, "fake-gcs-server"),
@@ -196,7 +196,7 @@ func (b *bench) scaleOne(ctx context.Context, n int) (*scaleSize, []string, erro
 		return nil, nil, err
 	}
 	defer gcs.stop()
-	if opt.fsRoot != "" {
+	if opt.FSRoot != "" {
 		if err := gcs.CreateBucket(ctx, bucket); err != nil {
 			return nil, nil, err
 		}
@@ -207,7 +207,7 @@ func (b *bench) scaleOne(ctx context.Context, n int) (*scaleSize, []string, erro
 			}
 			return data
 		}
-		if err := writeFSBackendObjects(opt.fsRoot, bucket, prefix, files, content); err != nil {
+		if err := writeFSBackendObjects(opt.FSRoot, bucket, prefix, files, content); err != nil {
 			return nil, nil, err
 		}
 	}

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/filesync/filesync/e2e/internal/tools"
 )
 
 // run is what one timed tool invocation cost.
@@ -21,12 +23,10 @@ type run struct {
 
 // toolSet knows how to run each tool against the fake-gcs-server.
 type toolSet struct {
-	bin       string // the repo's bin/ (filesync, rclone)
-	gcloud    string
-	host      string // HOST:PORT the tools talk to: the server itself, or a latency proxy in front of it
-	rcloneCfg string
-	gcloudCfg string
-	logDir    string
+	*tools.Clients
+	bin    string // the repo's bin/ (filesync, rclone)
+	host   string // HOST:PORT the tools talk to: the server itself, or a latency proxy in front of it
+	logDir string
 	// filesyncFlags are extra filesync flags per op (the latency mode spells out the concurrency its floor
 	// assumes).
 	filesyncFlags map[string][]string
@@ -34,39 +34,11 @@ type toolSet struct {
 
 // newToolSet writes the peers' private configurations into work (never ~/.config), making it if missing.
 func newToolSet(ctx context.Context, bin, gcloud, work, logDir, host string) (*toolSet, error) {
-	if err := os.MkdirAll(work, 0o755); err != nil {
-		return nil, fmt.Errorf("creating %s: %w", work, err)
+	c, err := tools.Configure(ctx, work, host, filepath.Join(bin, "rclone"), gcloud)
+	if err != nil {
+		return nil, err
 	}
-	t := &toolSet{bin: bin, gcloud: gcloud, host: host, logDir: logDir,
-		rcloneCfg: filepath.Join(work, "rclone.conf"), gcloudCfg: filepath.Join(work, "gcloud")}
-	conf := fmt.Sprintf("[gcs]\ntype = google cloud storage\nanonymous = true\nendpoint = http://%s/storage/v1/\nbucket_policy_only = true\n", host)
-	if err := os.WriteFile(t.rcloneCfg, []byte(conf), 0o600); err != nil {
-		return nil, fmt.Errorf("writing the rclone config: %w", err)
-	}
-	if gcloud == "" {
-		return t, nil
-	}
-	if err := os.MkdirAll(t.gcloudCfg, 0o700); err != nil {
-		return nil, fmt.Errorf("creating the gcloud config dir: %w", err)
-	}
-	for _, kv := range [][2]string{
-		{"auth/disable_credentials", "true"},
-		{"core/project", "test-project"},
-		{"core/disable_usage_reporting", "true"},
-		{"component_manager/disable_update_check", "true"},
-		{"api_endpoint_overrides/storage", "http://" + host + "/storage/v1/"},
-	} {
-		cmd := exec.CommandContext(ctx, gcloud, "config", "set", kv[0], kv[1], "--quiet")
-		cmd.Env = t.gcloudEnv()
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return nil, fmt.Errorf("gcloud config set %s: %w: %s", kv[0], err, out)
-		}
-	}
-	return t, nil
-}
-
-func (t *toolSet) gcloudEnv() []string {
-	return append(os.Environ(), "CLOUDSDK_CONFIG="+t.gcloudCfg, "CLOUDSDK_CORE_DISABLE_PROMPTS=1")
+	return &toolSet{Clients: c, bin: bin, host: host, logDir: logDir}, nil
 }
 
 // The rclone variants: "rclone" is the loopback cases' peer; the latency mode compares rclone with its
@@ -102,36 +74,20 @@ func (t *toolSet) command(ctx context.Context, tool, op, bucket, prefix, dir str
 		if op == "push" {
 			src, dst = dst, src
 		}
-		args := append([]string{"--config", t.rcloneCfg, "copy", src, dst}, rcloneFlags[tool]...)
-		cmd = exec.CommandContext(ctx, filepath.Join(t.bin, "rclone"), args...)
-		cmd.Env = withoutPrefix(os.Environ(), "RCLONE_")
+		cmd = t.RcloneCommand(ctx, append([]string{"copy", src, dst}, rcloneFlags[tool]...)...)
 	case "gcloud":
-		if t.gcloud == "" {
+		if t.Gcloud == "" {
 			return nil, fmt.Errorf("gcloud is not installed")
 		}
 		src, dst := remote, dir
 		if op == "push" {
 			src, dst = dst, src
 		}
-		cmd = exec.CommandContext(ctx, t.gcloud, "storage", "rsync", "--recursive", src, dst)
-		cmd.Env = t.gcloudEnv()
+		cmd = t.GcloudCommand(ctx, "storage", "rsync", "--recursive", src, dst)
 	default:
 		return nil, fmt.Errorf("unknown tool %q", tool)
 	}
 	return cmd, nil
-}
-
-// withoutPrefix drops the variables whose name starts with prefix. rclone reads every RCLONE_<FLAG> as
-// that flag, and `make bench` exports the pins of hack/versions.env, among them RCLONE_VERSION (which
-// rclone would take for --version and refuse).
-func withoutPrefix(env []string, prefix string) []string {
-	out := make([]string, 0, len(env))
-	for _, kv := range env {
-		if !strings.HasPrefix(kv, prefix) {
-			out = append(out, kv)
-		}
-	}
-	return out
 }
 
 // commandLine renders the command for the report, quoting empty or spaced arguments.

@@ -4,11 +4,13 @@ import (
 	"context"
 	"slices"
 	"testing"
+
+	"github.com/filesync/filesync/e2e/internal/tools"
 )
 
 func TestRcloneGetsNoRcloneVariables(t *testing.T) {
 	t.Setenv("RCLONE_VERSION", "v9.9.9") // `make bench` exports the pin of hack/versions.env
-	ts := &toolSet{bin: "/bin", host: "127.0.0.1:46000", rcloneCfg: "/dev/null"}
+	ts := &toolSet{bin: "/bin", host: "127.0.0.1:46000", Clients: &tools.Clients{Rclone: "/bin/rclone", RcloneConfig: "/dev/null"}}
 	for _, tool := range []string{"rclone", rcloneDefaults, rcloneT8C16} {
 		cmd, err := ts.command(context.Background(), tool, "restore", "b", "data", "/tmp/x")
 		if err != nil {

@@ -2,6 +2,7 @@ package harness
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/hex"
@@ -9,7 +10,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime/multipart"
 	"net/http"
+	"net/textproto"
 	"net/url"
 	"strconv"
 	"strings"
@@ -188,4 +191,58 @@ func (g *GCS) List(ctx context.Context, bucket, prefix string) ([]Object, error)
 		}
 		token = page.NextPageToken
 	}
+}
+
+// Attrs are the attributes of one object that other tools set and read.
+type Attrs struct {
+	Name            string            `json:"name"`
+	ContentType     string            `json:"contentType,omitempty"`
+	CacheControl    string            `json:"cacheControl,omitempty"`
+	ContentEncoding string            `json:"contentEncoding,omitempty"`
+	Metadata        map[string]string `json:"metadata,omitempty"`
+	Size            int64             `json:"size,string,omitempty"`
+	Generation      int64             `json:"generation,string,omitempty"`
+	Metageneration  int64             `json:"metageneration,string,omitempty"`
+}
+
+// Attrs returns an object's attributes; a missing object is an error for which IsNotFound holds.
+func (g *GCS) Attrs(ctx context.Context, bucket, name string) (Attrs, error) {
+	data, err := g.do(ctx, http.MethodGet, objectPath(bucket, name), "", nil)
+	if err != nil {
+		return Attrs{}, err
+	}
+	var a Attrs
+	if err := json.Unmarshal(data, &a); err != nil {
+		return Attrs{}, fmt.Errorf("object %s: %w", name, err)
+	}
+	return a, nil
+}
+
+// UploadWith writes an object with attributes (a multipart upload: a.Name, ContentType, CacheControl,
+// ContentEncoding, Metadata), as another tool would.
+func (g *GCS) UploadWith(ctx context.Context, bucket string, a Attrs, data []byte) error {
+	meta, err := json.Marshal(a)
+	if err != nil {
+		return fmt.Errorf("upload %s: %w", a.Name, err)
+	}
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	for _, part := range []struct {
+		contentType string
+		data        []byte
+	}{{"application/json; charset=UTF-8", meta}, {cmp.Or(a.ContentType, "application/octet-stream"), data}} {
+		w, err := mw.CreatePart(textproto.MIMEHeader{"Content-Type": {part.contentType}})
+		if err != nil {
+			return fmt.Errorf("upload %s: %w", a.Name, err)
+		}
+		if _, err := w.Write(part.data); err != nil {
+			return fmt.Errorf("upload %s: %w", a.Name, err)
+		}
+	}
+	if err := mw.Close(); err != nil {
+		return fmt.Errorf("upload %s: %w", a.Name, err)
+	}
+	_, err = g.do(ctx, http.MethodPost, "/upload/storage/v1/b/"+url.PathEscape(bucket)+"/o?uploadType=multipart",
+		"multipart/related; boundary="+mw.Boundary(), body.Bytes())
+	return err
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/filesync/filesync/sidecar/internal/config"
 	"github.com/filesync/filesync/sidecar/internal/filter"
 	"github.com/filesync/filesync/sidecar/internal/gcsstore"
+	"github.com/filesync/filesync/sidecar/internal/hooks"
 	"github.com/filesync/filesync/sidecar/internal/localfs"
 	"github.com/filesync/filesync/sidecar/internal/metrics"
 	"github.com/filesync/filesync/sidecar/internal/notify"
@@ -60,8 +61,12 @@ func ExitCode(err error, stderr io.Writer) int {
 	}
 }
 
-// Run runs filesync until ctx is done (SIGTERM), or for one pass with --once / --dry-run.
+// Run runs filesync until ctx is done (SIGTERM), or for one pass with --once / --dry-run; `filesync
+// conflicts ...` lists the conflict copies instead.
 func Run(ctx context.Context, env Env) error {
+	if len(env.Args) > 0 && env.Args[0] == config.ConflictsCommand {
+		return listConflicts(ctx, env, env.Args[1:])
+	}
 	cfg, err := config.Load(env.Args, env.Getenv, env.Stdout)
 	if err != nil {
 		return err
@@ -119,13 +124,29 @@ func Run(ctx context.Context, env Env) error {
 	default:
 		log.Info("remote changes: polling the bucket", "poll_interval", cfg.PollInterval)
 	}
-	s := syncer.New(dir, store, base, f, m, log, syncer.Options{
+	pod := env.Getenv("POD_NAME")
+	if pod == "" {
+		pod, _ = os.Hostname()
+	}
+	opt := syncer.Options{
 		PollInterval: poll, Notified: notifications, RescanInterval: cfg.RescanInterval, Settle: cfg.Settle,
 		TreeQuiet: max(cfg.Settle, time.Second), Trees: trees,
 		Delete: cfg.Delete, MaxDelete: cfg.MaxDelete, DeleteWindow: cfg.DeleteWindow, Transfers: cfg.Transfers,
-		RestoreTransfers: cfg.RestoreTransfers,
-		Pod:              env.Getenv("POD_NAME"), ProgressInterval: cfg.ProgressEvery, OnProgress: terminalProgress(cfg, env.Stderr),
-	})
+		RestoreTransfers: cfg.RestoreTransfers, MaxConflicts: cfg.MaxConflicts,
+		Pod: pod, ProgressInterval: cfg.ProgressEvery, OnProgress: terminalProgress(cfg, env.Stderr),
+	}
+	var h *hooks.Sender
+	if len(cfg.OnChange) > 0 && !cfg.DryRun {
+		h, err = hooks.New(hooks.Options{URLs: cfg.OnChange, Replica: pod, Bucket: cfg.Remote.Bucket, Prefix: cfg.Remote.Prefix,
+			Metrics: m, Log: log.With("component", "hooks")})
+		if err != nil {
+			return fmt.Errorf("%w: --on-change %w", config.ErrUsage, err)
+		}
+		// On the way out through an error; the normal ends close it within the shutdown budget first.
+		defer h.Close(expired())
+		opt.OnChange = func(c syncer.Change) { h.Notify(hookEvent(c)) }
+	}
+	s := syncer.New(dir, store, base, f, m, log, opt)
 
 	if cfg.DryRun {
 		p, err := s.DryRun(ctx)
@@ -144,6 +165,7 @@ func Run(ctx context.Context, env Env) error {
 		if terminalProgress(cfg, env.Stderr) != nil {
 			fmt.Fprintln(env.Stderr) // end the progress line
 		}
+		closeHooks(ctx, h, time.Now().Add(cfg.ShutdownTimeout), log)
 		return err
 	}
 	if err := waitForBucket(ctx, store, log); err != nil {
@@ -161,7 +183,40 @@ func Run(ctx context.Context, env Env) error {
 			return err
 		}
 	}
-	return serve(ctx, cfg, env, log, f, dir, s, m, n)
+	return serve(ctx, cfg, env, log, f, dir, s, m, n, h)
+}
+
+// hookEvent is a committed change as the hooks send it.
+func hookEvent(c syncer.Change) hooks.Event {
+	op := hooks.OpUpload
+	if c.Deleted {
+		op = hooks.OpDelete
+	}
+	return hooks.Event{Path: c.Path, Op: op, Generation: c.Generation, Time: c.Time}
+}
+
+// closeHooks delivers the change events still waiting, until deadline but for at least minHookFlush (the
+// flush may have spent the budget producing them); what is left then is counted and logged by Close.
+func closeHooks(ctx context.Context, h *hooks.Sender, deadline time.Time, log *slog.Logger) {
+	if h == nil {
+		return
+	}
+	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), max(time.Until(deadline), minHookFlush))
+	defer cancel()
+	start := time.Now()
+	if left := h.Close(hctx); left == 0 {
+		log.Info("change hooks delivered", "duration", time.Since(start).Round(time.Millisecond))
+	}
+}
+
+// minHookFlush is the least time the change hooks get at shutdown.
+const minHookFlush = 2 * time.Second
+
+// expired returns a context that is already done.
+func expired() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
 }
 
 // probes answers /healthz and /readyz. With notifications the loop starts only once the subscription
@@ -210,9 +265,9 @@ func (p *probes) Healthy() bool {
 }
 
 // serve runs the HTTP server, the watcher and the sync loop; on cancellation it flushes pending uploads
-// within --shutdown-timeout.
+// within --shutdown-timeout, then delivers the change hooks still waiting (closeHooks).
 func serve(ctx context.Context, cfg config.Config, env Env, log *slog.Logger, f *filter.Filter, dir *localfs.Dir,
-	s *syncer.Syncer, m *metrics.Metrics, n *notify.Notifier) error {
+	s *syncer.Syncer, m *metrics.Metrics, n *notify.Notifier, h *hooks.Sender) error {
 	w, err := watch.New(cfg.Dir, f, log.With("component", "watch"),
 		watch.ReportUnwatched(func(n int) { m.WatchUnwatched.Set(float64(n)) }))
 	if err != nil {
@@ -306,6 +361,8 @@ func serve(ctx context.Context, cfg config.Config, env Env, log *slog.Logger, f 
 	default:
 		log.Info("flushed", "duration", time.Since(start).Round(time.Millisecond))
 	}
+	deadline, _ := flushCtx.Deadline()
+	closeHooks(ctx, h, deadline, log)
 	shCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 	defer cancel()
 	for _, rs := range rtServers {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/filesync/filesync/sidecar/internal/filter"
 	"github.com/filesync/filesync/sidecar/internal/gsurl"
+	"github.com/filesync/filesync/sidecar/internal/hooks"
 	"github.com/filesync/filesync/sidecar/internal/notify/topic"
 )
 
@@ -42,12 +43,14 @@ type Config struct {
 	DeleteWindow     time.Duration
 	Transfers        int
 	RestoreTransfers int
-	StateDir         string
-	Listen           string
-	ShutdownTimeout  time.Duration
-	ProgressEvery    time.Duration
-	LogFormat        string
-	LogLevel         string
+	// MaxConflicts is how many conflict copies of one path are kept (the newest); 0: all.
+	MaxConflicts    int
+	StateDir        string
+	Listen          string
+	ShutdownTimeout time.Duration
+	ProgressEvery   time.Duration
+	LogFormat       string
+	LogLevel        string
 	// Notifications is the topic of the bucket's notifications (zero: poll the bucket every PollInterval).
 	Notifications topic.Name
 	// ReconcileInterval is how often the bucket is listed anyway when notifications are on.
@@ -63,6 +66,9 @@ type Config struct {
 	PeerListen     string
 	PeerSecretFile string
 	PeerSecret     string
+	// OnChange are the --on-change URLs told of every change this replica makes in the bucket
+	// (internal/hooks); each is http or https with a host.
+	OnChange []string
 }
 
 // ErrUsage marks configuration errors (exit code 2). ErrHelp is returned for -h/--help.
@@ -101,7 +107,7 @@ func Load(args []string, getenv func(string) string, out io.Writer) (Config, err
 		return c, usagef("%v", err)
 	}
 	if fs.NArg() > 0 {
-		return c, usagef("unexpected argument %q (every setting is a flag)", fs.Arg(0))
+		return c, usagef("unexpected argument %q (every setting is a flag; the one subcommand, %q, comes first)", fs.Arg(0), ConflictsCommand)
 	}
 	if err := applyEnv(fs, getenv); err != nil {
 		return c, err
@@ -131,6 +137,7 @@ func newFlagSet(c *Config, location, notifications *string) *flag.FlagSet {
 	fs.DurationVar(&c.DeleteWindow, "max-delete-window", time.Hour, "the time over which deletes are counted against --max-delete")
 	fs.IntVar(&c.Transfers, "transfers", 8, "parallel uploads/downloads")
 	fs.IntVar(&c.RestoreTransfers, "restore-transfers", 64, "parallel downloads of the restore (the passes before ready)")
+	fs.IntVar(&c.MaxConflicts, "max-conflicts", 10, "conflict copies kept per path under .filesync/conflicts/ (the newest; the oldest beyond it are deleted); 0: keep all")
 	fs.StringVar(&c.StateDir, "state-dir", "", "directory keeping the last-synced state across container restarts")
 	fs.StringVar(&c.Listen, "listen", ":8090", "address of /healthz, /readyz and /metrics (empty: none)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 25*time.Second, "how long SIGTERM may spend flushing pending uploads")
@@ -144,6 +151,7 @@ func newFlagSet(c *Config, location, notifications *string) *flag.FlagSet {
 	fs.StringVar(&c.Peers, "peers", "", "DNS name of the replicas' headless Service: the read-through asks the other replicas on a bucket miss (empty: no peers)")
 	fs.StringVar(&c.PeerListen, "peer-listen", ":8092", "address of the peer listener (with --peers); its port is the one peers are asked on")
 	fs.StringVar(&c.PeerSecretFile, "peer-secret-file", "", "file holding the secret peers must present (required with --peers)")
+	fs.Var((*stringList)(&c.OnChange), "on-change", "http(s) URL POSTed a JSON batch of the changes this replica made in the bucket (uploads, deletes), e.g. to purge a CDN; repeatable (env: comma-separated)")
 
 	return fs
 }
@@ -211,6 +219,9 @@ func (c *Config) validate(location string) error {
 	if c.RestoreTransfers < 1 || c.RestoreTransfers > 256 {
 		return usagef("--restore-transfers %d: must be from 1 to 256", c.RestoreTransfers)
 	}
+	if c.MaxConflicts < 0 || c.MaxConflicts > 10000 {
+		return usagef("--max-conflicts %d: must be from 0 (keep all) to 10000", c.MaxConflicts)
+	}
 	f, err := filter.New(c.Excludes)
 	if err != nil {
 		return usagef("--exclude: %v", err)
@@ -235,6 +246,11 @@ func (c *Config) validate(location string) error {
 	}
 	if err := c.validateReadThrough(); err != nil {
 		return err
+	}
+	for _, u := range c.OnChange {
+		if _, err := hooks.CheckURL(u); err != nil {
+			return usagef("--on-change %v", err)
+		}
 	}
 	switch c.LogFormat {
 	case "json", "text":
@@ -369,7 +385,8 @@ func UnknownEnv(environ []string) []string {
 }
 
 func printUsage(fs *flag.FlagSet, out io.Writer) {
-	fmt.Fprintf(out, "Usage: filesync --dir PATH --remote gs://BUCKET[/PREFIX] [flags]\n\n")
+	fmt.Fprintf(out, "Usage: filesync --dir PATH --remote gs://BUCKET[/PREFIX] [flags]\n"+
+		"       filesync conflicts --remote gs://BUCKET[/PREFIX] [--format table|json]   (list the conflict copies; --help)\n\n")
 	fmt.Fprintf(out, "Keeps a directory in two-way sync with a Google Cloud Storage location, safely for N replicas.\n")
 	fmt.Fprintf(out, "Every flag has an environment twin %s<FLAG_IN_UPPER_SNAKE>; the flag wins.\n\nFlags:\n", EnvPrefix)
 	fs.VisitAll(func(f *flag.Flag) {

@@ -40,7 +40,7 @@ func TestLoad(t *testing.T) {
 				!c.Delete || c.MaxDelete != 50 || c.Transfers != 8 || c.RestoreTransfers != 64 || c.DeleteWindow != time.Hour || c.Listen != ":8090" ||
 				c.ShutdownTimeout != 25*time.Second || c.LogFormat != "json" || c.LogLevel != "info" ||
 				c.Remote.Bucket != "bkt" || c.Remote.Prefix != "p" || c.Notifications != (topic.Name{}) ||
-				c.ReconcileInterval != 10*time.Minute {
+				c.ReconcileInterval != 10*time.Minute || c.MaxConflicts != 10 {
 				t.Fatalf("defaults: %+v", c)
 			}
 		}},
@@ -54,7 +54,8 @@ func TestLoad(t *testing.T) {
 			"FILESYNC_NOTIFICATIONS": "projects/my-project/topics/media", "FILESYNC_RECONCILE_INTERVAL": "30m",
 			"FILESYNC_READ_THROUGH": "127.0.0.1:8091", "FILESYNC_READ_THROUGH_INCLUDE": "uploads/**, media/**",
 			"FILESYNC_PEERS": "wordpress-peers", "FILESYNC_PEER_LISTEN": ":9000", "FILESYNC_PEER_SECRET_FILE": secret,
-			"FILESYNC_NO_EXEC": "uploads/**, media/",
+			"FILESYNC_NO_EXEC": "uploads/**, media/", "FILESYNC_MAX_CONFLICTS": "3",
+			"FILESYNC_ON_CHANGE": "http://purger.cdn.svc:8080/hook, https://hooks.example.com/filesync?token=x",
 		}, check: func(t *testing.T, c Config) {
 			want := Config{Dir: dir, Once: true, DryRun: true, PollInterval: 3 * time.Second, RescanInterval: time.Minute,
 				Settle: time.Second, Excludes: []string{"cache/**", "*.tmp"}, Delete: false, MaxDelete: 10, Transfers: 4,
@@ -63,7 +64,8 @@ func TestLoad(t *testing.T) {
 				Notifications: topic.Name{Project: "my-project", Topic: "media"}, ReconcileInterval: 30 * time.Minute,
 
 				ReadThrough: "127.0.0.1:8091", ReadThroughIncludes: []string{"uploads/**", "media/**"}, Peers: "wordpress-peers",
-				PeerListen: ":9000", PeerSecretFile: secret, PeerSecret: "0123456789abcdef0123", NoExec: []string{"uploads/**", "media/"}}
+				PeerListen: ":9000", PeerSecretFile: secret, PeerSecret: "0123456789abcdef0123", NoExec: []string{"uploads/**", "media/"}, MaxConflicts: 3,
+				OnChange: []string{"http://purger.cdn.svc:8080/hook", "https://hooks.example.com/filesync?token=x"}}
 			want.Remote = c.Remote
 			if c.Remote.Bucket != "bk2" || strings.Join(c.Excludes, "|") != "cache/**|*.tmp" {
 				t.Fatalf("remote/excludes: %+v", c)
@@ -117,6 +119,12 @@ func TestLoad(t *testing.T) {
 		{name: "max-delete range", args: []string{"--dir", dir, "--remote", "gs://bkt", "--max-delete", "101"}, wantErr: "--max-delete 101"},
 		{name: "restore-transfers range", args: []string{"--dir", dir, "--remote", "gs://bkt", "--restore-transfers", "0"}, wantErr: "--restore-transfers 0"},
 		{name: "transfers range", args: []string{"--dir", dir, "--remote", "gs://bkt", "--transfers", "0"}, wantErr: "--transfers 0"},
+		{name: "max-conflicts range", args: []string{"--dir", dir, "--remote", "gs://bkt", "--max-conflicts", "-1"}, wantErr: "--max-conflicts -1"},
+		{name: "max-conflicts 0 keeps all", args: []string{"--dir", dir, "--remote", "gs://bkt", "--max-conflicts", "0"}, check: func(t *testing.T, c Config) {
+			if c.MaxConflicts != 0 {
+				t.Fatalf("max-conflicts = %d", c.MaxConflicts)
+			}
+		}},
 		{name: "bad glob", args: []string{"--dir", dir, "--remote", "gs://bkt", "--exclude", "[x"}, wantErr: "--exclude"},
 		{name: "bad log format", args: []string{"--dir", dir, "--remote", "gs://bkt", "--log-format", "xml"}, wantErr: "--log-format"},
 		{name: "bad log level env", args: []string{"--dir", dir, "--remote", "gs://bkt"},
@@ -171,6 +179,25 @@ func TestLoad(t *testing.T) {
 				t.Fatalf("%+v", c)
 			}
 		}},
+		{name: "repeatable on-change", args: rt("--on-change", "http://purger:8080/hook", "--on-change", "https://[::1]/x"),
+			check: func(t *testing.T, c Config) {
+				if strings.Join(c.OnChange, " ") != "http://purger:8080/hook https://[::1]/x" {
+					t.Fatalf("on-change = %v", c.OnChange)
+				}
+			}},
+		{name: "on-change off by default", args: rt(), check: func(t *testing.T, c Config) {
+			if len(c.OnChange) != 0 {
+				t.Fatalf("on-change = %v", c.OnChange)
+			}
+		}},
+		{name: "on-change not http", args: rt("--on-change", "ftp://purger/hook"),
+			wantErr: `--on-change "ftp://purger/hook": want an http:// or https:// URL with a host`},
+		{name: "on-change without scheme", args: rt("--on-change", "purger:8080/hook"), wantErr: "--on-change"},
+		{name: "on-change without host", args: rt("--on-change", "http:///hook"),
+			wantErr: `--on-change "http:///hook": want an http:// or https:// URL with a host`},
+		{name: "on-change unparsable", args: rt("--on-change", "http://purger/%zz"), wantErr: `--on-change "http://purger/%zz"`},
+		{name: "on-change env, one bad", args: rt(), env: map[string]string{"FILESYNC_ON_CHANGE": "http://a/hook,b/hook"},
+			wantErr: `--on-change "b/hook"`},
 		{name: "bad state dir", args: []string{"--dir", dir, "--remote", "gs://bkt", "--state-dir", dir + "/x"}, wantErr: "--state-dir"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

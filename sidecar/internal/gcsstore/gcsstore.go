@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -19,6 +21,7 @@ import (
 	"google.golang.org/api/option"
 
 	"github.com/filesync/filesync/sidecar/internal/gsurl"
+	"github.com/filesync/filesync/sidecar/internal/mediatype"
 	"github.com/filesync/filesync/sidecar/internal/snapshot"
 )
 
@@ -54,24 +57,48 @@ type Object struct {
 	Folder bool
 }
 
-// MtimeKey is the object metadata key holding the file's mtime in unix seconds, as gsutil, gcloud storage
-// and rclone write it.
-const MtimeKey = "goog-reserved-file-mtime"
+// The object metadata keys holding the file's mtime: MtimeKey in unix seconds, as gsutil, gcloud storage
+// and rclone write it; RcloneMtimeKey in RFC 3339 with nanoseconds, as rclone writes it (rclone before
+// v1.56 wrote only this one). Upload writes both.
+const (
+	MtimeKey       = "goog-reserved-file-mtime"
+	RcloneMtimeKey = "mtime"
+)
 
-// modTime is the file mtime an object carries (snapshot.Object.ModTime), unix seconds: its
-// goog-reserved-file-mtime metadata (which gsutil, gcloud storage and rclone write and read, and Upload
-// writes), else the time the generation was last updated, else its creation time, so every replica gives a
-// file the same mtime.
-func modTime(a *storage.ObjectAttrs) int64 {
+// modTime is the file mtime an object carries (snapshot.Object.ModTime): its goog-reserved-file-mtime
+// (unix seconds, any sign: 0 and earlier are 1970 and before) or rclone's mtime (RFC 3339). With both,
+// rclone's finer one if they agree to the second (rclone writes both so), else goog-reserved-file-mtime,
+// which gsutil and gcloud storage read and write: a disagreement means one of them rewrote it, or someone
+// edited it by hand. Without either, the time the generation was last updated, else its creation time,
+// as rclone reads such objects. So every replica gives a file the same mtime.
+func modTime(a *storage.ObjectAttrs) time.Time {
+	var goog, rc time.Time
 	if v, ok := a.Metadata[MtimeKey]; ok {
-		if sec, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil && sec > 0 {
-			return sec
+		if sec, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil {
+			goog = time.Unix(sec, 0)
 		}
 	}
-	if !a.Updated.IsZero() {
-		return a.Updated.Unix()
+	if v, ok := a.Metadata[RcloneMtimeKey]; ok {
+		if t, err := time.Parse(time.RFC3339Nano, strings.TrimSpace(v)); err == nil {
+			rc = t
+		}
 	}
-	return a.Created.Unix()
+	switch {
+	case !goog.IsZero() && (rc.IsZero() || rc.Unix() != goog.Unix()):
+		return goog
+	case !rc.IsZero():
+		return rc
+	case !a.Updated.IsZero():
+		return a.Updated
+	}
+	return a.Created
+}
+
+// mtimeMetadata is the metadata Upload writes for mtime: both keys modTime reads, whole seconds (rounded
+// down, before 1970 too) and RFC 3339 to the nanosecond, in UTC.
+func mtimeMetadata(mtime time.Time) map[string]string {
+	return map[string]string{MtimeKey: strconv.FormatInt(mtime.Unix(), 10),
+		RcloneMtimeKey: mtime.UTC().Format(time.RFC3339Nano)}
 }
 
 // NewClient returns a storage client with the given options and a retry policy suited to a sync loop:
@@ -166,19 +193,34 @@ func (s *Store) Stat(ctx context.Context, rel string) (Object, error) {
 	return objectOf(rel, a), nil
 }
 
-// IsFolder reports whether any object lies under rel/ (one objects.list of at most one object): whether
-// rel is also a folder of other objects, as List's Object.Folder tells for a listing.
+// IsPlaceholder reports whether an object name is a folder placeholder: the Cloud Console's "Create
+// folder" (and other tools) write a zero-byte object named "dir/". It names a folder, not a file: List
+// leaves such objects out, and they make no folder of their own (docs/design.md, "Object metadata").
+func IsPlaceholder(name string) bool { return strings.HasSuffix(name, "/") }
+
+// IsFolder reports whether any object, not counting folder placeholders, lies under rel/ (one
+// objects.list of a few objects; more only past placeholders): whether rel is also a folder of other
+// objects, as List's Object.Folder tells for a listing.
 func (s *Store) IsFolder(ctx context.Context, rel string) (bool, error) {
 	q, err := query(s.objectName(rel)+"/", "")
 	if err != nil {
 		return false, err
 	}
-	s.request(OpList)
-	var page []*storage.ObjectAttrs
-	if _, err := iterator.NewPager(s.bucket.Objects(ctx, q), 1, "").NextPage(&page); err != nil {
-		return false, fmt.Errorf("list %s/: %w", s.objectName(rel), mapErr(err))
+	pager := iterator.NewPager(s.bucket.Objects(ctx, q), 8, "")
+	for {
+		s.request(OpList)
+		var page []*storage.ObjectAttrs
+		next, err := pager.NextPage(&page)
+		if err != nil {
+			return false, fmt.Errorf("list %s/: %w", s.objectName(rel), mapErr(err))
+		}
+		if slices.ContainsFunc(page, func(a *storage.ObjectAttrs) bool { return !IsPlaceholder(a.Name) }) {
+			return true, nil
+		}
+		if next == "" {
+			return false, nil
+		}
 	}
-	return len(page) > 0, nil
 }
 
 // Open returns a reader of generation gen of rel. The reader's Object tells size and CRC32C (a media read
@@ -205,26 +247,55 @@ type Reader struct {
 	Object Object
 }
 
-// Upload writes r (size bytes with the given CRC32C, which GCS verifies) to rel, if the current generation
-// is ifGeneration (0: only if the object does not exist), with mtime (unless zero) as its
-// goog-reserved-file-mtime, in whole seconds. It returns the new object. Exactly size bytes are sent: a
-// reader that ends sooner aborts the upload (ErrShortSource), one that has more is read no further.
-func (s *Store) Upload(ctx context.Context, rel string, r io.Reader, size int64, crc uint32, mtime time.Time, ifGeneration int64) (Object, error) {
+// Content is what an upload sends: Size bytes of R, whose CRC32C GCS verifies; the file's ModTime (zero:
+// none is stored); and TypeOf, the name the Content-Type is taken from ("": the object's own; a conflict
+// copy, whose name ends in a pod and a time, takes its path's).
+type Content struct {
+	R       io.Reader
+	Size    int64
+	CRC32C  uint32
+	ModTime time.Time
+	TypeOf  string
+}
+
+// Upload writes c to rel, if the current generation is ifGeneration (0: only if the object does not
+// exist), with c.ModTime (unless zero) as its goog-reserved-file-mtime (whole seconds) and rclone's
+// mtime (nanoseconds), and the Content-Type of c.TypeOf's extension (internal/mediatype; never sniffed
+// from the bytes). Overwriting a generation keeps what was set on it (carry). It returns the new object.
+// Exactly c.Size bytes are sent: a reader that ends sooner aborts the upload (ErrShortSource), one that
+// has more is read no further.
+func (s *Store) Upload(ctx context.Context, rel string, c Content, ifGeneration int64) (Object, error) {
 	name := s.objectName(rel)
+	typeOf := c.TypeOf
+	if typeOf == "" {
+		typeOf = rel
+	}
+	attrs := storage.ObjectAttrs{ContentType: mediatype.Of(typeOf)}
 	cond := storage.Conditions{DoesNotExist: true}
 	if ifGeneration != 0 {
-		cond = storage.Conditions{GenerationMatch: ifGeneration}
+		prev, err := s.live(ctx, name, ifGeneration)
+		if err != nil {
+			return Object{}, fmt.Errorf("upload %s: %w", name, err)
+		}
+		carry(&attrs, prev)
+		cond = storage.Conditions{GenerationMatch: ifGeneration, MetagenerationMatch: prev.Metageneration}
+	}
+	if !c.ModTime.IsZero() {
+		if attrs.Metadata == nil {
+			attrs.Metadata = map[string]string{}
+		}
+		maps.Copy(attrs.Metadata, mtimeMetadata(c.ModTime))
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	s.request(OpInsert)
 	w := s.bucket.Object(name).If(cond).NewWriter(ctx)
-	w.CRC32C, w.SendCRC32C, w.DisableAutoChecksum = crc, true, true
-	w.ChunkSize = chunkSize(size)
-	if !mtime.IsZero() {
-		w.Metadata = map[string]string{MtimeKey: strconv.FormatInt(mtime.Unix(), 10)}
-	}
-	if _, err := io.Copy(w, &exactly{r: r, left: size}); err != nil {
+	w.ContentType, w.CacheControl, w.ContentDisposition, w.ContentLanguage, w.Metadata =
+		attrs.ContentType, attrs.CacheControl, attrs.ContentDisposition, attrs.ContentLanguage, attrs.Metadata
+	w.CRC32C, w.SendCRC32C, w.DisableAutoChecksum = c.CRC32C, true, true
+	w.ChunkSize = chunkSize(c.Size)
+	size, crc := c.Size, c.CRC32C
+	if _, err := io.Copy(w, &exactly{r: c.R, left: size}); err != nil {
 		// Cancel, and never Close: Close ends the stream normally, and the upload would be finished with
 		// the bytes sent so far (a cut-off object, on a server that does not check the CRC32C sent with
 		// it); cancelling makes the writer's own goroutine abort it (TestFileTruncatedWhileItUploads).
@@ -240,6 +311,52 @@ func (s *Store) Upload(ctx context.Context, rel string, r io.Reader, size int64,
 			name, ErrMismatch, size, crc, o.Size, o.CRC32C)
 	}
 	return o, nil
+}
+
+// live returns the attributes of the live generation of name (one objects.get), which must be gen:
+// ErrPrecondition when another generation is live or none is, as the write would find.
+func (s *Store) live(ctx context.Context, name string, gen int64) (*storage.ObjectAttrs, error) {
+	s.request(OpGet)
+	a, err := s.bucket.Object(name).Attrs(ctx)
+	switch err := mapErr(err); {
+	case errors.Is(err, ErrNotFound):
+		return nil, fmt.Errorf("%w: generation %d is not live: %w", ErrPrecondition, gen, err)
+	case err != nil:
+		return nil, err
+	case a.Generation != gen:
+		return nil, fmt.Errorf("%w: generation %d is live, not %d", ErrPrecondition, a.Generation, gen)
+	}
+	return a, nil
+}
+
+// sniffed are the Content-Types an object may hold that were guessed from its bytes rather than chosen:
+// what the storage client stores when an upload names none (http.DetectContentType: filesync before it
+// had mediatype, and other Go programs) where that differs from the table's value for the name: the
+// generic ones, and zip (.docx, .xlsx, .odt, .epub, ...), ogg (.ogg, .oga), x-icon (.ico), wave (.wav).
+var sniffed = map[string]bool{
+	"application/octet-stream": true, "text/plain; charset=utf-8": true, "text/html; charset=utf-8": true,
+	"text/xml; charset=utf-8": true, "application/zip": true, "application/ogg": true, "image/x-icon": true,
+	"audio/wave": true,
+}
+
+// carry makes an upload over generation prev keep what an operator set on it (docs/design.md, "Object
+// metadata"): its Cache-Control, Content-Disposition, Content-Language and custom metadata, except the
+// mtime keys (the new content's are written, or none); and its Content-Type unless that is the one the
+// table gives the name (attrs holds it) or one sniffed from the bytes.
+func carry(attrs *storage.ObjectAttrs, prev *storage.ObjectAttrs) {
+	attrs.CacheControl, attrs.ContentDisposition, attrs.ContentLanguage =
+		prev.CacheControl, prev.ContentDisposition, prev.ContentLanguage
+	if prev.ContentType != "" && !sniffed[prev.ContentType] {
+		attrs.ContentType = prev.ContentType
+	}
+	for k, v := range prev.Metadata {
+		if k != MtimeKey && k != RcloneMtimeKey {
+			if attrs.Metadata == nil {
+				attrs.Metadata = map[string]string{}
+			}
+			attrs.Metadata[k] = v
+		}
+	}
 }
 
 // exactly reads left bytes from r: io.EOF after them, ErrShortSource if r ends first.

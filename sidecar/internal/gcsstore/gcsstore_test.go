@@ -43,7 +43,7 @@ func TestRequestsAreCounted(t *testing.T) {
 	s, counts := newCountingStore(t, "p")
 	for i := range 1001 {
 		b := []byte{byte(i)}
-		if _, err := s.Upload(ctx, fmt.Sprintf("f%04d", i), bytes.NewReader(b), 1, crc(b), time.Time{}, 0); err != nil {
+		if _, err := s.Upload(ctx, fmt.Sprintf("f%04d", i), Content{R: bytes.NewReader(b), Size: 1, CRC32C: crc(b)}, 0); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -100,17 +100,17 @@ func TestPreconditionsAreEnforced(t *testing.T) {
 	ctx := context.Background()
 	s := newStore(t, "p")
 	v1, v2 := []byte("one"), []byte("two!")
-	o1, err := s.Upload(ctx, "a/b.txt", bytes.NewReader(v1), 3, crc(v1), time.Time{}, 0)
+	o1, err := s.Upload(ctx, "a/b.txt", Content{R: bytes.NewReader(v1), Size: 3, CRC32C: crc(v1)}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Upload(ctx, "a/b.txt", bytes.NewReader(v2), 4, crc(v2), time.Time{}, 0); !errors.Is(err, ErrPrecondition) {
+	if _, err := s.Upload(ctx, "a/b.txt", Content{R: bytes.NewReader(v2), Size: 4, CRC32C: crc(v2)}, 0); !errors.Is(err, ErrPrecondition) {
 		t.Fatalf("create-only over an existing object: got %v, want ErrPrecondition", err)
 	}
-	if _, err := s.Upload(ctx, "a/b.txt", bytes.NewReader(v2), 4, crc(v2), time.Time{}, o1.Generation+999); !errors.Is(err, ErrPrecondition) {
+	if _, err := s.Upload(ctx, "a/b.txt", Content{R: bytes.NewReader(v2), Size: 4, CRC32C: crc(v2)}, o1.Generation+999); !errors.Is(err, ErrPrecondition) {
 		t.Fatalf("stale generation: got %v, want ErrPrecondition", err)
 	}
-	o2, err := s.Upload(ctx, "a/b.txt", bytes.NewReader(v2), 4, crc(v2), time.Time{}, o1.Generation)
+	o2, err := s.Upload(ctx, "a/b.txt", Content{R: bytes.NewReader(v2), Size: 4, CRC32C: crc(v2)}, o1.Generation)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +140,7 @@ func TestPreconditionsAreEnforced(t *testing.T) {
 func TestUploadRejectsWrongCRC(t *testing.T) {
 	s := newStore(t, "")
 	v := []byte("payload")
-	if _, err := s.Upload(context.Background(), "x", bytes.NewReader(v), int64(len(v)), crc(v)+1, time.Time{}, 0); err == nil {
+	if _, err := s.Upload(context.Background(), "x", Content{R: bytes.NewReader(v), Size: int64(len(v)), CRC32C: crc(v) + 1}, 0); err == nil {
 		t.Fatal("upload with a wrong CRC32C must fail")
 	}
 }
@@ -154,7 +154,7 @@ func TestUploadSendsExactlyItsSize(t *testing.T) {
 	for _, size := range []int{100, 9 << 20} {
 		v := bytes.Repeat([]byte("x"), size)
 		short := io.LimitReader(bytes.NewReader(v), int64(size/2))
-		if _, err := s.Upload(ctx, "short", short, int64(size), crc(v), time.Time{}, 0); !errors.Is(err, ErrShortSource) {
+		if _, err := s.Upload(ctx, "short", Content{R: short, Size: int64(size), CRC32C: crc(v)}, 0); !errors.Is(err, ErrShortSource) {
 			t.Fatalf("%d bytes, source cut at half: %v, want ErrShortSource", size, err)
 		}
 		if _, err := s.Stat(ctx, "short"); !errors.Is(err, ErrNotFound) {
@@ -162,7 +162,7 @@ func TestUploadSendsExactlyItsSize(t *testing.T) {
 		}
 	}
 	v := []byte("payload")
-	o, err := s.Upload(ctx, "long", io.MultiReader(bytes.NewReader(v), strings.NewReader("more")), int64(len(v)), crc(v), time.Time{}, 0)
+	o, err := s.Upload(ctx, "long", Content{R: io.MultiReader(bytes.NewReader(v), strings.NewReader("more")), Size: int64(len(v)), CRC32C: crc(v)}, 0)
 	if err != nil || o.Size != int64(len(v)) {
 		t.Fatalf("a longer source: %+v, %v", o, err)
 	}
@@ -172,7 +172,7 @@ func TestListIsRelativeToPrefix(t *testing.T) {
 	ctx := context.Background()
 	s := newStore(t, "wp-content")
 	for _, n := range []string{"uploads/1.jpg", "uploads/2026/11/2.jpg"} {
-		if _, err := s.Upload(ctx, n, bytes.NewReader(nil), 0, crc(nil), time.Time{}, 0); err != nil {
+		if _, err := s.Upload(ctx, n, Content{R: bytes.NewReader(nil), Size: 0, CRC32C: crc(nil)}, 0); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -190,12 +190,12 @@ func TestStatReadsTheBucketNotTheListing(t *testing.T) {
 	ctx := context.Background()
 	s, counts := newCountingStore(t, "p")
 	b := []byte("v1")
-	o1, err := s.Upload(ctx, "a.jpg", bytes.NewReader(b), 2, crc(b), time.Time{}, 0)
+	o1, err := s.Upload(ctx, "a.jpg", Content{R: bytes.NewReader(b), Size: 2, CRC32C: crc(b)}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	b2 := []byte("v22")
-	o2, err := s.Upload(ctx, "a.jpg", bytes.NewReader(b2), 3, crc(b2), time.Time{}, o1.Generation)
+	o2, err := s.Upload(ctx, "a.jpg", Content{R: bytes.NewReader(b2), Size: 3, CRC32C: crc(b2)}, o1.Generation)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,26 +206,27 @@ func TestStatReadsTheBucketNotTheListing(t *testing.T) {
 	if _, err := s.Stat(ctx, "missing.jpg"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("Stat(missing) = %v, want ErrNotFound", err)
 	}
-	if counts[OpGet] != 2 {
-		t.Fatalf("requests %v, want 2 gets", counts)
+	if counts[OpGet] != 3 { // the overwrite's, and the two Stats
+		t.Fatalf("requests %v, want 3 gets", counts)
 	}
 }
 
 // TestModTimeRoundTrip: an upload stores the file's mtime as goog-reserved-file-mtime (unix seconds, as
-// gsutil, gcloud and rclone write it); the listing, Stat and the upload's result give it back. An object
-// another tool wrote without it gets its updated time, the same on every read.
+// gsutil, gcloud and rclone write it) and rclone's mtime (nanoseconds); the listing, Stat and the upload's
+// result give it back to the nanosecond. An object another tool wrote without either gets its updated
+// time, the same on every read.
 func TestModTimeRoundTrip(t *testing.T) {
 	ctx := context.Background()
 	srv := newServer(t)
 	s := New(srv.Client(), gsurl.Location{Bucket: "bkt", Prefix: "p"}, nil)
 	mtime := time.Date(2024, 2, 29, 12, 34, 56, 789_000_000, time.UTC)
 	v := []byte("photo")
-	o, err := s.Upload(ctx, "a.jpg", bytes.NewReader(v), int64(len(v)), crc(v), mtime, 0)
+	o, err := s.Upload(ctx, "a.jpg", Content{R: bytes.NewReader(v), Size: int64(len(v)), CRC32C: crc(v), ModTime: mtime}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.ModTime != mtime.Unix() {
-		t.Errorf("upload returned ModTime %d, want %d", o.ModTime, mtime.Unix())
+	if !o.ModTime.Equal(mtime) {
+		t.Errorf("upload returned ModTime %v, want %v", o.ModTime, mtime)
 	}
 	raw, err := srv.GetObject("bkt", "p/a.jpg")
 	if err != nil {
@@ -241,32 +242,32 @@ func TestModTimeRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	w = srv.Client().Bucket("bkt").Object("p/bad.jpg").NewWriter(ctx)
-	w.Metadata = map[string]string{MtimeKey: "yesterday"}
+	w.Metadata = map[string]string{MtimeKey: "yesterday", RcloneMtimeKey: "today"}
 	_, _ = w.Write([]byte("y"))
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	listed := map[string]int64{}
+	listed := map[string]time.Time{}
 	if err := s.List(ctx, 1, func(o Object) { listed[o.Name] = o.ModTime }); err != nil {
 		t.Fatal(err)
 	}
-	if listed["a.jpg"] != mtime.Unix() {
-		t.Errorf("listing: a.jpg ModTime %d, want %d", listed["a.jpg"], mtime.Unix())
+	if !listed["a.jpg"].Equal(mtime) {
+		t.Errorf("listing: a.jpg ModTime %v, want %v", listed["a.jpg"], mtime)
 	}
 	for _, name := range []string{"other.jpg", "bad.jpg"} {
 		st, err := s.Stat(ctx, name)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if st.ModTime == 0 || st.ModTime != listed[name] {
-			t.Errorf("%s: Stat ModTime %d, listing %d: want the same updated time, not 0", name, st.ModTime, listed[name])
+		if st.ModTime.IsZero() || !st.ModTime.Equal(listed[name]) {
+			t.Errorf("%s: Stat ModTime %v, listing %v: want the same updated time", name, st.ModTime, listed[name])
 		}
-		if d := time.Since(time.Unix(st.ModTime, 0)); d < -time.Minute || d > time.Minute {
-			t.Errorf("%s: ModTime %v is not its updated time (now)", name, time.Unix(st.ModTime, 0))
+		if d := time.Since(st.ModTime); d < -time.Minute || d > time.Minute {
+			t.Errorf("%s: ModTime %v is not its updated time (now)", name, st.ModTime)
 		}
 	}
-	if st, err := s.Stat(ctx, "a.jpg"); err != nil || st.ModTime != mtime.Unix() || st.Generation != o.Generation {
-		t.Errorf("Stat(a.jpg) = %+v, %v; want ModTime %d generation %d", st, err, mtime.Unix(), o.Generation)
+	if st, err := s.Stat(ctx, "a.jpg"); err != nil || !st.ModTime.Equal(mtime) || st.Generation != o.Generation {
+		t.Errorf("Stat(a.jpg) = %+v, %v; want ModTime %v generation %d", st, err, mtime, o.Generation)
 	}
 	if _, err := s.Stat(ctx, "missing.jpg"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Stat(missing) = %v, want ErrNotFound", err)
@@ -313,8 +314,8 @@ func TestParallelListingGivesEveryObjectOnce(t *testing.T) {
 	}
 	seq, seqPages := list(1)
 	par, parRequests := list(8)
-	if len(seq) != 3*12*40+10 {
-		t.Fatalf("sequential listing gave %d objects, want %d", len(seq), 3*12*40+10)
+	if len(seq) != 3*12*40+9 { // the placeholder uploads/2022/ is not given
+		t.Fatalf("sequential listing gave %d objects, want %d", len(seq), 3*12*40+9)
 	}
 	for name, folder := range seq {
 		if folder != folders[name] {
@@ -343,7 +344,7 @@ func TestParallelListingGivesEveryObjectOnce(t *testing.T) {
 func TestParallelListingOfOnePageIsOneRequest(t *testing.T) {
 	s, counts := newCountingStore(t, "p")
 	for i := range 20 {
-		if _, err := s.Upload(context.Background(), fmt.Sprintf("d%d/f", i), bytes.NewReader(nil), 0, 0, time.Time{}, 0); err != nil {
+		if _, err := s.Upload(context.Background(), fmt.Sprintf("d%d/f", i), Content{R: bytes.NewReader(nil), Size: 0, CRC32C: 0}, 0); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -430,5 +431,33 @@ func TestRateLimitIsNotRetriedBySDK(t *testing.T) {
 	}
 	if !shouldRetry(&googleapi.Error{Code: 503}) {
 		t.Fatal("the SDK no longer retries 503")
+	}
+}
+
+// TestListPrefixIsAStringPrefix: ListPrefix lists names starting with a string (not a folder), relative to
+// the store's prefix, and nothing outside it.
+func TestListPrefixIsAStringPrefix(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t, "p")
+	for _, name := range []string{".filesync/conflicts/a.jpg.x.1", ".filesync/conflicts/a.jpg.bak.y.2",
+		".filesync/conflicts/b.jpg.x.3", "a.jpg"} {
+		b := []byte(name)
+		if _, err := s.Upload(ctx, name, Content{R: bytes.NewReader(b), Size: int64(len(b)), CRC32C: crc(b)}, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.ListPrefix(ctx, ".filesync/conflicts/a.jpg.")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, o := range got {
+		names = append(names, o.Name)
+		if o.Generation == 0 || o.Size == 0 {
+			t.Errorf("%s: no generation or size: %+v", o.Name, o)
+		}
+	}
+	if want := ".filesync/conflicts/a.jpg.bak.y.2 .filesync/conflicts/a.jpg.x.1"; strings.Join(names, " ") != want {
+		t.Fatalf("ListPrefix = %v, want %s", names, want)
 	}
 }

@@ -23,10 +23,12 @@ const (
 )
 
 // List calls fn for every object under the prefix, with names relative to the prefix (raw: the caller
-// decides which are safe to sync). fn is never called by two goroutines at once.
+// decides which are safe to sync), except folder placeholders (IsPlaceholder), which are not files. fn is
+// never called by two goroutines at once.
 //
 // Each object's Folder says whether objects named NAME/... exist too (GCS allows both; a file system does
-// not), and an object is given only once that is known: within a listing in name order, once a name past
+// not; placeholders do not count: NAME/ alone is no folder of objects), and an object is given only once
+// that is known: within a listing in name order, once a name past
 // NAME/ has been seen. parallel > 1 lists a bucket of more than one page up to parallel requests at a time,
 // split into folders (see splitDepth): on GCS a page of 1,000 objects takes 0.1-0.3 s, so a large bucket
 // lists in a fraction of the time, and a server that reads a whole prefix for each page (fake-gcs-server)
@@ -55,6 +57,7 @@ func (s *Store) List(ctx context.Context, parallel int, fn func(Object)) error {
 		return nil
 	}
 	l.firstPage = make(map[string]bool, len(page))
+	l.beside, l.filled = map[string]*storage.ObjectAttrs{}, map[string]bool{}
 	for _, a := range page {
 		l.firstPage[a.Name] = true
 	}
@@ -63,6 +66,9 @@ func (s *Store) List(ctx context.Context, parallel int, fn func(Object)) error {
 	}
 	if err := l.split(ctx, parallel); err != nil {
 		return err
+	}
+	for dir, a := range l.beside { // the folders beside objects: listed now
+		l.give(a, l.filled[dir])
 	}
 	for _, a := range h.held { // gone since the first page
 		if !l.firstPage[a.Name] {
@@ -79,11 +85,21 @@ type lister struct {
 	fn   func(Object)
 	// firstPage, during a split listing: the first page's names, true once given.
 	firstPage map[string]bool
+	// beside, during a split listing: the objects X an expanded folder holds beside a subfolder X/, by
+	// X/, given once every folder is listed, as folders when filled says an object (not a placeholder)
+	// lies under X/.
+	beside map[string]*storage.ObjectAttrs
+	filled map[string]bool
 }
 
 func (l *lister) give(a *storage.ObjectAttrs, folder bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	for i := len(l.base); i < len(a.Name); i++ {
+		if a.Name[i] == '/' && l.beside[a.Name[:i+1]] != nil {
+			l.filled[a.Name[:i+1]] = true
+		}
+	}
 	if l.firstPage != nil {
 		given, ok := l.firstPage[a.Name]
 		if given {
@@ -108,8 +124,9 @@ func query(prefix, delimiter string) (*storage.Query, error) {
 	return q, nil
 }
 
-// pages calls each with the pages of a listing of prefix (with delimiter, if not empty) until there are
-// no more or each returns false, and reports whether pages were left. A page is each's until it returns.
+// pages calls each with the pages of a listing of prefix (with delimiter, if not empty), folder
+// placeholders left out, until there are no more or each returns false, and reports whether pages were
+// left. A page is each's until it returns.
 func (l *lister) pages(ctx context.Context, prefix, delimiter string, each func([]*storage.ObjectAttrs) bool) (bool, error) {
 	q, err := query(prefix, delimiter)
 	if err != nil {
@@ -123,6 +140,7 @@ func (l *lister) pages(ctx context.Context, prefix, delimiter string, each func(
 		if err != nil {
 			return false, fmt.Errorf("list %s: %w", l.s.loc, mapErr(err))
 		}
+		page = slices.DeleteFunc(page, func(a *storage.ObjectAttrs) bool { return a.Prefix == "" && IsPlaceholder(a.Name) })
 		if !each(page) || next == "" {
 			return next != "", nil
 		}
@@ -203,9 +221,10 @@ func (l *lister) split(ctx context.Context, parallel int) error {
 	})
 }
 
-// expand gives the objects directly in dir, each a folder if dir also has it as a subfolder, and returns
-// the subfolders (their names end in /). The objects are given once every page is in: servers differ in
-// how they page subfolders (fake-gcs-server repeats all of them on every page).
+// expand gives the objects directly in dir that are no subfolder of dir too, and returns the subfolders
+// (their names end in /). An object X beside a subfolder X/ waits in beside until X/ is listed: X/ may
+// hold nothing but placeholders. The objects are given once every page is in: servers differ in how they
+// page subfolders (fake-gcs-server repeats all of them on every page).
 func (l *lister) expand(ctx context.Context, dir string) ([]string, error) {
 	var objects []*storage.ObjectAttrs
 	subs := map[string]bool{}
@@ -223,7 +242,13 @@ func (l *lister) expand(ctx context.Context, dir string) ([]string, error) {
 		return nil, err
 	}
 	for _, a := range objects {
-		l.give(a, subs[a.Name+"/"])
+		if subs[a.Name+"/"] {
+			l.mu.Lock()
+			l.beside[a.Name+"/"] = a
+			l.mu.Unlock()
+		} else {
+			l.give(a, false)
+		}
 	}
 	return slices.Collect(maps.Keys(subs)), nil
 }
@@ -261,4 +286,22 @@ feed:
 		return ctx.Err()
 	}
 	return first
+}
+
+// ListPrefix returns the objects whose names, relative to the prefix, start with rel, in name order: a
+// listing of that string, not of a folder (a conflict copy's prefix ".filesync/conflicts/a.jpg." is no
+// folder). Folder is not set.
+func (s *Store) ListPrefix(ctx context.Context, rel string) ([]Object, error) {
+	l := &lister{s: s, base: s.objectName("")}
+	var out []Object
+	_, err := l.pages(ctx, s.objectName(rel), "", func(page []*storage.ObjectAttrs) bool {
+		for _, a := range page {
+			out = append(out, objectOf(strings.TrimPrefix(a.Name, l.base), a))
+		}
+		return true
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }

@@ -481,8 +481,8 @@ func writeBuffer(size int64) int {
 
 // SetModTime sets rel's mtime to mtime if the file still has the stamp want, and returns its new stamp
 // (ErrChanged if it changed meanwhile). After an upload it makes the local mtime the one stored with the
-// object (whole seconds), so the writer serves the same ETag and Last-Modified as the replicas that
-// download it.
+// object, should the bucket give back another than the file's (the object keeps it to the nanosecond), so
+// the writer serves the same ETag and Last-Modified as the replicas that download it.
 func (d *Dir) SetModTime(rel string, want snapshot.Stamp, mtime time.Time) (snapshot.Stamp, error) {
 	if err := d.checkParents(rel, false); err != nil {
 		return snapshot.Stamp{}, err

@@ -13,29 +13,31 @@ import (
 type Metrics struct {
 	Registry *prometheus.Registry
 
-	Uploads        prometheus.Counter
-	Downloads      prometheus.Counter
-	Deletes        *prometheus.CounterVec // side=local|remote
-	Bytes          *prometheus.CounterVec // direction=upload|download
-	Errors         *prometheus.CounterVec // op=list|stat|scan|upload|download|delete_remote|delete_local|conflict|state
-	Conflicts      prometheus.Counter
-	SkippedUnsafe  prometheus.Counter
-	Preconditions  prometheus.Counter
-	DeleteGuard    prometheus.Counter
-	DeleteBlocked  prometheus.Gauge
-	PendingUploads prometheus.Gauge
-	KnownFiles     prometheus.Gauge
-	LastSuccess    prometheus.Gauge
-	Ready          prometheus.Gauge
-	PassDuration   prometheus.Histogram
-	WatchOverflows prometheus.Counter
-	WatchUnwatched prometheus.Gauge
-	GCSRequests    *prometheus.CounterVec // op=list|get|read|insert|delete (gcsstore.Op*)
-	Wipes          *prometheus.CounterVec // side=local|remote
-	Passes         *prometheus.CounterVec // kind=full|targeted
-	SkippedPaths   *prometheus.CounterVec // reason=unreadable|clash|symlink|corrupt|content_encoding|exec (--no-exec)
-	ReadThrough    *prometheus.CounterVec // result=local|bucket|peer|miss|refused|error (readthrough.Result*)
-	PeerRequests   *prometheus.CounterVec // result=served|miss|writing|refused|unauthorized (readthrough.Peer*)
+	Uploads   prometheus.Counter
+	Downloads prometheus.Counter
+	Deletes   *prometheus.CounterVec // side=local|remote
+	Bytes     *prometheus.CounterVec // direction=upload|download
+	Errors    *prometheus.CounterVec // op=list|stat|scan|upload|download|delete_remote|delete_local|conflict|state
+	Conflicts prometheus.Counter
+	// ConflictsDropped counts conflict copies deleted because their path had more than --max-conflicts.
+	ConflictsDropped prometheus.Counter
+	SkippedUnsafe    prometheus.Counter
+	Preconditions    prometheus.Counter
+	DeleteGuard      prometheus.Counter
+	DeleteBlocked    prometheus.Gauge
+	PendingUploads   prometheus.Gauge
+	KnownFiles       prometheus.Gauge
+	LastSuccess      prometheus.Gauge
+	Ready            prometheus.Gauge
+	PassDuration     prometheus.Histogram
+	WatchOverflows   prometheus.Counter
+	WatchUnwatched   prometheus.Gauge
+	GCSRequests      *prometheus.CounterVec // op=list|get|read|insert|delete (gcsstore.Op*)
+	Wipes            *prometheus.CounterVec // side=local|remote
+	Passes           *prometheus.CounterVec // kind=full|targeted
+	SkippedPaths     *prometheus.CounterVec // reason=unreadable|clash|symlink|corrupt|content_encoding|exec (--no-exec)
+	ReadThrough      *prometheus.CounterVec // result=local|bucket|peer|miss|refused|error (readthrough.Result*)
+	PeerRequests     *prometheus.CounterVec // result=served|miss|writing|refused|unauthorized (readthrough.Peer*)
 	// PermanentFailures counts writes the bucket refused for good: reason=retention (a retention policy or an
 	// object hold), once per path and version.
 	PermanentFailures *prometheus.CounterVec
@@ -49,6 +51,12 @@ type Metrics struct {
 	NotifyRecreations prometheus.Counter
 	NotifyReconciles  prometheus.Counter
 	NotifySubscribed  prometheus.Gauge
+
+	// Change hooks (--on-change, internal/hooks).
+	HookRequests  *prometheus.CounterVec // result=ok|error|rejected (hooks.Result*)
+	HookPending   prometheus.Gauge
+	HookDropped   *prometheus.CounterVec // reason=overflow|rejected|shutdown (hooks.Drop*)
+	HookDelivered prometheus.Counter
 }
 
 // NotifyIgnoreReasons are the values of filesync_notify_events_ignored_total's reason label.
@@ -72,6 +80,8 @@ func New() *Metrics {
 			Help: "Failed operations, by operation."}, []string{"op"}),
 		Conflicts: prometheus.NewCounter(prometheus.CounterOpts{Name: "filesync_conflicts_total",
 			Help: "Conflicts resolved by keeping the remote version and preserving the local one under .filesync/conflicts/."}),
+		ConflictsDropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "filesync_conflicts_dropped_total",
+			Help: "Conflict copies deleted, oldest first, because their path had more than --max-conflicts."}),
 		SkippedUnsafe: prometheus.NewCounter(prometheus.CounterOpts{Name: "filesync_skipped_unsafe_total",
 			Help: "Object or file names skipped because they could land outside the directory."}),
 		Preconditions: prometheus.NewCounter(prometheus.CounterOpts{Name: "filesync_precondition_failures_total",
@@ -136,12 +146,23 @@ func New() *Metrics {
 			Help: "Full listings asked for because notifications may have been missed (the stream failed or the subscription was recreated); the periodic --reconcile-interval listing is the loop's poll."}),
 		NotifySubscribed: prometheus.NewGauge(prometheus.GaugeOpts{Name: "filesync_notify_subscribed",
 			Help: "1 while this sidecar's Pub/Sub subscription exists and is being received from."}),
+		HookRequests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "filesync_hook_requests_total",
+			Help: "POSTs to the --on-change URLs, by result: ok (2xx), error (network error, timeout, 408, 429 or 5xx: retried), rejected (3xx or another 4xx: the batch is dropped)."},
+			[]string{"result"}),
+		HookPending: prometheus.NewGauge(prometheus.GaugeOpts{Name: "filesync_hook_events_pending",
+			Help: "Change events waiting for or in delivery to the --on-change URLs (summed over the URLs)."}),
+		HookDropped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "filesync_hook_events_dropped_total",
+			Help: "Change events never delivered, by reason: overflow (more paths waiting than the queue holds), rejected (the receiver refused the batch), shutdown (still waiting when the shutdown budget ran out)."},
+			[]string{"reason"}),
+		HookDelivered: prometheus.NewCounter(prometheus.CounterOpts{Name: "filesync_hook_events_delivered_total",
+			Help: "Change events a --on-change URL took (2xx), summed over the URLs."}),
 	}
-	for _, c := range []prometheus.Collector{m.Uploads, m.Downloads, m.Deletes, m.Bytes, m.Errors, m.Conflicts,
+	for _, c := range []prometheus.Collector{m.Uploads, m.Downloads, m.Deletes, m.Bytes, m.Errors, m.Conflicts, m.ConflictsDropped,
 		m.SkippedUnsafe, m.Preconditions, m.DeleteGuard, m.DeleteBlocked, m.PendingUploads, m.KnownFiles,
 		m.LastSuccess, m.Ready, m.PassDuration, m.WatchOverflows, m.WatchUnwatched, m.GCSRequests, m.Wipes, m.PermanentFailures, m.Passes, m.SkippedPaths,
 		m.RestoreFiles, m.RestoreFilesDone, m.RestoreBytes, m.RestoreBytesDone, m.ReadThrough, m.PeerRequests,
 		m.NotifyReceived, m.NotifyApplied, m.NotifyIgnored, m.NotifyRecreations, m.NotifyReconciles, m.NotifySubscribed,
+		m.HookRequests, m.HookPending, m.HookDropped, m.HookDelivered,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		f(c)
 	}
@@ -163,6 +184,12 @@ func New() *Metrics {
 	m.PermanentFailures.WithLabelValues("retention")
 	for _, r := range NotifyIgnoreReasons {
 		m.NotifyIgnored.WithLabelValues(r)
+	}
+	for _, r := range []string{"ok", "error", "rejected"} {
+		m.HookRequests.WithLabelValues(r)
+	}
+	for _, r := range []string{"overflow", "rejected", "shutdown"} {
+		m.HookDropped.WithLabelValues(r)
 	}
 	return m
 }

@@ -79,7 +79,7 @@ func (a Action) String() string {
 	case Download, RecordBase, Conflict:
 		fmt.Fprintf(&b, " (generation %d)", a.Remote.Generation)
 	case Touch:
-		fmt.Fprintf(&b, " (generation %d, mtime %d)", a.Remote.Generation, a.Remote.ModTime)
+		fmt.Fprintf(&b, " (generation %d, mtime %d ns)", a.Remote.Generation, a.Remote.ModTime.UnixNano())
 	}
 	if a.Reason != "" {
 		b.WriteString(": ")
@@ -372,6 +372,15 @@ func under[V any](side map[string]V, path string) bool {
 	return ok
 }
 
+// mtimeDiffers reports whether the object r carries an mtime (not the zero time) whose whole second is not
+// local file l's. Whole seconds: rclone stores nanoseconds, gcloud storage and gsutil whole seconds, so a
+// finer comparison would have each tool's copy of the same bytes undo the other's stamp on every replica;
+// what a web server serves (Last-Modified, nginx's ETag) is in whole seconds too. Before 1970 counts as
+// any other time (Unix rounds down).
+func mtimeDiffers(l snapshot.File, r snapshot.Object) bool {
+	return !r.ModTime.IsZero() && time.Unix(0, l.ModTime).Unix() != r.ModTime.Unix()
+}
+
 func decide(in Input, path string, l snapshot.File, hasL bool, r snapshot.Object, hasR bool, b snapshot.Base, hasB bool, localWiped, remoteWiped bool) (Action, bool) {
 	localChanged := hasB && !b.Agrees(l)
 	remoteChanged := hasB && r.Generation != b.Generation
@@ -385,7 +394,7 @@ func decide(in Input, path string, l snapshot.File, hasL bool, r snapshot.Object
 
 	case hasL && hasR:
 		if l.Same(r) {
-			if r.ModTime != 0 && l.ModTime != r.ModTime*int64(time.Second) {
+			if mtimeDiffers(l, r) {
 				a.Op, a.Reason = Touch, "same content, another mtime: the object's"
 				return a, true
 			}

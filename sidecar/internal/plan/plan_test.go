@@ -21,7 +21,7 @@ func rem(gen, size int64, crc uint32) snapshot.Object {
 }
 func remAt(gen, size int64, crc uint32, mtime time.Time) snapshot.Object {
 	o := rem(gen, size, crc)
-	o.ModTime = mtime.Unix()
+	o.ModTime = mtime
 	return o
 }
 func base(gen, size int64, crc uint32) snapshot.Base {
@@ -64,16 +64,23 @@ func TestCompute(t *testing.T) {
 		// The object's mtime is the truth for identical bytes (P1).
 		{"in sync, the object's mtime: nothing", side{L(locAt(3, 1, t0)), R(remAt(7, 3, 1, t0)), B(base(7, 3, 1))}, true, ""},
 		{"same bytes, new mtime in the bucket (rclone touch): touch", side{L(loc(3, 1)), R(remAt(7, 3, 1, t0)), B(base(7, 3, 1))}, true,
-			fmt.Sprintf("touch a (generation 7, mtime %d)", t0.Unix())},
+			fmt.Sprintf("touch a (generation 7, mtime %d ns)", t0.UnixNano())},
 		{"same bytes re-uploaded with a new mtime: touch", side{L(loc(3, 1)), R(remAt(8, 3, 1, t0)), B(base(7, 3, 1))}, true,
-			fmt.Sprintf("touch a (generation 8, mtime %d)", t0.Unix())},
+			fmt.Sprintf("touch a (generation 8, mtime %d ns)", t0.UnixNano())},
 		{"same bytes re-uploaded, the same mtime: record", side{L(locAt(3, 1, t0)), R(remAt(8, 3, 1, t0)), B(base(7, 3, 1))}, true, "record a (generation 8)"},
 		{"same bytes, no base, another mtime: touch", side{l: L(loc(3, 1)), r: R(remAt(7, 3, 1, t0))}, true,
-			fmt.Sprintf("touch a (generation 7, mtime %d)", t0.Unix())},
+			fmt.Sprintf("touch a (generation 7, mtime %d ns)", t0.UnixNano())},
 		{"touched locally, same bytes: the object's mtime back", side{L(locAt(3, 1, t0.Add(time.Minute))), R(remAt(7, 3, 1, t0)), B(base(7, 3, 1))}, true,
-			fmt.Sprintf("touch a (generation 7, mtime %d)", t0.Unix())},
-		{"the same second, sub-second local mtime: touch to the whole second", side{L(locAt(3, 1, t0.Add(time.Millisecond))), R(remAt(7, 3, 1, t0)), B(base(7, 3, 1))}, true,
-			fmt.Sprintf("touch a (generation 7, mtime %d)", t0.Unix())},
+			fmt.Sprintf("touch a (generation 7, mtime %d ns)", t0.UnixNano())},
+		// Compared in whole seconds (rclone stores nanoseconds, gcloud and gsutil whole seconds); a touch
+		// sets the object's exact time.
+		{"the same second, sub-second local mtime: nothing", side{L(locAt(3, 1, t0.Add(time.Millisecond))), R(remAt(7, 3, 1, t0)), B(base(7, 3, 1))}, true, ""},
+		{"the same second, sub-second object mtime: nothing", side{L(locAt(3, 1, t0)), R(remAt(7, 3, 1, t0.Add(999*time.Millisecond))), B(base(7, 3, 1))}, true, ""},
+		{"another second, object to the nanosecond: touch to its exact time", side{L(locAt(3, 1, t0.Add(999*time.Millisecond))), R(remAt(7, 3, 1, t0.Add(time.Second+7))), B(base(7, 3, 1))}, true,
+			fmt.Sprintf("touch a (generation 7, mtime %d ns)", t0.Add(time.Second+7).UnixNano())},
+		{"before 1970, another second: touch", side{L(locAt(3, 1, time.Unix(-1, 0))), R(remAt(7, 3, 1, time.Unix(-2, 500))), B(base(7, 3, 1))}, true,
+			"touch a (generation 7, mtime -1999999500 ns)"},
+		{"before 1970, the same second: nothing", side{L(locAt(3, 1, time.Unix(-2, 900))), R(remAt(7, 3, 1, time.Unix(-2, 500))), B(base(7, 3, 1))}, true, ""},
 		{"changed content, new mtime: upload, not touch", side{L(loc(4, 2)), R(remAt(7, 3, 1, t0)), B(base(7, 3, 1))}, true, "upload a (if generation 7)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -594,7 +601,7 @@ func FuzzCompute(f *testing.F) {
 					t.Fatalf("unsafe local delete %v", a)
 				}
 			case Touch:
-				if !hasL || !hasR || !l.Same(r) || r.ModTime == 0 || a.Remote != r {
+				if !hasL || !hasR || !l.Same(r) || r.ModTime.IsZero() || a.Remote != r {
 					t.Fatalf("touch without the same content on both sides: %v", a)
 				}
 			case Upload:
@@ -732,7 +739,7 @@ func fuzzInput(data []byte, del bool, maxPct uint8) Input {
 		}
 		unsync[p] = c&0x40 != 0
 		if r, ok := in.Remote[p]; ok && c&0x80 != 0 {
-			r.ModTime = t0.Add(-2 * time.Hour).Unix()
+			r.ModTime = t0.Add(-2 * time.Hour)
 			in.Remote[p] = r
 		}
 	}
@@ -957,7 +964,7 @@ func (s *sim) apply(t *testing.T, p Plan) int {
 		case RecordBase:
 			in.Base[a.Path] = base(a.Remote.Generation, a.Remote.Size, a.Remote.CRC32C)
 		case Touch:
-			in.Local[a.Path] = locAt(a.Remote.Size, a.Remote.CRC32C, time.Unix(a.Remote.ModTime, 0))
+			in.Local[a.Path] = locAt(a.Remote.Size, a.Remote.CRC32C, a.Remote.ModTime)
 			in.Base[a.Path] = base(a.Remote.Generation, a.Remote.Size, a.Remote.CRC32C)
 		case ForgetBase:
 			delete(in.Base, a.Path)

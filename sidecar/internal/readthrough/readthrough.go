@@ -24,6 +24,7 @@ import (
 	"github.com/filesync/filesync/sidecar/internal/filter"
 	"github.com/filesync/filesync/sidecar/internal/gcsstore"
 	"github.com/filesync/filesync/sidecar/internal/localfs"
+	"github.com/filesync/filesync/sidecar/internal/mediatype"
 	"github.com/filesync/filesync/sidecar/internal/snapshot"
 )
 
@@ -348,22 +349,19 @@ func ETag(size int64, mtime time.Time) string {
 	return `"` + strconv.FormatInt(size, 16) + "-" + strconv.FormatInt(mtime.UnixMicro(), 16) + `"`
 }
 
-// contentTypes are the media types of the files a media library holds, so the answer does not depend on
-// the image's mime tables (a scratch image has none).
-var contentTypes = map[string]string{
-	".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".gif": "image/gif", ".webp": "image/webp",
-	".avif": "image/avif", ".svg": "image/svg+xml", ".ico": "image/x-icon", ".bmp": "image/bmp", ".heic": "image/heic",
-	".tif": "image/tiff", ".tiff": "image/tiff",
-	".mp4": "video/mp4", ".m4v": "video/mp4", ".webm": "video/webm", ".mov": "video/quicktime", ".ogv": "video/ogg",
-	".mp3": "audio/mpeg", ".m4a": "audio/mp4", ".ogg": "audio/ogg", ".wav": "audio/wav", ".flac": "audio/flac",
-	".pdf": "application/pdf", ".zip": "application/zip", ".json": "application/json", ".xml": "text/xml; charset=utf-8",
-	".txt": "text/plain; charset=utf-8", ".csv": "text/csv; charset=utf-8", ".css": "text/css; charset=utf-8",
-	".js": "text/javascript; charset=utf-8", ".html": "text/html; charset=utf-8", ".htm": "text/html; charset=utf-8",
-	".woff": "font/woff", ".woff2": "font/woff2", ".ttf": "font/ttf", ".otf": "font/otf",
+// ContentType is the media type of rel by its extension, from the sidecar's one table (internal/mediatype:
+// a scratch image has no mime tables), with charset=utf-8 for text; "" if unknown: http.ServeContent
+// sniffs.
+func ContentType(rel string) string {
+	t, ok := mediatype.Known(rel)
+	switch {
+	case !ok:
+		return ""
+	case strings.HasPrefix(t, "text/"):
+		return t + "; charset=utf-8"
+	}
+	return t
 }
-
-// ContentType is the media type of rel by its extension ("" if unknown: http.ServeContent sniffs).
-func ContentType(rel string) string { return contentTypes[strings.ToLower(path.Ext(rel))] }
 
 func notFound(w http.ResponseWriter) {
 	w.Header().Set("Cache-Control", "no-store")

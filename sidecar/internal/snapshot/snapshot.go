@@ -6,14 +6,18 @@
 // three; nothing converts between look-alikes. Nothing here does I/O.
 package snapshot
 
+import "time"
+
 // Object is one generation of an object.
 type Object struct {
 	Generation int64
 	Size       int64
 	CRC32C     uint32
-	// ModTime is the file mtime the object carries (unix seconds; gcsstore says where it comes from): what
-	// a download gives the file. It is not part of the version: compare Objects with Is.
-	ModTime int64
+	// ModTime is the file mtime the object carries (gcsstore says where it comes from): what a download
+	// gives the file. The zero time means not known (a media read does not tell it, the state file does
+	// not keep it); 1970-01-01 and earlier times are times like any other. It is not part of the version:
+	// compare Objects with Is.
+	ModTime time.Time
 }
 
 // Is reports whether o and p are the same version: generation, size and CRC32C (not ModTime, which a

@@ -54,6 +54,23 @@ func (s *Syncer) commit(d done) {
 	if d.err == nil {
 		s.count(d.a.Op, c)
 	}
+	s.report(d)
+}
+
+// report tells Options.OnChange of what this replica changed in the bucket (docs/design.md, "Change
+// hooks"): an upload that stored a generation (also one whose stored object turned out to differ from
+// what was sent: the object changed all the same) and a remote delete. Downloads, local deletes and
+// conflict copies (under .filesync/) are not reported.
+func (s *Syncer) report(d done) {
+	if s.opt.OnChange == nil {
+		return
+	}
+	switch {
+	case d.a.Op == plan.Upload && d.ch.remote != nil:
+		s.opt.OnChange(Change{Path: d.a.Path, Generation: d.ch.remote.Generation, Time: s.now()})
+	case d.a.Op == plan.DeleteRemote && d.err == nil:
+		s.opt.OnChange(Change{Path: d.a.Path, Deleted: true, Generation: d.a.IfGeneration, Time: s.now()})
+	}
 }
 
 // count adds a finished action to the transfer metrics.

@@ -55,7 +55,7 @@ func (s *Syncer) Fetch(ctx context.Context, path string) (snapshot.Stamp, error)
 		return snapshot.Stamp{}, err
 	}
 	defer rd.Close()
-	st, err := s.dir.WriteAtomic(path, rd, rd.Object.Size, rd.Object.CRC32C, unixTime(r.ModTime), localfs.Expect{Absent: true})
+	st, err := s.dir.WriteAtomic(path, rd, rd.Object.Size, rd.Object.CRC32C, r.ModTime, localfs.Expect{Absent: true})
 	if errors.Is(err, localfs.ErrChanged) {
 		if st, serr := s.dir.Stat(path); serr == nil {
 			return st, nil // someone else put it there meanwhile

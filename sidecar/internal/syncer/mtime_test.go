@@ -25,10 +25,10 @@ func (r *replica) mtime(rel string) time.Time {
 }
 
 // TestEveryReplicaGivesAFileTheSameMtime: the writer stores its file's mtime with the object
-// (goog-reserved-file-mtime, whole seconds) and takes the whole second itself; every replica that
-// downloads it, and a fresh pod that restores it, gets that mtime, so their web servers send the same ETag
-// and Last-Modified. An object written by another tool, without the metadata, gets its updated time on
-// every replica alike.
+// (goog-reserved-file-mtime, whole seconds, and rclone's mtime, nanoseconds) and keeps it; every replica
+// that downloads it, and a fresh pod that restores it, gets that mtime, so their web servers send the
+// same ETag and Last-Modified. An object written by another tool, without the metadata, gets its updated
+// time on every replica alike.
 func TestEveryReplicaGivesAFileTheSameMtime(t *testing.T) {
 	b := newBucket(t)
 	a, c := b.replica("a"), b.replica("b")
@@ -38,7 +38,7 @@ func TestEveryReplicaGivesAFileTheSameMtime(t *testing.T) {
 		t.Fatal(err)
 	}
 	a.settle()
-	want := orig.Truncate(time.Second)
+	want := orig
 	o, err := b.srv.GetObject(testBucket, testPrefix+"/uploads/p.jpg")
 	if err != nil {
 		t.Fatal(err)
@@ -46,8 +46,11 @@ func TestEveryReplicaGivesAFileTheSameMtime(t *testing.T) {
 	if got := o.Metadata[gcsstore.MtimeKey]; got != "1748764800" {
 		t.Errorf("object metadata %s = %q, want 1748764800", gcsstore.MtimeKey, got)
 	}
+	if got := o.Metadata[gcsstore.RcloneMtimeKey]; got != "2025-06-01T08:00:00.123456789Z" {
+		t.Errorf("object metadata %s = %q, want 2025-06-01T08:00:00.123456789Z", gcsstore.RcloneMtimeKey, got)
+	}
 	if got := a.mtime("uploads/p.jpg"); !got.Equal(want) {
-		t.Errorf("writer's mtime %v, want %v (the stored whole second)", got, want)
+		t.Errorf("writer's mtime %v, want %v (its own, stored to the nanosecond)", got, want)
 	}
 	c.settle()
 	if got := c.mtime("uploads/p.jpg"); !got.Equal(want) {
@@ -67,7 +70,7 @@ func TestEveryReplicaGivesAFileTheSameMtime(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, r := range []*replica{c, d} {
-		if got := r.mtime("uploads/other.jpg"); !got.Equal(attrs.Updated.Truncate(time.Second)) {
+		if got := r.mtime("uploads/other.jpg"); !got.Equal(attrs.Updated) {
 			t.Errorf("[%s] other.jpg mtime %v, want the object's updated time %v", r.name, got, attrs.Updated)
 		}
 		if got := r.mtime("uploads/p.jpg"); !got.Equal(want) {

@@ -151,7 +151,9 @@ func (s *Syncer) needsLookup(c RemoteChange) bool {
 // sameObject reports whether the view's object old is r as far as the sync is concerned: the same
 // version, and the same mtime. A metadata change (rclone touch, gsutil setmeta) keeps the generation but may
 // bring a new mtime, which every replica's file must take (plan.Touch).
-func sameObject(old, r snapshot.Object) bool { return old.Is(r) && old.ModTime == r.ModTime }
+// The mtime is compared exactly, so the view holds the bucket's; the planner decides which differences
+// matter (plan.Touch: whole seconds).
+func sameObject(old, r snapshot.Object) bool { return old.Is(r) && old.ModTime.Equal(r.ModTime) }
 
 // lookup is one object a remote hint named, as the bucket has it now.
 type lookup struct {

@@ -2,18 +2,20 @@ package syncer
 
 import (
 	"github.com/filesync/filesync/sidecar/internal/filter"
+	"github.com/filesync/filesync/sidecar/internal/gcsstore"
 )
 
 // The rules of what is synced, each written once (docs/design.md): the listing, the pass, remote hints
 // and the read-through's fetch all ask these.
 
-// nameRule says whether an object name is synced. ignore: filesync's own .filesync/ and excluded paths,
-// never touched and never reported; noExec: an executable name under --no-exec (filter.NoExec), never
+// nameRule says whether an object name is synced. ignore: filesync's own .filesync/, folder placeholders
+// (gcsstore.IsPlaceholder: "dir/" names a folder, not a file) and excluded paths, never touched and never
+// reported; noExec: an executable name under --no-exec (filter.NoExec), never
 // written locally nor uploaded (reported once, counted as reason "exec"); unsafe: a name that is never
 // written locally (reported once).
 func (s *Syncer) nameRule(name string) (ignore, noExec bool, unsafe error) {
 	switch {
-	case filter.Internal(name):
+	case filter.Internal(name), gcsstore.IsPlaceholder(name):
 		return true, false, nil
 	case s.filter.NoExec(name): // before Excluded, which holds these too
 		return true, true, nil

@@ -50,10 +50,26 @@ type Options struct {
 	Trees *filter.Filter
 	// Pod names this replica in conflict copies.
 	Pod string
+	// MaxConflicts is how many conflict copies of one path are kept (the newest); 0: all of them.
+	MaxConflicts int
 	// ProgressInterval is how often the restore logs its progress (default 5 s); OnProgress, if set, is
 	// also given the progress as one line (--once in a terminal).
 	ProgressInterval time.Duration
 	OnProgress       func(line string)
+	// OnChange, if set, is told of every change this replica made in the bucket, once committed (commit.go,
+	// report). It is called on the loop's goroutine and must not block (internal/hooks queues it).
+	OnChange func(Change)
+}
+
+// Change is a change this replica made in the bucket: an object it stored or deleted. One writer per
+// change: a download or a local delete applies another replica's change, which that replica reported.
+type Change struct {
+	Path string // relative to the prefix (and to --dir)
+	// Deleted: the object was deleted; otherwise a new generation of it was stored.
+	Deleted bool
+	// Generation is the generation stored, or the generation deleted.
+	Generation int64
+	Time       time.Time // when the loop committed it
 }
 
 // Syncer keeps one directory and one bucket prefix in sync.

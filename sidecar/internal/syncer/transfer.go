@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/filesync/filesync/sidecar/internal/backoff"
-	"github.com/filesync/filesync/sidecar/internal/filter"
 	"github.com/filesync/filesync/sidecar/internal/gcsstore"
 	"github.com/filesync/filesync/sidecar/internal/localfs"
 	"github.com/filesync/filesync/sidecar/internal/plan"
@@ -241,7 +240,7 @@ func (t transferrer) doOnce(ctx context.Context, j job) (change, error) {
 	case plan.Touch:
 		// Same bytes, the object's mtime: no download. The new stamp is the base's and the index's, so the
 		// change this makes locally is never taken for a local edit.
-		st, err := s.dir.SetModTime(a.Path, local.Stamp, time.Unix(a.Remote.ModTime, 0))
+		st, err := s.dir.SetModTime(a.Path, local.Stamp, a.Remote.ModTime)
 		if err != nil {
 			return change{}, err
 		}
@@ -261,8 +260,9 @@ func (t transferrer) upload(ctx context.Context, a plan.Action, local snapshot.F
 		return change{}, err
 	}
 	defer fh.Close()
-	mtime := time.Unix(0, local.ModTime) // stored in whole seconds; the local file takes the same below
-	o, err := s.store.Upload(ctx, a.Path, s.progress(fh), local.Size, local.CRC32C, mtime, a.IfGeneration)
+	mtime := time.Unix(0, local.ModTime) // stored to the nanosecond; the local file takes what was stored below
+	o, err := s.store.Upload(ctx, a.Path, gcsstore.Content{R: s.progress(fh), Size: local.Size, CRC32C: local.CRC32C, ModTime: mtime},
+		a.IfGeneration)
 	r := o.Object
 	switch {
 	case errors.Is(err, gcsstore.ErrMismatch):
@@ -280,11 +280,11 @@ func (t transferrer) upload(ctx context.Context, a plan.Action, local snapshot.F
 	stamp := local.ModTime
 	if st, err := s.dir.Stat(a.Path); err != nil || st != local.Stamp {
 		stamp = 0 // changed while it was uploaded: the next pass hashes it again and compares
-	} else if o.ModTime != 0 && local.ModTime != o.ModTime*int64(time.Second) {
-		// The stored mtime is whole seconds: the file takes it, so this replica serves the ETag and
-		// Last-Modified the others will.
+	} else if !o.ModTime.IsZero() && local.ModTime != o.ModTime.UnixNano() {
+		// The stored mtime is not the file's (a server that dropped rclone's mtime key keeps whole
+		// seconds): the file takes it, so this replica serves the ETag and Last-Modified the others will.
 		stamp = 0
-		if st, err := s.dir.SetModTime(a.Path, local.Stamp, time.Unix(o.ModTime, 0)); err == nil {
+		if st, err := s.dir.SetModTime(a.Path, local.Stamp, o.ModTime); err == nil {
 			stamp = st.ModTime
 			ch.local = &snapshot.File{Stamp: st, CRC32C: local.CRC32C}
 		}
@@ -317,7 +317,7 @@ func (s *Syncer) download(ctx context.Context, path, to string, r snapshot.Objec
 	defer rd.Close()
 	expect := localfs.Expect{Absent: !hasLocal, Stamp: local.Stamp}
 	st, err := s.dir.WriteAtomic(to, beatReader{r: rd, beat: s.beat, moved: s.countRestoredBytes}, rd.Object.Size, rd.Object.CRC32C,
-		unixTime(r.ModTime), expect)
+		r.ModTime, expect)
 	if err != nil {
 		return change{}, err
 	}
@@ -331,23 +331,6 @@ func (s *Syncer) download(ctx context.Context, path, to string, r snapshot.Objec
 		local:   &snapshot.File{Stamp: st, CRC32C: o.CRC32C},
 		written: true, bytes: o.Size,
 	}, nil
-}
-
-// preserveConflict uploads the local version to .filesync/conflicts/<path>.<pod>.<unix-time>.
-func (s *Syncer) preserveConflict(ctx context.Context, path string, local snapshot.File) error {
-	fh, err := s.dir.OpenFile(path, local.Stamp)
-	if err != nil {
-		return err
-	}
-	defer fh.Close()
-	name := fmt.Sprintf("%s/conflicts/%s.%s.%d", filter.InternalDir, path, s.opt.Pod, s.now().Unix())
-	if _, err := s.store.Upload(ctx, name, fh, local.Size, local.CRC32C, time.Unix(0, local.ModTime), 0); err != nil {
-		return fmt.Errorf("preserve conflict copy: %w", err)
-	}
-	s.m.Conflicts.Inc()
-	s.log.Warn("conflict: the remote version keeps the path; the local one is preserved",
-		"path", path, "conflict_copy", s.store.Name(name))
-	return nil
 }
 
 // progress wraps a transfer's reader so that the heartbeat moves with the bytes: a long transfer is
@@ -369,14 +352,6 @@ func (b beatReader) Read(p []byte) (int, error) {
 		}
 	}
 	return n, err
-}
-
-// unixTime is a time from unix seconds; 0 (unknown) is the zero time.
-func unixTime(sec int64) time.Time {
-	if sec == 0 {
-		return time.Time{}
-	}
-	return time.Unix(sec, 0)
 }
 
 // retryable reports whether err may go away if the action is tried again within the pass: not a rate limit
