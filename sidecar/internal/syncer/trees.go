@@ -407,7 +407,8 @@ func (s *Syncer) applyBurst(ctx context.Context, res *Result, t *tree) {
 		s.outcome(ctx, res, d.a, err)
 	}
 	for _, j := range t.deletes {
-		ch, err := change{}, error(errBusy)
+		var ch change
+		err := errBusy
 		if !s.dir.InUse(j.a.Path) {
 			ch, err = s.deleteLocal(j.a, j.local)
 		}
