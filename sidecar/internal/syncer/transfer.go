@@ -301,11 +301,16 @@ func (s *Syncer) deleteLocal(a plan.Action, local snapshot.File) (change, error)
 	if err := s.dir.Remove(a.Path, local.Stamp); err != nil {
 		return change{}, err
 	}
+	return s.deletedLocal(a), nil
+}
+
+// deletedLocal is what follows a local delete: the log line, and the directories it left empty removed.
+func (s *Syncer) deletedLocal(a plan.Action) change {
 	s.log.Info("deleted local file ("+a.Reason+")", "path", a.Path)
 	if dirs := s.dir.RemoveEmptyParents(a.Path, s.filter.Excluded); len(dirs) > 0 {
 		s.log.Debug("removed emptied directories", "path", a.Path, "dirs", dirs)
 	}
-	return change{dropBase: true, dropLocal: true}, nil
+	return change{dropBase: true, dropLocal: true}
 }
 
 // download writes the object at path to the local path to (path itself, or its place in a stage).

@@ -385,11 +385,11 @@ func (s *Syncer) publishWhole(ctx context.Context, res *Result, t *tree) error {
 }
 
 // applyBurst renames a tree's staged files into place one after the other, the new paths first (nothing
-// of the old version requires them) and then the changed ones, and then carries out its local deletes,
-// committing each: the window in which the app sees both versions is these renames.
+// of the old version requires them) and then the changed ones, and then carries out its local deletes;
+// only then does it commit them: the window in which the app sees both versions is these renames and
+// removes, nothing else.
 func (s *Syncer) applyBurst(ctx context.Context, res *Result, t *tree) {
 	h := t.held
-	start := time.Now()
 	slices.SortStableFunc(t.done, func(a, b done) int {
 		if a.hasLocal == b.hasLocal {
 			return 0
@@ -399,27 +399,34 @@ func (s *Syncer) applyBurst(ctx context.Context, res *Result, t *tree) {
 		}
 		return 1
 	})
-	for _, d := range t.done {
-		err := s.dir.PublishFile(h.stagedPath(d.a.Path), d.a.Path, localExpect(d.job))
-		if err == nil {
+	start := time.Now()
+	published := make([]error, len(t.done))
+	for i, d := range t.done {
+		published[i] = s.dir.PublishFile(h.stagedPath(d.a.Path), d.a.Path, localExpect(d.job))
+	}
+	removed := make([]error, len(t.deletes))
+	for i, j := range t.deletes {
+		removed[i] = errBusy
+		if !s.dir.InUse(j.a.Path) {
+			removed[i] = s.dir.Remove(j.a.Path, j.local.Stamp)
+		}
+	}
+	window := time.Since(start)
+	for i, d := range t.done {
+		if published[i] == nil {
 			s.commit(d)
 		}
-		s.outcome(ctx, res, d.a, err)
+		s.outcome(ctx, res, d.a, published[i])
 	}
-	for _, j := range t.deletes {
-		var ch change
-		err := errBusy
-		if !s.dir.InUse(j.a.Path) {
-			ch, err = s.deleteLocal(j.a, j.local)
+	for i, j := range t.deletes {
+		if removed[i] == nil {
+			s.commit(done{job: j, ch: s.deletedLocal(j.a)})
 		}
-		if err == nil {
-			s.commit(done{job: j, ch: ch})
-		}
-		s.outcome(ctx, res, j.a, err)
+		s.outcome(ctx, res, j.a, removed[i])
 	}
 	if len(t.done)+len(t.deletes) > 0 {
 		s.log.Info("applied a tree's changes in one burst", "dir", h.dir, "files", len(t.done), "deleted", len(t.deletes),
-			"window", time.Since(start).Round(time.Microsecond))
+			"window", window.Round(time.Microsecond))
 	}
 	s.dropTree(h)
 }
