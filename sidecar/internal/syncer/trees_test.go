@@ -114,17 +114,24 @@ func TestNewTreeNeverAppearsPartially(t *testing.T) {
 	if len(seen) > 1 || (len(seen) == 1 && !seen[len(paths)]) {
 		t.Fatalf("plugins/p was seen with these counts of its %d files: %v", len(paths), seen)
 	}
+	treeIsThere(t, r, paths, "after the pass")
+	r.settle()
+}
+
+// treeIsThere fails the test unless every one of paths (putTree's) holds its content and is in the base,
+// and no staged directory is left.
+func treeIsThere(t *testing.T, r *replica, paths []string, when string) {
+	t.Helper()
 	got := r.files()
 	for _, p := range paths {
 		if got[p] != "<?php // "+p {
-			t.Fatalf("%s = %q after the pass", p, got[p])
+			t.Fatalf("%s = %q %s", p, got[p], when)
 		}
 		if _, ok := r.s.base.Get(p); !ok {
-			t.Fatalf("%s not in the base", p)
+			t.Fatalf("%s not in the base %s", p, when)
 		}
 	}
 	stageEmpty(t, r)
-	r.settle()
 }
 
 func TestNewTreeWithAFailingDownloadAppearsLater(t *testing.T) {
@@ -362,16 +369,7 @@ func TestHeldTreeIsStagedWhileItWaits(t *testing.T) {
 	if n := reads.Load(); n != 0 {
 		t.Fatalf("publishing read %d objects again; want 0", n)
 	}
-	got := r.files()
-	for _, p := range paths {
-		if got[p] != "<?php // "+p {
-			t.Fatalf("%s = %q after the quiet time", p, got[p])
-		}
-		if _, ok := r.s.base.Get(p); !ok {
-			t.Fatalf("%s not in the base", p)
-		}
-	}
-	stageEmpty(t, r)
+	treeIsThere(t, r, paths, "after the quiet time")
 }
 
 func withTrees(globs ...string) replicaOpt {
