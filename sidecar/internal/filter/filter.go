@@ -160,19 +160,23 @@ func (f *Filter) excluded(rel string, isDir bool) bool {
 
 // matchAny reports whether one of globs matches rel, itself or through a directory above it.
 func matchAny(globs []glob, rel string, isDir bool) bool {
-	name := strings.Split(rel, "/")
-	for _, g := range globs {
-		// Every directory above rel, then rel itself (for a directory-only glob, only if it is one).
-		for n := 1; n <= len(name); n++ {
+	return shortestMatch(globs, strings.Split(rel, "/"), isDir) > 0
+}
+
+// shortestMatch returns the fewest leading segments of name that one of globs matches (0: none): every
+// directory above name, then name itself (for a directory-only glob, only if name is a directory).
+func shortestMatch(globs []glob, name []string, isDir bool) int {
+	for n := 1; n <= len(name); n++ {
+		for _, g := range globs {
 			if n == len(name) && g.dirOnly && !isDir {
-				break
+				continue
 			}
 			if match(g.segs, name[:n]) {
-				return true
+				return n
 			}
 		}
 	}
-	return false
+	return 0
 }
 
 // Skip reports whether the file rel takes no part in the sync: internal or excluded. Unsafe names are
@@ -216,16 +220,13 @@ func match(pat, name []string) bool {
 // whether there is one: for --tree, the directory rel's changes are applied together with ("plugins/*/"
 // gives "plugins/akismet" for "plugins/akismet/inc/a.php").
 func (f *Filter) Root(rel string) (string, bool) {
-	if f == nil || len(f.globs) == 0 {
+	if f == nil {
 		return "", false
 	}
-	name := strings.Split(rel, "/")
-	for n := 1; n < len(name); n++ {
-		for _, g := range f.globs {
-			if match(g.segs, name[:n]) {
-				return strings.Join(name[:n], "/"), true
-			}
-		}
+	parent := strings.Split(rel, "/")
+	parent = parent[:len(parent)-1] // a directory, matched with the segments above it
+	if n := shortestMatch(f.globs, parent, true); n > 0 {
+		return strings.Join(parent[:n], "/"), true
 	}
 	return "", false
 }
