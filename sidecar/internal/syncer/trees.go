@@ -56,11 +56,10 @@ func (t *heldTree) stagedPath(p string) string { return t.stage + p[len(t.dir):]
 // tree is what one pass does for a held tree: its downloads (into the stage) and, when due, its local
 // deletes and the publication. Its fields are the loop's; workers only read held.stage.
 type tree struct {
-	held    *heldTree
-	due     bool   // applied in this pass; else the downloads are a prefetch
-	left    int    // jobs not done yet
-	done    []done // downloads done, this pass's and (when due) the ones staged before
-	deletes []job  // local deletes, applied after the new files (when due)
+	held    *heldTree // held.due: applied in this pass; else the downloads are a prefetch
+	left    int       // jobs not done yet
+	done    []done    // downloads done, this pass's and (when due) the ones staged before
+	deletes []job     // local deletes, applied after the new files (when due)
 }
 
 // treeGroup is the actions of one pass under one tree.
@@ -84,10 +83,9 @@ func (s *Syncer) holdTrees(p *plan.Plan, now time.Time) {
 	held := map[string]bool{}
 	for d, g := range groups {
 		t := s.holds.trees[d]
-		if t != nil && t.whole != g.whole {
-			t.whole = g.whole // the app made the new directory meanwhile: its staged files go in one by one
-		}
-		if t == nil {
+		if t != nil {
+			t.whole = g.whole // false if the app made the new directory meanwhile: its staged files go in one by one
+		} else {
 			t = &heldTree{dir: d, whole: g.whole, first: now, grew: now, gens: map[string]int64{}, staged: map[string]done{}}
 			s.holds.trees[d] = t
 		}
@@ -152,7 +150,7 @@ func (s *Syncer) treeGroups(actions []plan.Action) map[string]*treeGroup {
 		}
 		d, whole := "", false
 		if root, ok := s.opt.Trees.Root(a.Path); ok {
-			if missing, _ := s.dir.TopMissingDir(root + "/x"); missing == "" {
+			if missing, _ := s.dir.TopMissingDir(root + "/x"); missing == "" { // root and its folders exist
 				d = root
 			}
 		}
@@ -194,13 +192,13 @@ func (s *Syncer) groupTrees(deletes, others *[]job) []*tree {
 		t := byDir[d]
 		if t == nil {
 			h := s.holds.trees[d]
-			t = &tree{held: h, due: h.due}
+			t = &tree{held: h}
 			byDir[d] = t
 		}
 		return t
 	}
 	*deletes = slices.DeleteFunc(*deletes, func(j job) bool {
-		if t := of(j.a.Path); t != nil && t.due && j.a.Op == plan.DeleteLocal {
+		if t := of(j.a.Path); t != nil && t.held.due && j.a.Op == plan.DeleteLocal {
 			t.deletes = append(t.deletes, j)
 			return true
 		}
@@ -220,7 +218,7 @@ func (s *Syncer) groupTrees(deletes, others *[]job) []*tree {
 	var trees []*tree
 	for _, t := range byDir {
 		trees = append(trees, t)
-		if t.due {
+		if t.held.due {
 			s.unstageUnplanned(t, *others)
 		}
 	}
@@ -298,7 +296,7 @@ func (s *Syncer) finishTrees(ctx context.Context, res *Result, trees []*tree) {
 		if t.left > 0 {
 			cause = fmt.Errorf("%s: not all of its files were downloaded: %w", t.held.dir, context.Cause(ctx))
 		}
-		if !t.due {
+		if !t.held.due {
 			s.keepStaged(ctx, res, t)
 			continue
 		}
