@@ -228,6 +228,7 @@ func (s *Syncer) groupTrees(deletes, others *[]job) []*tree {
 				stage, err := s.dir.Stage()
 				if err != nil {
 					s.log.Error("making a stage: the tree's files are downloaded one by one", "dir", t.held.dir, "err", err)
+					*deletes = append(*deletes, t.deletes...) // its local deletes run as any other
 					s.dropTree(t.held)
 					delete(byDir, t.held.dir)
 					continue
