@@ -3,6 +3,7 @@ package app
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -431,5 +432,45 @@ func TestNotifiedMtimeChangeReachesTheFile(t *testing.T) {
 	}
 	if s.lists() != lists || s.metric(`filesync_gcs_requests_total{op="read"}`) != reads {
 		t.Fatalf("the metadata update cost %v lists and %v reads, want none", s.lists()-lists, s.metric(`filesync_gcs_requests_total{op="read"}`)-reads)
+	}
+}
+
+// TestNotifiedNewObjectsNeedNoLookup (issue 21): a FINALIZE's payload (fake-gcs-server sends the object
+// resource, JSON_API_V1, as GCS does) tells the object's generation, size, CRC32C and mtime, so a new
+// object costs a receiver one read and no metadata get; every file still gets the bytes and the mtime the
+// object carries.
+func TestNotifiedNewObjectsNeedNoLookup(t *testing.T) {
+	s := newStack(t, false)
+	s.start()
+	waitReady(t, s.addr)
+	gets, reads := s.metric(`filesync_gcs_requests_total{op="get"}`), s.metric(`filesync_gcs_requests_total{op="read"}`)
+	mtime := time.Date(2023, 5, 6, 7, 8, 9, 0, time.UTC)
+	const n = 20
+	for i := range n {
+		w := s.gcs.Client().Bucket("media").Object(fmt.Sprintf("p/plugin/f%02d.php", i)).NewWriter(context.Background())
+		w.Metadata = map[string]string{"goog-reserved-file-mtime": strconv.FormatInt(mtime.Unix()+int64(i), 10)}
+		if _, err := fmt.Fprintf(w, "<?php // file %d", i); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range n {
+		rel := fmt.Sprintf("plugin/f%02d.php", i)
+		s.waitLocal(rel, fmt.Sprintf("<?php // file %d", i))
+		fi, err := os.Stat(filepath.Join(s.dir, rel))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := mtime.Add(time.Duration(i) * time.Second); !fi.ModTime().Equal(want) {
+			t.Fatalf("%s mtime %v, want %v", rel, fi.ModTime(), want)
+		}
+	}
+	if got := s.metric(`filesync_gcs_requests_total{op="get"}`) - gets; got != 0 {
+		t.Fatalf("%v metadata gets for %d new objects, want 0 (their notifications describe them)", got, n)
+	}
+	if got := s.metric(`filesync_gcs_requests_total{op="read"}`) - reads; got != n {
+		t.Fatalf("%v reads for %d new objects, want %d", got, n, n)
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/filesync/filesync/sidecar/internal/gcsstore"
 )
 
 // GCS notification event types (attribute eventType).
@@ -29,8 +31,8 @@ type Event struct {
 // errMalformed marks notifications that lack what an event needs.
 var errMalformed = errors.New("malformed notification")
 
-// ParseEvent reads a notification's attributes (the payload is not needed: the attributes name the object
-// and its generation, and the sidecar reads the object's metadata itself).
+// ParseEvent reads a notification's attributes: they name the object and its generation (the payload,
+// which may describe the object, is read by withPayload).
 func ParseEvent(attrs map[string]string) (Event, error) {
 	e := Event{Type: attrs["eventType"], Bucket: attrs["bucketId"], Object: attrs["objectId"]}
 	if e.Type == "" || e.Bucket == "" || e.Object == "" {
@@ -58,6 +60,31 @@ type Change struct {
 	// Metadata: only the generation's metadata changed (METADATA_UPDATE); its mtime may be new, so the
 	// loop reads the object's attributes again.
 	Metadata bool
+	// Object is the object a FINALIZE's payload describes (withPayload): the loop takes it instead of
+	// looking the object up. Nil: look it up.
+	Object *gcsstore.Object
+}
+
+// withPayload gives a FINALIZE change the object its notification's payload describes (payloadFormat
+// JSON_API_V1: the objects resource at that generation, as GCS and fake-gcs-server send it), when the
+// payload names the event's own bucket, object and generation and holds what the sync needs (size,
+// CRC32C, mtime). Any other change, and a payload that is absent (NONE), unreadable or names another
+// object, leave the change as it is: the loop looks the object up (one get). The payload is no more and
+// no less trusted than the attributes: both come from the bucket's notification topic.
+func withPayload(c Change, e Event, attrs map[string]string, data []byte) (Change, error) {
+	if e.Type != Finalize || attrs["payloadFormat"] != "JSON_API_V1" {
+		return c, nil
+	}
+	r, err := gcsstore.ParseResource(c.Path, data)
+	switch {
+	case err != nil:
+		return c, err
+	case r.Bucket != e.Bucket || r.Name != e.Object || r.Object.Generation != e.Generation:
+		return c, fmt.Errorf("the payload names gs://%s/%s#%d, the attributes gs://%s/%s#%d",
+			r.Bucket, r.Name, r.Object.Generation, e.Bucket, e.Object, e.Generation)
+	}
+	c.Object = &r.Object
+	return c, nil
 }
 
 // Scope is the part of the bucket this sidecar syncs.

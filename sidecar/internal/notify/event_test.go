@@ -143,3 +143,40 @@ func TestSubscriptionID(t *testing.T) {
 		}
 	}
 }
+
+// TestWithPayload: a FINALIZE's JSON_API_V1 payload gives the change its object only when it names the
+// event's own bucket, object and generation; any other event, format or payload leaves the lookup to the
+// loop.
+func TestWithPayload(t *testing.T) {
+	const payload = `{"bucket":"b","name":"wp/a.jpg","generation":"7","size":"5","crc32c":"mnG7TA==",` +
+		`"metadata":{"goog-reserved-file-mtime":"1600000000"}}`
+	fin := Event{Type: Finalize, Bucket: "b", Object: "wp/a.jpg", Generation: 7}
+	json := map[string]string{"payloadFormat": "JSON_API_V1"}
+	c := Change{Path: "a.jpg", Generation: 7}
+	got, err := withPayload(c, fin, json, []byte(payload))
+	if err != nil || got.Object == nil || got.Object.Name != "a.jpg" || got.Object.Generation != 7 || got.Object.Size != 5 ||
+		got.Object.CRC32C != 0x9a71bb4c || got.Object.ModTime.Unix() != 1600000000 {
+		t.Fatalf("withPayload = %+v, %v", got.Object, err)
+	}
+	for _, tc := range []struct {
+		name    string
+		e       Event
+		attrs   map[string]string
+		payload string
+		err     bool
+	}{
+		{"another generation", fin, json, strings.Replace(payload, `"7"`, `"8"`, 1), true},
+		{"another object", fin, json, strings.Replace(payload, "wp/a.jpg", "wp/b.jpg", 1), true},
+		{"another bucket", fin, json, strings.Replace(payload, `"b"`, `"c"`, 1), true},
+		{"unreadable", fin, json, `{"bucket":"b"`, true},
+		{"no payload", fin, map[string]string{"payloadFormat": "NONE"}, "", false},
+		{"no format", fin, map[string]string{}, payload, false},
+		{"a delete", Event{Type: Delete, Bucket: "b", Object: "wp/a.jpg", Generation: 7}, json, payload, false},
+		{"a metadata update", Event{Type: MetadataUpdate, Bucket: "b", Object: "wp/a.jpg", Generation: 7}, json, payload, false},
+	} {
+		got, err := withPayload(c, tc.e, tc.attrs, []byte(tc.payload))
+		if got != c || (err != nil) != tc.err {
+			t.Errorf("%s: withPayload = %+v, %v; want the change unchanged (error %v)", tc.name, got, err, tc.err)
+		}
+	}
+}

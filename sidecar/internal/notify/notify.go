@@ -288,6 +288,10 @@ func (n *Notifier) handle(ctx context.Context, m *pubsub.Message) {
 			"reason", reason)
 		return
 	}
+	if c, err = withPayload(c, e, m.Attributes, m.Data); err != nil {
+		n.opt.Log.Debug("the notification's payload is not used: the object is looked up", "object", e.Object,
+			"generation", e.Generation, "err", err)
+	}
 	if err := n.opt.Apply(ctx, c); err != nil {
 		m.Nack()
 		if ctx.Err() == nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/filesync/filesync/sidecar/internal/gcsstore"
 	"github.com/filesync/filesync/sidecar/internal/snapshot"
 	"github.com/filesync/filesync/sidecar/internal/watch"
 )
@@ -86,13 +87,15 @@ func (s *Syncer) handFetched(path string, r snapshot.Object) {
 // RemoteChange is one change to one object, e.g. from a bucket notification. Path is relative to the
 // prefix; Generation is the generation the event names; Deleted tells a delete or archive, OverwrittenBy
 // the generation that replaced it, if any; Metadata a change of the generation's metadata only (its mtime
-// may be new: the object is looked up even though the view holds that generation).
+// may be new: the object is looked up even though the view holds that generation). Object, if set, is the
+// object at Generation as the event described it (a FINALIZE's payload): taken instead of a lookup.
 type RemoteChange struct {
 	Path          string
 	Generation    int64
 	Deleted       bool
 	OverwrittenBy int64
 	Metadata      bool
+	Object        *gcsstore.Object
 }
 
 // remoteWait is a change waiting for a pass, and where to say how it went.
@@ -106,7 +109,8 @@ type remoteWait struct {
 // (then a notification may be acked), or ctx is done. An error means it was not applied (nack: it comes
 // again). Changes arrive out of order and more than once, so the event only says which path to look at:
 // unless the view already holds the generation it names (or a newer one), the object is looked up in the
-// bucket (one get) and the pass plans what is there now. Safe for concurrent use.
+// bucket (one get) and the pass plans what is there now; a new generation the event describes itself
+// (Object) needs no lookup. Safe for concurrent use.
 func (s *Syncer) ApplyRemote(ctx context.Context, c RemoteChange) error {
 	w := &remoteWait{c: c, done: make(chan error, 1)}
 	s.intake.add(func(in *intake) { in.changes = append(in.changes, w) })

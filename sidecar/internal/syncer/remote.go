@@ -189,20 +189,39 @@ func (s *Syncer) applyChanges(ctx context.Context, changes []*remoteWait) {
 	}
 }
 
-// lookUp gets the objects named by the changes that need it, once per path, Transfers at a time.
+// lookUp gets the objects named by the changes that need it, once per path, Transfers at a time. A path
+// whose changes are all new generations described by their events (RemoteChange.Object) takes the newest
+// of them without a request; any other change of a path (a delete, a metadata update, an event without a
+// payload) has it looked up: what the bucket holds now.
 func (s *Syncer) lookUp(ctx context.Context, changes []*remoteWait) []lookup {
 	var paths []string
-	seen := map[string]bool{}
+	told := map[string]*gcsstore.Object{} // the newest generation an event described, per path
+	ask := map[string]bool{}              // per path: whether it is looked up
 	for _, w := range changes {
-		if s.needsLookup(w.c) && !seen[w.c.Path] {
-			seen[w.c.Path] = true
-			paths = append(paths, w.c.Path)
+		c := w.c
+		if !s.needsLookup(c) {
+			continue
+		}
+		if _, seen := ask[c.Path]; !seen {
+			paths = append(paths, c.Path)
+			ask[c.Path] = false
+		}
+		if o := c.Object; o != nil && !c.Deleted && !c.Metadata && o.Generation == c.Generation {
+			if t := told[c.Path]; t == nil || t.Generation < o.Generation {
+				told[c.Path] = o
+			}
+		} else {
+			ask[c.Path] = true
 		}
 	}
 	results := make([]lookup, len(paths))
 	sem := make(chan struct{}, s.opt.Transfers)
 	var wg sync.WaitGroup
 	for i, path := range paths {
+		if !ask[path] {
+			results[i] = lookup{path: path, o: *told[path]}
+			continue
+		}
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
