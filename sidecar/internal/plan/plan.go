@@ -34,6 +34,9 @@ const (
 	ForgetBase
 	// Conflict keeps the remote version at the path and preserves the local one as a conflict copy.
 	Conflict
+	// RemoteOnly records the object as the base of a lazy path that has no local file (Input.Lazy): no
+	// download now (the background fill or the read-through fetches it), and its absence is not a delete.
+	RemoteOnly
 	// Touch gives the local file, whose content is the object's, the object's mtime (Remote.ModTime) and
 	// records the base; no bytes move. The object's mtime is the truth for identical bytes: a new mtime in
 	// the bucket (rclone touch, a re-upload of the same bytes) reaches every replica, and a local touch is
@@ -43,7 +46,7 @@ const (
 
 var opNames = map[Op]string{
 	Upload: "upload", Download: "download", DeleteRemote: "delete-remote", DeleteLocal: "delete-local",
-	RecordBase: "record", ForgetBase: "forget", Conflict: "conflict", Touch: "touch",
+	RecordBase: "record", ForgetBase: "forget", Conflict: "conflict", Touch: "touch", RemoteOnly: "remote-only",
 }
 
 func (o Op) String() string {
@@ -76,7 +79,7 @@ func (a Action) String() string {
 		}
 	case DeleteRemote:
 		fmt.Fprintf(&b, " (if generation %d)", a.IfGeneration)
-	case Download, RecordBase, Conflict:
+	case Download, RecordBase, Conflict, RemoteOnly:
 		fmt.Fprintf(&b, " (generation %d)", a.Remote.Generation)
 	case Touch:
 		fmt.Fprintf(&b, " (generation %d, mtime %d ns)", a.Remote.Generation, a.Remote.ModTime.UnixNano())
@@ -127,6 +130,16 @@ type Input struct {
 	// there took the folder's place: see Compute); the paths left out are then in sync on both sides, and the plan of the subset is exactly the plan of the whole tree
 	// restricted to the subset (FuzzTargeted). 0: Base is the whole base.
 	Known int
+	// Lazy, when set, names the lazy paths (--lazy): not needed locally. A lazy object without a local
+	// file is recorded remote-only (snapshot.Base.RemoteOnly, the RemoteOnly action) instead of downloaded.
+	// A remote-only base entry without a local file is neither missing locally (the wipe rule does not
+	// count it) nor deleted locally (its object is never deleted for it); a remote change updates it
+	// without a download, a remote delete forgets it. A local file at a remote-only path that is not the
+	// base's content was written by an app that never saw the object: a conflict, never an overwrite.
+	Lazy func(path string) bool
+	// KnownRemoteOnly is, with Known, how many of the whole base's entries are remote-only (a targeted
+	// plan leaves out those that have no local file: they are in sync).
+	KnownRemoteOnly int
 }
 
 // DeleteWindow is the --max-delete budget over time: deletes are counted from Start, for WindowLength,
@@ -235,26 +248,33 @@ func (p Plan) String() string {
 //   - deletes beyond --max-delete of the files known at the start of the delete window are withheld;
 //   - uploads are preconditioned on the base generation (0 for new paths), deletes likewise.
 func Compute(in Input) Plan {
-	known := len(in.Base)
+	known, remoteOnly := len(in.Base), 0
 	if in.Known > 0 {
-		known = in.Known
+		known, remoteOnly = in.Known, in.KnownRemoteOnly
+	} else {
+		for _, b := range in.Base {
+			if b.RemoteOnly {
+				remoteOnly++
+			}
+		}
 	}
 	p := Plan{Unsettled: map[string]time.Time{}, Known: known, Window: in.Window}
 	skip := func(path string) bool { return in.Skip != nil && in.Skip(path) }
 
+	// The local side is judged on the files it should hold: not the remote-only ones.
 	missingLocal, missingRemote := 0, 0
-	for path := range in.Base {
+	for path, b := range in.Base {
 		if skip(path) {
 			continue
 		}
-		if _, ok := in.Local[path]; !ok && !under(in.Local, path) {
+		if _, ok := in.Local[path]; !ok && !b.RemoteOnly && !under(in.Local, path) {
 			missingLocal++
 		}
 		if _, ok := in.Remote[path]; !ok && !under(in.Remote, path) {
 			missingRemote++
 		}
 	}
-	p.LocalWiped = Wiped(missingLocal, known, in.MaxDeletePercent)
+	p.LocalWiped = Wiped(missingLocal, known-remoteOnly, in.MaxDeletePercent)
 	p.RemoteWiped = Wiped(missingRemote, known, in.MaxDeletePercent)
 
 	paths := make(map[string]struct{}, len(in.Local)+len(in.Remote)+len(in.Base))
@@ -382,9 +402,20 @@ func mtimeDiffers(l snapshot.File, r snapshot.Object) bool {
 }
 
 func decide(in Input, path string, l snapshot.File, hasL bool, r snapshot.Object, hasR bool, b snapshot.Base, hasB bool, localWiped, remoteWiped bool) (Action, bool) {
+	// A remote-only base records an object this replica never had: a local file that differs from it
+	// was written without seeing it, so it counts as changed on both sides (a conflict, not an overwrite).
 	localChanged := hasB && !b.Agrees(l)
-	remoteChanged := hasB && r.Generation != b.Generation
+	remoteChanged := hasB && (r.Generation != b.Generation || b.RemoteOnly)
 	a := Action{Path: path, Local: l, Remote: r}
+	if !hasL && hasR {
+		if op, why, ok := lazyAbsent(in, path, r, b, hasB, localWiped); ok {
+			if op == 0 {
+				return a, false
+			}
+			a.Op, a.Reason = op, why
+			return a, true
+		}
+	}
 	switch {
 	case !hasL && !hasR:
 		if !hasB {
@@ -398,7 +429,7 @@ func decide(in Input, path string, l snapshot.File, hasL bool, r snapshot.Object
 				a.Op, a.Reason = Touch, "same content, another mtime: the object's"
 				return a, true
 			}
-			if hasB && b.Is(r) {
+			if hasB && b.Is(r) && !b.RemoteOnly {
 				return a, false // in sync
 			}
 			a.Op, a.Reason = RecordBase, "same content on both sides"
@@ -452,6 +483,27 @@ func decide(in Input, path string, l snapshot.File, hasL bool, r snapshot.Object
 		}
 	}
 	return a, true
+}
+
+// lazyAbsent decides an object without a local file where laziness decides (ok): a lazy path that is
+// new, remote-only, or lost with a wiped directory is recorded remote-only (op 0: it already is, as the
+// bucket has it), and a remote-only path that is not lazy any more is downloaded. Otherwise (a lazy file
+// that was local and is gone while the directory is not wiped: the app deleted it) the usual rules apply.
+func lazyAbsent(in Input, path string, r snapshot.Object, b snapshot.Base, hasB, localWiped bool) (Op, string, bool) {
+	lazy := in.Lazy != nil && in.Lazy(path)
+	switch {
+	case hasB && b.RemoteOnly && !lazy:
+		return Download, "remote-only, and not lazy any more", true
+	case hasB && b.RemoteOnly && b.Is(r) && b.Object.ModTime.Equal(r.ModTime):
+		return 0, "", true
+	case hasB && b.RemoteOnly:
+		return RemoteOnly, "changed remotely: lazy, not downloaded", true
+	case lazy && !hasB:
+		return RemoteOnly, "new remotely: lazy, not downloaded", true
+	case lazy && localWiped:
+		return RemoteOnly, "the local directory lost most known files: lazy, not restored now", true
+	}
+	return 0, "", false
 }
 
 // unsyncable decides a path whose object the sync cannot write locally (Input.Unsyncable). A fresh pod

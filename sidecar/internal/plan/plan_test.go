@@ -578,63 +578,69 @@ func FuzzCompute(f *testing.F) {
 	f.Add([]byte{0x01, 0x00, 0x14, 0x14, 0x00, 0x00, 0x14}, true, uint8(50)) // a/a, a/b, a/a/a under the file a
 	f.Fuzz(func(t *testing.T, data []byte, del bool, maxPct uint8) {
 		in := fuzzInput(data, del, maxPct)
-		p := Compute(in)
-		seen := map[string]bool{}
-		for _, a := range p.Actions {
-			if seen[a.Path] {
-				t.Fatalf("two actions for %s:\n%s", a.Path, p)
-			}
-			seen[a.Path] = true
-			b, hasB := in.Base[a.Path]
-			r, hasR := in.Remote[a.Path]
-			l, hasL := in.Local[a.Path]
-			switch a.Op {
-			case DeleteRemote:
-				if !hasB || !del || a.IfGeneration != b.Generation || !hasR || r.Generation != b.Generation || hasL {
-					t.Fatalf("unsafe remote delete %v (base %v/%v)", a, b, hasB)
-				}
-				if p.LocalWiped {
-					t.Fatalf("remote delete from a wiped directory: %v", a)
-				}
-			case DeleteLocal:
-				if !hasB || !del || (hasR && (!in.Unsyncable(a.Path) || r.Generation == b.Generation)) || !hasL || l.Size != b.Size || l.CRC32C != b.CRC32C {
-					t.Fatalf("unsafe local delete %v", a)
-				}
-			case Touch:
-				if !hasL || !hasR || !l.Same(r) || r.ModTime.IsZero() || a.Remote != r {
-					t.Fatalf("touch without the same content on both sides: %v", a)
-				}
-			case Upload:
-				if hasR && a.IfGeneration != r.Generation {
-					t.Fatalf("upload over generation %d with precondition %d", r.Generation, a.IfGeneration)
-				}
-				if !hasR && a.IfGeneration != 0 {
-					t.Fatalf("upload of a missing object must be create-only: %v", a)
-				}
-				if !hasL || time.Unix(0, l.ModTime).Add(in.Settle).After(in.Now) {
-					t.Fatalf("upload of a missing or unsettled file: %v", a)
-				}
-			case Download, Conflict:
-				if !hasR {
-					t.Fatalf("%v without a remote object", a)
-				}
-			}
-			if hasR && in.Unsyncable(a.Path) && a.Op != DeleteLocal {
-				t.Fatalf("%v for an object that is not synced", a)
-			}
-		}
-		var deletes []Action
-		for _, a := range p.Actions {
-			if a.Op == DeleteRemote || a.Op == DeleteLocal {
-				deletes = append(deletes, a)
-			}
-		}
-		if n := charged(t, in, p.Actions, deletes); n*100 > in.MaxDeletePercent*len(in.Base) {
-			t.Fatalf("%d deletes (%d charged) of %d known passed a %d%% guard:\n%s", len(deletes), n, len(in.Base), in.MaxDeletePercent, p)
-		}
-		charged(t, in, p.Actions, p.BlockedDeletes) // the same rules for the deletes withheld
-		checkEmptiedSide(t, in, p)
+		checkSafe(t, in, Compute(in))
 	})
+}
+
+// checkSafe checks FuzzCompute's invariants on the plan p of in (checkEmptiedSide among them).
+func checkSafe(t *testing.T, in Input, p Plan) {
+	t.Helper()
+	del := in.Delete
+	seen := map[string]bool{}
+	for _, a := range p.Actions {
+		if seen[a.Path] {
+			t.Fatalf("two actions for %s:\n%s", a.Path, p)
+		}
+		seen[a.Path] = true
+		b, hasB := in.Base[a.Path]
+		r, hasR := in.Remote[a.Path]
+		l, hasL := in.Local[a.Path]
+		switch a.Op {
+		case DeleteRemote:
+			if !hasB || !del || a.IfGeneration != b.Generation || !hasR || r.Generation != b.Generation || hasL {
+				t.Fatalf("unsafe remote delete %v (base %v/%v)", a, b, hasB)
+			}
+			if p.LocalWiped {
+				t.Fatalf("remote delete from a wiped directory: %v", a)
+			}
+		case DeleteLocal:
+			if !hasB || !del || (hasR && (!in.Unsyncable(a.Path) || r.Generation == b.Generation)) || !hasL || l.Size != b.Size || l.CRC32C != b.CRC32C {
+				t.Fatalf("unsafe local delete %v", a)
+			}
+		case Touch:
+			if !hasL || !hasR || !l.Same(r) || r.ModTime.IsZero() || a.Remote != r {
+				t.Fatalf("touch without the same content on both sides: %v", a)
+			}
+		case Upload:
+			if hasR && a.IfGeneration != r.Generation {
+				t.Fatalf("upload over generation %d with precondition %d", r.Generation, a.IfGeneration)
+			}
+			if !hasR && a.IfGeneration != 0 {
+				t.Fatalf("upload of a missing object must be create-only: %v", a)
+			}
+			if !hasL || time.Unix(0, l.ModTime).Add(in.Settle).After(in.Now) {
+				t.Fatalf("upload of a missing or unsettled file: %v", a)
+			}
+		case Download, Conflict:
+			if !hasR {
+				t.Fatalf("%v without a remote object", a)
+			}
+		}
+		if hasR && in.Unsyncable(a.Path) && a.Op != DeleteLocal {
+			t.Fatalf("%v for an object that is not synced", a)
+		}
+	}
+	var deletes []Action
+	for _, a := range p.Actions {
+		if a.Op == DeleteRemote || a.Op == DeleteLocal {
+			deletes = append(deletes, a)
+		}
+	}
+	if n := charged(t, in, p.Actions, deletes); n*100 > in.MaxDeletePercent*len(in.Base) {
+		t.Fatalf("%d deletes (%d charged) of %d known passed a %d%% guard:\n%s", len(deletes), n, len(in.Base), in.MaxDeletePercent, p)
+	}
+	charged(t, in, p.Actions, p.BlockedDeletes) // the same rules for the deletes withheld
+	checkEmptiedSide(t, in, p)
 }
 
 // pathName names the i-th path of a fuzz input: the first 14 make a small tree (a, b, a/a, a/b, b/a, b/b,
@@ -760,74 +766,88 @@ func FuzzTargeted(f *testing.F) {
 		if skipEvery > 0 {
 			whole.Skip = func(path string) bool { return len(path)%int(skipEvery%5+1) == 0 && path[len(path)-1]%3 == 0 }
 		}
-		in := whole
-		in.Local, in.Remote, in.Base = map[string]snapshot.File{}, map[string]snapshot.Object{}, map[string]snapshot.Base{}
-		in.Known = len(whole.Base)
-		chosen := map[string]bool{}
-		for i := range data {
-			path := pathName(i)
-			_, hasL := whole.Local[path]
-			_, hasR := whole.Remote[path]
-			_, hasB := whole.Base[path]
-			picked := len(subset) > 0 && subset[(i/8)%len(subset)]&(1<<(i%8)) != 0
-			missing := hasB && (!hasL || !hasR || whole.Unsyncable(path))
-			if !picked && !missing {
-				continue
-			}
-			chosen[path] = true
-			if l, ok := whole.Local[path]; ok {
-				in.Local[path] = l
-			}
-			if r, ok := whole.Remote[path]; ok {
-				in.Remote[path] = r
-			}
-			if b, ok := whole.Base[path]; ok {
-				in.Base[path] = b
-			}
-			// A missing base entry (or one whose object is not synced) brings the paths at its parent
-			// folders that either side holds.
-			for j := strings.LastIndexByte(path, '/'); missing && j > 0; j = strings.LastIndexByte(path[:j], '/') {
-				dir := path[:j]
-				if l, ok := whole.Local[dir]; ok {
-					in.Local[dir], chosen[dir] = l, true
-				}
-				if r, ok := whole.Remote[dir]; ok {
-					in.Remote[dir], chosen[dir] = r, true
-				}
-				if b, ok := whole.Base[dir]; ok && chosen[dir] {
-					in.Base[dir] = b
-				}
-			}
-		}
-		if in.Known == 0 && len(in.Base) > 0 {
-			t.Fatal("bad test: a subset with base entries of an empty base")
-		}
-		pw, pt := Compute(whole), Compute(in)
-		restrict := func(as []Action) []Action {
-			var out []Action
-			for _, a := range as {
-				if chosen[a.Path] {
-					out = append(out, a)
-				}
-			}
-			return out
-		}
-		if want := restrict(pw.Actions); !reflect.DeepEqual(want, pt.Actions) {
-			t.Fatalf("targeted plan differs from the whole plan on the subset:\nwhole:\n%s\ntargeted:\n%s", pw, pt)
-		}
-		if want := restrict(pw.BlockedDeletes); !reflect.DeepEqual(want, pt.BlockedDeletes) {
-			t.Fatalf("withheld deletes differ:\nwhole:\n%s\ntargeted:\n%s", pw, pt)
-		}
-		if pw.LocalWiped != pt.LocalWiped || pw.RemoteWiped != pt.RemoteWiped || pw.Known != pt.Known || pw.Window != pt.Window {
-			t.Fatalf("verdicts differ: whole %v/%v known %d window %+v, targeted %v/%v known %d window %+v",
-				pw.LocalWiped, pw.RemoteWiped, pw.Known, pw.Window, pt.LocalWiped, pt.RemoteWiped, pt.Known, pt.Window)
-		}
-		for path, at := range pt.Unsettled {
-			if pw.Unsettled[path] != at {
-				t.Fatalf("unsettled %s differs", path)
-			}
-		}
+		checkTargeted(t, whole, len(data), subset)
 	})
+}
+
+// checkTargeted plans the subset of whole's first n paths that subset picks, plus what a targeted pass
+// must cover (every base entry a side lacks, except a remote-only one without a local file, which is in
+// sync; every one whose object is not synced; the paths at their parent folders), and checks that it is
+// the whole plan restricted to it.
+func checkTargeted(t *testing.T, whole Input, n int, subset []byte) {
+	t.Helper()
+	in := whole
+	in.Local, in.Remote, in.Base = map[string]snapshot.File{}, map[string]snapshot.Object{}, map[string]snapshot.Base{}
+	in.Known = len(whole.Base)
+	for _, b := range whole.Base {
+		if b.RemoteOnly {
+			in.KnownRemoteOnly++
+		}
+	}
+	chosen := map[string]bool{}
+	for i := range n {
+		path := pathName(i)
+		_, hasL := whole.Local[path]
+		_, hasR := whole.Remote[path]
+		b, hasB := whole.Base[path]
+		picked := len(subset) > 0 && subset[(i/8)%len(subset)]&(1<<(i%8)) != 0
+		missing := hasB && (!hasL && !b.RemoteOnly || !hasR || whole.Unsyncable(path))
+		if !picked && !missing {
+			continue
+		}
+		chosen[path] = true
+		if l, ok := whole.Local[path]; ok {
+			in.Local[path] = l
+		}
+		if r, ok := whole.Remote[path]; ok {
+			in.Remote[path] = r
+		}
+		if b, ok := whole.Base[path]; ok {
+			in.Base[path] = b
+		}
+		// A missing base entry (or one whose object is not synced) brings the paths at its parent
+		// folders that either side holds.
+		for j := strings.LastIndexByte(path, '/'); missing && j > 0; j = strings.LastIndexByte(path[:j], '/') {
+			dir := path[:j]
+			if l, ok := whole.Local[dir]; ok {
+				in.Local[dir], chosen[dir] = l, true
+			}
+			if r, ok := whole.Remote[dir]; ok {
+				in.Remote[dir], chosen[dir] = r, true
+			}
+			if b, ok := whole.Base[dir]; ok && chosen[dir] {
+				in.Base[dir] = b
+			}
+		}
+	}
+	if in.Known == 0 && len(in.Base) > 0 {
+		t.Fatal("bad test: a subset with base entries of an empty base")
+	}
+	pw, pt := Compute(whole), Compute(in)
+	restrict := func(as []Action) []Action {
+		var out []Action
+		for _, a := range as {
+			if chosen[a.Path] {
+				out = append(out, a)
+			}
+		}
+		return out
+	}
+	if want := restrict(pw.Actions); !reflect.DeepEqual(want, pt.Actions) {
+		t.Fatalf("targeted plan differs from the whole plan on the subset:\nwhole:\n%s\ntargeted:\n%s", pw, pt)
+	}
+	if want := restrict(pw.BlockedDeletes); !reflect.DeepEqual(want, pt.BlockedDeletes) {
+		t.Fatalf("withheld deletes differ:\nwhole:\n%s\ntargeted:\n%s", pw, pt)
+	}
+	if pw.LocalWiped != pt.LocalWiped || pw.RemoteWiped != pt.RemoteWiped || pw.Known != pt.Known || pw.Window != pt.Window {
+		t.Fatalf("verdicts differ: whole %v/%v known %d window %+v, targeted %v/%v known %d window %+v",
+			pw.LocalWiped, pw.RemoteWiped, pw.Known, pw.Window, pt.LocalWiped, pt.RemoteWiped, pt.Known, pt.Window)
+	}
+	for path, at := range pt.Unsettled {
+		if pw.Unsettled[path] != at {
+			t.Fatalf("unsettled %s differs", path)
+		}
+	}
 }
 
 // checkEmptiedSide: a side that lacks all known files, or more than --max-delete of them, is wiped and
@@ -836,19 +856,27 @@ func FuzzTargeted(f *testing.F) {
 // every known file it lacks, as before, and an emptied side (no files at all) is always wiped.
 func checkEmptiedSide(t *testing.T, in Input, p Plan) {
 	t.Helper()
-	known := len(in.Base)
+	remoteOnly := 0
+	for _, b := range in.Base {
+		if b.RemoteOnly {
+			remoteOnly++
+		}
+	}
 	for _, side := range []struct {
 		name      string
 		lacks     func(string) bool
 		fileAbove func(string) bool
 		files     int
 		wiped     bool
+		known     int
 	}{
-		{"local directory", func(p string) bool { _, ok := in.Local[p]; return !ok },
-			func(p string) bool { _, ok := parentFile(in.Local, p); return ok }, len(in.Local), p.LocalWiped},
+		// A remote-only entry is not a file the directory should hold.
+		{"local directory", func(p string) bool { _, ok := in.Local[p]; return !ok && !in.Base[p].RemoteOnly },
+			func(p string) bool { _, ok := parentFile(in.Local, p); return ok }, len(in.Local), p.LocalWiped, len(in.Base) - remoteOnly},
 		{"bucket", func(p string) bool { _, ok := in.Remote[p]; return !ok },
-			func(p string) bool { _, ok := parentFile(in.Remote, p); return ok }, len(in.Remote), p.RemoteWiped},
+			func(p string) bool { _, ok := parentFile(in.Remote, p); return ok }, len(in.Remote), p.RemoteWiped, len(in.Base)},
 	} {
+		known := side.known
 		lacking, replaced := 0, 0
 		for path := range in.Base {
 			if side.lacks(path) {

@@ -46,6 +46,9 @@ func (f File) Same(o Object) bool { return f.Size == o.Size && f.CRC32C == o.CRC
 type Base struct {
 	Object
 	ModTime int64 // unix nanoseconds
+	// RemoteOnly: a lazy path (--lazy) whose object is known but was never fetched here, or was evicted.
+	// Its local absence is neither a delete nor a loss; ModTime is 0.
+	RemoteOnly bool
 }
 
 // Knows reports whether the base recorded the local file with stamp st: its CRC32C is the base's.
