@@ -33,7 +33,7 @@ import (
 var filesyncBin string
 
 var allCases = []string{"restore", "push", "restore20k", "push20k", "latency", "latency20k", "idle", "propagation",
-	"rss100k", "scale", "notify"}
+	"rss100k", "scale", "notify", "ready"}
 
 type options struct {
 	root        string
@@ -298,6 +298,8 @@ func runBench(ctx context.Context, log *slog.Logger, o options) error {
 			err = b.rss100k(ctx)
 		case "notify":
 			err = b.notify(ctx)
+		case "ready":
+			err = b.ready(ctx)
 		}
 		b.rep.caseEnd(c)
 		if err != nil {

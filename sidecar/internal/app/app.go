@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -91,6 +92,15 @@ func Run(ctx context.Context, env Env) error {
 	if err != nil {
 		return fmt.Errorf("%w: --tree: %w", config.ErrUsage, err)
 	}
+	var lazy *filter.Filter
+	if len(cfg.Lazy) > 0 {
+		if lazy, err = filter.New(cfg.Lazy); err != nil {
+			return fmt.Errorf("%w: --lazy: %w", config.ErrUsage, err)
+		}
+		if cfg.ReadThrough == "" && !cfg.Once && !cfg.DryRun {
+			log.Warn("--lazy without --read-through: a lazy file is missing here until the background fill brings it", "lazy", cfg.Lazy)
+		}
+	}
 	dir, err := localfs.Open(cfg.Dir)
 	if err != nil {
 		return err
@@ -130,7 +140,7 @@ func Run(ctx context.Context, env Env) error {
 	}
 	opt := syncer.Options{
 		PollInterval: poll, Notified: notifications, RescanInterval: cfg.RescanInterval, Settle: cfg.Settle,
-		TreeQuiet: max(cfg.Settle, time.Second), Trees: trees,
+		TreeQuiet: max(cfg.Settle, time.Second), Trees: trees, Lazy: lazy,
 		Delete: cfg.Delete, MaxDelete: cfg.MaxDelete, DeleteWindow: cfg.DeleteWindow, Transfers: cfg.Transfers,
 		RestoreTransfers: cfg.RestoreTransfers, MaxConflicts: cfg.MaxConflicts,
 		Pod: pod, ProgressInterval: cfg.ProgressEvery, OnProgress: terminalProgress(cfg, env.Stderr),
@@ -164,6 +174,9 @@ func Run(ctx context.Context, env Env) error {
 		err := s.Once(ctx)
 		if terminalProgress(cfg, env.Stderr) != nil {
 			fmt.Fprintln(env.Stderr) // end the progress line
+		}
+		if line := s.LazyStatus(); err == nil && line != "" {
+			log.Info("--once restored the eager files only (--lazy): the lazy ones stay in the bucket", "status", line)
 		}
 		closeHooks(ctx, h, time.Now().Add(cfg.ShutdownTimeout), log)
 		return err
@@ -244,17 +257,25 @@ func (p *probes) NotReadyReason() string {
 	return p.s.NotReadyReason()
 }
 
-// Warning names the directories the watcher cannot watch (yet): readiness does not wait for them, as the
-// periodic rescan covers them, but a pod whose changes there sync only every --rescan-interval says so.
+// Warning is what /readyz adds whatever readiness says: the lazy files not local yet (readiness never
+// waits for them), and the directories the watcher cannot watch (yet): readiness does not wait for them,
+// as the periodic rescan covers them, but a pod whose changes there sync only every --rescan-interval
+// says so.
 func (p *probes) Warning() string {
+	var lines []string
+	if p.s != nil {
+		if line := p.s.LazyStatus(); line != "" {
+			lines = append(lines, line)
+		}
+	}
 	switch u := p.w.Unwatched(); u.Count {
 	case 0:
-		return ""
 	case 1:
-		return fmt.Sprintf("warning: 1 directory not watched (%s): the periodic rescan covers it", u.First)
+		lines = append(lines, fmt.Sprintf("warning: 1 directory not watched (%s): the periodic rescan covers it", u.First))
 	default:
-		return fmt.Sprintf("warning: %d directories not watched (first: %s): the periodic rescan covers them", u.Count, u.First)
+		lines = append(lines, fmt.Sprintf("warning: %d directories not watched (first: %s): the periodic rescan covers them", u.Count, u.First))
 	}
+	return strings.Join(lines, "\n")
 }
 
 func (p *probes) Healthy() bool {

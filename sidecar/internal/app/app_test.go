@@ -79,6 +79,32 @@ func TestOnceDoesOnePassAndExitsZero(t *testing.T) {
 	}
 }
 
+// TestOnceWithLazyRestoresTheEagerSetOnly (issue 23): --once with --lazy restores what is not lazy,
+// leaves the lazy objects in the bucket (recorded, not downloaded, never deleted), exits 0 and says so.
+func TestOnceWithLazyRestoresTheEagerSetOnly(t *testing.T) {
+	srv := newServer(t)
+	for _, name := range []string{"p/plugins/a.php", "p/uploads/2026/12/photo.jpg", "p/uploads/2026/12/photo-150x150.jpg"} {
+		srv.CreateObject(fakestorage.Object{ObjectAttrs: fakestorage.ObjectAttrs{BucketName: "media", Name: name}, Content: []byte(name)})
+	}
+	dir := t.TempDir()
+	env, _, stderr := envFor(srv, "--dir", dir, "--remote", "gs://media/p", "--once", "--lazy", "uploads/", "--log-format", "text")
+	if err := Run(context.Background(), env); err != nil {
+		t.Fatalf("--once --lazy: %v\n%s", err, stderr)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "plugins/a.php")); err != nil || string(b) != "p/plugins/a.php" {
+		t.Fatalf("the eager file was not restored: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "uploads")); err == nil {
+		t.Fatal("--once downloaded lazy files")
+	}
+	if objectCount(t, srv) != 3 {
+		t.Fatal("the bucket lost objects")
+	}
+	if !strings.Contains(stderr.String(), "restored the eager files only") || !strings.Contains(stderr.String(), "lazy: 2 files") {
+		t.Fatalf("--once did not say what it left in the bucket:\n%s", stderr)
+	}
+}
+
 func TestDryRunChangesNothing(t *testing.T) {
 	srv := newServer(t)
 	srv.CreateObject(fakestorage.Object{ObjectAttrs: fakestorage.ObjectAttrs{BucketName: "media", Name: "p/remote.jpg"}, Content: []byte("r")})

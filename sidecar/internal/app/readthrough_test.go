@@ -3,6 +3,7 @@ package app
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -10,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fsouza/fake-gcs-server/fakestorage"
 )
 
 // TestReadThroughRefusesANonLoopbackAddress: the read-through can read the bucket, so it is never on the
@@ -112,5 +115,67 @@ func TestReadThroughIsWired(t *testing.T) {
 		if got != want {
 			t.Errorf("%s = %q, want %q", series, got, want)
 		}
+	}
+}
+
+// TestLazyMediaReadsThroughAtOnce (issue 23): with uploads/ lazy, a pod is ready with its code; every
+// media file answers at once through the read-through with its bytes, whether the fill has brought it yet
+// or not; the fill then makes all of it local, /readyz stops naming lazy files, and the bucket loses
+// nothing.
+func TestLazyMediaReadsThroughAtOnce(t *testing.T) {
+	srv := newServer(t)
+	const n = 40
+	srv.CreateObject(fakestorage.Object{ObjectAttrs: fakestorage.ObjectAttrs{BucketName: "media", Name: "p/plugins/a.php"}, Content: []byte("<?php")})
+	for i := range n {
+		srv.CreateObject(fakestorage.Object{ObjectAttrs: fakestorage.ObjectAttrs{BucketName: "media", Name: fmt.Sprintf("p/uploads/m%02d.jpg", i)},
+			Content: []byte(fmt.Sprintf("jpeg %d", i))})
+	}
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	listening := make(chan string, 1)
+	env, _, stderr := envFor(srv, "--dir", dir, "--remote", "gs://media/p", "--listen", "127.0.0.1:0", "--settle", "0s",
+		"--lazy", "uploads/", "--read-through", "127.0.0.1:48193", "--read-through-include", "uploads/**")
+	env.Listening = func(addr string) { listening <- addr }
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, env) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v\n%s", err, stderr)
+		}
+	}()
+	addr := <-listening
+	waitReady(t, addr)
+	if b, err := os.ReadFile(filepath.Join(dir, "plugins/a.php")); err != nil || string(b) != "<?php" {
+		t.Fatalf("ready without the code: %v", err)
+	}
+	get := func(url string) (int, string) {
+		resp, err := (&http.Client{Timeout: 10 * time.Second}).Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	for i := n - 1; i >= 0; i-- {
+		if code, body := get(fmt.Sprintf("http://127.0.0.1:48193/uploads/m%02d.jpg", i)); code != 200 || body != fmt.Sprintf("jpeg %d", i) {
+			t.Fatalf("m%02d through the read-through: %d %q\n%s", i, code, body, stderr)
+		}
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		_, readyz := get("http://" + addr + "/readyz")
+		entries, _ := os.ReadDir(filepath.Join(dir, "uploads"))
+		if len(entries) == n && !strings.Contains(readyz, "lazy:") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d media files local; /readyz: %q\n%s", len(entries), n, readyz, stderr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if objectCount(t, srv) != n+1 {
+		t.Fatal("the bucket lost objects")
 	}
 }

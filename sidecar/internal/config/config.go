@@ -37,7 +37,9 @@ type Config struct {
 	// (filter.Filter.NoExec).
 	NoExec []string
 	// Trees are the --tree globs: directories whose remote changes are applied together (syncer.Options.Trees).
-	Trees            []string
+	Trees []string
+	// Lazy are the --lazy globs: paths not needed before ready, filled in behind (syncer.Options.Lazy).
+	Lazy             []string
 	Delete           bool
 	MaxDelete        int
 	DeleteWindow     time.Duration
@@ -130,6 +132,7 @@ func newFlagSet(c *Config, location, notifications *string) *flag.FlagSet {
 	fs.DurationVar(&c.RescanInterval, "rescan-interval", 5*time.Minute, "full local rescan, the safety net under fsnotify")
 	fs.DurationVar(&c.Settle, "settle", 500*time.Millisecond, "a file must be quiet this long (and closed) before it is uploaded")
 	fs.Var((*stringList)(&c.Excludes), "exclude", "glob relative to --dir (`**` allowed) never synced on either side; repeatable (env: comma-separated)")
+	fs.Var((*stringList)(&c.Lazy), "lazy", "glob (as --exclude) of paths not needed before ready (media: uploads/): not downloaded by the restore, recorded as remote-only and fetched in the background, newest first, or by the read-through when asked for; repeatable (env: comma-separated)")
 	fs.Var((*stringList)(&c.Trees), "tree", "glob (as --exclude) of directories whose changes from the bucket are held until they stop coming, staged and applied together in one burst (a plugin: plugins/*/); repeatable (env: comma-separated)")
 	fs.Var((*stringList)(&c.NoExec), "no-exec", "glob (as --exclude) under which files a web server would run (x.php, x.php.jpg, .htaccess, ...) are never synced either way; repeatable (env: comma-separated)")
 	fs.BoolVar(&c.Delete, "delete", true, "propagate deletions (only of files known to have been in sync)")
@@ -231,6 +234,9 @@ func (c *Config) validate(location string) error {
 	}
 	if _, err := filter.New(c.Trees); err != nil {
 		return usagef("--tree: %v", err)
+	}
+	if _, err := filter.New(c.Lazy); err != nil {
+		return usagef("--lazy: %v", err)
 	}
 	if c.StateDir != "" {
 		if fi, err := os.Stat(c.StateDir); err != nil {

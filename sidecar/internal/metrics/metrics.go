@@ -17,7 +17,7 @@ type Metrics struct {
 	Downloads prometheus.Counter
 	Deletes   *prometheus.CounterVec // side=local|remote
 	Bytes     *prometheus.CounterVec // direction=upload|download
-	Errors    *prometheus.CounterVec // op=list|stat|scan|upload|download|delete_remote|delete_local|conflict|state
+	Errors    *prometheus.CounterVec // op=list|stat|scan|upload|download|delete_remote|delete_local|conflict|state|fill
 	Conflicts prometheus.Counter
 	// ConflictsDropped counts conflict copies deleted because their path had more than --max-conflicts.
 	ConflictsDropped prometheus.Counter
@@ -43,6 +43,8 @@ type Metrics struct {
 	PermanentFailures *prometheus.CounterVec
 	// The restore (the passes before ready): what it has to download and how far it is.
 	RestoreFiles, RestoreFilesDone, RestoreBytes, RestoreBytesDone prometheus.Gauge
+	// Lazy paths (--lazy): the remote-only ones, not local yet (the background fill's work left).
+	LazyFiles, LazyBytes prometheus.Gauge
 
 	// Bucket notifications (--notifications, internal/notify).
 	NotifyReceived    prometheus.Counter
@@ -133,6 +135,10 @@ func New() *Metrics {
 			Help: "Bytes the restore has to download."}),
 		RestoreBytesDone: prometheus.NewGauge(prometheus.GaugeOpts{Name: "filesync_restore_bytes_done",
 			Help: "Bytes the restore has downloaded so far."}),
+		LazyFiles: prometheus.NewGauge(prometheus.GaugeOpts{Name: "filesync_lazy_files_remote_only",
+			Help: "Lazy files (--lazy) known in the bucket and not local yet: what the background fill has left to download."}),
+		LazyBytes: prometheus.NewGauge(prometheus.GaugeOpts{Name: "filesync_lazy_bytes_remote_only",
+			Help: "Bytes of the lazy files (--lazy) not local yet."}),
 		NotifyReceived: prometheus.NewCounter(prometheus.CounterOpts{Name: "filesync_notify_events_received_total",
 			Help: "Bucket notifications received from this sidecar's Pub/Sub subscription."}),
 		NotifyApplied: prometheus.NewCounter(prometheus.CounterOpts{Name: "filesync_notify_events_applied_total",
@@ -160,7 +166,7 @@ func New() *Metrics {
 	for _, c := range []prometheus.Collector{m.Uploads, m.Downloads, m.Deletes, m.Bytes, m.Errors, m.Conflicts, m.ConflictsDropped,
 		m.SkippedUnsafe, m.Preconditions, m.DeleteGuard, m.DeleteBlocked, m.PendingUploads, m.KnownFiles,
 		m.LastSuccess, m.Ready, m.PassDuration, m.WatchOverflows, m.WatchUnwatched, m.GCSRequests, m.Wipes, m.PermanentFailures, m.Passes, m.SkippedPaths,
-		m.RestoreFiles, m.RestoreFilesDone, m.RestoreBytes, m.RestoreBytesDone, m.ReadThrough, m.PeerRequests,
+		m.RestoreFiles, m.RestoreFilesDone, m.RestoreBytes, m.RestoreBytesDone, m.LazyFiles, m.LazyBytes, m.ReadThrough, m.PeerRequests,
 		m.NotifyReceived, m.NotifyApplied, m.NotifyIgnored, m.NotifyRecreations, m.NotifyReconciles, m.NotifySubscribed,
 		m.HookRequests, m.HookPending, m.HookDropped, m.HookDelivered,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {

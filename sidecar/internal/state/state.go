@@ -28,6 +28,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"time"
 )
 
 // The files inside the state directory.
@@ -36,7 +37,42 @@ const (
 	journalName = "filesync-state.journal"
 )
 
-const formatVersion = 1
+// formatVersion 2 adds remote-only entries (snapshot.Base.RemoteOnly: remoteOnlyBit in the CRC32C slot,
+// the object's mtime in the mtime slot). Version 1 is read and rewritten as 2 at the next Save; an older
+// filesync discards a version 2 state (a full restore, no deletes until in sync) rather than read a
+// remote-only entry as a file deleted here.
+const formatVersion = 2
+
+// remoteOnlyBit marks a remote-only entry in its CRC32C slot (a CRC32C fits 32 bits).
+const remoteOnlyBit = 1 << 32
+
+// readable reports whether a state file of version v can be read.
+func readable(v int) bool { return v == 1 || v == formatVersion }
+
+// encode is an entry as the files hold it: [generation, size, crc32c, local mtime ns], with
+// remoteOnlyBit and the object's mtime (0: none) for a remote-only entry.
+func encode(e snapshot.Base) [4]int64 {
+	if e.RemoteOnly {
+		var mt int64
+		if !e.Object.ModTime.IsZero() {
+			mt = e.Object.ModTime.UnixNano()
+		}
+		return [4]int64{e.Generation, e.Size, int64(e.CRC32C) | remoteOnlyBit, mt}
+	}
+	return [4]int64{e.Generation, e.Size, int64(e.CRC32C), e.ModTime}
+}
+
+// decode is encode's inverse.
+func decode(v [4]int64) snapshot.Base {
+	e := snapshot.Base{Object: snapshot.Object{Generation: v[0], Size: v[1], CRC32C: uint32(v[2])}, ModTime: v[3]}
+	if v[2]&remoteOnlyBit != 0 {
+		e.RemoteOnly, e.ModTime = true, 0
+		if v[3] != 0 {
+			e.Object.ModTime = time.Unix(0, v[3])
+		}
+	}
+	return e
+}
 
 // minCompact is the journal size below which Save never compacts.
 const minCompact = 64 << 10
@@ -93,14 +129,15 @@ func Open(dir, remote string) (s *Store, discarded bool, err error) {
 		return nil, false, fmt.Errorf("read state %s: %w", s.file, err)
 	default:
 		var f fileFormat
-		if err := json.Unmarshal(b, &f); err != nil || f.Version != formatVersion || f.Remote != remote {
+		if err := json.Unmarshal(b, &f); err != nil || !readable(f.Version) || f.Remote != remote {
 			s.compact = true
 			return s, true, nil // unreadable or foreign: start without a base (safe: no deletes)
 		}
 		for p, v := range f.Entries {
-			s.entries[p] = snapshot.Base{Object: snapshot.Object{Generation: v[0], Size: v[1], CRC32C: uint32(v[2])}, ModTime: v[3]}
+			s.entries[p] = decode(v)
 		}
 		s.snapSize = int64(len(b))
+		s.compact = s.compact || f.Version != formatVersion
 	}
 	ok, err := s.replay()
 	if err != nil {
@@ -127,9 +164,10 @@ func (s *Store) replay() (bool, error) {
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	var h journalHeader
-	if !sc.Scan() || json.Unmarshal(sc.Bytes(), &h) != nil || h.Version != formatVersion || h.Remote != s.remote {
+	if !sc.Scan() || json.Unmarshal(sc.Bytes(), &h) != nil || !readable(h.Version) || h.Remote != s.remote {
 		return false, nil
 	}
+	s.compact = s.compact || h.Version != formatVersion // never append version 2 lines to a version 1 journal
 	good := int64(len(sc.Bytes()) + 1)
 	for sc.Scan() {
 		var l journalLine
@@ -147,7 +185,7 @@ func (s *Store) replay() (bool, error) {
 		if l.E == nil {
 			delete(s.entries, l.P)
 		} else {
-			s.entries[l.P] = snapshot.Base{Object: snapshot.Object{Generation: l.E[0], Size: l.E[1], CRC32C: uint32(l.E[2])}, ModTime: l.E[3]}
+			s.entries[l.P] = decode(*l.E)
 		}
 		good += int64(len(line)) + 1
 	}
@@ -251,7 +289,8 @@ func (s *Store) appendJournal() error {
 	for _, p := range paths {
 		l := journalLine{P: p}
 		if e, ok := s.entries[p]; ok {
-			l.E = &[4]int64{e.Generation, e.Size, int64(e.CRC32C), e.ModTime}
+			v := encode(e)
+			l.E = &v
 		}
 		if err := enc.Encode(l); err != nil {
 			return fmt.Errorf("save state %s: %w", s.journal, err)
@@ -281,7 +320,7 @@ func (s *Store) appendJournal() error {
 func (s *Store) writeSnapshot() error {
 	f := fileFormat{Version: formatVersion, Remote: s.remote, Entries: make(map[string][4]int64, len(s.entries))}
 	for p, e := range s.entries {
-		f.Entries[p] = [4]int64{e.Generation, e.Size, int64(e.CRC32C), e.ModTime}
+		f.Entries[p] = encode(e)
 	}
 	b, err := json.Marshal(f)
 	if err == nil {

@@ -2,10 +2,13 @@ package state
 
 import (
 	"fmt"
-	"github.com/filesync/filesync/sidecar/internal/snapshot"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/filesync/filesync/sidecar/internal/snapshot"
 )
 
 func TestSaveAndReopen(t *testing.T) {
@@ -177,5 +180,57 @@ func TestMigratesTheJSONStateFile(t *testing.T) {
 	}
 	if s2, _, _ := Open(dir, "gs://b/p"); s2.Len() != 2 {
 		t.Fatalf("len %d", s2.Len())
+	}
+}
+
+// TestRemoteOnlyEntriesSurvive (issue 23): a remote-only entry (a lazy path never fetched) is kept, with
+// the object's mtime, through the snapshot and the journal; a version 1 state is read and rewritten as
+// version 2 at once, so no version 1 file ever holds a remote-only entry an older filesync would read as
+// a file deleted here.
+func TestRemoteOnlyEntriesSurvive(t *testing.T) {
+	dir := t.TempDir()
+	v1 := `{"version":1,"remote":"gs://b/p","entries":{"a.jpg":[17,3,3735928559,42]}}`
+	if err := os.WriteFile(filepath.Join(dir, fileName), []byte(v1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, journalName), []byte(`{"version":1,"remote":"gs://b/p"}`+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, discarded, err := Open(dir, "gs://b/p")
+	if err != nil || discarded {
+		t.Fatalf("open: %v discarded=%v", err, discarded)
+	}
+	lazy := snapshot.Base{Object: snapshot.Object{Generation: 9, Size: 5, CRC32C: 0xffffffff, ModTime: time.Unix(1600000000, 5)}, RemoteOnly: true}
+	s.Set("uploads/m.jpg", lazy)
+	if err := s.Save(); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{fileName, journalName} {
+		b, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(string(b), `{"version":2,`) {
+			t.Fatalf("%s after a save: %.60s, want version 2", f, b)
+		}
+	}
+	s2, discarded, err := Open(dir, "gs://b/p")
+	if err != nil || discarded {
+		t.Fatalf("reopen: %v discarded=%v", err, discarded)
+	}
+	if e, ok := s2.Get("uploads/m.jpg"); !ok || !e.RemoteOnly || !e.Is(lazy.Object) || !e.Object.ModTime.Equal(lazy.Object.ModTime) || e.ModTime != 0 {
+		t.Fatalf("remote-only entry reopened as %+v", e)
+	}
+	if e, _ := s2.Get("a.jpg"); e.RemoteOnly || e.CRC32C != 0xdeadbeef || e.ModTime != 42 {
+		t.Fatalf("version 1 entry reopened as %+v", e)
+	}
+	// Through the journal too: another remote-only entry, appended.
+	s2.Set("uploads/n.jpg", snapshot.Base{Object: snapshot.Object{Generation: 3, Size: 1, CRC32C: 7}, RemoteOnly: true})
+	if err := s2.Save(); err != nil {
+		t.Fatal(err)
+	}
+	s3, _, _ := Open(dir, "gs://b/p")
+	if e, ok := s3.Get("uploads/n.jpg"); !ok || !e.RemoteOnly || e.CRC32C != 7 || !e.Object.ModTime.IsZero() {
+		t.Fatalf("journalled remote-only entry reopened as %+v", e)
 	}
 }

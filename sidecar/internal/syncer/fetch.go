@@ -18,7 +18,8 @@ var ErrNotFetchable = errors.New("not fetchable")
 // the usual temp + CRC32C + rename into the directory, records it in the view like any download, and
 // returns the local file's stamp: the read-through's miss path. gcsstore.ErrNotFound if there is no such
 // object, or if the path is in the base with that very generation (the app deleted the file here and the
-// pass has yet to delete the object: fetching it back would undo the delete). The rules are the sync's
+// pass has yet to delete the object: fetching it back would undo the delete), unless that base is
+// remote-only (a lazy path never fetched here: its absence is no delete). The rules are the sync's
 // (rules.go): an object the loop would leave alone is never written, so a fetch never takes a path that is
 // a folder in the bucket (that costs one more request, a listing of one object, for an object found).
 // Safe for concurrent use with passes.
@@ -39,11 +40,13 @@ func (s *Syncer) Fetch(ctx context.Context, path string) (snapshot.Stamp, error)
 	if st, err := s.dir.Stat(path); err == nil {
 		return st, nil // there already (a pass or another fetch was first)
 	}
+	s.fill.fetching.Add(1) // the background fill waits while the app's misses are fetched
+	defer s.fill.fetching.Add(-1)
 	o, err := s.fetchable(ctx, path)
 	if err != nil {
 		return snapshot.Stamp{}, err
 	}
-	if b, ok := s.base.Get(path); ok && b.Generation == o.Generation {
+	if b, ok := s.base.Get(path); ok && b.Generation == o.Generation && !b.RemoteOnly {
 		if st, err := s.dir.Stat(path); err == nil {
 			return st, nil // a pass downloaded it meanwhile (it renames before it records the base)
 		}

@@ -33,6 +33,9 @@ type index struct {
 	// remoteDirs counts the objects under each folder, for the clash rule (an object x beside objects x/...).
 	remoteDirs                  map[string]int
 	missingLocal, missingRemote map[string]struct{}
+	// remoteOnly counts the base's remote-only entries (lazy paths never fetched here), with their bytes.
+	// A remote-only entry without a local file is not missing locally: it is in sync.
+	remoteOnly, remoteOnlyBytes int64
 }
 
 func newIndex(base *state.Store) index {
@@ -44,10 +47,10 @@ func newIndex(base *state.Store) index {
 
 // reindex brings the missing sets up to date for one path.
 func (ix *index) reindex(path string) {
-	_, inBase := ix.base.Get(path)
+	b, inBase := ix.base.Get(path)
 	_, hasL := ix.local[path]
 	_, hasR := ix.remote[path]
-	mark(ix.missingLocal, path, inBase && !hasL)
+	mark(ix.missingLocal, path, inBase && !hasL && !b.RemoteOnly)
 	mark(ix.missingRemote, path, inBase && !hasR)
 }
 
@@ -62,8 +65,13 @@ func mark(set map[string]struct{}, path string, in bool) {
 // reindexAll recomputes the missing sets over the whole base (after a walk or a listing replaced a side).
 func (ix *index) reindexAll() {
 	ix.missingLocal, ix.missingRemote = map[string]struct{}{}, map[string]struct{}{}
-	ix.base.Range(func(path string, _ snapshot.Base) {
-		if _, ok := ix.local[path]; !ok {
+	ix.remoteOnly, ix.remoteOnlyBytes = 0, 0
+	ix.base.Range(func(path string, b snapshot.Base) {
+		if b.RemoteOnly {
+			ix.remoteOnly++
+			ix.remoteOnlyBytes += b.Size
+		}
+		if _, ok := ix.local[path]; !ok && !b.RemoteOnly {
 			ix.missingLocal[path] = struct{}{}
 		}
 		if _, ok := ix.remote[path]; !ok {
@@ -188,13 +196,24 @@ func (ix *index) replaceRemote(view map[string]snapshot.Object, encoded map[stri
 }
 
 func (ix *index) setBase(path string, e snapshot.Base) {
+	ix.countRemoteOnly(path, -1)
 	ix.base.Set(path, e)
+	ix.countRemoteOnly(path, 1)
 	ix.reindex(path)
 }
 
 func (ix *index) dropBase(path string) {
+	ix.countRemoteOnly(path, -1)
 	ix.base.Delete(path)
 	ix.reindex(path)
+}
+
+// countRemoteOnly adds d times path's base entry to the remote-only counts, if it is one.
+func (ix *index) countRemoteOnly(path string, d int64) {
+	if b, ok := ix.base.Get(path); ok && b.RemoteOnly {
+		ix.remoteOnly += d
+		ix.remoteOnlyBytes += d * b.Size
+	}
 }
 
 // copyInto adds what the index holds of path to a targeted plan's input.

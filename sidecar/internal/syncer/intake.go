@@ -72,15 +72,19 @@ func (s *Syncer) Reconcile() {
 	s.intake.add(func(in *intake) { in.reconcile = true })
 }
 
-// handFetched tells the loop about an object a fetch downloaded: the next pass puts it in the view (so it
-// plans "same content on both sides", and records the base) and makes the file durable before that base
-// is saved.
+// handFetched tells the loop about an object a fetch (or the background fill) downloaded: the next pass
+// puts it in the view and looks at the local file (as the watcher's event for the rename would have it:
+// it need not wait for that), so it plans "same content on both sides" and records the base, and makes
+// the file durable before that base is saved.
 func (s *Syncer) handFetched(path string, r snapshot.Object) {
 	s.intake.add(func(in *intake) {
 		if in.fetched == nil {
 			in.fetched = map[string]snapshot.Object{}
 		}
 		in.fetched[path] = r
+		if _, hinted := in.paths[path]; !hinted {
+			in.paths[path] = false
+		}
 	})
 }
 

@@ -115,6 +115,13 @@ func (s *Syncer) Once(ctx context.Context) error {
 func (s *Syncer) Run(ctx context.Context) error {
 	s.status.running.Store(true)
 	defer s.status.running.Store(false)
+	if s.opt.Lazy != nil {
+		s.seedFill()
+		fillCtx, stopFill := context.WithCancel(ctx)
+		filled := make(chan struct{})
+		go func() { defer close(filled); s.runFill(fillCtx) }()
+		defer func() { stopFill(); <-filled }()
+	}
 	w := newWaker(s.opt)
 	defer w.stop()
 	var t tally

@@ -232,6 +232,9 @@ func (s *Syncer) compute(only map[string]bool, settle time.Duration) plan.Plan {
 		},
 		Unsyncable: func(p string) bool { return s.idx.objectRule(p) != noReason },
 	}
+	if s.opt.Lazy != nil {
+		in.Lazy = s.lazy
+	}
 	if only == nil {
 		// The whole tree: the planner reads the index and the base as they are (it never writes), so a
 		// full pass holds no copy of them.
@@ -239,7 +242,7 @@ func (s *Syncer) compute(only map[string]bool, settle time.Duration) plan.Plan {
 		return plan.Compute(in)
 	}
 	in.Local, in.Remote, in.Base = map[string]snapshot.File{}, map[string]snapshot.Object{}, map[string]snapshot.Base{}
-	in.Known = s.base.Len()
+	in.Known, in.KnownRemoteOnly = s.base.Len(), int(s.idx.remoteOnly)
 	for _, paths := range []map[string]struct{}{s.idx.missingLocal, s.idx.missingRemote, s.idx.unsyncableBase()} {
 		for p := range paths {
 			s.idx.copyInto(&in, p)
@@ -267,6 +270,10 @@ func (s *Syncer) conclude(w *work, res *Result) {
 	s.saveState()
 	answer(w.in.changes, *res, nil)
 	s.m.KnownFiles.Set(float64(s.base.Len()))
+	s.status.lazyFiles.Store(s.idx.remoteOnly)
+	s.status.lazyBytes.Store(s.idx.remoteOnlyBytes)
+	s.m.LazyFiles.Set(float64(s.idx.remoteOnly))
+	s.m.LazyBytes.Set(float64(s.idx.remoteOnlyBytes))
 	if w.kind.mode == flush {
 		return // the last pass: no pass to count, nothing to be ready for
 	}

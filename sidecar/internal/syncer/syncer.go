@@ -48,6 +48,9 @@ type Options struct {
 	TreeQuiet time.Duration
 	// Trees (--tree) matches the directories whose remote changes are applied together, in one burst.
 	Trees *filter.Filter
+	// Lazy (--lazy) matches the paths not needed before ready: recorded remote-only rather than downloaded
+	// (plan.Input.Lazy), then filled in behind (fill.go) or fetched by the read-through. nil: none.
+	Lazy *filter.Filter
 	// Pod names this replica in conflict copies.
 	Pod string
 	// MaxConflicts is how many conflict copies of one path are kept (the newest); 0: all of them.
@@ -94,7 +97,8 @@ type Syncer struct {
 	guard  guard       // the loop's: the delete budget and what was reported of it (guard.go)
 	// written (the loop's): files were written since the last syncfs, so the next save syncs first.
 	written bool
-	status  status // the loop → everyone: ready, healthy, restore progress, failing paths
+	fill    *fillQueue // the loop → the background fill: remote-only paths to download (fill.go)
+	status  status     // the loop → everyone: ready, healthy, restore progress, failing paths
 }
 
 // status is what the loop publishes for other goroutines (/readyz, /healthz, the progress lines).
@@ -104,6 +108,9 @@ type status struct {
 	ready     atomic.Bool
 	heartbeat atomic.Int64 // unix nanoseconds of the last sign of progress
 	running   atomic.Bool  // Run is looping
+	// lazyFiles and lazyBytes: the remote-only entries of the base (the fill's work left), as of the
+	// last pass.
+	lazyFiles, lazyBytes atomic.Int64
 }
 
 // failingPaths summarises the failure table for /readyz.
@@ -133,7 +140,7 @@ func New(dir *localfs.Dir, store *gcsstore.Store, base *state.Store, f *filter.F
 	}
 	s := &Syncer{
 		dir: dir, store: store, base: base, filter: f, m: m, log: log, opt: opt, now: time.Now,
-		intake: newIntakeQueue(), idx: newIndex(base), holds: newHolds(m),
+		intake: newIntakeQueue(), idx: newIndex(base), holds: newHolds(m), fill: newFillQueue(),
 	}
 	s.beat()
 	m.KnownFiles.Set(float64(base.Len()))
@@ -162,6 +169,19 @@ func (s *Syncer) Healthy() bool {
 	}
 	limit := max(2*time.Minute, 10*s.opt.PollInterval)
 	return s.now().Sub(time.Unix(0, s.status.heartbeat.Load())) < limit
+}
+
+// lazy reports whether path is lazy (--lazy).
+func (s *Syncer) lazy(path string) bool { return s.opt.Lazy != nil && s.opt.Lazy.Excluded(path) }
+
+// LazyStatus is a line for /readyz's body while lazy files are not local yet ("" when there are none):
+// how many, and how many bytes.
+func (s *Syncer) LazyStatus() string {
+	n, b := s.status.lazyFiles.Load(), s.status.lazyBytes.Load()
+	if s.opt.Lazy == nil || n == 0 {
+		return ""
+	}
+	return fmt.Sprintf("lazy: %d files (%s) not local yet: filled in behind, newest first; the read-through serves them meanwhile", n, size(b))
 }
 
 func (s *Syncer) beat() { s.status.heartbeat.Store(s.now().UnixNano()) }

@@ -249,6 +249,8 @@ func (t transferrer) doOnce(ctx context.Context, j job) (change, error) {
 			local: &snapshot.File{Stamp: st, CRC32C: local.CRC32C}}, nil
 	case plan.ForgetBase:
 		return change{dropBase: true}, nil
+	case plan.RemoteOnly:
+		return change{base: &snapshot.Base{Object: a.Remote, RemoteOnly: true}}, nil
 	}
 	return change{}, fmt.Errorf("unknown op %v", a.Op)
 }

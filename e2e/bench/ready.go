@@ -1,0 +1,195 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"time"
+)
+
+// The ready case (issue 23): how long a fresh pod takes to be ready, how much it holds on disk then and
+// its peak RSS, for a site of readyCode code files and 0, 20,000 or 100,000 media objects, with and
+// without --lazy uploads/ (eager: everything is downloaded before ready; lazy: the media is recorded
+// remote-only and filled in behind); and, with --lazy, what the first read of a media file that is not
+// local yet costs through the read-through against one that is.
+
+const readyCode = 2000
+
+// readyRow is one configuration's measurements.
+type readyRow struct {
+	Media int
+	Lazy  bool
+	Ready time.Duration // the replica's start to /readyz 200
+	Disk  int64         // bytes of the regular files in the directory at ready
+	Files int           // regular files in the directory at ready
+	HWM   int64         // VmHWM at ready, KiB
+	// With --lazy: the read-through's answer for a media file already local, and for one not local yet
+	// (fetched from the bucket), medians over readyReads files each.
+	LocalRead, RemoteRead time.Duration
+}
+
+const readyReads = 15
+
+// readySite is the site: code under plugins/ (3-20 KB, like PHP sources) and media under uploads/YYYY/MM/
+// (1-4 KB each: what is measured is the per-object cost, not bandwidth).
+func readySite(media int) []file {
+	files := make([]file, 0, readyCode+media)
+	for i := range readyCode {
+		files = append(files, file{Rel: fmt.Sprintf("plugins/plugin-%02d/src/f%04d.php", i%40, i), Size: int64(3000 + i*7%17000)})
+	}
+	for i := range media {
+		files = append(files, file{Rel: fmt.Sprintf("uploads/%d/%02d/m%06d.jpg", 2020+i%6, i%12+1, i), Size: int64(1000 + i*13%3000)})
+	}
+	return files
+}
+
+func (b *bench) ready(ctx context.Context) error {
+	fsRoot := filepath.Join(b.opt.work, "gcs-ready")
+	defer os.RemoveAll(fsRoot)
+	gcs, err := startFakeGCS(ctx, filepath.Join(b.bin, "fake-gcs-server"), filepath.Join(b.logDir, "fake-gcs-server-ready.log"), gcsOptions{FSRoot: fsRoot})
+	if err != nil {
+		return err
+	}
+	defer gcs.stop()
+	for _, media := range []int{0, 20000, 100000} {
+		bucket := "ready" + strconv.Itoa(media)
+		if err := gcs.CreateBucket(ctx, bucket); err != nil {
+			return err
+		}
+		files := readySite(media)
+		content := func(i int) []byte {
+			data := make([]byte, files[i].Size)
+			for k := range data {
+				data[k] = byte(i + k)
+			}
+			return data
+		}
+		if err := writeFSBackendObjects(fsRoot, bucket, prefix, files, content); err != nil {
+			return err
+		}
+		for _, lazy := range []bool{false, true} {
+			row, err := b.readyOnce(ctx, gcs, bucket, media, lazy, files)
+			if err != nil {
+				return fmt.Errorf("ready, %d media objects, lazy %v: %w", media, lazy, err)
+			}
+			b.rep.Ready = append(b.rep.Ready, row)
+			tool := "filesync"
+			if lazy {
+				tool = "filesync-lazy"
+			}
+			fmt.Fprintln(b.raw, benchLine(fmt.Sprintf("Ready/tool=%s/media=%d", tool, media), row.Ready,
+				metric{float64(row.Disk), "disk-B"}, metric{float64(row.HWM), "peak-RSS-KiB"}))
+			b.log.Info("ready", "media", media, "lazy", lazy, "ready", row.Ready.Round(time.Millisecond), "disk", row.Disk,
+				"files", row.Files, "hwm_kib", row.HWM, "local_read", row.LocalRead, "remote_read", row.RemoteRead)
+		}
+		if err := os.RemoveAll(filepath.Join(fsRoot, bucket)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readyOnce starts a replica on an empty directory and measures it at ready.
+func (b *bench) readyOnce(ctx context.Context, gcs *fakeGCS, bucket string, media int, lazy bool, files []file) (readyRow, error) {
+	row := readyRow{Media: media, Lazy: lazy}
+	dir := filepath.Join(b.opt.work, "ready-replica")
+	defer os.RemoveAll(dir)
+	var extra []string
+	rtAddr := ""
+	if lazy {
+		port, err := freePort()
+		if err != nil {
+			return row, err
+		}
+		rtAddr = "127.0.0.1:" + strconv.Itoa(port)
+		extra = []string{"--lazy", "uploads/", "--read-through", rtAddr, "--read-through-include", "uploads/**"}
+	}
+	name := fmt.Sprintf("ready-%d-lazy-%v", media, lazy)
+	r, err := startReplica(name, dir, "gs://"+bucket+"/"+prefix, gcs.host(), filepath.Join(b.logDir, name+".log"), nil, extra...)
+	if err != nil {
+		return row, err
+	}
+	defer r.stop()
+	if row.Ready, err = r.waitReady(ctx, 30*time.Minute); err != nil {
+		return row, err
+	}
+	row.HWM, _ = procStatus(r.pid(), "VmHWM")
+	if row.Disk, row.Files, err = diskUse(dir); err != nil {
+		return row, err
+	}
+	if !lazy || media == 0 {
+		return row, nil
+	}
+	// The objects carry one time, so the fill takes them by path: the last paths are filled last. Read
+	// readyReads of them that are not local yet through the read-through, then the same files again,
+	// local now.
+	var picked []string
+	for i := len(files) - 1; i >= readyCode && len(picked) < readyReads; i-- {
+		if _, err := os.Stat(filepath.Join(dir, filepath.FromSlash(files[i].Rel))); err != nil {
+			picked = append(picked, files[i].Rel)
+		}
+	}
+	var remote, local []time.Duration
+	for _, round := range []*[]time.Duration{&remote, &local} {
+		for _, rel := range picked {
+			d, err := timedGet(r.http, "http://"+rtAddr+"/"+rel)
+			if err != nil {
+				return row, err
+			}
+			*round = append(*round, d)
+		}
+	}
+	row.RemoteRead, row.LocalRead = medianOf(remote), medianOf(local)
+	return row, nil
+}
+
+// timedGet GETs url, reads the body and returns how long that took; anything but 200 is an error.
+func timedGet(c *http.Client, url string) (time.Duration, error) {
+	start := time.Now()
+	resp, err := c.Get(url)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		return 0, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("GET %s: HTTP %d", url, resp.StatusCode)
+	}
+	return time.Since(start), nil
+}
+
+func medianOf(ds []time.Duration) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+// diskUse sums the sizes of the regular files under dir (filesync's own folder included).
+func diskUse(dir string) (int64, int, error) {
+	var total int64
+	n := 0
+	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		total += info.Size()
+		n++
+		return nil
+	})
+	return total, n, err
+}

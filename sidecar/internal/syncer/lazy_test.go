@@ -1,0 +1,213 @@
+package syncer
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/filesync/filesync/sidecar/internal/eventually"
+	"github.com/filesync/filesync/sidecar/internal/filter"
+)
+
+// withLazy makes the globs lazy (--lazy).
+func withLazy(globs ...string) replicaOpt {
+	return func(r *replica) {
+		f, err := filter.New(globs)
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		r.opt.Lazy = f
+	}
+}
+
+// lazySite puts 5 code files and n media objects in the bucket, as another replica would have.
+func lazySite(b *bucket, n int) map[string]string {
+	want := map[string]string{}
+	for i := range 5 {
+		want[fmt.Sprintf("plugins/p/f%d.php", i)] = fmt.Sprintf("<?php // %d", i)
+	}
+	for i := range n {
+		want[fmt.Sprintf("uploads/2026/%02d/m%03d.jpg", i%12+1, i)] = fmt.Sprintf("jpeg %d", i)
+	}
+	for name, content := range want {
+		b.put(testPrefix+"/"+name, content)
+	}
+	return want
+}
+
+func codeOf(files map[string]string) map[string]string {
+	out := map[string]string{}
+	for p, c := range files {
+		if p[:8] == "plugins/" {
+			out[p] = c
+		}
+	}
+	return out
+}
+
+// TestLazyRestoreIsReadyBeforeItsMedia (issue 23): a fresh pod with uploads/ lazy is ready once its code
+// is local, having read no media object; its missing media is neither a delete nor a wipe, pass after
+// pass; the read-through fetches a media file on demand; the background fill then brings every media
+// file, and the bucket loses nothing.
+func TestLazyRestoreIsReadyBeforeItsMedia(t *testing.T) {
+	b := newBucket(t)
+	want := lazySite(b, 60)
+	a := b.replica("a", withLazy("uploads/"))
+	res := a.pass()
+	if !a.s.Ready() || res.Failed > 0 {
+		t.Fatalf("not ready after the first pass: %+v", res)
+	}
+	if got := a.files(); !equalMaps(got, codeOf(want)) {
+		t.Fatalf("after the restore the directory holds:\n%s\nwant the code only", describe(got))
+	}
+	if r := a.requests("read"); r != 5 {
+		t.Fatalf("the restore read %v objects, want the 5 code files", r)
+	}
+	for range 3 { // absent is not deleted
+		a.pass()
+	}
+	if got := b.objects(); len(got) != len(want) {
+		t.Fatalf("the bucket holds %d objects, want %d", len(got), len(want))
+	}
+	if testutil.ToFloat64(a.m.Wipes.WithLabelValues("local")) != 0 {
+		t.Fatal("remote-only media judged a wipe")
+	}
+	if line := a.s.LazyStatus(); line == "" || a.s.status.lazyFiles.Load() != 60 {
+		t.Fatalf("lazy status %q (%d files), want 60 files", line, a.s.status.lazyFiles.Load())
+	}
+	// The read-through's miss path: a remote-only file is fetched, not refused as a local delete.
+	if _, err := a.s.Fetch(context.Background(), "uploads/2026/01/m000.jpg"); err != nil {
+		t.Fatalf("fetch of a remote-only file: %v", err)
+	}
+	a.run()
+	eventually.True(t, 20*time.Second, "the fill brings every media file", func() bool { return equalMaps(a.files(), want) })
+	eventually.True(t, 10*time.Second, "no remote-only entry left", func() bool { return a.s.status.lazyFiles.Load() == 0 })
+	if got := b.objects(); !equalMaps(got, want) {
+		t.Fatalf("the bucket changed:\n%s", describe(got))
+	}
+}
+
+// TestRemoteOnlyFollowsTheBucket (issue 23, point 4): a remote change to a remote-only path updates its
+// base without a download; a remote delete forgets it; a restart with --state-dir keeps the remote-only
+// entries (no listing-time downloads, no deletes), and without one they are rebuilt from the listing.
+func TestRemoteOnlyFollowsTheBucket(t *testing.T) {
+	b := newBucket(t)
+	want := lazySite(b, 10)
+	a := b.replica("a", withLazy("uploads/"), withStateDir())
+	a.pass()
+	reads := a.requests("read")
+	b.put(testPrefix+"/uploads/2026/01/m000.jpg", "jpeg 0, edited")
+	b.del(testPrefix + "/uploads/2026/02/m001.jpg")
+	a.pass()
+	if r := a.requests("read"); r != reads {
+		t.Fatalf("remote changes to remote-only paths cost %v reads, want none", r-reads)
+	}
+	e, ok := a.s.base.Get("uploads/2026/01/m000.jpg")
+	if !ok || !e.RemoteOnly || e.Generation != b.generation("uploads/2026/01/m000.jpg") {
+		t.Fatalf("base of the changed remote-only path: %+v %v", e, ok)
+	}
+	if _, ok := a.s.base.Get("uploads/2026/02/m001.jpg"); ok {
+		t.Fatal("a remote delete left the remote-only entry behind")
+	}
+	// A restart over the same state: the entries stay remote-only, nothing is read or deleted.
+	a.start()
+	a.pass()
+	if r := a.requests("read"); r != 0 || a.s.status.lazyFiles.Load() != 9 {
+		t.Fatalf("after a restart: %v reads, %d remote-only, want 0 and 9", r, a.s.status.lazyFiles.Load())
+	}
+	delete(want, "uploads/2026/02/m001.jpg")
+	want["uploads/2026/01/m000.jpg"] = "jpeg 0, edited"
+	if got := b.objects(); !equalMaps(got, want) {
+		t.Fatalf("the bucket changed:\n%s", describe(got))
+	}
+	// Without the state: rebuilt from the listing, as remote-only again.
+	fresh := b.replica("b", withLazy("uploads/"))
+	fresh.pass()
+	if fresh.s.status.lazyFiles.Load() != 9 || !equalMaps(fresh.files(), codeOf(want)) {
+		t.Fatalf("a pod without state: %d remote-only, files:\n%s", fresh.s.status.lazyFiles.Load(), describe(fresh.files()))
+	}
+}
+
+// TestLazyFileDeletedByTheAppIsDeleted: once a lazy file is local, it is an ordinary file: the app
+// deleting it deletes the object (under the guard), as without --lazy.
+func TestLazyFileDeletedByTheAppIsDeleted(t *testing.T) {
+	b := newBucket(t)
+	lazySite(b, 10)
+	a := b.replica("a", withLazy("uploads/"), withOptions(func(o *Options) { o.MaxDelete = 50 }))
+	a.pass()
+	if _, err := a.s.Fetch(context.Background(), "uploads/2026/01/m000.jpg"); err != nil {
+		t.Fatal(err)
+	}
+	a.settle()
+	if e, _ := a.s.base.Get("uploads/2026/01/m000.jpg"); e.RemoteOnly {
+		t.Fatal("a fetched file is still remote-only after a pass")
+	}
+	a.remove("uploads/2026/01/m000.jpg")
+	a.settle()
+	if _, ok := b.objects()["uploads/2026/01/m000.jpg"]; ok {
+		t.Fatal("the app's delete of a fetched lazy file did not reach the bucket")
+	}
+	if n := len(b.objects()); n != 14 {
+		t.Fatalf("the bucket holds %d objects, want 14", n)
+	}
+}
+
+// TestFillIsNewestFirst: the background fill downloads the lazy objects newest first (by the mtime they
+// carry), one at a time with --transfers 4.
+func TestFillIsNewestFirst(t *testing.T) {
+	b := newBucket(t)
+	var mu sync.Mutex
+	var order []string
+	a := b.replica("a", withLazy("uploads/"), withTransport(func(next http.RoundTripper) http.RoundTripper {
+		return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			if r.URL.Query().Get("alt") == "media" {
+				name, _ := url.PathUnescape(r.URL.EscapedPath()[strings.LastIndex(r.URL.EscapedPath(), "/")+1:])
+				mu.Lock()
+				order = append(order, name)
+				mu.Unlock()
+			}
+			return next.RoundTrip(r)
+		})
+	}))
+	const n = 12
+	for i := range n { // m00 the oldest ... m11 the newest, written in a shuffled order
+		k := (i * 5) % n
+		w := b.srv.Client().Bucket(testBucket).Object(fmt.Sprintf("%s/uploads/m%02d.jpg", testPrefix, k)).NewWriter(context.Background())
+		w.Metadata = map[string]string{"goog-reserved-file-mtime": strconv.Itoa(1700000000 + k*60)}
+		if _, err := fmt.Fprintf(w, "jpeg %d", k); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.pass()
+	if len(order) != 0 {
+		t.Fatalf("the restore read lazy objects: %v", order)
+	}
+	a.run()
+	eventually.True(t, 20*time.Second, "every lazy file filled", func() bool { return len(a.files()) == n })
+	mu.Lock()
+	defer mu.Unlock()
+	for i, name := range order {
+		if want := fmt.Sprintf("%s/uploads/m%02d.jpg", testPrefix, n-1-i); name != want {
+			t.Fatalf("filled in the order %v, want newest first", order)
+		}
+	}
+	for i := range n {
+		fi, err := os.Stat(filepath.Join(a.dir, fmt.Sprintf("uploads/m%02d.jpg", i)))
+		if err != nil || fi.ModTime().Unix() != int64(1700000000+i*60) {
+			t.Fatalf("m%02d: %v, want the object's mtime", i, err)
+		}
+	}
+}
