@@ -140,7 +140,7 @@ func Run(ctx context.Context, env Env) error {
 	}
 	opt := syncer.Options{
 		PollInterval: poll, Notified: notifications, RescanInterval: cfg.RescanInterval, Settle: cfg.Settle,
-		TreeQuiet: max(cfg.Settle, time.Second), Trees: trees, Lazy: lazy,
+		TreeQuiet: max(cfg.Settle, time.Second), Trees: trees, Lazy: lazy, CacheSize: int64(cfg.CacheSize),
 		Delete: cfg.Delete, MaxDelete: cfg.MaxDelete, DeleteWindow: cfg.DeleteWindow, Transfers: cfg.Transfers,
 		RestoreTransfers: cfg.RestoreTransfers, MaxConflicts: cfg.MaxConflicts,
 		Pod: pod, ProgressInterval: cfg.ProgressEvery, OnProgress: terminalProgress(cfg, env.Stderr),

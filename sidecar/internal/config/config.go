@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"strconv"
@@ -45,6 +46,8 @@ type Config struct {
 	DeleteWindow     time.Duration
 	Transfers        int
 	RestoreTransfers int
+	// CacheSize (--cache-size) bounds the bytes of the local lazy files; 0: no bound.
+	CacheSize Size
 	// MaxConflicts is how many conflict copies of one path are kept (the newest); 0: all.
 	MaxConflicts    int
 	StateDir        string
@@ -84,6 +87,42 @@ func usagef(format string, args ...any) error {
 }
 
 type stringList []string
+
+// Size is a number of bytes written with an optional unit: 1000 (bytes), 500MB, 20GiB.
+type Size int64
+
+var sizeUnits = map[string]int64{"": 1, "B": 1, "kB": 1e3, "KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12,
+	"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40}
+
+// String writes the size in the largest unit that holds it whole: 20GiB, 500MB, 1234B.
+func (z *Size) String() string {
+	for _, u := range []string{"TiB", "TB", "GiB", "GB", "MiB", "MB", "KiB", "kB"} {
+		if m := sizeUnits[u]; *z != 0 && int64(*z)%m == 0 {
+			return strconv.FormatInt(int64(*z)/m, 10) + u
+		}
+	}
+	return strconv.FormatInt(int64(*z), 10) + "B"
+}
+
+// Set reads a size: a whole number of bytes, or a number (a decimal fraction allowed) and a unit.
+func (z *Size) Set(v string) error {
+	v = strings.TrimSpace(v)
+	i := strings.IndexFunc(v, func(r rune) bool { return (r < '0' || r > '9') && r != '.' })
+	num, unit := v, ""
+	if i >= 0 {
+		num, unit = v[:i], strings.TrimSpace(v[i:])
+	}
+	mult, ok := sizeUnits[unit]
+	if !ok {
+		return fmt.Errorf("%q: unknown unit %q (B, kB, MB, GB, TB, KiB, MiB, GiB, TiB)", v, unit)
+	}
+	f, err := strconv.ParseFloat(num, 64)
+	if err != nil || num == "" || f < 0 || f*float64(mult) > math.MaxInt64/2 {
+		return fmt.Errorf("%q: not a size (e.g. 500MB, 20GiB)", v)
+	}
+	*z = Size(f * float64(mult))
+	return nil
+}
 
 func (l *stringList) String() string { return strings.Join(*l, ",") }
 func (l *stringList) Set(v string) error {
@@ -140,6 +179,7 @@ func newFlagSet(c *Config, location, notifications *string) *flag.FlagSet {
 	fs.DurationVar(&c.DeleteWindow, "max-delete-window", time.Hour, "the time over which deletes are counted against --max-delete")
 	fs.IntVar(&c.Transfers, "transfers", 8, "parallel uploads/downloads")
 	fs.IntVar(&c.RestoreTransfers, "restore-transfers", 64, "parallel downloads of the restore (the passes before ready)")
+	fs.Var(&c.CacheSize, "cache-size", "with --lazy: the most bytes the local lazy files may hold (e.g. 20GiB; units B, kB, MB, GB, TB, KiB, MiB, GiB, TiB); the fill stops there and the least recently read are evicted (the read-through fetches them again); 0: no bound")
 	fs.IntVar(&c.MaxConflicts, "max-conflicts", 10, "conflict copies kept per path under .filesync/conflicts/ (the newest; the oldest beyond it are deleted); 0: keep all")
 	fs.StringVar(&c.StateDir, "state-dir", "", "directory keeping the last-synced state across container restarts")
 	fs.StringVar(&c.Listen, "listen", ":8090", "address of /healthz, /readyz and /metrics (empty: none)")
@@ -221,6 +261,9 @@ func (c *Config) validate(location string) error {
 	}
 	if c.RestoreTransfers < 1 || c.RestoreTransfers > 256 {
 		return usagef("--restore-transfers %d: must be from 1 to 256", c.RestoreTransfers)
+	}
+	if c.CacheSize > 0 && len(c.Lazy) == 0 {
+		return usagef("--cache-size %s: needs --lazy (only lazy files are evicted)", c.CacheSize.String())
 	}
 	if c.MaxConflicts < 0 || c.MaxConflicts > 10000 {
 		return usagef("--max-conflicts %d: must be from 0 (keep all) to 10000", c.MaxConflicts)

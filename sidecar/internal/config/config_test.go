@@ -198,6 +198,27 @@ func TestLoad(t *testing.T) {
 		{name: "on-change unparsable", args: rt("--on-change", "http://purger/%zz"), wantErr: `--on-change "http://purger/%zz"`},
 		{name: "on-change env, one bad", args: rt(), env: map[string]string{"FILESYNC_ON_CHANGE": "http://a/hook,b/hook"},
 			wantErr: `--on-change "b/hook"`},
+		{name: "lazy and cache size", args: rt("--lazy", "uploads/", "--cache-size", "20GiB"), check: func(t *testing.T, c Config) {
+			if strings.Join(c.Lazy, ",") != "uploads/" || c.CacheSize != 20<<30 {
+				t.Fatalf("lazy %v, cache size %d", c.Lazy, c.CacheSize)
+			}
+		}},
+		{name: "cache size units", args: rt("--lazy", "uploads/"), env: map[string]string{"FILESYNC_CACHE_SIZE": "1.5 MB"},
+			check: func(t *testing.T, c Config) {
+				if c.CacheSize != 1500000 {
+					t.Fatalf("cache size %d", c.CacheSize)
+				}
+			}},
+		{name: "cache size in bytes", args: rt("--lazy", "uploads/", "--cache-size", "52428800"), check: func(t *testing.T, c Config) {
+			if c.CacheSize != 50<<20 {
+				t.Fatalf("cache size %d", c.CacheSize)
+			}
+		}},
+		{name: "cache size without lazy", args: rt("--cache-size", "50MiB"), wantErr: "--cache-size 50MiB: needs --lazy"},
+		{name: "cache size unit unknown", args: rt("--lazy", "uploads/", "--cache-size", "20GB/s"), wantErr: "cache-size"},
+		{name: "cache size negative", args: rt("--lazy", "uploads/", "--cache-size", "-1"), wantErr: "cache-size"},
+		{name: "cache size not a number", args: rt("--lazy", "uploads/", "--cache-size", "lots"), wantErr: "cache-size"},
+		{name: "lazy bad glob", args: rt("--lazy", "uploads/["), wantErr: "--lazy"},
 		{name: "bad state dir", args: []string{"--dir", dir, "--remote", "gs://bkt", "--state-dir", dir + "/x"}, wantErr: "--state-dir"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

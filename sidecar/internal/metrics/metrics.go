@@ -45,6 +45,10 @@ type Metrics struct {
 	RestoreFiles, RestoreFilesDone, RestoreBytes, RestoreBytesDone prometheus.Gauge
 	// Lazy paths (--lazy): the remote-only ones, not local yet (the background fill's work left).
 	LazyFiles, LazyBytes prometheus.Gauge
+	// LazyCacheBytes is the bytes of the local files at lazy paths (what --cache-size bounds);
+	// LazyEvictions counts the lazy files evicted to stay within it.
+	LazyCacheBytes prometheus.Gauge
+	LazyEvictions  prometheus.Counter
 
 	// Bucket notifications (--notifications, internal/notify).
 	NotifyReceived    prometheus.Counter
@@ -139,6 +143,10 @@ func New() *Metrics {
 			Help: "Lazy files (--lazy) known in the bucket and not local yet: what the background fill has left to download."}),
 		LazyBytes: prometheus.NewGauge(prometheus.GaugeOpts{Name: "filesync_lazy_bytes_remote_only",
 			Help: "Bytes of the lazy files (--lazy) not local yet."}),
+		LazyCacheBytes: prometheus.NewGauge(prometheus.GaugeOpts{Name: "filesync_lazy_cache_bytes",
+			Help: "Bytes of the local files at lazy paths (--lazy): what --cache-size bounds."}),
+		LazyEvictions: prometheus.NewCounter(prometheus.CounterOpts{Name: "filesync_lazy_evictions_total",
+			Help: "Lazy files evicted (made remote-only again) to keep the lazy files within --cache-size."}),
 		NotifyReceived: prometheus.NewCounter(prometheus.CounterOpts{Name: "filesync_notify_events_received_total",
 			Help: "Bucket notifications received from this sidecar's Pub/Sub subscription."}),
 		NotifyApplied: prometheus.NewCounter(prometheus.CounterOpts{Name: "filesync_notify_events_applied_total",
@@ -166,7 +174,7 @@ func New() *Metrics {
 	for _, c := range []prometheus.Collector{m.Uploads, m.Downloads, m.Deletes, m.Bytes, m.Errors, m.Conflicts, m.ConflictsDropped,
 		m.SkippedUnsafe, m.Preconditions, m.DeleteGuard, m.DeleteBlocked, m.PendingUploads, m.KnownFiles,
 		m.LastSuccess, m.Ready, m.PassDuration, m.WatchOverflows, m.WatchUnwatched, m.GCSRequests, m.Wipes, m.PermanentFailures, m.Passes, m.SkippedPaths,
-		m.RestoreFiles, m.RestoreFilesDone, m.RestoreBytes, m.RestoreBytesDone, m.LazyFiles, m.LazyBytes, m.ReadThrough, m.PeerRequests,
+		m.RestoreFiles, m.RestoreFilesDone, m.RestoreBytes, m.RestoreBytesDone, m.LazyFiles, m.LazyBytes, m.LazyCacheBytes, m.LazyEvictions, m.ReadThrough, m.PeerRequests,
 		m.NotifyReceived, m.NotifyApplied, m.NotifyIgnored, m.NotifyRecreations, m.NotifyReconciles, m.NotifySubscribed,
 		m.HookRequests, m.HookPending, m.HookDropped, m.HookDelivered,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {

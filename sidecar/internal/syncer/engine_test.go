@@ -96,6 +96,8 @@ func TestLocalDeleteIsCheckedByAWalkFirst(t *testing.T) {
 	walks := a.passes("full")
 	a.remove("uploads/2026/01/f0000.jpg")
 	eventually.True(t, 10*time.Second, "the remote delete", func() bool { _, ok := b.objects()["uploads/2026/01/f0000.jpg"]; return !ok })
+	// The pass that walked deleted the object; it is counted when it ends, just after the delete.
+	eventually.True(t, 10*time.Second, "the walking pass counted", func() bool { return a.passes("full") > walks })
 	if n := a.passes("full") - walks; n != 1 {
 		t.Fatalf("%v walks before the remote delete, want 1", n)
 	}

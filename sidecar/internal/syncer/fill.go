@@ -42,6 +42,9 @@ type fillQueue struct {
 	kick  chan struct{} // 1-buffered: something was pushed
 	// fetching counts the read-through fetches in flight (Fetch): the fill waits while any is.
 	fetching atomic.Int64
+	// uncounted: bytes of lazy files fetched or filled that no pass has counted yet (handFetched adds,
+	// conclude subtracts what its pass took): with status.cacheBytes, the fill's view of the cache.
+	uncounted atomic.Int64
 }
 
 func newFillQueue() *fillQueue { return &fillQueue{kick: make(chan struct{}, 1)} }
@@ -125,6 +128,14 @@ func (s *Syncer) fillWorker(ctx context.Context) {
 			if !backoff.Sleep(ctx, 20*time.Millisecond) {
 				return
 			}
+		}
+		if !s.fillRoom(it.o.Size) {
+			// The cache is full: the fill stops here (the item waits) until evictions or deletes make room.
+			s.fill.push(it.path, it.o)
+			if !backoff.Sleep(ctx, time.Second) {
+				return
+			}
+			continue
 		}
 		err := s.fillOne(ctx, it)
 		for attempt := 1; err != nil && !errors.Is(err, gcsstore.ErrNotFound) && attempt < attemptsPerPass; attempt++ {

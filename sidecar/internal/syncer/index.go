@@ -36,6 +36,10 @@ type index struct {
 	// remoteOnly counts the base's remote-only entries (lazy paths never fetched here), with their bytes.
 	// A remote-only entry without a local file is not missing locally: it is in sync.
 	remoteOnly, remoteOnlyBytes int64
+	// isLazy names the lazy paths (--lazy; nil: none); lazyBytes sums the sizes of the local files at lazy
+	// paths (what --cache-size bounds).
+	isLazy    func(path string) bool
+	lazyBytes int64
 }
 
 func newIndex(base *state.Store) index {
@@ -81,19 +85,29 @@ func (ix *index) reindexAll() {
 }
 
 func (ix *index) setLocal(path string, f snapshot.File) {
-	if _, had := ix.local[path]; !had {
+	old, had := ix.local[path]
+	if !had {
 		ix.countDirs(path, 1)
 	}
+	ix.countLazy(path, f.Size-old.Size)
 	ix.local[path] = f
 	ix.reindex(path)
 }
 
 func (ix *index) dropLocal(path string) {
-	if _, had := ix.local[path]; had {
+	if old, had := ix.local[path]; had {
 		ix.countDirs(path, -1)
+		ix.countLazy(path, -old.Size)
 		delete(ix.local, path)
 	}
 	ix.reindex(path)
+}
+
+// countLazy adds d bytes to lazyBytes if path is lazy.
+func (ix *index) countLazy(path string, d int64) {
+	if ix.isLazy != nil && d != 0 && ix.isLazy(path) {
+		ix.lazyBytes += d
+	}
 }
 
 // under returns the known local files below the directory dir.
@@ -127,9 +141,10 @@ func count(dirs map[string]int, path string, d int) {
 // replaceLocal takes a whole walk's files as the local side.
 func (ix *index) replaceLocal(files map[string]snapshot.File) {
 	ix.local, ix.walked = files, true
-	ix.dirs = map[string]int{}
-	for p := range files {
+	ix.dirs, ix.lazyBytes = map[string]int{}, 0
+	for p, f := range files {
 		ix.countDirs(p, 1)
+		ix.countLazy(p, f.Size)
 	}
 	ix.reindexAll()
 }

@@ -77,6 +77,9 @@ func (s *Syncer) Reconcile() {
 // it need not wait for that), so it plans "same content on both sides" and records the base, and makes
 // the file durable before that base is saved.
 func (s *Syncer) handFetched(path string, r snapshot.Object) {
+	if s.lazy(path) {
+		s.fill.uncounted.Add(r.Size)
+	}
 	s.intake.add(func(in *intake) {
 		if in.fetched == nil {
 			in.fetched = map[string]snapshot.Object{}

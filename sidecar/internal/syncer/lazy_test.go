@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 
 	"github.com/filesync/filesync/sidecar/internal/eventually"
 	"github.com/filesync/filesync/sidecar/internal/filter"
+	"github.com/filesync/filesync/sidecar/internal/watch"
 )
 
 // withLazy makes the globs lazy (--lazy).
@@ -209,5 +211,90 @@ func TestFillIsNewestFirst(t *testing.T) {
 		if err != nil || fi.ModTime().Unix() != int64(1700000000+i*60) {
 			t.Fatalf("m%02d: %v, want the object's mtime", i, err)
 		}
+	}
+}
+
+// diskBytes sums the sizes of the regular files under the replica's uploads/ and filesync's temp folder
+// (a download in flight).
+func (r *replica) diskBytes() int64 {
+	var n int64
+	for _, sub := range []string{"uploads", filepath.Join(filter.InternalDir, "tmp")} {
+		_ = filepath.WalkDir(filepath.Join(r.dir, sub), func(_ string, d os.DirEntry, err error) error {
+			if err == nil && d.Type().IsRegular() {
+				if fi, err := d.Info(); err == nil {
+					n += fi.Size()
+				}
+			}
+			return nil
+		})
+	}
+	return n
+}
+
+// TestCacheSizeBoundsTheLazyFiles (issue 23, point 3): with --cache-size 20 kB and 60 kB of lazy media,
+// the fill stops at the budget (disk use, sampled every 5 ms, never exceeds it plus the one download in
+// flight); every media file still reads back byte-identical through the read-through's fetch, which
+// evicts the least recently read ones to stay within it; a file written here is uploaded before it can
+// be evicted; the bucket loses nothing.
+func TestCacheSizeBoundsTheLazyFiles(t *testing.T) {
+	b := newBucket(t)
+	const n, size, budget = 60, 1000, 20000
+	want := map[string]string{}
+	for i := range n {
+		want[fmt.Sprintf("uploads/m%02d.jpg", i)] = fmt.Sprintf("%-*d", size, i)
+	}
+	for name, content := range want {
+		b.put(testPrefix+"/"+name, content)
+	}
+	a := b.replica("a", withLazy("uploads/"), withOptions(func(o *Options) { o.CacheSize = budget }))
+	a.pass()
+	var peak atomic.Int64
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		for {
+			peak.Store(max(peak.Load(), a.diskBytes()))
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}()
+	a.run()
+	eventually.True(t, 20*time.Second, "the fill stops at the budget", func() bool {
+		return a.s.status.cacheBytes.Load() >= budget-size && a.s.status.lazyFiles.Load() == int64(n)-a.s.status.cacheBytes.Load()/size
+	})
+	time.Sleep(300 * time.Millisecond) // the fill stays stopped
+	close(stop)
+	<-sampled
+	if p := peak.Load(); p > budget+size {
+		t.Fatalf("disk use peaked at %d bytes during the fill, over the budget %d plus one download", p, budget)
+	}
+	for name, content := range want { // every file through the read-through's fetch
+		if _, err := a.s.Fetch(context.Background(), name); err != nil {
+			t.Fatalf("fetch %s: %v", name, err)
+		}
+		got, err := os.ReadFile(filepath.Join(a.dir, name))
+		if err != nil || string(got) != content {
+			t.Fatalf("%s read back as %q, %v", name, got, err)
+		}
+	}
+	eventually.True(t, 10*time.Second, "back within the budget", func() bool {
+		return a.s.status.cacheBytes.Load() <= budget && a.diskBytes() <= budget
+	})
+	if testutil.ToFloat64(a.m.LazyEvictions) == 0 {
+		t.Fatal("nothing was evicted")
+	}
+	a.write("uploads/new.jpg", strings.Repeat("n", 2*budget)) // larger than the whole budget
+	a.s.HintLocal(watch.Hint{Path: "uploads/new.jpg"})
+	eventually.True(t, 10*time.Second, "the new file uploaded", func() bool { return len(b.objects()["uploads/new.jpg"]) == 2*budget })
+	want["uploads/new.jpg"] = strings.Repeat("n", 2*budget)
+	if got := b.objects(); !equalMaps(got, want) {
+		t.Fatalf("the bucket changed:\n%s", describe(got))
+	}
+	if testutil.ToFloat64(a.m.Deletes.WithLabelValues("local")) != 0 {
+		t.Fatal("an eviction was taken for a local delete")
 	}
 }

@@ -96,6 +96,7 @@ func (s *Syncer) pass(ctx context.Context, k passKind) (res Result, err error) {
 		if err != nil {
 			answer(w.in.changes, Result{}, err)
 		}
+		s.countCache(w)
 	}()
 	if err = s.observeAndPlan(ctx, w); err != nil {
 		return Result{}, err
@@ -104,6 +105,17 @@ func (s *Syncer) pass(ctx context.Context, k passKind) (res Result, err error) {
 	res.add(w.restored)
 	s.conclude(w, &res)
 	return res, nil
+}
+
+// countCache publishes the bytes of the local lazy files for the fill (fillRoom), which now count the
+// files fetched that this pass took from the intake.
+func (s *Syncer) countCache(w *work) {
+	s.status.cacheBytes.Store(s.idx.lazyBytes)
+	for path, r := range w.in.fetched {
+		if s.lazy(path) {
+			s.fill.uncounted.Add(-r.Size)
+		}
+	}
 }
 
 // begin starts a pass of kind k: it takes the intake, which may ask for more (a walk after lost events, a
@@ -267,11 +279,15 @@ func (s *Syncer) conclude(w *work, res *Result) {
 	s.status.failing.Store(failing)
 	s.m.PendingUploads.Set(float64(s.holds.pending()))
 	s.guard.after(w.plan, res.Deleted, s.opt.MaxDelete, s.m, s.log)
+	if w.kind.mode == normal {
+		s.evict()
+	}
 	s.saveState()
 	answer(w.in.changes, *res, nil)
 	s.m.KnownFiles.Set(float64(s.base.Len()))
 	s.status.lazyFiles.Store(s.idx.remoteOnly)
 	s.status.lazyBytes.Store(s.idx.remoteOnlyBytes)
+	s.m.LazyCacheBytes.Set(float64(s.idx.lazyBytes))
 	s.m.LazyFiles.Set(float64(s.idx.remoteOnly))
 	s.m.LazyBytes.Set(float64(s.idx.remoteOnlyBytes))
 	if w.kind.mode == flush {

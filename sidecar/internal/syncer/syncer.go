@@ -51,6 +51,9 @@ type Options struct {
 	// Lazy (--lazy) matches the paths not needed before ready: recorded remote-only rather than downloaded
 	// (plan.Input.Lazy), then filled in behind (fill.go) or fetched by the read-through. nil: none.
 	Lazy *filter.Filter
+	// CacheSize (--cache-size) bounds the bytes of the local files at lazy paths: over it, the fill stops
+	// and the least recently read of them are evicted (cache.go). 0: no bound.
+	CacheSize int64
 	// Pod names this replica in conflict copies.
 	Pod string
 	// MaxConflicts is how many conflict copies of one path are kept (the newest); 0: all of them.
@@ -111,6 +114,8 @@ type status struct {
 	// lazyFiles and lazyBytes: the remote-only entries of the base (the fill's work left), as of the
 	// last pass.
 	lazyFiles, lazyBytes atomic.Int64
+	// cacheBytes: the bytes of the local files at lazy paths, as of the last pass (index.lazyBytes).
+	cacheBytes atomic.Int64
 }
 
 // failingPaths summarises the failure table for /readyz.
@@ -141,6 +146,9 @@ func New(dir *localfs.Dir, store *gcsstore.Store, base *state.Store, f *filter.F
 	s := &Syncer{
 		dir: dir, store: store, base: base, filter: f, m: m, log: log, opt: opt, now: time.Now,
 		intake: newIntakeQueue(), idx: newIndex(base), holds: newHolds(m), fill: newFillQueue(),
+	}
+	if opt.Lazy != nil {
+		s.idx.isLazy = s.lazy
 	}
 	s.beat()
 	m.KnownFiles.Set(float64(base.Len()))
