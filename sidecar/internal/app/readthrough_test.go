@@ -39,22 +39,10 @@ func TestReadThroughIsWired(t *testing.T) {
 	if err := os.WriteFile(secret, []byte("peer-secret-0123456789\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	listening := make(chan string, 1)
-	env, _, stderr := envFor(srv, "--dir", dir, "--remote", "gs://media/p", "--listen", "127.0.0.1:0", "--settle", "0s",
+	ctx := context.Background()
+	addr, stderr := serveReady(t, srv, "--dir", dir, "--remote", "gs://media/p", "--listen", "127.0.0.1:0", "--settle", "0s",
 		"--read-through", "127.0.0.1:48191", "--read-through-include", "uploads/**",
 		"--peers", "localhost", "--peer-listen", "127.0.0.1:48192", "--peer-secret-file", secret)
-	env.Listening = func(addr string) { listening <- addr }
-	done := make(chan error, 1)
-	go func() { done <- Run(ctx, env) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("run: %v\n%s", err, stderr)
-		}
-	}()
-	addr := <-listening
-	waitReady(t, addr)
 	w := srv.Client().Bucket("media").Object("p/uploads/late.jpg").NewWriter(ctx)
 	_, _ = w.Write([]byte("late bytes"))
 	if err := w.Close(); err != nil {
@@ -131,21 +119,8 @@ func TestLazyMediaReadsThroughAtOnce(t *testing.T) {
 			Content: []byte(fmt.Sprintf("jpeg %d", i))})
 	}
 	dir := t.TempDir()
-	ctx, cancel := context.WithCancel(context.Background())
-	listening := make(chan string, 1)
-	env, _, stderr := envFor(srv, "--dir", dir, "--remote", "gs://media/p", "--listen", "127.0.0.1:0", "--settle", "0s",
+	addr, stderr := serveReady(t, srv, "--dir", dir, "--remote", "gs://media/p", "--listen", "127.0.0.1:0", "--settle", "0s",
 		"--lazy", "uploads/", "--read-through", "127.0.0.1:48193", "--read-through-include", "uploads/**")
-	env.Listening = func(addr string) { listening <- addr }
-	done := make(chan error, 1)
-	go func() { done <- Run(ctx, env) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("run: %v\n%s", err, stderr)
-		}
-	}()
-	addr := <-listening
-	waitReady(t, addr)
 	if b, err := os.ReadFile(filepath.Join(dir, "plugins/a.php")); err != nil || string(b) != "<?php" {
 		t.Fatalf("ready without the code: %v", err)
 	}
@@ -178,4 +153,30 @@ func TestLazyMediaReadsThroughAtOnce(t *testing.T) {
 	if objectCount(t, srv) != n+1 {
 		t.Fatal("the bucket lost objects")
 	}
+}
+
+// serveReady runs the sidecar with args until the test ends (then it must stop without an error) and
+// returns the address of its HTTP server once /readyz answers 200, and its stderr.
+func serveReady(t *testing.T, srv *fakestorage.Server, args ...string) (string, *bytes.Buffer) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	listening := make(chan string, 1)
+	env, _, stderr := envFor(srv, args...)
+	env.Listening = func(addr string) { listening <- addr }
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, env) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v\n%s", err, stderr)
+		}
+	})
+	var addr string
+	select {
+	case addr = <-listening:
+	case err := <-done:
+		t.Fatalf("exited: %v\n%s", err, stderr)
+	}
+	waitReady(t, addr)
+	return addr, stderr
 }
