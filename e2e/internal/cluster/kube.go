@@ -280,3 +280,64 @@ func (k *Kube) DeletePod(ctx context.Context, pod string) error {
 	}
 	return nil
 }
+
+// SetContainerConfig sets keys of the ConfigMap that container of deployment takes its environment from
+// (envFrom; the Component's generated `filesync-<hash>`), for the pods made from now on. It returns a
+// function that puts the old values back (removing the keys that were not there).
+func (k *Kube) SetContainerConfig(ctx context.Context, deployment, container string, kv map[string]string) (func(context.Context) error, error) {
+	d, err := k.cs.AppsV1().Deployments(Namespace).Get(ctx, deployment, metav1.GetOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("deployment %s: %w", deployment, err)
+	}
+	name := ""
+	for _, c := range slices.Concat(d.Spec.Template.Spec.InitContainers, d.Spec.Template.Spec.Containers) {
+		if c.Name != container {
+			continue
+		}
+		for _, src := range c.EnvFrom {
+			if src.ConfigMapRef != nil {
+				name = src.ConfigMapRef.Name
+			}
+		}
+	}
+	if name == "" {
+		return nil, fmt.Errorf("deployment %s: container %s takes no ConfigMap with envFrom", deployment, container)
+	}
+	cms := k.cs.CoreV1().ConfigMaps(Namespace)
+	cm, err := cms.Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("configmap %s: %w", name, err)
+	}
+	old := map[string]*string{}
+	if cm.Data == nil {
+		cm.Data = map[string]string{}
+	}
+	for key, v := range kv {
+		if was, ok := cm.Data[key]; ok {
+			old[key] = &was
+		} else {
+			old[key] = nil
+		}
+		cm.Data[key] = v
+	}
+	if _, err := cms.Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
+		return nil, fmt.Errorf("update configmap %s: %w", name, err)
+	}
+	return func(ctx context.Context) error {
+		cm, err := cms.Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return fmt.Errorf("configmap %s: %w", name, err)
+		}
+		for key, was := range old {
+			if was == nil {
+				delete(cm.Data, key)
+			} else {
+				cm.Data[key] = *was
+			}
+		}
+		if _, err := cms.Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
+			return fmt.Errorf("restore configmap %s: %w", name, err)
+		}
+		return nil
+	}, nil
+}

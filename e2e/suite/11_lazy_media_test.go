@@ -1,0 +1,141 @@
+//go:build e2e
+
+package suite
+
+import (
+	"bytes"
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/e2e-framework/klient/wait"
+	"sigs.k8s.io/e2e-framework/pkg/envconf"
+	"sigs.k8s.io/e2e-framework/pkg/features"
+)
+
+type lazyKey struct{}
+
+// lazyRun is what the lazy media feature carries from step to step.
+type lazyRun struct {
+	before  map[string]FileInfo // the bucket's uploads/ before the replacement
+	restore func(context.Context) error
+	repl    string
+}
+
+// lazyCache is the --cache-size the replacement runs with: smaller than any image WordPress writes, so
+// the background fill takes none and every media request goes through the read-through (whose copies the
+// next pass evicts): what the pod holds does not depend on how fast the fill is.
+const lazyCache = "1kB"
+
+// A WordPress pod recreated with uploads/ lazy (issue 23) is ready before its media is local (at most the
+// --cache-size budget of it); every media file of the site answers
+// 200 through Apache with the bucket's bytes at once (the read-through); and the bucket loses nothing.
+// The feature sets FILESYNC_LAZY and FILESYNC_CACHE_SIZE in the Component's ConfigMap for the replacement
+// only, and takes them out again at the end (the replacement keeps them until it is recreated).
+func TestRecreatedReplicaWithLazyMediaIsReadyBeforeItsMedia(t *testing.T) {
+	f := features.New("lazy media").
+		Setup(func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
+			st := StateFrom(ctx)
+			a := readyReplicas(ctx, t, st, replicas)[0].Name
+			for range 2 {
+				uploadAndSpread(ctx, t, st, a)
+			}
+			before, err := st.Bucket.List(ctx, remotePrefix+"uploads/")
+			if err != nil {
+				t.Fatal(err)
+			}
+			restore, err := st.Kube.SetContainerConfig(ctx, deploymentName, syncContainer,
+				map[string]string{"FILESYNC_LAZY": "uploads/", "FILESYNC_CACHE_SIZE": lazyCache})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return context.WithValue(ctx, lazyKey{}, &lazyRun{before: before, restore: restore})
+		}).
+		Assess("a replica recreated with uploads/ lazy is ready with its code and without its media",
+			func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
+				st := StateFrom(ctx)
+				run := ctx.Value(lazyKey{}).(*lazyRun)
+				pods := readyReplicas(ctx, t, st, replicas)
+				victim := pods[len(pods)-1].Name
+				start := time.Now()
+				if err := st.Kube.DeletePod(ctx, victim); err != nil {
+					t.Fatal(err)
+				}
+				var repl corev1.Pod
+				err := wait.For(func(ctx context.Context) (bool, error) {
+					all, err := st.Kube.PodsOf(ctx, deploymentName, func(p corev1.Pod) bool {
+						return p.DeletionTimestamp == nil && !slices.Contains(names(pods), p.Name)
+					})
+					if err != nil || len(all) == 0 {
+						return false, nil
+					}
+					repl = all[0]
+					_, running := containerStarted(repl, appContainer)
+					return running, nil
+				}, wait.WithContext(ctx), wait.WithInterval(200*time.Millisecond), wait.WithTimeout(st.Config.Timeout))
+				if err != nil {
+					t.Fatalf("no replacement of %s with a running wordpress container: %v", victim, err)
+				}
+				run.repl = repl.Name
+				ready := time.Since(start)
+				media, err := st.Kube.Tree(ctx, repl.Name, "uploads")
+				if err != nil {
+					t.Fatal(err)
+				}
+				var local, total int64
+				for _, fi := range media {
+					local += fi.Size
+				}
+				for _, fi := range run.before {
+					total += fi.Size
+				}
+				t.Logf("MEASURED lazy media: replacement %s had WordPress running %.2fs after the delete with %d of %d media files (%d of %d bytes) local",
+					repl.Name, ready.Seconds(), len(media), len(run.before), local, total)
+				if local > 1000 || len(media) >= len(run.before) {
+					t.Errorf("%s holds %d media files (%d bytes) at its start, want at most the %s cache", repl.Name, len(media), local, lazyCache)
+				}
+				return ctx
+			}).
+		Assess("every media file of the site answers 200 through Apache with the bucket's bytes, and the bucket loses nothing",
+			func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
+				st := StateFrom(ctx)
+				run := ctx.Value(lazyKey{}).(*lazyRun)
+				start := time.Now()
+				for rel := range run.before {
+					want, ok, err := st.Bucket.Read(ctx, rel)
+					if err != nil || !ok {
+						t.Fatalf("%s in the bucket: present=%v err=%v", rel, ok, err)
+					}
+					status, body, err := st.WordPress.Fetch(ctx, run.repl, "/wp-content/"+rel)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if status != 200 || !bytes.Equal(body, want) {
+						t.Errorf("GET /wp-content/%s on %s: HTTP %d, %d bytes (want 200, %d bytes)", rel, run.repl, status, len(body), len(want))
+					}
+				}
+				t.Logf("MEASURED lazy media: %d media files served through the read-through in %.2fs", len(run.before), time.Since(start).Seconds())
+				after, err := st.Bucket.List(ctx, remotePrefix+"uploads/")
+				if err != nil {
+					t.Fatal(err)
+				}
+				for rel, fi := range run.before {
+					if got, ok := after[rel]; !ok || got.MD5 != fi.MD5 {
+						t.Errorf("the bucket lost or changed %s", rel)
+					}
+				}
+				return ctx
+			}).
+		Teardown(func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
+			if run, ok := ctx.Value(lazyKey{}).(*lazyRun); ok && run.restore != nil {
+				if err := run.restore(ctx); err != nil {
+					t.Error(err)
+				}
+			}
+			return ctx
+		}).
+		Feature()
+	testenv.Test(t, f)
+}
