@@ -34,8 +34,17 @@ const (
 // lists in a fraction of the time, and a server that reads a whole prefix for each page (fake-gcs-server)
 // reads far less. Objects then arrive in no particular order; each one arrives once.
 func (s *Store) List(ctx context.Context, parallel int, fn func(Object)) error {
+	return s.ListSkipping(ctx, parallel, nil, fn)
+}
+
+// ListSkipping is List, but a split listing (parallel > 1, more than one page) lists no folder for which
+// skip (given the folder's name relative to the prefix, without its final slash) is true: such a folder's
+// objects are given only if the first page held them. An object X beside a skipped folder X/ is given as
+// a folder (what the folder holds is not known). The listing is then partial: the caller must not read a
+// missing object under a skipped folder as gone.
+func (s *Store) ListSkipping(ctx context.Context, parallel int, skip func(folder string) bool, fn func(Object)) error {
 	base := s.objectName("") // "" for the whole bucket
-	l := &lister{s: s, base: base, fn: fn}
+	l := &lister{s: s, base: base, fn: fn, skip: skip}
 	if parallel <= 1 {
 		return l.whole(ctx, base)
 	}
@@ -90,6 +99,8 @@ type lister struct {
 	// lies under X/.
 	beside map[string]*storage.ObjectAttrs
 	filled map[string]bool
+	// skip names the folders a split listing leaves out (ListSkipping); nil: none.
+	skip func(folder string) bool
 }
 
 func (l *lister) give(a *storage.ObjectAttrs, folder bool) {
@@ -214,11 +225,30 @@ func (l *lister) split(ctx context.Context, parallel int) error {
 			return err
 		}
 		slices.Sort(next)
-		folders = next
+		folders = l.unskipped(next)
 	}
 	return l.each(ctx, parallel, folders, func(ctx context.Context, dir string) error {
 		return l.whole(ctx, dir)
 	})
+}
+
+// unskipped returns the folders the listing lists (all but those skip names), and marks an object beside
+// a skipped folder a folder.
+func (l *lister) unskipped(folders []string) []string {
+	if l.skip == nil {
+		return folders
+	}
+	var out []string
+	for _, dir := range folders {
+		if l.skip(strings.TrimSuffix(strings.TrimPrefix(dir, l.base), "/")) {
+			l.mu.Lock()
+			l.filled[dir] = true
+			l.mu.Unlock()
+			continue
+		}
+		out = append(out, dir)
+	}
+	return out
 }
 
 // expand gives the objects directly in dir that are no subfolder of dir too, and returns the subfolders

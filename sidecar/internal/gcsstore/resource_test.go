@@ -2,12 +2,15 @@ package gcsstore
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fsouza/fake-gcs-server/fakestorage"
 
 	"github.com/filesync/filesync/sidecar/internal/gsurl"
 	"github.com/filesync/filesync/sidecar/internal/snapshot"
@@ -95,5 +98,59 @@ func TestResourceAsGCSWritesIt(t *testing.T) {
 		if r, err := ParseResource("a.jpg", []byte(bad)); err == nil {
 			t.Errorf("%s: read as %+v, want an error", name, r)
 		}
+	}
+}
+
+// TestListSkipping: a split listing leaves the skipped folders out (only what the first page held of
+// them is given), lists every other folder whole, and gives an object beside a skipped folder as a
+// folder.
+func TestListSkipping(t *testing.T) {
+	ctx := context.Background()
+	srv := newServer(t)
+	s := New(srv.Client(), gsurl.Location{Bucket: "bkt", Prefix: "p"}, nil)
+	put := func(name string) {
+		srv.CreateObject(fakestorage.Object{ObjectAttrs: fakestorage.ObjectAttrs{BucketName: "bkt", Name: "p/" + name}, Content: []byte(name)})
+	}
+	for i := range 1200 {
+		put(fmt.Sprintf("media/m%04d.jpg", i))
+	}
+	for i := range 30 {
+		put(fmt.Sprintf("plugins/p/f%02d.php", i))
+		put(fmt.Sprintf("themes/t/f%02d.php", i))
+	}
+	put("media.bak") // sorts after media/... : beside no folder
+	put("themes")    // an object beside the folder themes/
+	got := map[string]bool{}
+	folders := map[string]bool{}
+	err := s.ListSkipping(ctx, 8, func(folder string) bool { return folder == "media" || folder == "themes" }, func(o Object) {
+		if got[o.Name] {
+			t.Errorf("%s given twice", o.Name)
+		}
+		got[o.Name], folders[o.Name] = true, o.Folder
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	media := 0
+	for name := range got {
+		if strings.HasPrefix(name, "media/") {
+			media++
+		}
+	}
+	for i := range 30 {
+		if !got[fmt.Sprintf("plugins/p/f%02d.php", i)] {
+			t.Fatalf("plugins/p/f%02d.php not listed", i)
+		}
+	}
+	if media >= 1200 || !got["media.bak"] || folders["media.bak"] {
+		t.Fatalf("%d of the 1200 media objects given (want only the first page's); media.bak given %v, folder %v", media, got["media.bak"], folders["media.bak"])
+	}
+	if !got["themes"] || !folders["themes"] {
+		t.Fatalf("the object beside the skipped folder themes/: given %v, folder %v; want a folder", got["themes"], folders["themes"])
+	}
+	// Without skip, everything.
+	all := 0
+	if err := s.ListSkipping(ctx, 8, nil, func(Object) { all++ }); err != nil || all != 1262 {
+		t.Fatalf("listed %d objects without skipping, want 1262: %v", all, err)
 	}
 }

@@ -14,10 +14,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fsouza/fake-gcs-server/fakestorage"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/filesync/filesync/sidecar/internal/eventually"
 	"github.com/filesync/filesync/sidecar/internal/filter"
+	"github.com/filesync/filesync/sidecar/internal/plan"
 	"github.com/filesync/filesync/sidecar/internal/watch"
 )
 
@@ -296,5 +298,40 @@ func TestCacheSizeBoundsTheLazyFiles(t *testing.T) {
 	}
 	if testutil.ToFloat64(a.m.Deletes.WithLabelValues("local")) != 0 {
 		t.Fatal("an eviction was taken for a local delete")
+	}
+}
+
+// TestReadyWaitsOnTheEagerListingOnly (issue 23, point 1): with uploads/ lazy, the restore's listing
+// leaves the uploads/ folder out (but what its first page held), so ready waits on listing the code only;
+// the pass after it lists the whole bucket and records every media object remote-only, and nothing is
+// read or deleted for them meanwhile.
+func TestReadyWaitsOnTheEagerListingOnly(t *testing.T) {
+	b := newBucket(t)
+	const media = 1500
+	for i := range 5 {
+		b.srv.CreateObject(fakestorage.Object{ObjectAttrs: fakestorage.ObjectAttrs{BucketName: testBucket,
+			Name: fmt.Sprintf("%s/plugins/p/f%d.php", testPrefix, i)}, Content: []byte("<?php")})
+	}
+	for i := range media {
+		b.srv.CreateObject(fakestorage.Object{ObjectAttrs: fakestorage.ObjectAttrs{BucketName: testBucket,
+			Name: fmt.Sprintf("%s/uploads/m%04d.jpg", testPrefix, i)}, Content: []byte("jpeg")})
+	}
+	a := b.replica("a", withLazy("uploads/"))
+	a.pass()
+	if !a.s.Ready() || len(a.files()) != 5 || a.requests("read") != 5 {
+		t.Fatalf("after the restore: ready %v, %d files, %v reads; want ready with the 5 code files", a.s.Ready(), len(a.files()), a.requests("read"))
+	}
+	if !a.s.lazyUnlisted || len(a.s.idx.remote) >= 5+media {
+		t.Fatalf("the restore listed %d objects (partial %v): uploads/ should have been left out", len(a.s.idx.remote), a.s.lazyUnlisted)
+	}
+	if n := a.s.status.lazyFiles.Load(); n != 0 {
+		t.Fatalf("%d lazy files recorded from a partial listing, want none", n)
+	}
+	res := a.pass() // lists the whole bucket
+	if a.s.lazyUnlisted || a.s.status.lazyFiles.Load() != media || res.Plan.Count(plan.RemoteOnly) != media {
+		t.Fatalf("the pass after ready: partial %v, %d remote-only, plan:\n%d actions", a.s.lazyUnlisted, a.s.status.lazyFiles.Load(), len(res.Plan.Actions))
+	}
+	if a.requests("read") != 5 || len(b.objects()) != 5+media {
+		t.Fatalf("%v reads, %d objects: media read or deleted", a.requests("read"), len(b.objects()))
 	}
 }

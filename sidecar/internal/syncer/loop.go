@@ -170,7 +170,7 @@ func (s *Syncer) waitForWork(ctx context.Context, w *waker, k passKind, noFailur
 			return k, true
 		case <-w.poll.C:
 			s.beat()
-			changed, err := s.list(ctx)
+			changed, err := s.list(ctx, false)
 			switch {
 			case err != nil:
 				s.log.Warn("polling the bucket", "err", err)

@@ -124,7 +124,7 @@ func (s *Syncer) begin(k passKind) *work {
 	s.beat()
 	in := s.intake.take()
 	k.walk = k.walk || in.overflow || !s.idx.walked
-	k.list = k.list || in.reconcile || !s.idx.listed
+	k.list = k.list || in.reconcile || !s.idx.listed || s.lazyUnlisted
 	return &work{kind: k, start: s.now(), settle: k.settle(s.opt), in: in}
 }
 
@@ -151,7 +151,7 @@ func (s *Syncer) observeRemote(ctx context.Context, w *work) error {
 		s.adopt(l)
 		w.restored = restored
 	default:
-		if _, err := s.list(ctx); err != nil {
+		if _, err := s.list(ctx, w.kind.mode == normal && !s.Ready()); err != nil {
 			return err
 		}
 	}
@@ -240,7 +240,7 @@ func (s *Syncer) compute(only map[string]bool, settle time.Duration) plan.Plan {
 			return t
 		},
 		Skip: func(p string) bool {
-			return s.holds.isFresh(p) || s.holds.backingOff(p, now) || s.leftAlone(p)
+			return s.holds.isFresh(p) || s.holds.backingOff(p, now) || s.leftAlone(p) || (s.lazyUnlisted && s.lazy(p))
 		},
 		Unsyncable: func(p string) bool { return s.idx.objectRule(p) != noReason },
 	}

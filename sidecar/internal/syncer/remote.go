@@ -19,6 +19,8 @@ type listing struct {
 	unsafe  map[string]error           // names never written locally, and why
 	noExec  []string                   // executable names under --no-exec
 	encoded map[string]struct{}        // objects of view stored gzip-encoded
+	// partial: the folders that are wholly lazy were left out (lazyLater): view lacks their objects.
+	partial bool
 }
 
 // fetchListing lists the bucket. It touches no loop state, so it may run beside the loop's work (the
@@ -27,13 +29,27 @@ type listing struct {
 // start of a pod whose directory or base survived) a large bucket is listed listParallel requests at a
 // time (gcsstore.Store.List), objects then arriving in no particular order; afterwards a poll makes one
 // request at a time.
-func (s *Syncer) fetchListing(ctx context.Context, each func(name string, r snapshot.Object, folder bool)) (listing, error) {
+//
+// lazyLater (the restore, with --lazy) leaves out the folders that are wholly lazy (filter.SkipDir), so
+// that ready waits on listing the eager part only: the listing is then partial, and the pass after ready
+// lists the whole bucket (Syncer.lazyUnlisted).
+func (s *Syncer) fetchListing(ctx context.Context, lazyLater bool, each func(name string, r snapshot.Object, folder bool)) (listing, error) {
 	parallel := 1
 	if !s.Ready() {
 		parallel = listParallel
 	}
 	l := listing{view: map[string]snapshot.Object{}, unsafe: map[string]error{}, encoded: map[string]struct{}{}}
-	err := s.store.List(ctx, parallel, func(o gcsstore.Object) {
+	var skip func(string) bool
+	if lazyLater && s.opt.Lazy != nil {
+		skip = func(folder string) bool {
+			if s.opt.Lazy.SkipDir(folder) {
+				l.partial = true
+				return true
+			}
+			return false
+		}
+	}
+	err := s.store.ListSkipping(ctx, parallel, skip, func(o gcsstore.Object) {
 		ignore, noExec, unsafe := s.nameRule(o.Name)
 		switch {
 		case noExec:
@@ -63,8 +79,8 @@ func (s *Syncer) fetchListing(ctx context.Context, each func(name string, r snap
 // a new object, a new generation, a new mtime (sameObject), or an object gone. It does not compare with the base, which may never
 // catch up (deletes withheld by the guard, a download that keeps failing) and would turn every poll into a
 // pass.
-func (s *Syncer) list(ctx context.Context) (bool, error) {
-	l, err := s.fetchListing(ctx, nil)
+func (s *Syncer) list(ctx context.Context, lazyLater bool) (bool, error) {
+	l, err := s.fetchListing(ctx, lazyLater, nil)
 	if err != nil {
 		return false, err
 	}
@@ -74,6 +90,7 @@ func (s *Syncer) list(ctx context.Context) (bool, error) {
 // adopt makes a listing the remote side of the index, marks due the objects that changed since the view
 // it replaces, and reports the objects left alone (once each). It reports whether anything changed.
 func (s *Syncer) adopt(l listing) bool {
+	s.lazyUnlisted = l.partial
 	changed := !s.idx.listed
 	for name, r := range l.view {
 		if old, ok := s.idx.remote[name]; !ok || !sameObject(old, r) {

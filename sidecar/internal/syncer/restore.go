@@ -171,7 +171,7 @@ func (s *Syncer) restoreStreaming(ctx context.Context) (listing, Result, error) 
 			case <-ctx.Done():
 			}
 		}
-		l, err := s.fetchListing(ctx, func(name string, r snapshot.Object, folder bool) {
+		l, err := s.fetchListing(ctx, true, func(name string, r snapshot.Object, folder bool) {
 			if objectRule("", folder) == noReason && !s.lazy(name) { // the listing passes no gzip-encoded object; lazy ones are recorded by the pass
 				send(plan.Action{Op: plan.Download, Path: name, Remote: r, Reason: "restore of a fresh pod"})
 			}

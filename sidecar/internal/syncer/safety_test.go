@@ -410,7 +410,7 @@ func TestPollAfterGuardTripFindsNoChange(t *testing.T) {
 		t.Fatalf("want the delete withheld:\n%s", res.Plan)
 	}
 	for range 3 {
-		changed, err := a.s.list(context.Background())
+		changed, err := a.s.list(context.Background(), false)
 		if err != nil || changed {
 			t.Fatalf("list changed = %v, %v; want no change", changed, err)
 		}

@@ -100,8 +100,11 @@ type Syncer struct {
 	guard  guard       // the loop's: the delete budget and what was reported of it (guard.go)
 	// written (the loop's): files were written since the last syncfs, so the next save syncs first.
 	written bool
-	fill    *fillQueue // the loop → the background fill: remote-only paths to download (fill.go)
-	status  status     // the loop → everyone: ready, healthy, restore progress, failing paths
+	// lazyUnlisted (the loop's): the view comes from a listing that left out the wholly lazy folders (the
+	// restore, with --lazy): lazy paths are not planned until a pass lists the whole bucket, the next one.
+	lazyUnlisted bool
+	fill         *fillQueue // the loop → the background fill: remote-only paths to download (fill.go)
+	status       status     // the loop → everyone: ready, healthy, restore progress, failing paths
 }
 
 // status is what the loop publishes for other goroutines (/readyz, /healthz, the progress lines).
