@@ -327,6 +327,10 @@ func TestReadyWaitsOnTheEagerListingOnly(t *testing.T) {
 	if n := a.s.status.lazyFiles.Load(); n != 0 {
 		t.Fatalf("%d lazy files recorded from a partial listing, want none", n)
 	}
+	lists := a.requests("list")
+	if _, err := a.s.Flush(context.Background()); err != nil || a.requests("list") != lists { // SIGTERM now: no listing
+		t.Fatalf("a flush before the whole listing: %v, %v list requests", err, a.requests("list")-lists)
+	}
 	res := a.pass() // lists the whole bucket
 	if a.s.lazyUnlisted || a.s.status.lazyFiles.Load() != media || res.Plan.Count(plan.RemoteOnly) != media {
 		t.Fatalf("the pass after ready: partial %v, %d remote-only, plan:\n%d actions", a.s.lazyUnlisted, a.s.status.lazyFiles.Load(), len(res.Plan.Actions))

@@ -124,7 +124,9 @@ func (s *Syncer) begin(k passKind) *work {
 	s.beat()
 	in := s.intake.take()
 	k.walk = k.walk || in.overflow || !s.idx.walked
-	k.list = k.list || in.reconcile || !s.idx.listed || s.lazyUnlisted
+	// The pass after a restore that left the lazy folders out lists the whole bucket; a flush (shutdown)
+	// does not wait for that.
+	k.list = k.list || in.reconcile || !s.idx.listed || (s.lazyUnlisted && k.mode == normal)
 	return &work{kind: k, start: s.now(), settle: k.settle(s.opt), in: in}
 }
 

@@ -23,11 +23,12 @@ type listing struct {
 	partial bool
 }
 
-// fetchListing lists the bucket. It touches no loop state, so it may run beside the loop's work (the
+// fetchListing lists the bucket. It writes no loop state, so it may run beside the loop's work (the
 // streaming restore); each, if set, is given every object the loop may download as the pages arrive,
 // with whether it is a folder of other objects too (the caller decides). Before ready (a restore, or the
-// start of a pod whose directory or base survived) a large bucket is listed listParallel requests at a
-// time (gcsstore.Store.List), objects then arriving in no particular order; afterwards a poll makes one
+// start of a pod whose directory or base survived), and for the first whole listing after a restore that
+// left the lazy folders out, a large bucket is listed listParallel requests at a time
+// (gcsstore.Store.List), objects then arriving in no particular order; afterwards a poll makes one
 // request at a time.
 //
 // lazyLater (the restore, with --lazy) leaves out the folders that are wholly lazy (filter.SkipDir), so
@@ -35,7 +36,7 @@ type listing struct {
 // lists the whole bucket (Syncer.lazyUnlisted).
 func (s *Syncer) fetchListing(ctx context.Context, lazyLater bool, each func(name string, r snapshot.Object, folder bool)) (listing, error) {
 	parallel := 1
-	if !s.Ready() {
+	if !s.Ready() || s.lazyUnlisted { // the restore, and the listing of the lazy folders it left out
 		parallel = listParallel
 	}
 	l := listing{view: map[string]snapshot.Object{}, unsafe: map[string]error{}, encoded: map[string]struct{}{}}
