@@ -102,6 +102,7 @@ func TestRecreatedReplicaWithLazyMediaIsReadyBeforeItsMedia(t *testing.T) {
 			func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
 				st := StateFrom(ctx)
 				run := ctx.Value(lazyKey{}).(*lazyRun)
+				readyReplicas(ctx, t, st, replicas) // Apache answers once the pod is ready, not when its container starts
 				start := time.Now()
 				for rel := range run.before {
 					want, ok, err := st.Bucket.Read(ctx, rel)
