@@ -54,9 +54,9 @@ const (
 	treeTarget = 10 * time.Second
 	// treeLag bounds how long after the plugin's last object was written every replica has it whole:
 	// max(--settle, 1 s) of quiet, then only renames (its files were staged as they came), plus what the
-	// receivers still had to look up and download: each notified object costs a receiver a metadata get
-	// and a read from the same emulator, on the same two cores, so they fall behind the writer: 1.3-10 s
-	// measured here, the update slower than the install (docs/e2e.md).
+	// receivers still had to download: each notified object costs a receiver a read from the same emulator
+	// the writer inserts into, on the same two cores: 2.3-2.9 s measured here with notifications received on
+	// 4 streams, 4.4-9 s with one (docs/e2e.md); the bound leaves room for a loaded CI machine.
 	treeLag = 15 * time.Second
 	// opcacheLag is how long a replica may still run its cached copy of a changed PHP file: the kit's image
 	// has opcache.revalidate_freq=2 (docs/manifests.md, "Plugins and themes").

@@ -228,6 +228,14 @@ func (n *Notifier) create(ctx context.Context) error {
 	return nil
 }
 
+// receiveStreams is how many StreamingPull streams a sidecar receives on (the client's default is one).
+// A burst (a plugin of 400 files is 400 notifications or more) arrives as fast as the service hands it
+// out; the Pub/Sub emulator (pstest) hands each stream one message per 10 ms tick, so one stream takes
+// 400 notifications in 4-10 s and four take them in a quarter of that. The handler and the flow control
+// (MaxOutstandingMessages) are shared by the streams: more of them changes no ordering guarantee (there
+// is none) and costs one connection each.
+const receiveStreams = 4
+
 // Run receives notifications until ctx is done. Subscribe must have succeeded. When the stream ends
 // (the subscription is gone, e.g. an emulator restarted, or the service failed), it creates the
 // subscription again (retrying with backoff), then asks for a full listing: notifications published while
@@ -238,6 +246,7 @@ func (n *Notifier) Run(ctx context.Context) error {
 		// A new Subscriber each time: Subscribe may have replaced the client.
 		sub := n.client.Subscriber(n.name)
 		sub.ReceiveSettings.MaxOutstandingMessages = 1000
+		sub.ReceiveSettings.NumGoroutines = receiveStreams
 		sub.ReceiveSettings.ShutdownOptions = &pubsub.ShutdownOptions{Timeout: 2 * time.Second,
 			Behavior: pubsub.ShutdownBehaviorNackImmediately}
 		start := time.Now()
