@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -28,6 +29,9 @@ type lazyRun struct {
 // the background fill takes none and every media request goes through the read-through (whose copies the
 // next pass evicts): what the pod holds does not depend on how fast the fill is.
 const lazyCache = "1kB"
+
+// lazyFetchers is how many media files the feature fetches at once through the replacement's Apache.
+const lazyFetchers = 6
 
 // A WordPress pod recreated with uploads/ lazy (issue 23) is ready before its media is local (at most the
 // --cache-size budget of it); every media file of the site answers
@@ -104,19 +108,32 @@ func TestRecreatedReplicaWithLazyMediaIsReadyBeforeItsMedia(t *testing.T) {
 				run := ctx.Value(lazyKey{}).(*lazyRun)
 				readyReplicas(ctx, t, st, replicas) // Apache answers once the pod is ready, not when its container starts
 				start := time.Now()
-				for rel := range run.before {
-					want, ok, err := st.Bucket.Read(ctx, rel)
-					if err != nil || !ok {
-						t.Fatalf("%s in the bucket: present=%v err=%v", rel, ok, err)
-					}
-					status, body, err := st.WordPress.Fetch(ctx, run.repl, "/wp-content/"+rel)
-					if err != nil {
-						t.Fatal(err)
-					}
-					if status != 200 || !bytes.Equal(body, want) {
-						t.Errorf("GET /wp-content/%s on %s: HTTP %d, %d bytes (want 200, %d bytes)", rel, run.repl, status, len(body), len(want))
-					}
+				paths := make(chan string)
+				var wg sync.WaitGroup
+				for range lazyFetchers { // each GET is a port-forward of its own: a few at a time
+					wg.Go(func() {
+						for rel := range paths {
+							want, ok, err := st.Bucket.Read(ctx, rel)
+							if err != nil || !ok {
+								t.Errorf("%s in the bucket: present=%v err=%v", rel, ok, err)
+								continue
+							}
+							status, body, err := st.WordPress.Fetch(ctx, run.repl, "/wp-content/"+rel)
+							if err != nil {
+								t.Error(err)
+								continue
+							}
+							if status != 200 || !bytes.Equal(body, want) {
+								t.Errorf("GET /wp-content/%s on %s: HTTP %d, %d bytes (want 200, %d bytes)", rel, run.repl, status, len(body), len(want))
+							}
+						}
+					})
 				}
+				for rel := range run.before {
+					paths <- rel
+				}
+				close(paths)
+				wg.Wait()
 				t.Logf("MEASURED lazy media: %d media files served through the read-through in %.2fs", len(run.before), time.Since(start).Seconds())
 				after, err := st.Bucket.List(ctx, remotePrefix+"uploads/")
 				if err != nil {
