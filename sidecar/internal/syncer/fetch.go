@@ -52,25 +52,36 @@ func (s *Syncer) Fetch(ctx context.Context, path string) (snapshot.Stamp, error)
 		}
 		return snapshot.Stamp{}, fmt.Errorf("fetch %s: %w: deleted locally, not yet in the bucket", path, gcsstore.ErrNotFound)
 	}
-	r := o.Object
-	rd, err := s.store.Open(ctx, path, o.Generation)
-	if err != nil {
-		return snapshot.Stamp{}, err
-	}
-	defer rd.Close()
-	st, err := s.dir.WriteAtomic(path, rd, rd.Object.Size, rd.Object.CRC32C, r.ModTime, localfs.Expect{Absent: true})
+	st, err := s.writeFetched(ctx, "fetch", path, o.Object)
 	if errors.Is(err, localfs.ErrChanged) {
 		if st, serr := s.dir.Stat(path); serr == nil {
 			return st, nil // someone else put it there meanwhile
 		}
 	}
 	if err != nil {
-		return snapshot.Stamp{}, fmt.Errorf("fetch %s: %w", path, err)
+		return snapshot.Stamp{}, err
 	}
-	s.handFetched(path, r)
-	s.m.Downloads.Inc()
-	s.m.Bytes.WithLabelValues("download").Add(float64(o.Size))
 	s.log.Debug("fetched for a read-through", "path", path, "generation", o.Generation, "bytes", o.Size)
+	return st, nil
+}
+
+// writeFetched downloads generation o of path into the directory where no file is (temp file, CRC32C,
+// rename; localfs.ErrChanged if a file appeared meanwhile: never over it), hands it to the loop
+// (handFetched) and counts the download: a fetch's and the background fill's one way in, outside a pass.
+// A failed write is wrapped as "VERB PATH: ...". It does not beat the loop's heartbeat: it is not the loop.
+func (s *Syncer) writeFetched(ctx context.Context, verb, path string, o snapshot.Object) (snapshot.Stamp, error) {
+	rd, err := s.store.Open(ctx, path, o.Generation)
+	if err != nil {
+		return snapshot.Stamp{}, err
+	}
+	defer rd.Close()
+	st, err := s.dir.WriteAtomic(path, rd, rd.Object.Size, rd.Object.CRC32C, o.ModTime, localfs.Expect{Absent: true})
+	if err != nil {
+		return snapshot.Stamp{}, fmt.Errorf("%s %s: %w", verb, path, err)
+	}
+	s.handFetched(path, o)
+	s.m.Downloads.Inc()
+	s.m.Bytes.WithLabelValues("download").Add(float64(rd.Object.Size))
 	return st, nil
 }
 

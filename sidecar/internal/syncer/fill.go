@@ -4,7 +4,6 @@ import (
 	"container/heap"
 	"context"
 	"errors"
-	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -166,20 +165,9 @@ func (s *Syncer) fillOne(ctx context.Context, it fillItem) error {
 	if _, err := s.dir.Stat(it.path); err == nil {
 		return nil // fetched by the read-through, or written by the app: the loop decides
 	}
-	rd, err := s.store.Open(ctx, it.path, it.o.Generation)
-	if err != nil {
-		return err
+	_, err := s.writeFetched(ctx, "fill", it.path, it.o)
+	if errors.Is(err, localfs.ErrChanged) {
+		return nil // someone else put a file there meanwhile: the loop decides
 	}
-	defer rd.Close()
-	if _, err := s.dir.WriteAtomic(it.path, s.progress(rd), rd.Object.Size, rd.Object.CRC32C, it.o.ModTime,
-		localfs.Expect{Absent: true}); err != nil {
-		if errors.Is(err, localfs.ErrChanged) {
-			return nil // someone else put a file there meanwhile: the loop decides
-		}
-		return fmt.Errorf("fill %s: %w", it.path, err)
-	}
-	s.handFetched(it.path, it.o)
-	s.m.Downloads.Inc()
-	s.m.Bytes.WithLabelValues("download").Add(float64(rd.Object.Size))
-	return nil
+	return err
 }
