@@ -9,7 +9,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"sigs.k8s.io/e2e-framework/klient/wait"
 	"sigs.k8s.io/e2e-framework/pkg/envconf"
 	"sigs.k8s.io/e2e-framework/pkg/features"
 )
@@ -37,21 +36,7 @@ func TestRecreatedReplicaRestoresBeforeWordPressStarts(t *testing.T) {
 					t.Fatal(err)
 				}
 				// watch for the replacement and look into it as soon as its WordPress container runs
-				var repl corev1.Pod
-				err = wait.For(func(ctx context.Context) (bool, error) {
-					all, err := st.Kube.PodsOf(ctx, deploymentName, func(p corev1.Pod) bool {
-						return p.DeletionTimestamp == nil && !slices.Contains(before, p.Name)
-					})
-					if err != nil || len(all) == 0 {
-						return false, nil
-					}
-					repl = all[0]
-					_, running := containerStarted(repl, appContainer)
-					return running, nil
-				}, wait.WithContext(ctx), wait.WithInterval(200*time.Millisecond), wait.WithTimeout(st.Config.Timeout))
-				if err != nil {
-					t.Fatalf("no replacement of %s with a running wordpress container: %v", up.pod, err)
-				}
+				repl := replacementRunning(ctx, t, st, before, up.pod)
 				early, err := st.Kube.Tree(ctx, repl.Name, "uploads")
 				if err != nil {
 					t.Fatal(err)

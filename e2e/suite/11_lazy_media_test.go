@@ -5,13 +5,10 @@ package suite
 import (
 	"bytes"
 	"context"
-	"slices"
 	"sync"
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	"sigs.k8s.io/e2e-framework/klient/wait"
 	"sigs.k8s.io/e2e-framework/pkg/envconf"
 	"sigs.k8s.io/e2e-framework/pkg/features"
 )
@@ -67,21 +64,7 @@ func TestRecreatedReplicaWithLazyMediaIsReadyBeforeItsMedia(t *testing.T) {
 				if err := st.Kube.DeletePod(ctx, victim); err != nil {
 					t.Fatal(err)
 				}
-				var repl corev1.Pod
-				err := wait.For(func(ctx context.Context) (bool, error) {
-					all, err := st.Kube.PodsOf(ctx, deploymentName, func(p corev1.Pod) bool {
-						return p.DeletionTimestamp == nil && !slices.Contains(names(pods), p.Name)
-					})
-					if err != nil || len(all) == 0 {
-						return false, nil
-					}
-					repl = all[0]
-					_, running := containerStarted(repl, appContainer)
-					return running, nil
-				}, wait.WithContext(ctx), wait.WithInterval(200*time.Millisecond), wait.WithTimeout(st.Config.Timeout))
-				if err != nil {
-					t.Fatalf("no replacement of %s with a running wordpress container: %v", victim, err)
-				}
+				repl := replacementRunning(ctx, t, st, names(pods), victim)
 				run.repl = repl.Name
 				ready := time.Since(start)
 				media, err := st.Kube.Tree(ctx, repl.Name, "uploads")

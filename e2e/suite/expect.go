@@ -227,3 +227,25 @@ func completeAgainst(tree, want map[string]FileInfo) error {
 	}
 	return errors.Join(errs...)
 }
+
+// replacementRunning waits for the pod the Deployment makes in place of a deleted one (any pod not in
+// before) to run its WordPress container, and returns it at that moment.
+func replacementRunning(ctx context.Context, t *testing.T, st *State, before []string, deleted string) corev1.Pod {
+	t.Helper()
+	var repl corev1.Pod
+	err := wait.For(func(ctx context.Context) (bool, error) {
+		all, err := st.Kube.PodsOf(ctx, deploymentName, func(p corev1.Pod) bool {
+			return p.DeletionTimestamp == nil && !slices.Contains(before, p.Name)
+		})
+		if err != nil || len(all) == 0 {
+			return false, nil
+		}
+		repl = all[0]
+		_, running := containerStarted(repl, appContainer)
+		return running, nil
+	}, wait.WithContext(ctx), wait.WithInterval(200*time.Millisecond), wait.WithTimeout(st.Config.Timeout))
+	if err != nil {
+		t.Fatalf("no replacement of %s with a running wordpress container: %v", deleted, err)
+	}
+	return repl
+}
