@@ -43,20 +43,20 @@ func TestRemoteOnly(t *testing.T) {
 		{"lazy file the app deleted", nil, ptr(rem(1, 1, 1)), ptr(base(1, 1, 1)), true, DeleteRemote},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			in := Input{Local: map[string]snapshot.File{}, Remote: map[string]snapshot.Object{}, Base: map[string]snapshot.Base{},
+			in := Input{Local: Map[snapshot.File]{}, Remote: Map[snapshot.Object]{}, Base: Map[snapshot.Base]{},
 				Now: t0, Delete: true, MaxDeletePercent: 100, Lazy: func(string) bool { return tc.lazy }}
 			if tc.l != nil {
-				in.Local[p] = *tc.l
+				in.local()[p] = *tc.l
 			}
 			if tc.r != nil {
-				in.Remote[p] = *tc.r
+				in.remote()[p] = *tc.r
 			}
 			if tc.b != nil {
-				in.Base[p] = *tc.b
+				in.base()[p] = *tc.b
 			}
 			for i := range 9 { // files in sync, so that one path gone is no wipe
 				f := "plugins/" + pathName(20+i)
-				in.Local[f], in.Remote[f], in.Base[f] = loc(1, 1), rem(1, 1, 1), base(1, 1, 1)
+				in.local()[f], in.remote()[f], in.base()[f] = loc(1, 1), rem(1, 1, 1), base(1, 1, 1)
 			}
 			plan := Compute(in)
 			var got Op
@@ -76,19 +76,19 @@ func ptr[V any](v V) *V { return &v }
 // lacks every media file locally and that is neither a wipe nor a delete. Losing its code files still is
 // a wipe, judged on the files it should hold (the remote-only ones do not dilute it).
 func TestRemoteOnlyIsNoWipe(t *testing.T) {
-	in := Input{Local: map[string]snapshot.File{}, Remote: map[string]snapshot.Object{}, Base: map[string]snapshot.Base{},
+	in := Input{Local: Map[snapshot.File]{}, Remote: Map[snapshot.Object]{}, Base: Map[snapshot.Base]{},
 		Now: t0, Delete: true, MaxDeletePercent: 50, Lazy: lazyUploads}
 	for _, p := range []string{"plugins/a.php", "plugins/b.php", "themes/c.php"} {
-		in.Local[p], in.Remote[p], in.Base[p] = loc(1, 1), rem(1, 1, 1), base(1, 1, 1)
+		in.local()[p], in.remote()[p], in.base()[p] = loc(1, 1), rem(1, 1, 1), base(1, 1, 1)
 	}
 	for i := range 1000 {
 		p := "uploads/m" + pathName(20+i)
-		in.Remote[p], in.Base[p] = rem(1, 1, 1), remoteOnly(1, 1, 1)
+		in.remote()[p], in.base()[p] = rem(1, 1, 1), remoteOnly(1, 1, 1)
 	}
 	if p := Compute(in); len(p.Actions) != 0 || p.LocalWiped || p.RemoteWiped {
 		t.Fatalf("a replica with remote-only media is not in sync:\n%s", p)
 	}
-	clear(in.Local)
+	clear(in.local())
 	p := Compute(in)
 	if !p.LocalWiped || p.Count(DeleteRemote) != 0 || len(p.BlockedDeletes) != 0 || p.Count(Download) != 3 {
 		t.Fatalf("the code files lost: wiped %v, want a wipe restoring 3 files:\n%s", p.LocalWiped, p)
@@ -107,9 +107,9 @@ func lazyInput(in Input, n int, marks []byte) Input {
 		m := marks[(i/4)%len(marks)] >> (2 * (i % 4))
 		path := pathName(i)
 		lazy[path] = m&1 != 0
-		if b, ok := in.Base[path]; ok && m&2 != 0 {
+		if b, ok := in.base()[path]; ok && m&2 != 0 {
 			b.RemoteOnly, b.ModTime = true, 0
-			in.Base[path] = b
+			in.base()[path] = b
 		}
 	}
 	return in
@@ -129,8 +129,8 @@ func FuzzRemoteOnly(f *testing.F) {
 		checkSafe(t, in, p)
 		for _, list := range [][]Action{p.Actions, p.BlockedDeletes} {
 			for _, a := range list {
-				b, hasB := in.Base[a.Path]
-				_, hasL := in.Local[a.Path]
+				b, hasB := in.base()[a.Path]
+				_, hasL := in.local()[a.Path]
 				switch {
 				case hasB && b.RemoteOnly && a.Op == DeleteRemote:
 					t.Fatalf("a remote-only path deletes its object: %v\n%s", a, p)
@@ -138,7 +138,7 @@ func FuzzRemoteOnly(f *testing.F) {
 					t.Fatalf("an upload over a remote-only path's object: %v\n%s", a, p)
 				case a.Op == Download && !hasL && in.Lazy(a.Path) && (!hasB || b.RemoteOnly):
 					t.Fatalf("a lazy path downloaded before it is asked for: %v\n%s", a, p)
-				case a.Op == RemoteOnly && (hasL || !in.Lazy(a.Path) || a.Remote != in.Remote[a.Path]):
+				case a.Op == RemoteOnly && (hasL || !in.Lazy(a.Path) || a.Remote != in.remote()[a.Path]):
 					t.Fatalf("remote-only recorded for a path that is local or not lazy: %v\n%s", a, p)
 				}
 			}

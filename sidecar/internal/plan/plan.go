@@ -5,6 +5,9 @@ package plan
 
 import (
 	"fmt"
+	"iter"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -93,9 +96,10 @@ func (a Action) String() string {
 
 // Input is everything Compute looks at.
 type Input struct {
-	Local  map[string]snapshot.File
-	Remote map[string]snapshot.Object
-	Base   map[string]snapshot.Base
+	// The two sides and the base, by path (nil: none). Compute only reads them.
+	Local  Side[snapshot.File]
+	Remote Side[snapshot.Object]
+	Base   Side[snapshot.Base]
 	// Now and Settle decide whether a local change is old enough to upload: a file that changed after
 	// Now-Settle is left for a later pass (Plan.Unsettled).
 	Now    time.Time
@@ -248,11 +252,12 @@ func (p Plan) String() string {
 //   - deletes beyond --max-delete of the files known at the start of the delete window are withheld;
 //   - uploads are preconditioned on the base generation (0 for new paths), deletes likewise.
 func Compute(in Input) Plan {
-	known, remoteOnly := len(in.Base), 0
+	in = in.withSides()
+	known, remoteOnly := in.Base.Len(), 0
 	if in.Known > 0 {
 		known, remoteOnly = in.Known, in.KnownRemoteOnly
 	} else {
-		for _, b := range in.Base {
+		for _, b := range in.Base.All() {
 			if b.RemoteOnly {
 				remoteOnly++
 			}
@@ -263,35 +268,21 @@ func Compute(in Input) Plan {
 
 	// The local side is judged on the files it should hold: not the remote-only ones.
 	missingLocal, missingRemote := 0, 0
-	for path, b := range in.Base {
+	for path, b := range in.Base.All() {
 		if skip(path) {
 			continue
 		}
-		if _, ok := in.Local[path]; !ok && !b.RemoteOnly && !under(in.Local, path) {
+		if _, ok := in.Local.Get(path); !ok && !b.RemoteOnly && !under(in.Local, path) {
 			missingLocal++
 		}
-		if _, ok := in.Remote[path]; !ok && !under(in.Remote, path) {
+		if _, ok := in.Remote.Get(path); !ok && !under(in.Remote, path) {
 			missingRemote++
 		}
 	}
 	p.LocalWiped = Wiped(missingLocal, known-remoteOnly, in.MaxDeletePercent)
 	p.RemoteWiped = Wiped(missingRemote, known, in.MaxDeletePercent)
 
-	paths := make(map[string]struct{}, len(in.Local)+len(in.Remote)+len(in.Base))
-	for k := range in.Local {
-		paths[k] = struct{}{}
-	}
-	for k := range in.Remote {
-		paths[k] = struct{}{}
-	}
-	for k := range in.Base {
-		paths[k] = struct{}{}
-	}
-	sorted := make([]string, 0, len(paths))
-	for k := range paths {
-		sorted = append(sorted, k)
-	}
-	sort.Strings(sorted)
+	sorted := union(in.Local, in.Remote, in.Base)
 	p.Paths = len(sorted)
 
 	var deletes []Action
@@ -305,9 +296,9 @@ func Compute(in Input) Plan {
 		if skip(path) {
 			continue
 		}
-		l, hasL := in.Local[path]
-		r, hasR := in.Remote[path]
-		b, hasB := in.Base[path]
+		l, hasL := in.Local.Get(path)
+		r, hasR := in.Remote.Get(path)
+		b, hasB := in.Base.Get(path)
 		var a Action
 		var ok bool
 		if hasR && in.Unsyncable != nil && in.Unsyncable(path) {
@@ -335,7 +326,7 @@ func Compute(in Input) Plan {
 				// The object goes in the pass that uploads the file that took its folder's place, or once the
 				// bucket holds that file; not while the file waits (settling, backing off), which would show the
 				// other replicas a bucket without either for as long: to them, a wipe.
-				_, inBucket := in.Remote[file]
+				_, inBucket := in.Remote.Get(file)
 				if !inBucket && gets[file] != Upload {
 					continue
 				}
@@ -346,7 +337,7 @@ func Compute(in Input) Plan {
 			continue
 		case DeleteLocal:
 			if file, ok := fileAbove(in.Remote, path); ok {
-				if _, local := in.Local[file]; local || gets[file] == Download {
+				if _, local := in.Local.Get(file); local || gets[file] == Download {
 					replacing[file] = true
 				}
 				a.Reason = "deleted remotely: the object " + file + " took its folder's place"
@@ -377,9 +368,9 @@ func needsSettled(op Op) bool { return op == Upload || op == Conflict }
 // fileAbove returns the nearest parent folder of path that side holds as a file (a local file, or an
 // object): a file took the folder's place there. A path cannot be a file and a folder at once, so a base
 // path under it that the side lacks was deleted to make room for the file: evidence, not a loss.
-func fileAbove[V any](side map[string]V, path string) (string, bool) {
+func fileAbove[V any](side Side[V], path string) (string, bool) {
 	for i := strings.LastIndexByte(path, '/'); i > 0; i = strings.LastIndexByte(path[:i], '/') {
-		if _, ok := side[path[:i]]; ok {
+		if _, ok := side.Get(path[:i]); ok {
 			return path[:i], true
 		}
 	}
@@ -387,7 +378,7 @@ func fileAbove[V any](side map[string]V, path string) (string, bool) {
 }
 
 // under reports whether a file on side took the place of one of path's parent folders.
-func under[V any](side map[string]V, path string) bool {
+func under[V any](side Side[V], path string) bool {
 	_, ok := fileAbove(side, path)
 	return ok
 }
@@ -518,4 +509,61 @@ func unsyncable(in Input, path string, l snapshot.File, hasL bool, r snapshot.Ob
 	}
 	a.Op, a.Reason = DeleteLocal, "replaced remotely by an object that is not synced: no pod has it"
 	return a, true
+}
+
+// Side is one side's entries, or the base's, by path: a Map for a few paths, a pathmap.Map for a whole
+// site. Compute only reads it.
+type Side[V any] interface {
+	Get(path string) (V, bool)
+	Len() int
+	All() iter.Seq2[string, V]
+}
+
+// Map is a Side held in a Go map.
+type Map[V any] map[string]V
+
+// Get returns path's entry.
+func (m Map[V]) Get(path string) (V, bool) { v, ok := m[path]; return v, ok }
+
+// Len returns the number of paths.
+func (m Map[V]) Len() int { return len(m) }
+
+// All iterates over the paths and their entries.
+func (m Map[V]) All() iter.Seq2[string, V] { return maps.All(m) }
+
+// withSides returns in with an empty Map for each side that is nil.
+func (in Input) withSides() Input {
+	if in.Local == nil {
+		in.Local = Map[snapshot.File]{}
+	}
+	if in.Remote == nil {
+		in.Remote = Map[snapshot.Object]{}
+	}
+	if in.Base == nil {
+		in.Base = Map[snapshot.Base]{}
+	}
+	return in
+}
+
+// union returns every path of the base and the sides, sorted, each once: the base's paths, then the
+// sides' paths it lacks (a whole site's paths are mostly in all three; no set of them is built).
+func union(local Side[snapshot.File], remote Side[snapshot.Object], base Side[snapshot.Base]) []string {
+	paths := make([]string, 0, base.Len()+max(local.Len(), remote.Len())/8)
+	for p := range base.All() {
+		paths = append(paths, p)
+	}
+	for p := range remote.All() {
+		if _, ok := base.Get(p); !ok {
+			paths = append(paths, p)
+		}
+	}
+	for p := range local.All() {
+		_, inBase := base.Get(p)
+		_, inRemote := remote.Get(p)
+		if !inBase && !inRemote {
+			paths = append(paths, p)
+		}
+	}
+	slices.Sort(paths)
+	return paths
 }

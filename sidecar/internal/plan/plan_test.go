@@ -2,12 +2,16 @@ package plan
 
 import (
 	"fmt"
-	"github.com/filesync/filesync/sidecar/internal/snapshot"
+	"maps"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/filesync/filesync/sidecar/internal/pathmap"
+	"github.com/filesync/filesync/sidecar/internal/snapshot"
 )
 
 var t0 = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
@@ -84,19 +88,19 @@ func TestCompute(t *testing.T) {
 		{"changed content, new mtime: upload, not touch", side{L(loc(4, 2)), R(remAt(7, 3, 1, t0)), B(base(7, 3, 1))}, true, "upload a (if generation 7)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			in := Input{Local: map[string]snapshot.File{}, Remote: map[string]snapshot.Object{}, Base: map[string]snapshot.Base{},
+			in := Input{Local: Map[snapshot.File]{}, Remote: Map[snapshot.Object]{}, Base: Map[snapshot.Base]{},
 				Now: t0, Settle: time.Second, Delete: tc.delete, MaxDeletePercent: 50}
 			if tc.s.l != nil {
-				in.Local["a"] = *tc.s.l
+				in.local()["a"] = *tc.s.l
 			}
 			if tc.s.r != nil {
-				in.Remote["a"] = *tc.s.r
+				in.remote()["a"] = *tc.s.r
 			}
 			if tc.s.b != nil {
-				in.Base["a"] = *tc.s.b
+				in.base()["a"] = *tc.s.b
 			}
 			// Keep "a" from being the only local file, so the empty-directory rule stays out of these cases.
-			in.Local["zz"], in.Remote["zz"], in.Base["zz"] = loc(1, 5), rem(1, 1, 5), base(1, 1, 5)
+			in.local()["zz"], in.remote()["zz"], in.base()["zz"] = loc(1, 5), rem(1, 1, 5), base(1, 1, 5)
 			p := Compute(in)
 			got := ""
 			if len(p.Actions) > 0 {
@@ -115,11 +119,11 @@ func TestCompute(t *testing.T) {
 }
 
 func TestEmptyDirectoryNeverDeletesRemote(t *testing.T) {
-	in := Input{Local: map[string]snapshot.File{}, Remote: map[string]snapshot.Object{}, Base: map[string]snapshot.Base{},
+	in := Input{Local: Map[snapshot.File]{}, Remote: Map[snapshot.Object]{}, Base: Map[snapshot.Base]{},
 		Now: t0, Delete: true, MaxDeletePercent: 100}
 	for i := range 5 {
 		p := fmt.Sprintf("f%d", i)
-		in.Remote[p], in.Base[p] = rem(1, 1, 1), base(1, 1, 1)
+		in.remote()[p], in.base()[p] = rem(1, 1, 1), base(1, 1, 1)
 	}
 	p := Compute(in)
 	if !p.LocalWiped {
@@ -132,14 +136,14 @@ func TestEmptyDirectoryNeverDeletesRemote(t *testing.T) {
 
 // Deletes beyond --max-delete of the files known when the window opened are withheld, all of them.
 func TestMaxDeleteBlocksMassDelete(t *testing.T) {
-	in := Input{Local: map[string]snapshot.File{}, Remote: map[string]snapshot.Object{}, Base: map[string]snapshot.Base{},
+	in := Input{Local: Map[snapshot.File]{}, Remote: Map[snapshot.Object]{}, Base: Map[snapshot.Base]{},
 		Now: t0, Delete: true, MaxDeletePercent: 50, WindowLength: time.Hour,
 		Window: DeleteWindow{Start: t0.Add(-time.Minute), Known: 40, Deleted: 15}}
 	for i := range 40 {
 		p := fmt.Sprintf("f%02d", i)
-		in.Remote[p], in.Base[p] = rem(1, 1, 1), base(1, 1, 1)
+		in.remote()[p], in.base()[p] = rem(1, 1, 1), base(1, 1, 1)
 		if i >= 6 { // 6 more of 40 deleted locally: 15+6 = 21 of 40 in the window, 52% > 50%
-			in.Local[p] = loc(1, 1)
+			in.local()[p] = loc(1, 1)
 		}
 	}
 	p := Compute(in)
@@ -161,13 +165,13 @@ func TestMaxDeleteBlocksMassDelete(t *testing.T) {
 
 // More than --max-delete missing at once is a wipe: restored, not blocked and not deleted.
 func TestMassDeleteAtOnceIsAWipe(t *testing.T) {
-	in := Input{Local: map[string]snapshot.File{}, Remote: map[string]snapshot.Object{}, Base: map[string]snapshot.Base{},
+	in := Input{Local: Map[snapshot.File]{}, Remote: Map[snapshot.Object]{}, Base: Map[snapshot.Base]{},
 		Now: t0, Delete: true, MaxDeletePercent: 50, WindowLength: time.Hour}
 	for i := range 40 {
 		p := fmt.Sprintf("f%02d", i)
-		in.Remote[p], in.Base[p] = rem(1, 1, 1), base(1, 1, 1)
+		in.remote()[p], in.base()[p] = rem(1, 1, 1), base(1, 1, 1)
 		if i < 19 { // 21 of 40 deleted locally: 52% > 50%
-			in.Local[p] = loc(1, 1)
+			in.local()[p] = loc(1, 1)
 		}
 	}
 	p := Compute(in)
@@ -177,13 +181,13 @@ func TestMassDeleteAtOnceIsAWipe(t *testing.T) {
 }
 
 func TestMaxDeleteAllowsAFewDeletes(t *testing.T) {
-	in := Input{Local: map[string]snapshot.File{}, Remote: map[string]snapshot.Object{}, Base: map[string]snapshot.Base{},
+	in := Input{Local: Map[snapshot.File]{}, Remote: Map[snapshot.Object]{}, Base: Map[snapshot.Base]{},
 		Now: t0, Delete: true, MaxDeletePercent: 50, WindowLength: time.Hour}
 	for i := range 10 {
 		p := fmt.Sprintf("f%d", i)
-		in.Remote[p], in.Base[p] = rem(1, 1, 1), base(1, 1, 1)
+		in.remote()[p], in.base()[p] = rem(1, 1, 1), base(1, 1, 1)
 		if i >= 5 { // 5 of 10 deleted locally: exactly 50%
-			in.Local[p] = loc(1, 1)
+			in.local()[p] = loc(1, 1)
 		}
 	}
 	p := Compute(in)
@@ -198,11 +202,11 @@ func TestMaxDeleteAllowsAFewDeletes(t *testing.T) {
 // D1: an emptied bucket never deletes the replicas' copies: they restore it with create-only uploads.
 // Small trees too: before, deletes of up to 10 files were never guarded, so 8 files went everywhere.
 func TestEmptiedBucketIsRestoredNotPropagated(t *testing.T) {
-	in := Input{Local: map[string]snapshot.File{}, Remote: map[string]snapshot.Object{}, Base: map[string]snapshot.Base{},
+	in := Input{Local: Map[snapshot.File]{}, Remote: Map[snapshot.Object]{}, Base: Map[snapshot.Base]{},
 		Now: t0, Delete: true, MaxDeletePercent: 50, WindowLength: time.Hour}
 	for i := range 8 {
 		p := fmt.Sprintf("f%d", i)
-		in.Local[p], in.Base[p] = loc(1, 1), base(1, 1, 1)
+		in.local()[p], in.base()[p] = loc(1, 1), base(1, 1, 1)
 	}
 	p := Compute(in)
 	if !p.RemoteWiped || p.Count(DeleteLocal) != 0 || p.Count(Upload) != 8 {
@@ -223,11 +227,11 @@ func TestEmptiedBucketIsRestoredNotPropagated(t *testing.T) {
 // D3: a wiped directory holding one new file (the app wrote index.php before filesync started) is a wipe:
 // the known files are restored and nothing is deleted remotely.
 func TestWipedDirectoryWithANewFileIsRestored(t *testing.T) {
-	in := Input{Local: map[string]snapshot.File{"index.php": loc(5, 5)}, Remote: map[string]snapshot.Object{}, Base: map[string]snapshot.Base{},
+	in := Input{Local: Map[snapshot.File]{"index.php": loc(5, 5)}, Remote: Map[snapshot.Object]{}, Base: Map[snapshot.Base]{},
 		Now: t0, Delete: true, MaxDeletePercent: 50, WindowLength: time.Hour}
 	for i := range 10 {
 		p := fmt.Sprintf("f%d", i)
-		in.Remote[p], in.Base[p] = rem(1, 1, 1), base(1, 1, 1)
+		in.remote()[p], in.base()[p] = rem(1, 1, 1), base(1, 1, 1)
 	}
 	p := Compute(in)
 	if !p.LocalWiped || p.Count(DeleteRemote) != 0 || p.Count(Download) != 10 || p.Count(Upload) != 1 {
@@ -249,16 +253,16 @@ func TestWipedSideDeletesNothingOnEitherSide(t *testing.T) {
 		{"bucket wiped, a file the directory lacks", []string{"a", "b"}, []string{"c"}, Upload},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			in := Input{Local: map[string]snapshot.File{}, Remote: map[string]snapshot.Object{}, Base: map[string]snapshot.Base{},
+			in := Input{Local: Map[snapshot.File]{}, Remote: Map[snapshot.Object]{}, Base: Map[snapshot.Base]{},
 				Now: t0, Delete: true, MaxDeletePercent: 50, WindowLength: time.Hour}
 			for _, p := range []string{"a", "b", "c"} {
-				in.Base[p] = base(1, 1, 1)
+				in.base()[p] = base(1, 1, 1)
 			}
 			for _, p := range tc.local {
-				in.Local[p] = loc(1, 1)
+				in.local()[p] = loc(1, 1)
 			}
 			for _, p := range tc.remote {
-				in.Remote[p] = rem(1, 1, 1)
+				in.remote()[p] = rem(1, 1, 1)
 			}
 			p := Compute(in)
 			if p.LocalWiped == p.RemoteWiped || len(p.Actions) != 2 || p.Count(tc.want) != 2 || len(p.BlockedDeletes) != 0 {
@@ -301,20 +305,20 @@ func actOf(a Action) act {
 func TestFolderReplacedByAFile(t *testing.T) {
 	x := loc(1, 9)     // the new file e
 	ex := rem(5, 1, 9) // the object e, as x
-	files := func(l map[string]snapshot.File, paths ...string) map[string]snapshot.File {
+	files := func(l Map[snapshot.File], paths ...string) Map[snapshot.File] {
 		for _, p := range paths {
 			l[p] = loc(1, 1)
 		}
 		return l
 	}
-	objects := func(r map[string]snapshot.Object, paths ...string) map[string]snapshot.Object {
+	objects := func(r Map[snapshot.Object], paths ...string) Map[snapshot.Object] {
 		for _, p := range paths {
 			r[p] = rem(1, 1, 1)
 		}
 		return r
 	}
-	type F = map[string]snapshot.File
-	type O = map[string]snapshot.Object
+	type F = Map[snapshot.File]
+	type O = Map[snapshot.Object]
 	for _, tc := range []struct {
 		name        string
 		local       F
@@ -390,10 +394,10 @@ func TestFolderReplacedByAFile(t *testing.T) {
 			want: []act{{Download, "e", 5}, {Upload, "e/f", 0}, {Upload, "g", 0}, {Upload, "h", 0}}, wiped: "remote"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			in := Input{Local: tc.local, Remote: tc.remote, Base: map[string]snapshot.Base{},
+			in := Input{Local: tc.local, Remote: tc.remote, Base: Map[snapshot.Base]{},
 				Now: t0, Settle: time.Second, Delete: !tc.keepDeleted, MaxDeletePercent: 50, WindowLength: time.Hour}
 			for _, p := range tc.base {
-				in.Base[p] = base(1, 1, 1)
+				in.base()[p] = base(1, 1, 1)
 			}
 			if tc.skip != "" {
 				in.Skip = func(p string) bool { return p == tc.skip }
@@ -416,13 +420,13 @@ func TestFolderReplacedByAFile(t *testing.T) {
 
 // No floor lets a side lose nearly all of its files: 10 of 12 missing at once is a wipe, not 10 deletes.
 func TestNearlyAllMissingIsAWipe(t *testing.T) {
-	in := Input{Local: map[string]snapshot.File{}, Remote: map[string]snapshot.Object{}, Base: map[string]snapshot.Base{},
+	in := Input{Local: Map[snapshot.File]{}, Remote: Map[snapshot.Object]{}, Base: Map[snapshot.Base]{},
 		Now: t0, Delete: true, MaxDeletePercent: 50, WindowLength: time.Hour}
 	for i := range 12 {
 		p := fmt.Sprintf("f%02d", i)
-		in.Local[p], in.Base[p] = loc(1, 1), base(1, 1, 1)
+		in.local()[p], in.base()[p] = loc(1, 1), base(1, 1, 1)
 		if i >= 10 {
-			in.Remote[p] = rem(1, 1, 1)
+			in.remote()[p] = rem(1, 1, 1)
 		}
 	}
 	p := Compute(in)
@@ -437,24 +441,24 @@ func TestNearlyAllMissingIsAWipe(t *testing.T) {
 // D2: a slow remote wipe (a few objects per pass, each pass under the guard) spends one budget over the
 // window: of 400 known files at most 200 are deleted locally, whatever the pace.
 func TestGuardHoldsOverASlowWipe(t *testing.T) {
-	in := Input{Local: map[string]snapshot.File{}, Remote: map[string]snapshot.Object{}, Base: map[string]snapshot.Base{},
+	in := Input{Local: Map[snapshot.File]{}, Remote: Map[snapshot.Object]{}, Base: Map[snapshot.Base]{},
 		Now: t0, Delete: true, MaxDeletePercent: 50, WindowLength: time.Hour}
 	for i := range 400 {
 		p := fmt.Sprintf("f%03d", i)
-		in.Local[p], in.Remote[p], in.Base[p] = loc(1, 1), rem(1, 1, 1), base(1, 1, 1)
+		in.local()[p], in.remote()[p], in.base()[p] = loc(1, 1), rem(1, 1, 1), base(1, 1, 1)
 	}
 	deleted, blocked := 0, 0
 	for pass := range 20 { // 20 objects deleted remotely before each pass, 2 s apart
 		for i := pass * 20; i < pass*20+20; i++ {
-			delete(in.Remote, fmt.Sprintf("f%03d", i))
+			delete(in.remote(), fmt.Sprintf("f%03d", i))
 		}
 		in.Now = t0.Add(time.Duration(pass) * 2 * time.Second)
 		p := Compute(in)
 		in.Window = p.Window
 		for _, a := range p.Actions {
 			if a.Op == DeleteLocal {
-				delete(in.Local, a.Path)
-				delete(in.Base, a.Path)
+				delete(in.local(), a.Path)
+				delete(in.base(), a.Path)
 				in.Window.Deleted++
 				deleted++
 			}
@@ -466,7 +470,7 @@ func TestGuardHoldsOverASlowWipe(t *testing.T) {
 	if deleted > 200 || blocked == 0 {
 		t.Fatalf("a slow wipe deleted %d of 400 local files (guard tripped in %d passes); want at most 200", deleted, blocked)
 	}
-	if left := len(in.Local); left < 200 {
+	if left := len(in.local()); left < 200 {
 		t.Fatalf("%d local files left", left)
 	}
 }
@@ -487,12 +491,12 @@ func TestDeleteWindowRolls(t *testing.T) {
 
 func TestSettleDefersRecentLocalChanges(t *testing.T) {
 	in := Input{
-		Local: map[string]snapshot.File{
+		Local: Map[snapshot.File]{
 			"new":   locAt(1, 1, t0.Add(-100*time.Millisecond)),
 			"old":   locAt(1, 1, t0.Add(-2*time.Second)),
 			"clash": locAt(2, 2, t0),
 		},
-		Remote: map[string]snapshot.Object{"clash": rem(3, 3, 3)},
+		Remote: Map[snapshot.Object]{"clash": rem(3, 3, 3)},
 		Now:    t0, Settle: 500 * time.Millisecond, Delete: true, MaxDeletePercent: 50,
 	}
 	p := Compute(in)
@@ -508,7 +512,7 @@ func TestSettleDefersRecentLocalChanges(t *testing.T) {
 }
 
 func TestSkip(t *testing.T) {
-	in := Input{Local: map[string]snapshot.File{"a": loc(1, 1), "b": loc(1, 1)}, Now: t0,
+	in := Input{Local: Map[snapshot.File]{"a": loc(1, 1), "b": loc(1, 1)}, Now: t0,
 		Skip: func(p string) bool { return p == "a" }}
 	p := Compute(in)
 	if len(p.Actions) != 1 || p.Actions[0].Path != "b" {
@@ -539,17 +543,17 @@ func TestUnsyncableObject(t *testing.T) {
 		{"no local file, no base: nothing downloaded", nil, nil, true, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			in := Input{Local: map[string]snapshot.File{}, Remote: map[string]snapshot.Object{"a": gz}, Base: map[string]snapshot.Base{},
+			in := Input{Local: Map[snapshot.File]{}, Remote: Map[snapshot.Object]{"a": gz}, Base: Map[snapshot.Base]{},
 				Now: t0, Delete: tc.delete, MaxDeletePercent: 50, WindowLength: time.Hour,
 				Unsyncable: func(p string) bool { return p == "a" }}
 			if tc.l != nil {
-				in.Local["a"] = *tc.l
+				in.local()["a"] = *tc.l
 			}
 			if tc.b != nil {
-				in.Base["a"] = *tc.b
+				in.base()["a"] = *tc.b
 			}
 			for _, p := range []string{"x", "y", "z"} { // in sync: keep the wipe rule out of it
-				in.Local[p], in.Remote[p], in.Base[p] = loc(1, 5), rem(1, 1, 5), base(1, 1, 5)
+				in.local()[p], in.remote()[p], in.base()[p] = loc(1, 5), rem(1, 1, 5), base(1, 1, 5)
 			}
 			p := Compute(in)
 			var got []act
@@ -592,9 +596,9 @@ func checkSafe(t *testing.T, in Input, p Plan) {
 			t.Fatalf("two actions for %s:\n%s", a.Path, p)
 		}
 		seen[a.Path] = true
-		b, hasB := in.Base[a.Path]
-		r, hasR := in.Remote[a.Path]
-		l, hasL := in.Local[a.Path]
+		b, hasB := in.base()[a.Path]
+		r, hasR := in.remote()[a.Path]
+		l, hasL := in.local()[a.Path]
 		switch a.Op {
 		case DeleteRemote:
 			if !hasB || !del || a.IfGeneration != b.Generation || !hasR || r.Generation != b.Generation || hasL {
@@ -636,8 +640,8 @@ func checkSafe(t *testing.T, in Input, p Plan) {
 			deletes = append(deletes, a)
 		}
 	}
-	if n := charged(t, in, p.Actions, deletes); n*100 > in.MaxDeletePercent*len(in.Base) {
-		t.Fatalf("%d deletes (%d charged) of %d known passed a %d%% guard:\n%s", len(deletes), n, len(in.Base), in.MaxDeletePercent, p)
+	if n := charged(t, in, p.Actions, deletes); n*100 > in.MaxDeletePercent*len(in.base()) {
+		t.Fatalf("%d deletes (%d charged) of %d known passed a %d%% guard:\n%s", len(deletes), n, len(in.base()), in.MaxDeletePercent, p)
 	}
 	charged(t, in, p.Actions, p.BlockedDeletes) // the same rules for the deletes withheld
 	checkEmptiedSide(t, in, p)
@@ -690,15 +694,15 @@ func charged(t *testing.T, in Input, actions, deletes []Action) int {
 	for _, a := range deletes {
 		switch a.Op {
 		case DeleteRemote:
-			if f, ok := parentFile(in.Local, a.Path); ok {
-				if _, inBucket := in.Remote[f]; !inBucket && gets[f] != Upload {
+			if f, ok := parentFile(in.local(), a.Path); ok {
+				if _, inBucket := in.remote()[f]; !inBucket && gets[f] != Upload {
 					t.Fatalf("%v before the file %s that took its folder's place is in the bucket", a, f)
 				}
 				replacing[f] = true
 			}
 		case DeleteLocal:
-			if f, ok := parentFile(in.Remote, a.Path); ok {
-				if _, local := in.Local[f]; local || gets[f] == Download {
+			if f, ok := parentFile(in.remote(), a.Path); ok {
+				if _, local := in.local()[f]; local || gets[f] == Download {
 					replacing[f] = true
 				}
 			}
@@ -709,7 +713,7 @@ func charged(t *testing.T, in Input, actions, deletes []Action) int {
 
 // fuzzInput builds a planner input from fuzz bytes, one path per byte (pathName).
 func fuzzInput(data []byte, del bool, maxPct uint8) Input {
-	in := Input{Local: map[string]snapshot.File{}, Remote: map[string]snapshot.Object{}, Base: map[string]snapshot.Base{},
+	in := Input{Local: Map[snapshot.File]{}, Remote: Map[snapshot.Object]{}, Base: Map[snapshot.Base]{},
 		Now: t0, Settle: time.Second, Delete: del, MaxDeletePercent: int(maxPct % 101)}
 	// Each byte describes one path: bits 0-1 local (absent, content 1, content 2, recent content 2),
 	// bits 2-3 remote (absent, gen 1/content 1, gen 2/content 2, gen 3/content 1), bits 4-5 base (absent,
@@ -721,32 +725,32 @@ func fuzzInput(data []byte, del bool, maxPct uint8) Input {
 		p := pathName(i)
 		switch c & 3 {
 		case 1:
-			in.Local[p] = loc(1, 1)
+			in.local()[p] = loc(1, 1)
 		case 2:
-			in.Local[p] = loc(2, 2)
+			in.local()[p] = loc(2, 2)
 		case 3:
-			in.Local[p] = locAt(2, 2, t0)
+			in.local()[p] = locAt(2, 2, t0)
 		}
 		switch (c >> 2) & 3 {
 		case 1:
-			in.Remote[p] = rem(1, 1, 1)
+			in.remote()[p] = rem(1, 1, 1)
 		case 2:
-			in.Remote[p] = rem(2, 2, 2)
+			in.remote()[p] = rem(2, 2, 2)
 		case 3:
-			in.Remote[p] = rem(3, 1, 1)
+			in.remote()[p] = rem(3, 1, 1)
 		}
 		switch (c >> 4) & 3 {
 		case 1:
-			in.Base[p] = base(1, 1, 1)
+			in.base()[p] = base(1, 1, 1)
 		case 2:
-			in.Base[p] = base(2, 2, 2)
+			in.base()[p] = base(2, 2, 2)
 		case 3:
-			in.Base[p] = base(3, 1, 1)
+			in.base()[p] = base(3, 1, 1)
 		}
 		unsync[p] = c&0x40 != 0
-		if r, ok := in.Remote[p]; ok && c&0x80 != 0 {
+		if r, ok := in.remote()[p]; ok && c&0x80 != 0 {
 			r.ModTime = t0.Add(-2 * time.Hour)
-			in.Remote[p] = r
+			in.remote()[p] = r
 		}
 	}
 	return in
@@ -777,9 +781,9 @@ func FuzzTargeted(f *testing.F) {
 func checkTargeted(t *testing.T, whole Input, n int, subset []byte) {
 	t.Helper()
 	in := whole
-	in.Local, in.Remote, in.Base = map[string]snapshot.File{}, map[string]snapshot.Object{}, map[string]snapshot.Base{}
-	in.Known = len(whole.Base)
-	for _, b := range whole.Base {
+	in.Local, in.Remote, in.Base = Map[snapshot.File]{}, Map[snapshot.Object]{}, Map[snapshot.Base]{}
+	in.Known = len(whole.base())
+	for _, b := range whole.base() {
 		if b.RemoteOnly {
 			in.KnownRemoteOnly++
 		}
@@ -787,43 +791,46 @@ func checkTargeted(t *testing.T, whole Input, n int, subset []byte) {
 	chosen := map[string]bool{}
 	for i := range n {
 		path := pathName(i)
-		_, hasL := whole.Local[path]
-		_, hasR := whole.Remote[path]
-		b, hasB := whole.Base[path]
+		_, hasL := whole.local()[path]
+		_, hasR := whole.remote()[path]
+		b, hasB := whole.base()[path]
 		picked := len(subset) > 0 && subset[(i/8)%len(subset)]&(1<<(i%8)) != 0
 		missing := hasB && (!hasL && !b.RemoteOnly || !hasR || whole.Unsyncable(path))
 		if !picked && !missing {
 			continue
 		}
 		chosen[path] = true
-		if l, ok := whole.Local[path]; ok {
-			in.Local[path] = l
+		if l, ok := whole.local()[path]; ok {
+			in.local()[path] = l
 		}
-		if r, ok := whole.Remote[path]; ok {
-			in.Remote[path] = r
+		if r, ok := whole.remote()[path]; ok {
+			in.remote()[path] = r
 		}
-		if b, ok := whole.Base[path]; ok {
-			in.Base[path] = b
+		if b, ok := whole.base()[path]; ok {
+			in.base()[path] = b
 		}
 		// A missing base entry (or one whose object is not synced) brings the paths at its parent
 		// folders that either side holds.
 		for j := strings.LastIndexByte(path, '/'); missing && j > 0; j = strings.LastIndexByte(path[:j], '/') {
 			dir := path[:j]
-			if l, ok := whole.Local[dir]; ok {
-				in.Local[dir], chosen[dir] = l, true
+			if l, ok := whole.local()[dir]; ok {
+				in.local()[dir], chosen[dir] = l, true
 			}
-			if r, ok := whole.Remote[dir]; ok {
-				in.Remote[dir], chosen[dir] = r, true
+			if r, ok := whole.remote()[dir]; ok {
+				in.remote()[dir], chosen[dir] = r, true
 			}
-			if b, ok := whole.Base[dir]; ok && chosen[dir] {
-				in.Base[dir] = b
+			if b, ok := whole.base()[dir]; ok && chosen[dir] {
+				in.base()[dir] = b
 			}
 		}
 	}
-	if in.Known == 0 && len(in.Base) > 0 {
+	if in.Known == 0 && len(in.base()) > 0 {
 		t.Fatal("bad test: a subset with base entries of an empty base")
 	}
 	pw, pt := Compute(whole), Compute(in)
+	if pc := Compute(compactSides(whole)); !reflect.DeepEqual(pc, pw) {
+		t.Fatalf("the plan from pathmap sides differs from the plan from Go maps:\ngo maps:\n%s\npathmap:\n%s", pw, pc)
+	}
 	restrict := func(as []Action) []Action {
 		var out []Action
 		for _, a := range as {
@@ -857,7 +864,7 @@ func checkTargeted(t *testing.T, whole Input, n int, subset []byte) {
 func checkEmptiedSide(t *testing.T, in Input, p Plan) {
 	t.Helper()
 	remoteOnly := 0
-	for _, b := range in.Base {
+	for _, b := range in.base() {
 		if b.RemoteOnly {
 			remoteOnly++
 		}
@@ -871,14 +878,14 @@ func checkEmptiedSide(t *testing.T, in Input, p Plan) {
 		known     int
 	}{
 		// A remote-only entry is not a file the directory should hold.
-		{"local directory", func(p string) bool { _, ok := in.Local[p]; return !ok && !in.Base[p].RemoteOnly },
-			func(p string) bool { _, ok := parentFile(in.Local, p); return ok }, len(in.Local), p.LocalWiped, len(in.Base) - remoteOnly},
-		{"bucket", func(p string) bool { _, ok := in.Remote[p]; return !ok },
-			func(p string) bool { _, ok := parentFile(in.Remote, p); return ok }, len(in.Remote), p.RemoteWiped, len(in.Base)},
+		{"local directory", func(p string) bool { _, ok := in.local()[p]; return !ok && !in.base()[p].RemoteOnly },
+			func(p string) bool { _, ok := parentFile(in.local(), p); return ok }, len(in.local()), p.LocalWiped, len(in.base()) - remoteOnly},
+		{"bucket", func(p string) bool { _, ok := in.remote()[p]; return !ok },
+			func(p string) bool { _, ok := parentFile(in.remote(), p); return ok }, len(in.remote()), p.RemoteWiped, len(in.base())},
 	} {
 		known := side.known
 		lacking, replaced := 0, 0
-		for path := range in.Base {
+		for path := range in.base() {
 			if side.lacks(path) {
 				lacking++
 				if side.fileAbove(path) {
@@ -908,35 +915,35 @@ func FuzzWipeStaysAWipe(f *testing.F) {
 	f.Add([]byte{0, 0, 1, 0, 0, 1, 1, 1}, []byte{0}, true, uint8(50))
 	f.Add([]byte{0, 1, 1, 1, 0, 0, 1}, []byte{0, 1, 9}, false, uint8(30))
 	f.Fuzz(func(t *testing.T, tree, written []byte, inBucket bool, maxPct uint8) {
-		in := Input{Local: map[string]snapshot.File{}, Remote: map[string]snapshot.Object{}, Base: map[string]snapshot.Base{},
+		in := Input{Local: Map[snapshot.File]{}, Remote: Map[snapshot.Object]{}, Base: Map[snapshot.Base]{},
 			Now: t0, Delete: true, MaxDeletePercent: int(maxPct % 101), WindowLength: time.Hour}
 		for i, c := range tree {
 			if c&1 == 1 {
 				p := pathName(i)
-				in.Local[p], in.Remote[p], in.Base[p] = loc(1, 1), rem(1, 1, 1), base(1, 1, 1)
+				in.local()[p], in.remote()[p], in.base()[p] = loc(1, 1), rem(1, 1, 1), base(1, 1, 1)
 			}
 		}
-		side := func(path string) bool { _, ok := parentFile(in.Local, path); return ok }
+		side := func(path string) bool { _, ok := parentFile(in.local(), path); return ok }
 		if inBucket {
-			clear(in.Remote)
-			side = func(path string) bool { _, ok := parentFile(in.Remote, path); return ok }
+			clear(in.remote())
+			side = func(path string) bool { _, ok := parentFile(in.remote(), path); return ok }
 		} else {
-			clear(in.Local)
+			clear(in.local())
 		}
 		for _, c := range written {
 			p := pathName(int(c % 16))
-			if _, known := in.Base[p]; known {
+			if _, known := in.base()[p]; known {
 				continue // new files only: the side still holds none of the known ones
 			}
 			if inBucket {
-				in.Remote[p] = rem(9, 2, 9)
+				in.remote()[p] = rem(9, 2, 9)
 			} else {
-				in.Local[p] = loc(2, 9)
+				in.local()[p] = loc(2, 9)
 			}
 		}
 		p := Compute(in)
-		known, excused := len(in.Base), 0
-		for path := range in.Base {
+		known, excused := len(in.base()), 0
+		for path := range in.base() {
 			if side(path) {
 				excused++
 			}
@@ -984,24 +991,24 @@ func (s *sim) apply(t *testing.T, p Plan) int {
 		switch a.Op {
 		case Upload:
 			s.gen++
-			in.Remote[a.Path] = rem(s.gen, a.Local.Size, a.Local.CRC32C)
-			in.Base[a.Path] = base(s.gen, a.Local.Size, a.Local.CRC32C)
+			in.remote()[a.Path] = rem(s.gen, a.Local.Size, a.Local.CRC32C)
+			in.base()[a.Path] = base(s.gen, a.Local.Size, a.Local.CRC32C)
 		case Download, Conflict:
-			in.Local[a.Path] = loc(a.Remote.Size, a.Remote.CRC32C)
-			in.Base[a.Path] = base(a.Remote.Generation, a.Remote.Size, a.Remote.CRC32C)
+			in.local()[a.Path] = loc(a.Remote.Size, a.Remote.CRC32C)
+			in.base()[a.Path] = base(a.Remote.Generation, a.Remote.Size, a.Remote.CRC32C)
 		case RecordBase:
-			in.Base[a.Path] = base(a.Remote.Generation, a.Remote.Size, a.Remote.CRC32C)
+			in.base()[a.Path] = base(a.Remote.Generation, a.Remote.Size, a.Remote.CRC32C)
 		case Touch:
-			in.Local[a.Path] = locAt(a.Remote.Size, a.Remote.CRC32C, a.Remote.ModTime)
-			in.Base[a.Path] = base(a.Remote.Generation, a.Remote.Size, a.Remote.CRC32C)
+			in.local()[a.Path] = locAt(a.Remote.Size, a.Remote.CRC32C, a.Remote.ModTime)
+			in.base()[a.Path] = base(a.Remote.Generation, a.Remote.Size, a.Remote.CRC32C)
 		case ForgetBase:
-			delete(in.Base, a.Path)
+			delete(in.base(), a.Path)
 		case DeleteRemote:
-			delete(in.Remote, a.Path)
-			delete(in.Base, a.Path)
+			delete(in.remote(), a.Path)
+			delete(in.base(), a.Path)
 		case DeleteLocal:
-			delete(in.Local, a.Path)
-			delete(in.Base, a.Path)
+			delete(in.local(), a.Path)
+			delete(in.base(), a.Path)
 		}
 	}
 	in.Window = p.Window
@@ -1018,12 +1025,12 @@ func FuzzGuardOverPasses(f *testing.F) {
 	f.Add([]byte{0x81, 0x81, 0x01, 0x01, 0x01, 0x01, 0xff, 0x01}, uint8(10), uint8(0))
 	f.Add([]byte{0x90, 0x91, 0x9a, 0x87, 0x93, 0xc1, 0x9b}, uint8(50), uint8(6)) // folders replaced by files on both sides
 	f.Fuzz(func(t *testing.T, events []byte, maxPct, initial uint8) {
-		s := &sim{in: Input{Local: map[string]snapshot.File{}, Remote: map[string]snapshot.Object{}, Base: map[string]snapshot.Base{},
+		s := &sim{in: Input{Local: Map[snapshot.File]{}, Remote: Map[snapshot.Object]{}, Base: Map[snapshot.Base]{},
 			Now: t0, Delete: true, MaxDeletePercent: int(maxPct % 101), WindowLength: time.Hour}}
 		next := 0
 		add := func(n int) {
 			for range n {
-				s.in.Local[fmt.Sprintf("d%d/f%04d", next%4, next)] = loc(int64(next%7+1), uint32(next))
+				s.in.local()[fmt.Sprintf("d%d/f%04d", next%4, next)] = loc(int64(next%7+1), uint32(next))
 				next++
 			}
 		}
@@ -1031,21 +1038,21 @@ func FuzzGuardOverPasses(f *testing.F) {
 		// objects.
 		replace := func(dir string, remote bool) {
 			if remote {
-				for k := range s.in.Remote {
+				for k := range s.in.remote() {
 					if strings.HasPrefix(k, dir+"/") {
-						delete(s.in.Remote, k)
+						delete(s.in.remote(), k)
 					}
 				}
 				s.gen++
-				s.in.Remote[dir] = rem(s.gen, 9, 9)
+				s.in.remote()[dir] = rem(s.gen, 9, 9)
 				return
 			}
-			for k := range s.in.Local {
+			for k := range s.in.local() {
 				if strings.HasPrefix(k, dir+"/") {
-					delete(s.in.Local, k)
+					delete(s.in.local(), k)
 				}
 			}
-			s.in.Local[dir] = loc(9, 9)
+			s.in.local()[dir] = loc(9, 9)
 		}
 		add(int(initial % 64))
 		window, spent := time.Time{}, 0
@@ -1053,12 +1060,12 @@ func FuzzGuardOverPasses(f *testing.F) {
 			n := int(e&7) + 1
 			switch e >> 6 {
 			case 0: // delete n files locally (the first in name order)
-				for _, k := range sortedPaths(s.in.Local)[:min(n, len(s.in.Local))] {
-					delete(s.in.Local, k)
+				for _, k := range sortedPaths(s.in.local())[:min(n, len(s.in.local()))] {
+					delete(s.in.local(), k)
 				}
 			case 1: // another client deletes n objects
-				for _, k := range sortedPaths(s.in.Remote)[:min(n, len(s.in.Remote))] {
-					delete(s.in.Remote, k)
+				for _, k := range sortedPaths(s.in.remote())[:min(n, len(s.in.remote()))] {
+					delete(s.in.remote(), k)
 				}
 			case 2: // bits 3-4: new files, or folder d<bits 0-1> replaced by a file locally or remotely
 				switch (e >> 3) & 3 {
@@ -1093,4 +1100,40 @@ func sortedPaths[V any](m map[string]V) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// The sides of a test's Input, which are Maps: for indexing.
+func (in Input) local() Map[snapshot.File]    { return in.Local.(Map[snapshot.File]) }
+func (in Input) remote() Map[snapshot.Object] { return in.Remote.(Map[snapshot.Object]) }
+func (in Input) base() Map[snapshot.Base]     { return in.Base.(Map[snapshot.Base]) }
+
+// compactSides returns in with its remote side and base held as a pathmap.Map each, as the syncer's
+// full pass holds them: half their paths merged into the sorted arrays, the rest added after (not merged
+// yet), and a path added then deleted in each part.
+func compactSides(in Input) Input {
+	build := func(m map[string]snapshot.Object) *pathmap.Map[snapshot.Object] {
+		merged, later := map[string]snapshot.Object{"\x00gone": {}}, []string{}
+		for _, p := range slices.Sorted(maps.Keys(m)) {
+			if len(merged)%2 == 0 {
+				merged[p] = m[p]
+			} else {
+				later = append(later, p)
+			}
+		}
+		pm := pathmap.FromMap(merged, nil)
+		pm.Delete("\x00gone")
+		for _, p := range later {
+			pm.Set(p, m[p])
+		}
+		pm.Set("\x00later", snapshot.Object{})
+		pm.Delete("\x00later")
+		return pm
+	}
+	in.Remote = build(in.remote())
+	base := &pathmap.Map[snapshot.Base]{}
+	for p, b := range in.base() {
+		base.Set(p, b)
+	}
+	in.Base = base
+	return in
 }

@@ -22,6 +22,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/filesync/filesync/sidecar/internal/pathmap"
 	"github.com/filesync/filesync/sidecar/internal/snapshot"
 	"io/fs"
 	"os"
@@ -99,7 +100,7 @@ type journalLine struct {
 // Store is the base of every path. It is safe for concurrent use.
 type Store struct {
 	mu      sync.Mutex
-	entries map[string]snapshot.Base
+	entries *pathmap.Map[snapshot.Base]
 	file    string // the snapshot; "" keeps the state in memory only
 	journal string
 	remote  string
@@ -116,7 +117,7 @@ type Store struct {
 // reuses a wrong base. A state file of the earlier format (a snapshot without a journal) is read as the
 // snapshot: the journal starts with the next Save.
 func Open(dir, remote string) (s *Store, discarded bool, err error) {
-	s = &Store{entries: map[string]snapshot.Base{}, changes: map[string]struct{}{}, remote: remote}
+	s = &Store{entries: &pathmap.Map[snapshot.Base]{}, changes: map[string]struct{}{}, remote: remote}
 	if dir == "" {
 		return s, false, nil
 	}
@@ -134,7 +135,7 @@ func Open(dir, remote string) (s *Store, discarded bool, err error) {
 			return s, true, nil // unreadable or foreign: start without a base (safe: no deletes)
 		}
 		for p, v := range f.Entries {
-			s.entries[p] = decode(v)
+			s.entries.Set(p, decode(v))
 		}
 		s.snapSize = int64(len(b))
 		s.compact = s.compact || f.Version != formatVersion
@@ -144,7 +145,7 @@ func Open(dir, remote string) (s *Store, discarded bool, err error) {
 		return nil, false, err
 	}
 	if !ok {
-		s.entries, s.compact = map[string]snapshot.Base{}, true
+		s.entries, s.compact = &pathmap.Map[snapshot.Base]{}, true
 		return s, true, nil
 	}
 	return s, false, nil
@@ -183,9 +184,9 @@ func (s *Store) replay() (bool, error) {
 			break
 		}
 		if l.E == nil {
-			delete(s.entries, l.P)
+			s.entries.Delete(l.P)
 		} else {
-			s.entries[l.P] = decode(*l.E)
+			s.entries.Set(l.P, decode(*l.E))
 		}
 		good += int64(len(line)) + 1
 	}
@@ -200,18 +201,17 @@ func (s *Store) replay() (bool, error) {
 func (s *Store) Get(path string) (snapshot.Base, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e, ok := s.entries[path]
-	return e, ok
+	return s.entries.Get(path)
 }
 
 // Set records the base of path.
 func (s *Store) Set(path string, e snapshot.Base) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if old, ok := s.entries[path]; ok && old == e {
+	if old, ok := s.entries.Get(path); ok && old == e {
 		return
 	}
-	s.entries[path] = e
+	s.entries.Set(path, e)
 	s.changed(path)
 }
 
@@ -226,16 +226,24 @@ func (s *Store) changed(path string) {
 func (s *Store) Delete(path string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.entries[path]; ok {
-		delete(s.entries, path)
+	if _, ok := s.entries.Get(path); ok {
+		s.entries.Delete(path)
 		s.changed(path)
 	}
 }
 
 // Entries returns the base itself, not a copy, for a reader that must not copy 100,000 entries (the
 // planner of a full pass). Only the goroutine that writes the store may call it, and it must neither
-// modify the map nor call Set or Delete while it uses it; other goroutines use Get.
-func (s *Store) Entries() map[string]snapshot.Base { return s.entries }
+// modify it nor call Set or Delete while it uses it; other goroutines use Get.
+func (s *Store) Entries() *pathmap.Map[snapshot.Base] { return s.entries }
+
+// Key returns the string the base holds for path, if it holds path: a caller that keeps path too (the
+// remote view) keeps this one, so that a name is stored once.
+func (s *Store) Key(path string) (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.entries.Key(path)
+}
 
 // Persistent reports whether the state is kept on disk (a state directory was given).
 func (s *Store) Persistent() bool { return s.file != "" }
@@ -244,14 +252,14 @@ func (s *Store) Persistent() bool { return s.file != "" }
 func (s *Store) Len() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.entries)
+	return s.entries.Len()
 }
 
 // Range calls fn for every entry (under the lock: fn must not call back into the store).
 func (s *Store) Range(fn func(path string, e snapshot.Base)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for p, e := range s.entries {
+	for p, e := range s.entries.All() {
 		fn(p, e)
 	}
 }
@@ -288,7 +296,7 @@ func (s *Store) appendJournal() error {
 	enc := json.NewEncoder(&buf)
 	for _, p := range paths {
 		l := journalLine{P: p}
-		if e, ok := s.entries[p]; ok {
+		if e, ok := s.entries.Get(p); ok {
 			v := encode(e)
 			l.E = &v
 		}
@@ -318,8 +326,8 @@ func (s *Store) appendJournal() error {
 // journal over the new snapshot (a crash between the two renames) changes nothing: the snapshot already
 // holds the result of every line in it. Call with s.mu held.
 func (s *Store) writeSnapshot() error {
-	f := fileFormat{Version: formatVersion, Remote: s.remote, Entries: make(map[string][4]int64, len(s.entries))}
-	for p, e := range s.entries {
+	f := fileFormat{Version: formatVersion, Remote: s.remote, Entries: make(map[string][4]int64, s.entries.Len())}
+	for p, e := range s.entries.All() {
 		f.Entries[p] = encode(e)
 	}
 	b, err := json.Marshal(f)

@@ -40,7 +40,7 @@ func (s *Syncer) evict() {
 			continue
 		}
 		b, ok := s.base.Get(path)
-		r, inBucket := s.idx.remote[path]
+		r, inBucket := s.idx.remote.Get(path)
 		if !ok || b.RemoteOnly || !b.Knows(f.Stamp) || !inBucket || r.Generation != b.Generation ||
 			s.holds.isFresh(path) || s.holds.backingOff(path, now) || s.leftAlone(path) {
 			continue
@@ -70,7 +70,7 @@ func (s *Syncer) evict() {
 			s.log.Debug("not evicted: changed or in use", "path", c.path, "err", err)
 			continue
 		}
-		r := s.idx.remote[c.path]
+		r, _ := s.idx.remote.Get(c.path)
 		s.idx.dropLocal(c.path)
 		s.idx.setBase(c.path, snapshot.Base{Object: r, RemoteOnly: true})
 		evicted++

@@ -151,7 +151,7 @@ var rateLimitWait = backoff.Policy{Initial: 2 * time.Second, Max: 30 * time.Seco
 // count, no retries every pass, and readiness not held.
 func (s *Syncer) refused(a plan.Action, err error) {
 	gen := a.IfGeneration
-	if r, ok := s.idx.remote[a.Path]; ok {
+	if r, ok := s.idx.remote.Get(a.Path); ok {
 		gen = r.Generation
 	}
 	var local *snapshot.Stamp

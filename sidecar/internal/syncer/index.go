@@ -3,6 +3,7 @@ package syncer
 import (
 	"strings"
 
+	"github.com/filesync/filesync/sidecar/internal/pathmap"
 	"github.com/filesync/filesync/sidecar/internal/plan"
 	"github.com/filesync/filesync/sidecar/internal/snapshot"
 	"github.com/filesync/filesync/sidecar/internal/state"
@@ -18,9 +19,11 @@ import (
 // Owner: the goroutine running passes (Run, Once, Pass, Flush). Nothing else reads or writes it, and it
 // is the only writer of the base (state.Store) while a pass runs.
 type index struct {
-	base   *state.Store
-	local  map[string]snapshot.File
-	remote map[string]snapshot.Object
+	base  *state.Store
+	local map[string]snapshot.File
+	// remote is the view: as large as the bucket (a lazy site's media included), so held compactly, its
+	// names the base's own strings where the base has the path.
+	remote *pathmap.Map[snapshot.Object]
 	walked bool // local holds a whole walk (not just hinted paths)
 	listed bool // remote holds a listing (not just this replica's writes)
 	// due: objects whose listing or hint changed since the last pass planned them (the next pass plans them).
@@ -43,7 +46,7 @@ type index struct {
 }
 
 func newIndex(base *state.Store) index {
-	ix := index{base: base, local: map[string]snapshot.File{}, remote: map[string]snapshot.Object{}, dirs: map[string]int{},
+	ix := index{base: base, local: map[string]snapshot.File{}, remote: &pathmap.Map[snapshot.Object]{}, dirs: map[string]int{},
 		remoteDirs: map[string]int{}, due: map[string]bool{}, encoded: map[string]struct{}{}}
 	ix.reindexAll()
 	return ix
@@ -53,7 +56,7 @@ func newIndex(base *state.Store) index {
 func (ix *index) reindex(path string) {
 	b, inBase := ix.base.Get(path)
 	_, hasL := ix.local[path]
-	_, hasR := ix.remote[path]
+	_, hasR := ix.remote.Get(path)
 	mark(ix.missingLocal, path, inBase && !hasL && !b.RemoteOnly)
 	mark(ix.missingRemote, path, inBase && !hasR)
 }
@@ -78,7 +81,7 @@ func (ix *index) reindexAll() {
 		if _, ok := ix.local[path]; !ok && !b.RemoteOnly {
 			ix.missingLocal[path] = struct{}{}
 		}
-		if _, ok := ix.remote[path]; !ok {
+		if _, ok := ix.remote.Get(path); !ok {
 			ix.missingRemote[path] = struct{}{}
 		}
 	})
@@ -150,17 +153,20 @@ func (ix *index) replaceLocal(files map[string]snapshot.File) {
 }
 
 func (ix *index) setRemote(path string, r snapshot.Object) {
-	if _, had := ix.remote[path]; !had {
+	if _, had := ix.remote.Get(path); !had {
 		count(ix.remoteDirs, path, 1)
+		if k, ok := ix.base.Key(path); ok {
+			path = k
+		}
 	}
-	ix.remote[path] = r
+	ix.remote.Set(path, r)
 	ix.reindex(path)
 }
 
 func (ix *index) dropRemote(path string) {
-	if _, had := ix.remote[path]; had {
+	if _, had := ix.remote.Get(path); had {
 		count(ix.remoteDirs, path, -1)
-		delete(ix.remote, path)
+		ix.remote.Delete(path)
 	}
 	delete(ix.encoded, path)
 	ix.reindex(path)
@@ -172,7 +178,7 @@ func (ix *index) setEncoded(path string, gzip bool) { mark(ix.encoded, path, gzi
 // objectRule is the one rule for objects left alone (objectRule), as the view has the object at path
 // (noReason where the view has none).
 func (ix *index) objectRule(path string) reason {
-	if _, ok := ix.remote[path]; !ok {
+	if _, ok := ix.remote.Get(path); !ok {
 		return noReason
 	}
 	enc := ""
@@ -202,7 +208,7 @@ func (ix *index) unsyncableBase() map[string]struct{} {
 
 // replaceRemote takes a listing as the remote side, with the names of its gzip-encoded objects.
 func (ix *index) replaceRemote(view map[string]snapshot.Object, encoded map[string]struct{}) {
-	ix.remote, ix.listed, ix.encoded = view, true, encoded
+	ix.remote, ix.listed, ix.encoded = pathmap.FromMap(view, ix.base.Key), true, encoded
 	ix.remoteDirs = map[string]int{}
 	for p := range view {
 		count(ix.remoteDirs, p, 1)
@@ -231,23 +237,30 @@ func (ix *index) countRemoteOnly(path string, d int64) {
 	}
 }
 
-// copyInto adds what the index holds of path to a targeted plan's input.
-func (ix *index) copyInto(in *plan.Input, path string) {
+// subset is a targeted plan's input: what the index holds of some paths.
+type subset struct {
+	local  plan.Map[snapshot.File]
+	remote plan.Map[snapshot.Object]
+	base   plan.Map[snapshot.Base]
+}
+
+// copyInto adds what the index holds of path to sub.
+func (ix *index) copyInto(sub subset, path string) {
 	if f, ok := ix.local[path]; ok {
-		in.Local[path] = f
+		sub.local[path] = f
 	}
-	if r, ok := ix.remote[path]; ok {
-		in.Remote[path] = r
+	if r, ok := ix.remote.Get(path); ok {
+		sub.remote[path] = r
 	}
 	if e, ok := ix.base.Get(path); ok {
-		in.Base[path] = e
+		sub.base[path] = e
 	}
 }
 
 // has reports whether either side holds path.
 func (ix *index) has(path string) bool {
 	_, l := ix.local[path]
-	_, r := ix.remote[path]
+	_, r := ix.remote.Get(path)
 	return l || r
 }
 
@@ -255,7 +268,7 @@ func (ix *index) has(path string) bool {
 func (ix *index) folderObjects() map[string]bool {
 	out := map[string]bool{}
 	for dir := range ix.remoteDirs {
-		if _, ok := ix.remote[dir]; ok {
+		if _, ok := ix.remote.Get(dir); ok {
 			out[dir] = true
 		}
 	}

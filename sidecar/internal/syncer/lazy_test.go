@@ -321,8 +321,8 @@ func TestReadyWaitsOnTheEagerListingOnly(t *testing.T) {
 	if !a.s.Ready() || len(a.files()) != 5 || a.requests("read") != 5 {
 		t.Fatalf("after the restore: ready %v, %d files, %v reads; want ready with the 5 code files", a.s.Ready(), len(a.files()), a.requests("read"))
 	}
-	if !a.s.lazyUnlisted || len(a.s.idx.remote) >= 5+media {
-		t.Fatalf("the restore listed %d objects (partial %v): uploads/ should have been left out", len(a.s.idx.remote), a.s.lazyUnlisted)
+	if !a.s.lazyUnlisted || a.s.idx.remote.Len() >= 5+media {
+		t.Fatalf("the restore listed %d objects (partial %v): uploads/ should have been left out", a.s.idx.remote.Len(), a.s.lazyUnlisted)
 	}
 	if n := a.s.status.lazyFiles.Load(); n != 0 {
 		t.Fatalf("%d lazy files recorded from a partial listing, want none", n)

@@ -194,7 +194,7 @@ func (s *Syncer) planPass(w *work) error {
 	}
 	clear(s.idx.due)
 	s.holds.forgetSkipped(func(path string) (int64, bool) {
-		r, ok := s.idx.remote[path]
+		r, ok := s.idx.remote.Get(path)
 		return r.Generation, ok
 	}, func(path string) (snapshot.Stamp, bool) {
 		f, ok := s.idx.local[path]
@@ -252,23 +252,24 @@ func (s *Syncer) compute(only map[string]bool, settle time.Duration) plan.Plan {
 	if only == nil {
 		// The whole tree: the planner reads the index and the base as they are (it never writes), so a
 		// full pass holds no copy of them.
-		in.Local, in.Remote, in.Base = s.idx.local, s.idx.remote, s.base.Entries()
+		in.Local, in.Remote, in.Base = plan.Map[snapshot.File](s.idx.local), s.idx.remote, s.base.Entries()
 		return plan.Compute(in)
 	}
-	in.Local, in.Remote, in.Base = map[string]snapshot.File{}, map[string]snapshot.Object{}, map[string]snapshot.Base{}
+	sub := subset{local: plan.Map[snapshot.File]{}, remote: plan.Map[snapshot.Object]{}, base: plan.Map[snapshot.Base]{}}
+	in.Local, in.Remote, in.Base = sub.local, sub.remote, sub.base
 	in.Known, in.KnownRemoteOnly = s.base.Len(), int(s.idx.remoteOnly)
 	for _, paths := range []map[string]struct{}{s.idx.missingLocal, s.idx.missingRemote, s.idx.unsyncableBase()} {
 		for p := range paths {
-			s.idx.copyInto(&in, p)
+			s.idx.copyInto(sub, p)
 			for i := len(p) - 1; i > 0; i-- {
 				if p[i] == '/' && s.idx.has(p[:i]) {
-					s.idx.copyInto(&in, p[:i])
+					s.idx.copyInto(sub, p[:i])
 				}
 			}
 		}
 	}
 	for p := range only {
-		s.idx.copyInto(&in, p)
+		s.idx.copyInto(sub, p)
 	}
 	return plan.Compute(in)
 }

@@ -94,11 +94,11 @@ func (s *Syncer) adopt(l listing) bool {
 	s.lazyUnlisted = l.partial
 	changed := !s.idx.listed
 	for name, r := range l.view {
-		if old, ok := s.idx.remote[name]; !ok || !sameObject(old, r) {
+		if old, ok := s.idx.remote.Get(name); !ok || !sameObject(old, r) {
 			s.idx.due[name], changed = true, true
 		}
 	}
-	for name := range s.idx.remote {
+	for name := range s.idx.remote.All() {
 		if _, ok := l.view[name]; !ok {
 			s.idx.due[name], changed = true, true
 		}
@@ -151,7 +151,7 @@ func (s *Syncer) needsLookup(c RemoteChange) bool {
 	if ignore || unsafe != nil {
 		return false // never synced; a listing reports unsafe names
 	}
-	r, known := s.idx.remote[c.Path]
+	r, known := s.idx.remote.Get(c.Path)
 	switch {
 	case c.Metadata:
 		return !known || r.Generation <= c.Generation // the generation's metadata changed: its mtime may have
@@ -184,7 +184,7 @@ type lookup struct {
 // paths that changed are due. A change whose object could not be looked up is told so (not applied).
 func (s *Syncer) applyChanges(ctx context.Context, changes []*remoteWait) {
 	for _, f := range s.lookUp(ctx, changes) {
-		old, known := s.idx.remote[f.path]
+		old, known := s.idx.remote.Get(f.path)
 		switch {
 		case errors.Is(f.err, gcsstore.ErrNotFound):
 			if known {
@@ -257,7 +257,7 @@ func (s *Syncer) clashesChanged(path string) {
 	s.reportObjectRule(path)
 	for i := len(path) - 1; i > 0; i-- {
 		if path[i] == '/' {
-			if _, ok := s.idx.remote[path[:i]]; ok {
+			if _, ok := s.idx.remote.Get(path[:i]); ok {
 				s.idx.due[path[:i]] = true
 				s.reportObjectRule(path[:i])
 			}
@@ -269,7 +269,7 @@ func (s *Syncer) clashesChanged(path string) {
 // generation) and marks them due; the files are made durable before the base that will record them.
 func (s *Syncer) applyFetched(fetched map[string]snapshot.Object) {
 	for path, r := range fetched {
-		if old, ok := s.idx.remote[path]; !ok || old.Generation < r.Generation {
+		if old, ok := s.idx.remote.Get(path); !ok || old.Generation < r.Generation {
 			s.idx.setRemote(path, r)
 		}
 		s.idx.due[path] = true

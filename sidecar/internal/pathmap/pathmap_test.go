@@ -1,0 +1,117 @@
+package pathmap
+
+import (
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"testing"
+	"unsafe"
+)
+
+// check fails unless m holds exactly want.
+func check(t *testing.T, m *Map[int], want map[string]int) {
+	t.Helper()
+	if m.Len() != len(want) {
+		t.Fatalf("Len %d, want %d", m.Len(), len(want))
+	}
+	got := map[string]int{}
+	for k, v := range m.All() {
+		if _, dup := got[k]; dup {
+			t.Fatalf("All yields %q twice", k)
+		}
+		got[k] = v
+	}
+	if !maps.Equal(got, want) {
+		t.Fatalf("All yields %d entries unlike the %d wanted", len(got), len(want))
+	}
+	for k, v := range want {
+		if g, ok := m.Get(k); !ok || g != v {
+			t.Fatalf("Get(%q) = %d, %v; want %d", k, g, ok, v)
+		}
+	}
+}
+
+// TestLikeAGoMap runs random sets and deletes on a Map and a Go map (enough of them to merge many times,
+// both ways) and compares them after each batch.
+func TestLikeAGoMap(t *testing.T) {
+	for seed := range uint64(4) {
+		r := rand.New(rand.NewPCG(seed, 1))
+		m, want, touched := &Map[int]{}, map[string]int{}, map[string]bool{}
+		for batch := range 40 {
+			for range 500 {
+				k := fmt.Sprintf("uploads/%d/f%05d", r.IntN(7), r.IntN(3000))
+				touched[k] = true
+				switch {
+				case r.IntN(3) == 0 && batch%10 > 6: // some batches mostly delete
+					m.Delete(k)
+					delete(want, k)
+				case r.IntN(4) == 0:
+					m.Delete(k)
+					delete(want, k)
+				default:
+					v := r.Int() | 1 // never 0: 0 means absent in want
+					m.Set(k, v)
+					want[k] = v
+				}
+			}
+			check(t, m, want)
+			for k := range touched {
+				if _, ok := m.Get(k); ok != (want[k] != 0) {
+					t.Fatalf("Get(%q) reports %v, want %v", k, ok, !ok)
+				}
+				if _, ok := m.Key(k); ok != (want[k] != 0) {
+					t.Fatalf("Key(%q) reports %v, want %v", k, ok, !ok)
+				}
+			}
+			if _, ok := m.Get("not/there"); ok {
+				t.Fatal("Get of a path never set is true")
+			}
+		}
+	}
+}
+
+func TestFromMapAndKey(t *testing.T) {
+	src := map[string]int{"b": 2, "a": 1, "c/d": 3}
+	held := "c/" + string([]byte("d")) // another string equal to "c/d"
+	m := FromMap(src, func(p string) (string, bool) {
+		if p == "c/d" {
+			return held, true
+		}
+		return "", false
+	})
+	check(t, m, src)
+	if k, ok := m.Key("c/d"); !ok || unsafe.StringData(k) != unsafe.StringData(held) {
+		t.Fatalf("Key = %q, %v: not the string canon gave", k, ok)
+	}
+	m.Set("e", 5)
+	if k, ok := m.Key("e"); !ok || k != "e" {
+		t.Fatalf("Key of a recent path = %q, %v", k, ok)
+	}
+	if _, ok := m.Key("zz"); ok {
+		t.Fatal("Key of an absent path is true")
+	}
+}
+
+// TestDeleteWhileIterating: as with a Go map, a path deleted before All reaches it is not yielded.
+func TestDeleteWhileIterating(t *testing.T) {
+	m, want := &Map[int]{}, map[string]int{}
+	for i := range 5000 {
+		k := fmt.Sprintf("p%05d", i)
+		m.Set(k, i)
+		want[k] = i
+	}
+	seen := 0
+	for k := range m.All() {
+		seen++
+		if seen == 1 {
+			for i := range 5000 { // deletes all the others, merging meanwhile
+				if o := fmt.Sprintf("p%05d", i); o != k {
+					m.Delete(o)
+				}
+			}
+		}
+	}
+	if seen != 1 {
+		t.Fatalf("yielded %d paths after the others were deleted, want 1", seen)
+	}
+}
