@@ -339,3 +339,30 @@ func TestReadyWaitsOnTheEagerListingOnly(t *testing.T) {
 		t.Fatalf("%v reads, %d objects: media read or deleted", a.requests("read"), len(b.objects()))
 	}
 }
+
+// TestLazyObjectsOfTheRestoresFirstPageAreRecorded: the restore's listing gives its first page before it
+// leaves the lazy folders out, so the view it leaves holds the media objects of that page, skipped while
+// the view is partial. The loop's pass that lists the whole bucket after ready must record them
+// remote-only too (and the fill start on them), not leave them until the next full rescan.
+func TestLazyObjectsOfTheRestoresFirstPageAreRecorded(t *testing.T) {
+	b := newBucket(t)
+	const media = 1500 // the first page (1,000 objects) holds 995 of them
+	for i := range 5 {
+		b.srv.CreateObject(fakestorage.Object{ObjectAttrs: fakestorage.ObjectAttrs{BucketName: testBucket,
+			Name: fmt.Sprintf("%s/plugins/p/f%d.php", testPrefix, i)}, Content: []byte("<?php")})
+	}
+	for i := range media {
+		b.srv.CreateObject(fakestorage.Object{ObjectAttrs: fakestorage.ObjectAttrs{BucketName: testBucket,
+			Name: fmt.Sprintf("%s/uploads/m%04d.jpg", testPrefix, i)}, Content: []byte("jpeg")})
+	}
+	a := b.replica("a", withLazy("uploads/"), withOptions(func(o *Options) {
+		o.RescanInterval, o.CacheSize = time.Hour, 1 // a 1-byte cache: the fill takes none, they stay remote-only
+	}))
+	a.run()
+	eventually.True(t, 20*time.Second, "every media object recorded remote-only", func() bool {
+		return a.s.status.lazyFiles.Load() == media
+	})
+	if len(b.objects()) != 5+media {
+		t.Fatalf("the bucket holds %d objects, want %d", len(b.objects()), 5+media)
+	}
+}

@@ -91,10 +91,14 @@ func (s *Syncer) list(ctx context.Context, lazyLater bool) (bool, error) {
 // adopt makes a listing the remote side of the index, marks due the objects that changed since the view
 // it replaces, and reports the objects left alone (once each). It reports whether anything changed.
 func (s *Syncer) adopt(l listing) bool {
+	// The first whole listing after a partial one: the lazy objects the partial view held anyway (those of
+	// the restore's first page, given before the lazy folders were left out) were skipped while it was
+	// partial, so they are due now as well as the new ones.
+	completed := s.lazyUnlisted && !l.partial
 	s.lazyUnlisted = l.partial
-	changed := !s.idx.listed
+	changed := !s.idx.listed || completed
 	for name, r := range l.view {
-		if old, ok := s.idx.remote.Get(name); !ok || !sameObject(old, r) {
+		if old, ok := s.idx.remote.Get(name); !ok || !sameObject(old, r) || (completed && s.lazy(name)) {
 			s.idx.due[name], changed = true, true
 		}
 	}
