@@ -1,18 +1,24 @@
 package syncer
 
 import (
+	"context"
 	"sort"
 	"time"
 
+	"github.com/filesync/filesync/sidecar/internal/backoff"
 	"github.com/filesync/filesync/sidecar/internal/snapshot"
 )
 
 // The lazy cache (--cache-size, docs/design.md "Lazy paths"): the local files at lazy paths may hold at
-// most CacheSize bytes. The background fill stops short of it (fillRoom); when the read-through or the
-// app takes them over it, the pass's end evicts the least recently read of them (by atime, which the
-// kernel keeps with relatime: a file read since it was written counts as more recent than one never
-// read) down to cacheLowWater of the budget, so that one more fetch does not evict again at once. An
-// evicted file becomes remote-only again: the read-through fetches it when it is asked for.
+// most CacheSize bytes. Every lazy download takes room in it before it starts (reserveRoom): the
+// background fill stops short of it; a read-through fetch that finds it full asks the loop to evict and
+// waits for the room (at most fetchRoomWait: the app is served in any case). The pass's end evicts the
+// least recently read lazy files (by atime, which the kernel keeps with relatime: a file read since it
+// was written counts as more recent than one never read) while they exceed the budget less the room the
+// downloads in flight and the waiting fetches need, down to cacheLowWater of the budget, so that one
+// more fetch does not evict again at once. So disk use stays within the budget plus the downloads in
+// flight, unless the app writes more (its files are never evicted before they are uploaded). An evicted
+// file becomes remote-only again: the read-through fetches it when it is asked for.
 //
 // Only a file in sync is evicted: its base records this very file (stamp) and the bucket still holds
 // that generation. A file written or changed here, not yet uploaded, one settling, backing off or open
@@ -23,9 +29,13 @@ import (
 // cacheLowWater is the share of CacheSize an eviction brings the lazy files down to.
 const cacheLowWater = 0.9
 
-// evict evicts lazy files while they exceed CacheSize. The loop's.
+// evict evicts lazy files while they exceed CacheSize, less the room the downloads in flight and the
+// read-through fetches waiting for room need. The loop's.
 func (s *Syncer) evict() {
-	if s.opt.CacheSize <= 0 || s.idx.lazyBytes <= s.opt.CacheSize || !s.Ready() {
+	s.fill.room.Lock()
+	need := s.fill.reserved + s.fill.wanted.Load()
+	s.fill.room.Unlock()
+	if s.opt.CacheSize <= 0 || s.idx.lazyBytes+need <= s.opt.CacheSize || !s.Ready() {
 		return
 	}
 	type candidate struct {
@@ -57,7 +67,7 @@ func (s *Syncer) evict() {
 		}
 		return cands[i].path < cands[j].path
 	})
-	target := int64(float64(s.opt.CacheSize) * cacheLowWater)
+	target := min(int64(float64(s.opt.CacheSize)*cacheLowWater), s.opt.CacheSize-need)
 	evicted, freed := 0, int64(0)
 	for _, c := range cands {
 		if s.idx.lazyBytes <= target {
@@ -85,8 +95,55 @@ func (s *Syncer) evict() {
 	}
 }
 
-// fillRoom reports whether the fill may download size more bytes within CacheSize: the lazy files the
-// last pass counted, plus those fetched since (not yet counted), plus this one.
-func (s *Syncer) fillRoom(size int64) bool {
-	return s.opt.CacheSize <= 0 || s.status.cacheBytes.Load()+s.fill.uncounted.Load()+size <= s.opt.CacheSize
+// reserveRoom takes room for a lazy download of size bytes, if CacheSize has it: the lazy files the last
+// pass counted, plus those fetched since (not yet counted), plus the downloads in flight, plus this one.
+// A download that took room gives it back when it ends (releaseRoom): by then handFetched counts it.
+func (s *Syncer) reserveRoom(size int64) bool {
+	s.fill.room.Lock()
+	defer s.fill.room.Unlock()
+	if s.opt.CacheSize > 0 && s.status.cacheBytes.Load()+s.fill.uncounted.Load()+s.fill.reserved+size > s.opt.CacheSize {
+		return false
+	}
+	s.fill.reserved += size
+	return true
+}
+
+// releaseRoom gives back the room a download took.
+func (s *Syncer) releaseRoom(size int64) {
+	s.fill.room.Lock()
+	s.fill.reserved -= size
+	s.fill.room.Unlock()
+}
+
+// fetchRoomWait is how long a read-through fetch waits for the loop to evict room for it in a full cache
+// before it downloads anyway: the app's request is served in any case.
+const fetchRoomWait = 2 * time.Second
+
+// roomForFetch takes room for a read-through fetch of size bytes at a lazy path: when the cache is full,
+// it asks the loop to evict (a pass, whose end evicts for the bytes wanted too) and waits for the room,
+// at most fetchRoomWait. It returns what to give back (releaseRoom) when the fetch ends, 0 if it took none.
+func (s *Syncer) roomForFetch(ctx context.Context, path string, size int64) int64 {
+	if s.opt.CacheSize <= 0 || !s.lazy(path) {
+		return 0
+	}
+	if s.reserveRoom(size) {
+		return size
+	}
+	if size > s.opt.CacheSize {
+		return 0 // never fits: served all the same, and evicted by the next pass
+	}
+	s.fill.wanted.Add(size)
+	defer s.fill.wanted.Add(-size)
+	deadline := time.Now().Add(fetchRoomWait)
+	for time.Now().Before(deadline) {
+		s.intake.add(func(*intake) {}) // a pass: its end evicts
+		if !backoff.Sleep(ctx, 10*time.Millisecond) {
+			return 0
+		}
+		if s.reserveRoom(size) {
+			return size
+		}
+	}
+	s.log.Debug("no room evicted in time for a read-through fetch: fetched over --cache-size", "path", path, "bytes", size)
+	return 0
 }

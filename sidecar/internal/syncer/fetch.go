@@ -52,7 +52,11 @@ func (s *Syncer) Fetch(ctx context.Context, path string) (snapshot.Stamp, error)
 		}
 		return snapshot.Stamp{}, fmt.Errorf("fetch %s: %w: deleted locally, not yet in the bucket", path, gcsstore.ErrNotFound)
 	}
+	took := s.roomForFetch(ctx, path, o.Size)
 	st, err := s.writeFetched(ctx, "fetch", path, o.Object)
+	if took > 0 {
+		s.releaseRoom(took)
+	}
 	if errors.Is(err, localfs.ErrChanged) {
 		if st, serr := s.dir.Stat(path); serr == nil {
 			return st, nil // someone else put it there meanwhile

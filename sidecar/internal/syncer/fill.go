@@ -44,6 +44,12 @@ type fillQueue struct {
 	// uncounted: bytes of lazy files fetched or filled that no pass has counted yet (handFetched adds,
 	// conclude subtracts what its pass took): with status.cacheBytes, the fill's view of the cache.
 	uncounted atomic.Int64
+	// room guards reserved: the bytes of the lazy downloads in flight (the fill's and the read-through's),
+	// taken before each starts (reserveRoom) so that two never both take the last of the budget.
+	room     sync.Mutex
+	reserved int64
+	// wanted: the bytes of read-through fetches waiting for room; the loop's eviction makes room for them.
+	wanted atomic.Int64
 }
 
 func newFillQueue() *fillQueue { return &fillQueue{kick: make(chan struct{}, 1)} }
@@ -128,7 +134,7 @@ func (s *Syncer) fillWorker(ctx context.Context) {
 				return
 			}
 		}
-		if !s.fillRoom(it.o.Size) {
+		if !s.reserveRoom(it.o.Size) {
 			// The cache is full: the fill stops here (the item waits) until evictions or deletes make room.
 			s.fill.push(it.path, it.o)
 			if !backoff.Sleep(ctx, time.Second) {
@@ -139,10 +145,11 @@ func (s *Syncer) fillWorker(ctx context.Context) {
 		err := s.fillOne(ctx, it)
 		for attempt := 1; err != nil && !errors.Is(err, gcsstore.ErrNotFound) && attempt < attemptsPerPass; attempt++ {
 			if !backoff.Sleep(ctx, actionRetry.Delay(attempt)) {
-				return
+				break
 			}
 			err = s.fillOne(ctx, it)
 		}
+		s.releaseRoom(it.o.Size)
 		switch {
 		case err == nil, ctx.Err() != nil:
 		case errors.Is(err, gcsstore.ErrNotFound):

@@ -234,13 +234,15 @@ func (r *replica) diskBytes() int64 {
 }
 
 // TestCacheSizeBoundsTheLazyFiles (issue 23, point 3): with --cache-size 20 kB and 60 kB of lazy media,
-// the fill stops at the budget (disk use, sampled every 5 ms, never exceeds it plus the one download in
-// flight); every media file still reads back byte-identical through the read-through's fetch, which
-// evicts the least recently read ones to stay within it; a file written here is uploaded before it can
-// be evicted; the bucket loses nothing.
+// the fill (two workers) stops at the budget without going over it (disk use, sampled every 5 ms, never
+// exceeds it plus the downloads in flight, and nothing is evicted: no fill over the budget undone); every
+// media file still reads back byte-identical through the read-through's fetch, 4 at a time, which waits
+// for the loop to evict the least recently read ones, so that disk use stays within the budget plus the
+// fetches in flight meanwhile; a file written here is uploaded before it can be evicted; the bucket loses
+// nothing.
 func TestCacheSizeBoundsTheLazyFiles(t *testing.T) {
 	b := newBucket(t)
-	const n, size, budget = 60, 1000, 20000
+	const n, size, budget, fetchers = 60, 1000, 20000, 4
 	want := map[string]string{}
 	for i := range n {
 		want[fmt.Sprintf("uploads/m%02d.jpg", i)] = fmt.Sprintf("%-*d", size, i)
@@ -248,7 +250,7 @@ func TestCacheSizeBoundsTheLazyFiles(t *testing.T) {
 	for name, content := range want {
 		b.put(testPrefix+"/"+name, content)
 	}
-	a := b.replica("a", withLazy("uploads/"), withOptions(func(o *Options) { o.CacheSize = budget }))
+	a := b.replica("a", withLazy("uploads/"), withOptions(func(o *Options) { o.CacheSize, o.Transfers = budget, 8 }))
 	a.pass()
 	var peak atomic.Int64
 	stop := make(chan struct{})
@@ -269,19 +271,38 @@ func TestCacheSizeBoundsTheLazyFiles(t *testing.T) {
 		return a.s.status.cacheBytes.Load() >= budget-size && a.s.status.lazyFiles.Load() == int64(n)-a.s.status.cacheBytes.Load()/size
 	})
 	time.Sleep(300 * time.Millisecond) // the fill stays stopped
+	if p := peak.Load(); p > budget+int64(a.s.fillTransfers())*size {
+		t.Fatalf("disk use peaked at %d bytes during the fill, over the budget %d plus the downloads in flight", p, budget)
+	}
+	if e := testutil.ToFloat64(a.m.LazyEvictions); e != 0 || a.s.status.cacheBytes.Load() > budget {
+		t.Fatalf("the fill went over the budget: %d bytes cached, %v evictions", a.s.status.cacheBytes.Load(), e)
+	}
+	peak.Store(0)
+	names := make(chan string)
+	var wg sync.WaitGroup
+	for range fetchers { // every file through the read-through's fetch
+		wg.Go(func() {
+			for name := range names {
+				if _, err := a.s.Fetch(context.Background(), name); err != nil {
+					t.Errorf("fetch %s: %v", name, err)
+					continue
+				}
+				got, err := os.ReadFile(filepath.Join(a.dir, name))
+				if err != nil || string(got) != want[name] {
+					t.Errorf("%s read back as %q, %v", name, got, err)
+				}
+			}
+		})
+	}
+	for name := range want {
+		names <- name
+	}
+	close(names)
+	wg.Wait()
 	close(stop)
 	<-sampled
-	if p := peak.Load(); p > budget+size {
-		t.Fatalf("disk use peaked at %d bytes during the fill, over the budget %d plus one download", p, budget)
-	}
-	for name, content := range want { // every file through the read-through's fetch
-		if _, err := a.s.Fetch(context.Background(), name); err != nil {
-			t.Fatalf("fetch %s: %v", name, err)
-		}
-		got, err := os.ReadFile(filepath.Join(a.dir, name))
-		if err != nil || string(got) != content {
-			t.Fatalf("%s read back as %q, %v", name, got, err)
-		}
+	if p := peak.Load(); p > budget+fetchers*size {
+		t.Fatalf("disk use peaked at %d bytes during the reads, over the budget %d plus the %d fetches in flight", p, budget, fetchers)
 	}
 	eventually.True(t, 10*time.Second, "back within the budget", func() bool {
 		return a.s.status.cacheBytes.Load() <= budget && a.diskBytes() <= budget
