@@ -30,11 +30,12 @@ const lazyCache = "1kB"
 // lazyFetchers is how many media files the feature fetches at once through the replacement's Apache.
 const lazyFetchers = 6
 
-// A WordPress pod recreated with uploads/ lazy (issue 23) is ready before its media is local (at most the
-// --cache-size budget of it); every media file of the site answers
-// 200 through Apache with the bucket's bytes at once (the read-through); and the bucket loses nothing.
-// The feature sets FILESYNC_LAZY and FILESYNC_CACHE_SIZE in the Component's ConfigMap for the replacement
-// only, and takes them out again at the end (the replacement keeps them until it is recreated).
+// A WordPress pod recreated with uploads/ lazy (issue 23; the kind overlay's components/lazy-media) is
+// ready before its media is local (at most the --cache-size budget of it); every media file of the site
+// answers 200 through Apache with the bucket's bytes at once (the read-through); and the bucket loses
+// nothing. The feature shrinks FILESYNC_CACHE_SIZE in the Component's ConfigMap for the replacement only
+// (so that none of the media is local), and puts the overlay's back at the end (the replacement keeps the
+// small cache until it is recreated).
 func TestRecreatedReplicaWithLazyMediaIsReadyBeforeItsMedia(t *testing.T) {
 	f := features.New("lazy media").
 		Setup(func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
@@ -48,7 +49,7 @@ func TestRecreatedReplicaWithLazyMediaIsReadyBeforeItsMedia(t *testing.T) {
 				t.Fatal(err)
 			}
 			restore, err := st.Kube.SetContainerConfig(ctx, deploymentName, syncContainer,
-				map[string]string{"FILESYNC_LAZY": "uploads/", "FILESYNC_CACHE_SIZE": lazyCache})
+				map[string]string{"FILESYNC_CACHE_SIZE": lazyCache})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"path"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -248,4 +250,75 @@ func replacementRunning(ctx context.Context, t *testing.T, st *State, before []s
 		t.Fatalf("no replacement of %s with a running wordpress container: %v", deleted, err)
 	}
 	return repl
+}
+
+// The kind overlay makes uploads/ lazy (examples/wordpress/components/lazy-media): a new replica's
+// WordPress starts once its code is local, and its media is filled in behind (the 1 GiB cache holds all of
+// the suite's), served through the read-through meanwhile. codeDir is the eager folder the features check.
+const codeDir = "plugins"
+
+// placeCode writes a file under codeDir on pod (a folder WordPress lists as no plugin: it holds no PHP)
+// and waits until the bucket has it, so that a new replica has code to restore before its start. It
+// returns the bucket's codeDir then.
+func placeCode(ctx context.Context, t *testing.T, st *State, pod string) map[string]FileInfo {
+	t.Helper()
+	rel := codeDir + "/e2e-code/" + harness.RandomName("readme") + ".txt"
+	data := []byte("not a plugin: code the e2e suite restores before WordPress starts\n")
+	if err := st.Kube.WriteFile(ctx, pod, rel, data); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := awaitEverywhere(ctx, time.Now(), st.Config.PropagationBound, []string{bucketTarget}, hasContent(st, rel, data)); err != nil {
+		t.Fatal(err)
+	}
+	code, err := st.Bucket.List(ctx, remotePrefix+codeDir+"/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	maps.DeleteFunc(code, func(rel string, _ FileInfo) bool { return strings.HasPrefix(path.Base(rel), ".") }) // Tree lists no hidden file
+	return code
+}
+
+// codeBeforeStart checks that pod held every file of code (the bucket's codeDir), each written before its
+// WordPress container started at appStart. It returns the tree it saw.
+func codeBeforeStart(ctx context.Context, t *testing.T, st *State, pod string, appStart time.Time, code map[string]FileInfo) map[string]FileInfo {
+	t.Helper()
+	tree, err := st.Kube.Tree(ctx, pod, codeDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := completeAgainst(tree, code); err != nil {
+		t.Errorf("%s: its code is not complete: %v", pod, err)
+	}
+	for rel := range code {
+		// container start times have a resolution of one second
+		if ct := tree[rel].CTime; ct.Truncate(time.Second).After(appStart) {
+			t.Errorf("%s: %s written at %s, after wordpress started (%s)", pod, rel, ct, appStart)
+		}
+	}
+	return tree
+}
+
+// filledIn waits, within the propagation bound, until pod holds every media file of want (the bucket's
+// uploads/): the background fill's work. It returns how long that took.
+func filledIn(ctx context.Context, st *State, pod string, want map[string]FileInfo) (time.Duration, error) {
+	start := time.Now()
+	var last error
+	for {
+		tree, err := st.Kube.Tree(ctx, pod, "uploads")
+		if err == nil {
+			err = completeAgainst(tree, want)
+		}
+		if err == nil {
+			return time.Since(start), nil
+		}
+		last = err
+		if time.Since(start) > st.Config.PropagationBound {
+			return 0, fmt.Errorf("%s: media not filled in after %s: %w", pod, st.Config.PropagationBound, last)
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 }
