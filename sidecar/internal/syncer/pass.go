@@ -200,13 +200,23 @@ func (s *Syncer) planPass(w *work) error {
 		f, ok := s.idx.local[path]
 		return f.Stamp, ok
 	})
-	w.plan = s.compute(w.only, w.settle)
+	// A targeted plan copies what the index holds of its paths; past a quarter of the base (the whole
+	// listing after a lazy restore marks every media object due) the whole tree is planned instead, from
+	// the index itself: the same plan for those paths (FuzzTargeted), without copies of 100,000 entries.
+	planned := w.only
+	if len(w.only) > max(minWholePlan, s.base.Len()/4) {
+		planned = nil
+	}
+	w.plan = s.compute(planned, w.settle)
 	if w.only != nil && s.guard.needsWalk(w.plan) {
 		if err := s.walk(w.settle); err != nil {
 			return err
 		}
 		w.kind.walk, w.only = true, nil
 		w.plan = s.compute(nil, w.settle)
+	}
+	if planned == nil {
+		w.only = nil // the whole tree was planned
 	}
 	if w.kind.mode == flush {
 		w.plan.Actions = outgoing(w.plan.Actions)
@@ -216,6 +226,10 @@ func (s *Syncer) planPass(w *work) error {
 	}
 	return nil
 }
+
+// minWholePlan is the number of paths below which a targeted pass plans only its paths, whatever the size
+// of the base.
+const minWholePlan = 1024
 
 // outgoing keeps the actions that take a local change to the bucket.
 func outgoing(actions []plan.Action) []plan.Action {

@@ -75,6 +75,16 @@ type transferrer struct {
 // replica listing then would see the folder's files vanish with nothing in their place).
 func (s *Syncer) transfer(ctx context.Context, p plan.Plan, flush bool) Result {
 	res := Result{Plan: p}
+	t := transferrer{s: s, flush: flush}
+	// Recording a lazy object remote-only moves nothing: committed here, without a job of its own (the
+	// whole listing after a lazy restore plans one for every media object: 100,000 jobs would be 15 MB).
+	for _, a := range p.Actions {
+		if a.Op == plan.RemoteOnly {
+			ch, err := t.doOnce(ctx, job{a: a})
+			s.commit(done{job: job{a: a}, ch: ch, err: err})
+			s.outcome(ctx, &res, a, err)
+		}
+	}
 	deletes, others, replaced := s.batches(p)
 	trees := s.groupTrees(&deletes, &others)
 	stop := s.beginRestore(ctx, p)
@@ -83,7 +93,6 @@ func (s *Syncer) transfer(ctx context.Context, p plan.Plan, flush bool) Result {
 	if !s.Ready() {
 		parallel = s.opt.RestoreTransfers
 	}
-	t := transferrer{s: s, flush: flush}
 	run := func(batch []job) {
 		if len(batch) == 0 {
 			return
@@ -119,6 +128,9 @@ func (s *Syncer) batches(p plan.Plan) (deletes, others []job, replaced map[strin
 	}
 	replaced = map[string][]job{}
 	for _, a := range p.Actions {
+		if a.Op == plan.RemoteOnly {
+			continue // committed without a job (transfer)
+		}
 		l, ok := s.idx.local[a.Path]
 		j := job{a: a, local: l, hasLocal: ok}
 		switch {
