@@ -16,7 +16,10 @@ import (
 // expanded (one listing with a delimiter each, which also gives the objects directly in them) level by
 // level until there are as many folders to list whole as requests in flight, or the tree is splitDepth
 // levels deep. Expanding further costs a request per folder for little: the bench's 2,000 uploads in
-// uploads/YYYY/MM (12 years) take 15 list requests so, 159 with every month listed apart.
+// uploads/YYYY/MM (12 years) take 15 list requests so, 159 with every month listed apart. A listing that
+// leaves folders out (ListSkipping: a lazy restore) expands no level below the one where it left one out:
+// what it lists is a lazy site's eager part, its code, which a few pages hold (2,000 files in 40 plugin
+// folders: 4 requests, against 43 with each plugin listed apart).
 const (
 	pageSize   = 1000
 	splitDepth = 4
@@ -225,7 +228,9 @@ func (l *lister) split(ctx context.Context, parallel int) error {
 			return err
 		}
 		slices.Sort(next)
-		folders = l.unskipped(next)
+		if folders = l.unskipped(next); len(folders) < len(next) {
+			break // what a skipping listing leaves is small (a lazy site's code): listed whole from here
+		}
 	}
 	return l.each(ctx, parallel, folders, func(ctx context.Context, dir string) error {
 		return l.whole(ctx, dir)

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -152,5 +153,44 @@ func TestListSkipping(t *testing.T) {
 	all := 0
 	if err := s.ListSkipping(ctx, 8, nil, func(Object) { all++ }); err != nil || all != 1262 {
 		t.Fatalf("listed %d objects without skipping, want 1262: %v", all, err)
+	}
+}
+
+// TestListSkippingListsTheRestWhole: where a split listing leaves a folder out, it expands no further
+// and lists the folders left whole: a lazy restore's eager part (a site's code) takes a few requests,
+// not one per plugin. 2,000 code files in 40 plugin folders beside 1,500 media objects: the first page,
+// the top level, and plugins/ whole (2 pages).
+func TestListSkippingListsTheRestWhole(t *testing.T) {
+	ctx := context.Background()
+	srv := newServer(t)
+	var mu sync.Mutex
+	lists := 0
+	s := New(srv.Client(), gsurl.Location{Bucket: "bkt", Prefix: "p"}, func(op string) {
+		mu.Lock()
+		defer mu.Unlock()
+		if op == OpList {
+			lists++
+		}
+	})
+	put := func(name string) {
+		srv.CreateObject(fakestorage.Object{ObjectAttrs: fakestorage.ObjectAttrs{BucketName: "bkt", Name: "p/" + name}, Content: []byte("x")})
+	}
+	for i := range 2000 {
+		put(fmt.Sprintf("plugins/p%02d/f%04d.php", i%40, i))
+	}
+	for i := range 1500 {
+		put(fmt.Sprintf("uploads/2026/%02d/m%04d.jpg", i%12+1, i))
+	}
+	code := 0
+	err := s.ListSkipping(ctx, 8, func(folder string) bool { return folder == "uploads" }, func(o Object) {
+		if strings.HasPrefix(o.Name, "plugins/") {
+			code++
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code != 2000 || lists > 4 {
+		t.Fatalf("listed %d of the 2000 code files with %d list requests, want all with at most 4", code, lists)
 	}
 }
