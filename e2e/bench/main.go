@@ -33,7 +33,7 @@ import (
 var filesyncBin string
 
 var allCases = []string{"restore", "push", "restore20k", "push20k", "latency", "latency20k", "idle", "propagation",
-	"rss100k", "scale", "notify", "ready"}
+	"rss100k", "scale", "notify", "ready", "cache"}
 
 type options struct {
 	root        string
@@ -300,6 +300,8 @@ func runBench(ctx context.Context, log *slog.Logger, o options) error {
 			err = b.notify(ctx)
 		case "ready":
 			err = b.ready(ctx)
+		case "cache":
+			err = b.cache(ctx)
 		}
 		b.rep.caseEnd(c)
 		if err != nil {

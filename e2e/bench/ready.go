@@ -32,7 +32,15 @@ type readyRow struct {
 	// With --lazy: the read-through's answer for a media file already local, and for one not local yet
 	// (fetched from the bucket), medians over readyReads files each.
 	LocalRead, RemoteRead time.Duration
+	// With --lazy: once the replica knows every path (filesync_known_files: the media listed after ready
+	// and recorded remote-only), how long after ready, and its peak and current RSS then, KiB.
+	KnownAfter         time.Duration
+	KnownHWM, KnownRSS int64
 }
+
+// readyCache is the lazy replica's --cache-size: a few media files' worth, so that what it holds once it
+// knows the whole site is the base and the index, not the media (issue 23, point 5).
+const readyCache = "4MB"
 
 const readyReads = 15
 
@@ -86,7 +94,8 @@ func (b *bench) ready(ctx context.Context) error {
 			fmt.Fprintln(b.raw, benchLine(fmt.Sprintf("Ready/tool=%s/media=%d", tool, media), row.Ready,
 				metric{float64(row.Disk), "disk-B"}, metric{float64(row.HWM), "peak-RSS-KiB"}))
 			b.log.Info("ready", "media", media, "lazy", lazy, "ready", row.Ready.Round(time.Millisecond), "disk", row.Disk,
-				"files", row.Files, "hwm_kib", row.HWM, "local_read", row.LocalRead, "remote_read", row.RemoteRead)
+				"files", row.Files, "hwm_kib", row.HWM, "local_read", row.LocalRead, "remote_read", row.RemoteRead,
+				"known_after", row.KnownAfter.Round(time.Millisecond), "known_hwm_kib", row.KnownHWM, "known_rss_kib", row.KnownRSS)
 		}
 		if err := os.RemoveAll(filepath.Join(fsRoot, bucket)); err != nil {
 			return err
@@ -108,7 +117,7 @@ func (b *bench) readyOnce(ctx context.Context, gcs *fakeGCS, bucket string, medi
 			return row, err
 		}
 		rtAddr = "127.0.0.1:" + strconv.Itoa(port)
-		extra = []string{"--lazy", "uploads/", "--read-through", rtAddr, "--read-through-include", "uploads/**"}
+		extra = []string{"--lazy", "uploads/", "--cache-size", readyCache, "--read-through", rtAddr, "--read-through-include", "uploads/**"}
 	}
 	name := fmt.Sprintf("ready-%d-lazy-%v", media, lazy)
 	r, err := startReplica(name, dir, "gs://"+bucket+"/"+prefix, gcs.host(), filepath.Join(b.logDir, name+".log"), nil, extra...)
@@ -116,6 +125,7 @@ func (b *bench) readyOnce(ctx context.Context, gcs *fakeGCS, bucket string, medi
 		return row, err
 	}
 	defer r.stop()
+	start := time.Now()
 	if row.Ready, err = r.waitReady(ctx, 30*time.Minute); err != nil {
 		return row, err
 	}
@@ -146,6 +156,22 @@ func (b *bench) readyOnce(ctx context.Context, gcs *fakeGCS, bucket string, medi
 		}
 	}
 	row.RemoteRead, row.LocalRead = medianOf(remote), medianOf(local)
+	for {
+		known, err := r.metric("filesync_known_files")
+		if err != nil {
+			return row, err
+		}
+		if int(known) >= len(files) {
+			break
+		}
+		if time.Since(start) > 30*time.Minute {
+			return row, fmt.Errorf("%s knows %d of %d paths 30 minutes after its start", name, int(known), len(files))
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	row.KnownAfter = time.Since(start) - row.Ready
+	row.KnownHWM, _ = procStatus(r.pid(), "VmHWM")
+	row.KnownRSS, _ = procStatus(r.pid(), "VmRSS")
 	return row, nil
 }
 

@@ -72,6 +72,7 @@ type report struct {
 	Live      *liveResult
 	RSS       *rssResult
 	Ready     []readyRow
+	Cache     *cacheResult
 	Latency   []*latencyResult
 	Scale     *scaleResult
 	Failures  []string
@@ -291,6 +292,9 @@ func (r *report) render(o options) string {
 	}
 	if len(r.Ready) > 0 {
 		renderReady(p, r.Ready)
+	}
+	if r.Cache != nil {
+		renderCache(p, r.Cache)
 	}
 	if len(r.Failures) > 0 {
 		p("### Failures\n\n")
@@ -671,11 +675,11 @@ func renderReady(p func(string, ...any), rows []readyRow) {
 	p("A fresh pod (empty directory, no state) over %d code files and the media objects below (fake-gcs-server, "+
 		"filesystem backend); eager: every object downloaded before ready, `--lazy uploads/`: media recorded "+
 		"remote-only and filled in behind.\n\n", readyCode)
-	p("| media objects | mode | ready | files at ready | bytes at ready | peak RSS at ready | read-through, not local (median) | read-through, local (median) |\n")
-	p("|---|---|---|---|---|---|---|---|\n")
+	p("| media objects | mode | ready | files at ready | bytes at ready | peak RSS at ready | read-through, not local (median) | read-through, local (median) | knows every path after ready | peak RSS then | RSS then |\n")
+	p("|---|---|---|---|---|---|---|---|---|---|---|\n")
 	var lazy0 time.Duration
 	for _, r := range rows {
-		mode, lr, rr := "eager", "", ""
+		mode, lr, rr, ka, kh, kr := "eager", "", "", "", "", ""
 		if r.Lazy {
 			mode = "lazy"
 			if r.Media == 0 {
@@ -684,16 +688,56 @@ func renderReady(p func(string, ...any), rows []readyRow) {
 			if r.RemoteRead > 0 {
 				lr, rr = r.LocalRead.Round(10*time.Microsecond).String(), r.RemoteRead.Round(10*time.Microsecond).String()
 			}
+			if r.KnownHWM > 0 {
+				ka, kh, kr = r.KnownAfter.Round(100*time.Millisecond).String(), mib(r.KnownHWM), mib(r.KnownRSS)
+			}
 		}
-		p("| %d | %s | %s | %d | %.1f MB | %s | %s | %s |\n", r.Media, mode, r.Ready.Round(10*time.Millisecond), r.Files,
-			float64(r.Disk)/1e6, mib(r.HWM), rr, lr)
+		p("| %d | %s | %s | %d | %.1f MB | %s | %s | %s | %s | %s | %s |\n", r.Media, mode, r.Ready.Round(10*time.Millisecond), r.Files,
+			float64(r.Disk)/1e6, mib(r.HWM), rr, lr, ka, kh, kr)
 	}
 	for _, r := range rows {
 		if r.Lazy && r.Media == 100000 && lazy0 > 0 {
 			p("\nWith `--lazy`, ready at 100,000 media objects took %.2fx the time at 0 (target <= 1.5x: %s); peak RSS at "+
-				"ready %s (the media is listed and recorded after ready: the rss100k case measures 100,000 known paths).\n",
-				r.Ready.Seconds()/lazy0.Seconds(), verdict(r.Ready.Seconds() <= 1.5*lazy0.Seconds()), mib(r.HWM))
+				"ready %s; once it knew all %d paths (the media listed and recorded remote-only after ready, a %s cache) "+
+				"peak RSS %s (target <= 64 MiB: %s).\n",
+				r.Ready.Seconds()/lazy0.Seconds(), verdict(r.Ready.Seconds() <= 1.5*lazy0.Seconds()), mib(r.HWM),
+				readyCode+r.Media, readyCache, mib(r.KnownHWM), verdict(r.KnownHWM <= 64<<10))
 		}
+	}
+	p("\n")
+}
+
+// renderCache renders the cache case: per phase, the median and largest disk samples against the budget
+// plus the transfers in flight; what the fill did at the budget; how the media read back.
+func renderCache(p func(string, ...any), c *cacheResult) {
+	p("### Lazy media within `--cache-size` (issue 23)\n\n")
+	p("One replica over %d code files and %d media objects of %d KiB (%.0f MiB, %.0fx the budget; fake-gcs-server, "+
+		"filesystem backend), from an empty directory: `%s`. Disk use is the regular files under uploads/ plus filesync's "+
+		"temp files (.filesync/tmp, .filesync/stage), sampled every %s (%d samples): over the fill (from the start until "+
+		"filesync_lazy_cache_bytes leaves no room for one more object), %s at the budget with nothing read, then a read-back "+
+		"of every media file through the read-through, one at a time, compared byte for byte (and %s more). "+
+		"In flight: `--transfers %d` x the object size.\n\n",
+		cacheCode, c.Media, c.Object>>10, float64(int64(c.Media)*c.Object)/mb, float64(int64(c.Media)*c.Object)/float64(c.Budget),
+		c.Command, cacheSampleEvery, c.Samples, cacheIdle, cacheAfter, cacheTransfers)
+	bound := c.Budget + c.InFlight
+	p("| phase | time | disk median | disk max (media + temp) | budget + in flight | within |\n|---|---:|---:|---:|---:|---|\n")
+	for ph := range phases {
+		p("| %s | %s | %.1f MiB | %.1f MiB (%.1f + %.1f) | %.0f + %.0f MiB | %s |\n", phaseNames[ph], secs(c.Took[ph]),
+			float64(c.Median[ph])/mb, float64(c.Max[ph].total())/mb, float64(c.Max[ph].Media)/mb, float64(c.Max[ph].Temp)/mb,
+			float64(c.Budget)/mb, float64(c.InFlight)/mb, verdict(c.Max[ph].total() <= bound))
+	}
+	p("\nReady %s after the start; the first remote-only count above 0, %.0f, %s after ready; the fill reached the budget "+
+		"%s after ready, %d media files local, %.0f evictions by then. At the budget, idle for %s: %.0f downloads, %.0f evictions "+
+		"(none expected: the fill has no room). "+
+		"Read back: %d of %d files, %d identical, %d mismatches, %d failures (%d from the local file, %d fetched from the "+
+		"bucket); per file %s median, %s max. %.0f evictions in all (filesync_lazy_evictions_total); after it %d media "+
+		"files, %.1f MiB on disk (filesync_lazy_cache_bytes %.1f MiB); the largest temp sample %.1f MiB. The case took %s.\n",
+		c.Ready.Round(10*time.Millisecond), c.FirstRemote, secs(c.FirstRemoteAt), secs(c.Fill), c.FillFiles, c.FillEvictions, cacheIdle,
+		c.IdleDownloads, c.IdleEvictions, c.Read, c.Media, c.Read-c.Mismatches-c.Failures, c.Mismatches, c.Failures,
+		c.FromLocal, c.FromBucket, c.ReadP50.Round(100*time.Microsecond), c.ReadMax.Round(100*time.Microsecond), c.Evictions,
+		c.FinalFiles, float64(c.FinalMedia)/mb, c.FinalCache/mb, float64(c.MaxTemp)/mb, c.Total.Round(time.Second))
+	for _, e := range c.Errors {
+		p("- %s\n", e)
 	}
 	p("\n")
 }
