@@ -15,10 +15,10 @@ import (
 // waits for the room (at most fetchRoomWait: the app is served in any case). The pass's end evicts the
 // least recently read lazy files (by atime, which the kernel keeps with relatime: a file read since it
 // was written counts as more recent than one never read) while they exceed the budget less the room the
-// downloads in flight and the waiting fetches need, down to cacheLowWater of the budget, so that one
-// more fetch does not evict again at once. So disk use stays within the budget plus the downloads in
-// flight, unless the app writes more (its files are never evicted before they are uploaded). An evicted
-// file becomes remote-only again: the read-through fetches it when it is asked for.
+// waiting fetches need, down to cacheLowWater of the budget, so that one more fetch does not evict again
+// at once. So disk use stays within the budget plus the downloads in flight, unless the app writes more
+// (its files are never evicted before they are uploaded). An evicted file becomes remote-only again: the
+// read-through fetches it when it is asked for.
 //
 // Only a file in sync is evicted: its base records this very file (stamp) and the bucket still holds
 // that generation. A file written or changed here, not yet uploaded, one settling, backing off or open
@@ -29,12 +29,12 @@ import (
 // cacheLowWater is the share of CacheSize an eviction brings the lazy files down to.
 const cacheLowWater = 0.9
 
-// evict evicts lazy files while they exceed CacheSize, less the room the downloads in flight and the
-// read-through fetches waiting for room need. The loop's.
+// evict evicts lazy files while they exceed CacheSize, less the room the read-through fetches waiting
+// for it need. (The downloads in flight took their room when they started: a finished one is counted
+// before it gives its reservation back, so counting reservations here would evict for it twice.) The
+// loop's.
 func (s *Syncer) evict() {
-	s.fill.room.Lock()
-	need := s.fill.reserved + s.fill.wanted.Load()
-	s.fill.room.Unlock()
+	need := s.fill.wanted.Load()
 	if s.opt.CacheSize <= 0 || s.idx.lazyBytes+need <= s.opt.CacheSize || !s.Ready() {
 		return
 	}
