@@ -74,7 +74,8 @@ func Run(ctx context.Context, env Env) error {
 	}
 	log := newLogger(cfg, env.Stderr).With("component", "filesync")
 	log.Info("starting", "version", env.Version, "dir", cfg.Dir, "remote", cfg.Remote.String(),
-		"once", cfg.Once, "dry_run", cfg.DryRun, "excludes", cfg.Excludes)
+		"once", cfg.Once, "dry_run", cfg.DryRun, "excludes", cfg.Excludes, "trees", cfg.Trees, "no_exec", cfg.NoExec,
+		"lazy", cfg.Lazy, "cache_size_bytes", int64(cfg.CacheSize))
 	if env.Environ != nil {
 		for _, name := range config.UnknownEnv(env.Environ()) {
 			log.Warn("ignoring an environment variable that is no flag's twin (misspelled?)", "name", name)

@@ -87,7 +87,7 @@ func TestOnceWithLazyRestoresTheEagerSetOnly(t *testing.T) {
 		srv.CreateObject(fakestorage.Object{ObjectAttrs: fakestorage.ObjectAttrs{BucketName: "media", Name: name}, Content: []byte(name)})
 	}
 	dir := t.TempDir()
-	env, _, stderr := envFor(srv, "--dir", dir, "--remote", "gs://media/p", "--once", "--lazy", "uploads/", "--log-format", "text")
+	env, _, stderr := envFor(srv, "--dir", dir, "--remote", "gs://media/p", "--once", "--lazy", "uploads/", "--cache-size", "1MiB", "--log-format", "text")
 	if err := Run(context.Background(), env); err != nil {
 		t.Fatalf("--once --lazy: %v\n%s", err, stderr)
 	}
@@ -102,6 +102,9 @@ func TestOnceWithLazyRestoresTheEagerSetOnly(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), "restored the eager files only") || !strings.Contains(stderr.String(), "lazy: 2 files") {
 		t.Fatalf("--once did not say what it left in the bucket:\n%s", stderr)
+	}
+	if !strings.Contains(stderr.String(), "lazy=[uploads/] cache_size_bytes=1048576") {
+		t.Fatalf("the starting line does not say what is lazy and the cache's bound:\n%s", stderr)
 	}
 }
 
