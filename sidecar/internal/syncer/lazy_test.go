@@ -322,6 +322,19 @@ func TestCacheSizeBoundsTheLazyFiles(t *testing.T) {
 	}
 }
 
+// manyMedia puts 5 code files and n media objects (4 bytes each) in the bucket, straight into the server
+// (faster than uploads, for the listings of more than one page).
+func manyMedia(b *bucket, n int) {
+	for i := range 5 {
+		b.srv.CreateObject(fakestorage.Object{ObjectAttrs: fakestorage.ObjectAttrs{BucketName: testBucket,
+			Name: fmt.Sprintf("%s/plugins/p/f%d.php", testPrefix, i)}, Content: []byte("<?php")})
+	}
+	for i := range n {
+		b.srv.CreateObject(fakestorage.Object{ObjectAttrs: fakestorage.ObjectAttrs{BucketName: testBucket,
+			Name: fmt.Sprintf("%s/uploads/m%04d.jpg", testPrefix, i)}, Content: []byte("jpeg")})
+	}
+}
+
 // TestReadyWaitsOnTheEagerListingOnly (issue 23, point 1): with uploads/ lazy, the restore's listing
 // leaves the uploads/ folder out (but what its first page held), so ready waits on listing the code only;
 // the pass after it lists the whole bucket and records every media object remote-only, and nothing is
@@ -329,14 +342,7 @@ func TestCacheSizeBoundsTheLazyFiles(t *testing.T) {
 func TestReadyWaitsOnTheEagerListingOnly(t *testing.T) {
 	b := newBucket(t)
 	const media = 1500
-	for i := range 5 {
-		b.srv.CreateObject(fakestorage.Object{ObjectAttrs: fakestorage.ObjectAttrs{BucketName: testBucket,
-			Name: fmt.Sprintf("%s/plugins/p/f%d.php", testPrefix, i)}, Content: []byte("<?php")})
-	}
-	for i := range media {
-		b.srv.CreateObject(fakestorage.Object{ObjectAttrs: fakestorage.ObjectAttrs{BucketName: testBucket,
-			Name: fmt.Sprintf("%s/uploads/m%04d.jpg", testPrefix, i)}, Content: []byte("jpeg")})
-	}
+	manyMedia(b, media)
 	a := b.replica("a", withLazy("uploads/"))
 	a.pass()
 	if !a.s.Ready() || len(a.files()) != 5 || a.requests("read") != 5 {
@@ -368,14 +374,7 @@ func TestReadyWaitsOnTheEagerListingOnly(t *testing.T) {
 func TestLazyObjectsOfTheRestoresFirstPageAreRecorded(t *testing.T) {
 	b := newBucket(t)
 	const media = 1500 // the first page (1,000 objects) holds 995 of them
-	for i := range 5 {
-		b.srv.CreateObject(fakestorage.Object{ObjectAttrs: fakestorage.ObjectAttrs{BucketName: testBucket,
-			Name: fmt.Sprintf("%s/plugins/p/f%d.php", testPrefix, i)}, Content: []byte("<?php")})
-	}
-	for i := range media {
-		b.srv.CreateObject(fakestorage.Object{ObjectAttrs: fakestorage.ObjectAttrs{BucketName: testBucket,
-			Name: fmt.Sprintf("%s/uploads/m%04d.jpg", testPrefix, i)}, Content: []byte("jpeg")})
-	}
+	manyMedia(b, media)
 	a := b.replica("a", withLazy("uploads/"), withOptions(func(o *Options) {
 		o.RescanInterval, o.CacheSize = time.Hour, 1 // a 1-byte cache: the fill takes none, they stay remote-only
 	}))
