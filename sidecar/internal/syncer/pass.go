@@ -107,8 +107,8 @@ func (s *Syncer) pass(ctx context.Context, k passKind) (res Result, err error) {
 	return res, nil
 }
 
-// countCache publishes the bytes of the local lazy files for the fill (fillRoom), which now count the
-// files fetched that this pass took from the intake.
+// countCache publishes the bytes of the local lazy files for the lazy downloads (reserveRoom), which now
+// count the files fetched that this pass took from the intake.
 func (s *Syncer) countCache(w *work) {
 	s.status.cacheBytes.Store(s.idx.lazyBytes)
 	for path, r := range w.in.fetched {
