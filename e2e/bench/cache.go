@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -217,7 +216,7 @@ func (b *bench) cacheRun(ctx context.Context, gcs *fakeGCS, bucket string, files
 		stopSampling()
 		<-done
 		for p := range phases {
-			res.Max[p], res.Median[p] = sm.max[p], medianBytes(sm.totals[p])
+			res.Max[p], res.Median[p] = sm.max[p], median(sm.totals[p])
 		}
 		res.MaxTemp, res.Samples = sm.maxTemp, sm.n
 		if sm.err != nil {
@@ -231,7 +230,7 @@ func (b *bench) cacheRun(ctx context.Context, gcs *fakeGCS, bucket string, files
 	if err := cacheWaitFill(ctx, r, time.Now(), res); err != nil {
 		return err
 	}
-	if res.FillFiles, err = countFiles(filepath.Join(dir, "uploads")); err != nil {
+	if _, res.FillFiles, err = diskUse(filepath.Join(dir, "uploads")); err != nil {
 		return err
 	}
 	b.log.Info("cache: the fill reached the budget", "after_ready", res.Fill.Round(100*time.Millisecond), "media_files", res.FillFiles,
@@ -279,7 +278,7 @@ func (b *bench) cacheRun(ctx context.Context, gcs *fakeGCS, bucket string, files
 			res.FromBucket++
 		}
 	}
-	res.ReadP50, res.ReadMax = medianOf(took), slices.Max(took)
+	res.ReadP50, res.ReadMax = median(took), slices.Max(took)
 	if !sleepCtx(ctx, cacheAfter) {
 		return ctx.Err()
 	}
@@ -413,55 +412,13 @@ func (s *diskSampler) run(ctx context.Context) {
 func sampleDisk(dir string) (diskSample, error) {
 	var d diskSample
 	for _, sub := range []string{".filesync/tmp", ".filesync/stage"} {
-		n, err := liveBytes(filepath.Join(dir, filepath.FromSlash(sub)))
+		n, _, err := diskUse(filepath.Join(dir, filepath.FromSlash(sub)))
 		if err != nil {
 			return d, err
 		}
 		d.Temp += n
 	}
-	n, err := liveBytes(filepath.Join(dir, "uploads"))
+	n, _, err := diskUse(filepath.Join(dir, "uploads"))
 	d.Media = n
 	return d, err
-}
-
-// liveBytes sums the sizes of the regular files under dir, which may change meanwhile: what is gone when
-// it is looked at (renamed, evicted) does not count, and a missing dir holds nothing.
-func liveBytes(dir string) (int64, error) {
-	var total int64
-	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil
-		}
-		if err != nil || !d.Type().IsRegular() {
-			return err
-		}
-		info, err := d.Info()
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		total += info.Size()
-		return nil
-	})
-	return total, err
-}
-
-// countFiles counts the regular files under dir.
-func countFiles(dir string) (int, error) {
-	_, n, err := diskUse(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return 0, nil
-	}
-	return n, err
-}
-
-func medianBytes(ns []int64) int64 {
-	if len(ns) == 0 {
-		return 0
-	}
-	s := slices.Clone(ns)
-	slices.Sort(s)
-	return s[len(s)/2]
 }

@@ -2,13 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"time"
 )
@@ -155,7 +155,7 @@ func (b *bench) readyOnce(ctx context.Context, gcs *fakeGCS, bucket string, medi
 			*round = append(*round, d)
 		}
 	}
-	row.RemoteRead, row.LocalRead = medianOf(remote), medianOf(local)
+	row.RemoteRead, row.LocalRead = median(remote), median(local)
 	for {
 		known, err := r.metric("filesync_known_files")
 		if err != nil {
@@ -192,24 +192,23 @@ func timedGet(c *http.Client, url string) (time.Duration, error) {
 	return time.Since(start), nil
 }
 
-func medianOf(ds []time.Duration) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	return s[len(s)/2]
-}
-
-// diskUse sums the sizes of the regular files under dir (filesync's own folder included).
+// diskUse sums the sizes of the regular files under dir (filesync's own folder included) and counts them.
+// The directory may change meanwhile: what is gone when it is looked at (renamed, evicted) does not
+// count, and a missing dir holds nothing.
 func diskUse(dir string) (int64, int, error) {
 	var total int64
 	n := 0
 	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
 		if err != nil || !d.Type().IsRegular() {
 			return err
 		}
 		info, err := d.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
 		if err != nil {
 			return err
 		}

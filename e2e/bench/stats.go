@@ -8,8 +8,9 @@ import (
 	"time"
 )
 
-// median returns the median of ds (the mean of the middle two for an even count); 0 when empty.
-func median(ds []time.Duration) time.Duration {
+// median returns the median of ds (the mean of the middle two for an even count); 0 when empty. Durations
+// and byte counts alike.
+func median[T ~int64](ds []T) T {
 	if len(ds) == 0 {
 		return 0
 	}
