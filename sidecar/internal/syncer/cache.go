@@ -121,7 +121,7 @@ const fetchRoomWait = 2 * time.Second
 
 // roomForFetch takes room for a read-through fetch of size bytes at a lazy path: when the cache is full,
 // it asks the loop to evict (a pass, whose end evicts for the bytes wanted too) and waits for the room,
-// at most fetchRoomWait. It returns what to give back (releaseRoom) when the fetch ends, 0 if it took none.
+// at most fetchRoomWait. It returns what to give back (releaseRoom) when the fetch ends (0: it took none).
 func (s *Syncer) roomForFetch(ctx context.Context, path string, size int64) int64 {
 	if s.opt.CacheSize <= 0 || !s.lazy(path) {
 		return 0

@@ -54,9 +54,7 @@ func (s *Syncer) Fetch(ctx context.Context, path string) (snapshot.Stamp, error)
 	}
 	took := s.roomForFetch(ctx, path, o.Size)
 	st, err := s.writeFetched(ctx, "fetch", path, o.Object)
-	if took > 0 {
-		s.releaseRoom(took)
-	}
+	s.releaseRoom(took)
 	if errors.Is(err, localfs.ErrChanged) {
 		if st, serr := s.dir.Stat(path); serr == nil {
 			return st, nil // someone else put it there meanwhile
