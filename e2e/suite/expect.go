@@ -301,24 +301,20 @@ func codeBeforeStart(ctx context.Context, t *testing.T, st *State, pod string, a
 // filledIn waits, within the propagation bound, until pod holds every media file of want (the bucket's
 // uploads/): the background fill's work. It returns how long that took.
 func filledIn(ctx context.Context, st *State, pod string, want map[string]FileInfo) (time.Duration, error) {
-	start := time.Now()
-	var last error
-	for {
+	took, err := awaitEverywhere(ctx, time.Now(), st.Config.PropagationBound, []string{pod}, holdsMedia(st, want))
+	return took[pod], err
+}
+
+// holdsMedia checks that a replica's uploads/ holds every file of want, byte-identical (more is fine).
+func holdsMedia(st *State, want map[string]FileInfo) func(context.Context, string) (bool, error) {
+	return func(ctx context.Context, pod string) (bool, error) {
 		tree, err := st.Kube.Tree(ctx, pod, "uploads")
-		if err == nil {
-			err = completeAgainst(tree, want)
+		if err != nil {
+			return false, err
 		}
-		if err == nil {
-			return time.Since(start), nil
+		if err := completeAgainst(tree, want); err != nil {
+			return false, err
 		}
-		last = err
-		if time.Since(start) > st.Config.PropagationBound {
-			return 0, fmt.Errorf("%s: media not filled in after %s: %w", pod, st.Config.PropagationBound, last)
-		}
-		select {
-		case <-ctx.Done():
-			return 0, ctx.Err()
-		case <-time.After(500 * time.Millisecond):
-		}
+		return true, nil
 	}
 }
