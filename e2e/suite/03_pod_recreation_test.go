@@ -17,7 +17,6 @@ type replacementKey struct{}
 
 // recreation is what the pod recreation feature carries from step to step.
 type recreation struct {
-	code  map[string]FileInfo // the bucket's codeDir before the delete
 	media map[string]FileInfo // the bucket's uploads/ before the delete
 	repl  string
 }
@@ -29,21 +28,20 @@ type recreation struct {
 func TestRecreatedReplicaRestoresBeforeWordPressStarts(t *testing.T) {
 	f := features.New("pod recreation").
 		Setup(uploadOnFirstReplica).
+		Setup(placeCodeOnUploader).
 		Setup(func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
-			st := StateFrom(ctx)
-			up := ctx.Value(mediaKey{}).(uploaded)
-			code := placeCode(ctx, t, st, up.pod)
-			media, err := st.Bucket.List(ctx, remotePrefix+"uploads/")
+			media, err := StateFrom(ctx).Bucket.List(ctx, remotePrefix+"uploads/")
 			if err != nil {
 				t.Fatal(err)
 			}
-			return context.WithValue(ctx, replacementKey{}, &recreation{code: code, media: media})
+			return context.WithValue(ctx, replacementKey{}, &recreation{media: media})
 		}).
 		Assess("the replacement of a deleted replica has its code before its WordPress container starts",
 			func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
 				st := StateFrom(ctx)
 				up := ctx.Value(mediaKey{}).(uploaded)
 				run := ctx.Value(replacementKey{}).(*recreation)
+				code := ctx.Value(codeKey{}).(map[string]FileInfo)
 				before := names(readyReplicas(ctx, t, st, replicas))
 
 				start := time.Now()
@@ -56,7 +54,7 @@ func TestRecreatedReplicaRestoresBeforeWordPressStarts(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if err := completeAgainst(early, run.code); err != nil {
+				if err := completeAgainst(early, code); err != nil {
 					t.Errorf("%s at the first sight of its running wordpress container: %v", repl.Name, err)
 				}
 				media, err := st.Kube.Tree(ctx, repl.Name, "uploads")
@@ -64,7 +62,7 @@ func TestRecreatedReplicaRestoresBeforeWordPressStarts(t *testing.T) {
 					t.Fatal(err)
 				}
 				t.Logf("MEASURED pod recreation: replacement %s had WordPress running %.2fs after the delete, with %d/%d code files and %d/%d media files present",
-					repl.Name, time.Since(start).Seconds(), len(early), len(run.code), len(media), len(run.media))
+					repl.Name, time.Since(start).Seconds(), len(early), len(code), len(media), len(run.media))
 
 				pods := readyReplicas(ctx, t, st, replicas)
 				idx := slices.IndexFunc(pods, func(p corev1.Pod) bool { return p.Name == repl.Name })
@@ -83,13 +81,13 @@ func TestRecreatedReplicaRestoresBeforeWordPressStarts(t *testing.T) {
 				if appStart.Before(syncStart) {
 					t.Errorf("%s: wordpress started at %s, before filesync (%s)", repl.Name, appStart, syncStart)
 				}
-				tree := codeBeforeStart(ctx, t, st, repl.Name, appStart, run.code)
+				tree := codeBeforeStart(ctx, t, st, repl.Name, appStart, code)
 				var lastRestore time.Time
-				for rel := range run.code {
+				for rel := range code {
 					lastRestore = maxTime(lastRestore, tree[rel].CTime)
 				}
 				t.Logf("MEASURED pod recreation: %s filesync started %s, last of %d code files restored %s, wordpress started %s",
-					repl.Name, syncStart.Format(time.RFC3339), len(run.code), lastRestore.Format(time.RFC3339Nano), appStart.Format(time.RFC3339))
+					repl.Name, syncStart.Format(time.RFC3339), len(code), lastRestore.Format(time.RFC3339Nano), appStart.Format(time.RFC3339))
 				run.repl = repl.Name
 				return ctx
 			}).

@@ -17,21 +17,14 @@ import (
 // written before their WordPress container started), serve the media at once and are then filled in with
 // all of it (uploads/ is lazy in the kind overlay).
 func TestScaledUpReplicasStartComplete(t *testing.T) {
-	type scaleUp struct{ code map[string]FileInfo }
-	type scaleUpKey struct{}
 	f := features.New("scale up").
-		Setup(func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
-			st := StateFrom(ctx)
-			a := readyReplicas(ctx, t, st, replicas)[0].Name
-			m, content := uploadAndSpread(ctx, t, st, a)
-			ctx = context.WithValue(ctx, mediaKey{}, uploaded{media: m, content: content, pod: a})
-			return context.WithValue(ctx, scaleUpKey{}, scaleUp{code: placeCode(ctx, t, st, a)})
-		}).
+		Setup(uploadOnFirstReplica).
+		Setup(placeCodeOnUploader).
 		Assess("scaling from 3 to 5 adds two replicas that hold their code when WordPress starts, serve the media and fill it in",
 			func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
 				st := StateFrom(ctx)
 				up := ctx.Value(mediaKey{}).(uploaded)
-				code := ctx.Value(scaleUpKey{}).(scaleUp).code
+				code := ctx.Value(codeKey{}).(map[string]FileInfo)
 				before := names(readyReplicas(ctx, t, st, replicas))
 				want, err := st.Bucket.List(ctx, remotePrefix+"uploads/")
 				if err != nil {

@@ -278,6 +278,16 @@ func placeCode(ctx context.Context, t *testing.T, st *State, pod string) map[str
 	return code
 }
 
+type codeKey struct{}
+
+// placeCodeOnUploader is a Setup step after uploadOnFirstReplica: placeCode on the replica that uploaded,
+// the bucket's codeDir then kept in the context under codeKey.
+func placeCodeOnUploader(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
+	st := StateFrom(ctx)
+	up := ctx.Value(mediaKey{}).(uploaded)
+	return context.WithValue(ctx, codeKey{}, placeCode(ctx, t, st, up.pod))
+}
+
 // codeBeforeStart checks that pod held every file of code (the bucket's codeDir), each written before its
 // WordPress container started at appStart. It returns the tree it saw.
 func codeBeforeStart(ctx context.Context, t *testing.T, st *State, pod string, appStart time.Time, code map[string]FileInfo) map[string]FileInfo {
