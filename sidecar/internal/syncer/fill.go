@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,11 +23,16 @@ import (
 // pass records its base, and it is an ordinary local file from then on.
 //
 // Owner: the queue is the fill's; the loop only pushes to it (commit, when it records a remote-only
-// base; Run, for those the state directory kept). An item is checked against the base (safe for
-// concurrent reads) before its download, so one the loop has since changed or forgotten is skipped.
+// base). An item is checked against the base (safe for concurrent reads) before its download, so one the
+// loop has since changed or forgotten is skipped.
 
 // fillTransfers is how many lazy downloads the fill has in flight: a quarter of --transfers, at least 1.
 func (s *Syncer) fillTransfers() int { return max(1, s.opt.Transfers/4) }
+
+// fillBatch is how many remote-only paths the queue holds at most: the next ones to fill. A site's
+// media may be 100,000 remote-only paths, and a queue of them all 6 MB beside the base that lists them
+// already; the rest are found in the base when these run out (fillQueue.refill).
+const fillBatch = 1024
 
 // fillItem is one remote-only path, with the object its base recorded.
 type fillItem struct {
@@ -34,11 +40,29 @@ type fillItem struct {
 	o    snapshot.Object
 }
 
-// fillQueue holds the remote-only paths to fill, newest object first.
+// newer reports whether a is filled before b: the newer object first (by the mtime it carries), then by
+// path.
+func (a fillItem) newer(b fillItem) bool {
+	if !a.o.ModTime.Equal(b.o.ModTime) {
+		return a.o.ModTime.After(b.o.ModTime)
+	}
+	return a.path < b.path
+}
+
+// fillQueue holds the next remote-only paths to fill, newest object first: at most fillBatch of them,
+// every path not taken yet that is newer than bound (or as new); the base holds the others, and refill
+// takes the next fillBatch of them from it when the queue runs out.
 type fillQueue struct {
-	mu    sync.Mutex
-	items fillHeap
-	kick  chan struct{} // 1-buffered: something was pushed
+	mu sync.Mutex
+	// items: oldest first (pop takes the last), at most fillBatch.
+	items []fillItem
+	// bound: every remote-only path of the base not taken yet that is newer than bound, or bound itself,
+	// is in items; all: every one is (bound means nothing). Neither: none is yet (the queue's start).
+	bound fillItem
+	all   bool
+	// remoteOnly ranges over the base's remote-only entries (the syncer's, safe beside the loop).
+	remoteOnly func(yield func(path string, o snapshot.Object))
+	kick       chan struct{} // 1-buffered: something was pushed
 	// fetching counts the read-through fetches in flight (Fetch): the fill waits while any is.
 	fetching atomic.Int64
 	// uncounted: bytes of lazy files fetched or filled that no pass has counted yet (handFetched adds,
@@ -52,12 +76,18 @@ type fillQueue struct {
 	wanted atomic.Int64
 }
 
-func newFillQueue() *fillQueue { return &fillQueue{kick: make(chan struct{}, 1)} }
+// newFillQueue returns a queue over the remote-only entries that remoteOnly ranges over: those the base
+// holds already (a restart with --state-dir) are taken from it as the others.
+func newFillQueue(remoteOnly func(yield func(path string, o snapshot.Object))) *fillQueue {
+	return &fillQueue{remoteOnly: remoteOnly, kick: make(chan struct{}, 1)}
+}
 
-// push adds a remote-only path.
+// push adds a remote-only path (recorded by the loop, or put back by the fill).
 func (q *fillQueue) push(path string, o snapshot.Object) {
 	q.mu.Lock()
-	heap.Push(&q.items, fillItem{path: path, o: o})
+	if it := (fillItem{path, o}); q.all || q.bound.path != "" && !q.bound.newer(it) {
+		q.insert(it)
+	} // else older than bound: the base holds it, and refill will find it
 	q.mu.Unlock()
 	select {
 	case q.kick <- struct{}{}:
@@ -65,28 +95,70 @@ func (q *fillQueue) push(path string, o snapshot.Object) {
 	}
 }
 
+// insert puts it in items in its place; past fillBatch, the oldest item goes back to the base's keeping
+// (bound moves up to the oldest kept). Call with q.mu held.
+func (q *fillQueue) insert(it fillItem) {
+	i, _ := slices.BinarySearchFunc(q.items, it, func(x, t fillItem) int {
+		if t.newer(x) {
+			return -1
+		}
+		return 1
+	})
+	q.items = slices.Insert(q.items, i, it)
+	if len(q.items) > fillBatch {
+		q.items = q.items[1:]
+		q.bound, q.all = q.items[0], false
+	}
+}
+
 // pop takes the newest item, or reports that there is none.
 func (q *fillQueue) pop() (fillItem, bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.items.Len() == 0 {
+	if len(q.items) == 0 && !q.all {
+		q.refill()
+	}
+	if len(q.items) == 0 {
 		return fillItem{}, false
 	}
-	return heap.Pop(&q.items).(fillItem), true
+	it := q.items[len(q.items)-1]
+	q.items = q.items[:len(q.items)-1]
+	return it, true
 }
 
-// fillHeap orders items newest object first (by the mtime the object carries), then by path.
+// refill takes from the base the fillBatch newest remote-only paths older than bound (all of them, at
+// the start). Call with q.mu held.
+func (q *fillQueue) refill() {
+	var next fillHeap // the fillBatch newest found so far, oldest on top
+	q.remoteOnly(func(path string, o snapshot.Object) {
+		it := fillItem{path, o}
+		switch {
+		case q.bound.path != "" && !q.bound.newer(it): // in items or taken already
+		case len(next) < fillBatch:
+			heap.Push(&next, it)
+		case it.newer(next[0]):
+			next[0] = it
+			heap.Fix(&next, 0)
+		}
+	})
+	q.items = q.items[:0]
+	for next.Len() > 0 {
+		q.items = append(q.items, heap.Pop(&next).(fillItem))
+	}
+	if len(q.items) < fillBatch {
+		q.all = true
+	} else {
+		q.bound = q.items[0]
+	}
+}
+
+// fillHeap keeps the oldest item on top (refill's selection of the newest).
 type fillHeap []fillItem
 
-func (h fillHeap) Len() int { return len(h) }
-func (h fillHeap) Less(i, j int) bool {
-	if !h[i].o.ModTime.Equal(h[j].o.ModTime) {
-		return h[i].o.ModTime.After(h[j].o.ModTime)
-	}
-	return h[i].path < h[j].path
-}
-func (h fillHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *fillHeap) Push(x any)   { *h = append(*h, x.(fillItem)) }
+func (h fillHeap) Len() int           { return len(h) }
+func (h fillHeap) Less(i, j int) bool { return h[j].newer(h[i]) }
+func (h fillHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *fillHeap) Push(x any)        { *h = append(*h, x.(fillItem)) }
 func (h *fillHeap) Pop() any {
 	old := *h
 	it := old[len(old)-1]
@@ -94,11 +166,11 @@ func (h *fillHeap) Pop() any {
 	return it
 }
 
-// seedFill queues the remote-only entries the base holds (a restart with --state-dir). The loop's.
-func (s *Syncer) seedFill() {
+// remoteOnlyEntries ranges over the base's remote-only entries (for the fill queue, beside the loop).
+func (s *Syncer) remoteOnlyEntries(yield func(path string, o snapshot.Object)) {
 	s.base.Range(func(path string, b snapshot.Base) {
 		if b.RemoteOnly {
-			s.fill.push(path, b.Object)
+			yield(path, b.Object)
 		}
 	})
 }

@@ -116,7 +116,6 @@ func (s *Syncer) Run(ctx context.Context) error {
 	s.status.running.Store(true)
 	defer s.status.running.Store(false)
 	if s.opt.Lazy != nil {
-		s.seedFill()
 		fillCtx, stopFill := context.WithCancel(ctx)
 		filled := make(chan struct{})
 		go func() { defer close(filled); s.runFill(fillCtx) }()

@@ -148,8 +148,9 @@ func New(dir *localfs.Dir, store *gcsstore.Store, base *state.Store, f *filter.F
 	}
 	s := &Syncer{
 		dir: dir, store: store, base: base, filter: f, m: m, log: log, opt: opt, now: time.Now,
-		intake: newIntakeQueue(), idx: newIndex(base), holds: newHolds(m), fill: newFillQueue(),
+		intake: newIntakeQueue(), idx: newIndex(base), holds: newHolds(m),
 	}
+	s.fill = newFillQueue(s.remoteOnlyEntries)
 	if opt.Lazy != nil {
 		s.idx.isLazy = s.lazy
 	}
