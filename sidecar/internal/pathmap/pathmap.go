@@ -16,6 +16,7 @@ import (
 	"iter"
 	"maps"
 	"slices"
+	"sort"
 )
 
 // minRecent is the number of added paths kept beside the arrays before they are merged, whatever the
@@ -41,17 +42,68 @@ type item[V any] struct {
 // FromMap returns a Map holding m's entries. canon, if not nil, may give for a path an equal string to
 // keep instead (one already held elsewhere, so that the name is stored once).
 func FromMap[V any](m map[string]V, canon func(string) (string, bool)) *Map[V] {
-	keys := slices.Sorted(maps.Keys(m))
-	vals := make([]V, len(keys))
-	for i, k := range keys {
-		vals[i] = m[k]
+	var b Builder[V]
+	b.Grow(len(m))
+	for k, v := range m {
+		b.Add(k, v)
+	}
+	return b.Map(canon)
+}
+
+// Builder collects entries in any order (a listing's pages as they arrive) and makes a Map of them at
+// once, sorting them where they lie: building a Map of n paths costs its two arrays, not a Go map of the
+// n paths beside them. The zero Builder is empty and ready to use.
+type Builder[V any] struct {
+	keys []string
+	vals []V
+}
+
+// Grow makes room for n more entries.
+func (b *Builder[V]) Grow(n int) {
+	b.keys, b.vals = slices.Grow(b.keys, n), slices.Grow(b.vals, n)
+}
+
+// Add adds path's value. Add a path once: of a path added twice, either value may be kept.
+func (b *Builder[V]) Add(path string, v V) {
+	b.keys, b.vals = append(b.keys, path), append(b.vals, v)
+}
+
+// Len returns the number of entries added (a path added twice counts twice).
+func (b *Builder[V]) Len() int { return len(b.keys) }
+
+// Map returns a Map of the entries added, taking over b's arrays (b is empty after). canon, if not nil,
+// may give for a path an equal string to keep instead (FromMap).
+func (b *Builder[V]) Map(canon func(string) (string, bool)) *Map[V] {
+	sort.Sort(byKey[V]{b.keys, b.vals})
+	keys, vals := b.keys[:0], b.vals[:0]
+	for i, k := range b.keys {
+		if len(keys) > 0 && keys[len(keys)-1] == k { // the same path again: one entry
+			continue
+		}
 		if canon != nil {
 			if c, ok := canon(k); ok {
-				keys[i] = c
+				k = c
 			}
 		}
+		keys, vals = append(keys, k), append(vals, b.vals[i])
 	}
+	clear(b.keys[len(keys):]) // let go of what the slots past the end refer to
+	clear(b.vals[len(vals):])
+	*b = Builder[V]{}
 	return &Map[V]{keys: keys, vals: vals}
+}
+
+// byKey sorts a Builder's two arrays by key.
+type byKey[V any] struct {
+	keys []string
+	vals []V
+}
+
+func (s byKey[V]) Len() int           { return len(s.keys) }
+func (s byKey[V]) Less(i, j int) bool { return s.keys[i] < s.keys[j] }
+func (s byKey[V]) Swap(i, j int) {
+	s.keys[i], s.keys[j] = s.keys[j], s.keys[i]
+	s.vals[i], s.vals[j] = s.vals[j], s.vals[i]
 }
 
 // find returns the index of path in the arrays, if it is there and not gone.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"unsafe"
 )
@@ -114,4 +115,47 @@ func TestDeleteWhileIterating(t *testing.T) {
 	if seen != 1 {
 		t.Fatalf("yielded %d paths after the others were deleted, want 1", seen)
 	}
+}
+
+// TestBuilder: a Map built from entries added in any order holds them, once each, with canon's strings,
+// and takes Set and Delete like any other.
+func TestBuilder(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 7))
+	var b Builder[int]
+	want := map[string]int{}
+	for i := range 20_000 {
+		k := fmt.Sprintf("uploads/%d/f%05d", i%7, r.IntN(30_000))
+		if v, ok := want[k]; ok {
+			b.Add(k, v) // a path listed twice: the same object
+			continue
+		}
+		want[k] = i + 1
+		b.Add(k, i+1)
+	}
+	held := map[string]string{}
+	m := b.Map(func(p string) (string, bool) {
+		if len(held) < 100 {
+			held[p] = strings.Clone(p)
+			return held[p], true
+		}
+		return "", false
+	})
+	if b.Len() != 0 {
+		t.Fatalf("the Builder still holds %d entries after Map", b.Len())
+	}
+	check(t, m, want)
+	for p, h := range held {
+		if k, _ := m.Key(p); unsafe.StringData(k) != unsafe.StringData(h) {
+			t.Fatalf("Key(%q) is not the string canon gave", p)
+		}
+	}
+	for k, v := range want {
+		if v%3 == 0 {
+			m.Delete(k)
+			delete(want, k)
+		}
+	}
+	m.Set("a/new", 1)
+	want["a/new"] = 1
+	check(t, m, want)
 }

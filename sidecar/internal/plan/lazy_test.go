@@ -60,10 +60,13 @@ func TestRemoteOnly(t *testing.T) {
 			}
 			plan := Compute(in)
 			var got Op
-			if len(plan.Actions) == 1 {
+			switch {
+			case len(plan.Actions) == 1:
 				got = plan.Actions[0].Op
+			case len(plan.RemoteOnly) == 1 && plan.RemoteOnly[0] == p:
+				got = RemoteOnly
 			}
-			if got != tc.want || len(plan.Actions) > 1 || len(plan.BlockedDeletes) > 0 {
+			if got != tc.want || len(plan.Actions)+len(plan.RemoteOnly) > 1 || len(plan.BlockedDeletes) > 0 {
 				t.Fatalf("got %v, want %v\n%s", got, tc.want, plan)
 			}
 		})
@@ -85,7 +88,7 @@ func TestRemoteOnlyIsNoWipe(t *testing.T) {
 		p := "uploads/m" + pathName(20+i)
 		in.remote()[p], in.base()[p] = rem(1, 1, 1), remoteOnly(1, 1, 1)
 	}
-	if p := Compute(in); len(p.Actions) != 0 || p.LocalWiped || p.RemoteWiped {
+	if p := Compute(in); len(p.Actions) != 0 || len(p.RemoteOnly) != 0 || p.LocalWiped || p.RemoteWiped {
 		t.Fatalf("a replica with remote-only media is not in sync:\n%s", p)
 	}
 	clear(in.local())
@@ -138,9 +141,15 @@ func FuzzRemoteOnly(f *testing.F) {
 					t.Fatalf("an upload over a remote-only path's object: %v\n%s", a, p)
 				case a.Op == Download && !hasL && in.Lazy(a.Path) && (!hasB || b.RemoteOnly):
 					t.Fatalf("a lazy path downloaded before it is asked for: %v\n%s", a, p)
-				case a.Op == RemoteOnly && (hasL || !in.Lazy(a.Path) || a.Remote != in.remote()[a.Path]):
-					t.Fatalf("remote-only recorded for a path that is local or not lazy: %v\n%s", a, p)
+				case a.Op == RemoteOnly:
+					t.Fatalf("a remote-only record among the actions: %v\n%s", a, p)
 				}
+			}
+		}
+		for _, path := range p.RemoteOnly {
+			_, hasL := in.local()[path]
+			if _, hasR := in.remote()[path]; hasL || !hasR || !in.Lazy(path) {
+				t.Fatalf("remote-only recorded for %s, which is local (%v), not in the bucket (%v) or not lazy:\n%s", path, hasL, !hasR, p)
 			}
 		}
 	})

@@ -591,6 +591,15 @@ func checkSafe(t *testing.T, in Input, p Plan) {
 	t.Helper()
 	del := in.Delete
 	seen := map[string]bool{}
+	if !slices.IsSorted(p.RemoteOnly) {
+		t.Fatalf("the remote-only records are not in path order:\n%s", p)
+	}
+	for _, path := range p.RemoteOnly {
+		if seen[path] {
+			t.Fatalf("two remote-only records for %s:\n%s", path, p)
+		}
+		seen[path] = true
+	}
 	for _, a := range p.Actions {
 		if seen[a.Path] {
 			t.Fatalf("two actions for %s:\n%s", a.Path, p)
@@ -842,6 +851,15 @@ func checkTargeted(t *testing.T, whole Input, n int, subset []byte) {
 	}
 	if want := restrict(pw.Actions); !reflect.DeepEqual(want, pt.Actions) {
 		t.Fatalf("targeted plan differs from the whole plan on the subset:\nwhole:\n%s\ntargeted:\n%s", pw, pt)
+	}
+	var remoteOnly []string
+	for _, path := range pw.RemoteOnly {
+		if chosen[path] {
+			remoteOnly = append(remoteOnly, path)
+		}
+	}
+	if !slices.Equal(remoteOnly, pt.RemoteOnly) {
+		t.Fatalf("targeted remote-only records differ from the whole plan's on the subset:\nwhole:\n%s\ntargeted:\n%s", pw, pt)
 	}
 	if want := restrict(pw.BlockedDeletes); !reflect.DeepEqual(want, pt.BlockedDeletes) {
 		t.Fatalf("withheld deletes differ:\nwhole:\n%s\ntargeted:\n%s", pw, pt)

@@ -26,8 +26,11 @@ type index struct {
 	remote *pathmap.Map[snapshot.Object]
 	walked bool // local holds a whole walk (not just hinted paths)
 	listed bool // remote holds a listing (not just this replica's writes)
-	// due: objects whose listing or hint changed since the last pass planned them (the next pass plans them).
-	due map[string]bool
+	// due: objects whose listing or hint changed since the last pass planned them (the next pass plans
+	// them); allDue: so many did (more than wholePlan: the whole listing after a lazy restore makes every
+	// media object due) that the next pass plans the whole tree, and due is not kept.
+	due    map[string]bool
+	allDue bool
 	// encoded: objects of the view stored gzip-encoded (objectRule).
 	encoded map[string]struct{}
 	// dirs counts the local files under each directory, so that the files of a directory that went away
@@ -44,6 +47,28 @@ type index struct {
 	isLazy    func(path string) bool
 	lazyBytes int64
 }
+
+// markDue marks path due for the next pass.
+func (ix *index) markDue(path string) {
+	if ix.allDue {
+		return
+	}
+	ix.due[path] = true
+	if len(ix.due) > ix.wholePlan() {
+		ix.markAllDue()
+	}
+}
+
+// markAllDue has the next pass plan the whole tree.
+func (ix *index) markAllDue() { ix.allDue, ix.due = true, map[string]bool{} }
+
+// wholePlan is the number of paths past which a pass plans the whole tree from the index (no copies)
+// rather than a subset copied from it: a quarter of the base, or minWholePlan for a small one.
+func (ix *index) wholePlan() int { return max(minWholePlan, ix.base.Len()/4) }
+
+// minWholePlan is the number of paths below which a targeted pass plans only its paths, whatever the size
+// of the base.
+const minWholePlan = 1024
 
 func newIndex(base *state.Store) index {
 	ix := index{base: base, local: map[string]snapshot.File{}, remote: &pathmap.Map[snapshot.Object]{}, dirs: map[string]int{},
@@ -206,11 +231,12 @@ func (ix *index) unsyncableBase() map[string]struct{} {
 	return out
 }
 
-// replaceRemote takes a listing as the remote side, with the names of its gzip-encoded objects.
-func (ix *index) replaceRemote(view map[string]snapshot.Object, encoded map[string]struct{}) {
-	ix.remote, ix.listed, ix.encoded = pathmap.FromMap(view, ix.base.Key), true, encoded
+// replaceRemote takes a listing as the remote side (the view itself, not a copy: its names the base's
+// strings where the base has them, pathmap.Builder.Map), with the names of its gzip-encoded objects.
+func (ix *index) replaceRemote(view *pathmap.Map[snapshot.Object], encoded map[string]struct{}) {
+	ix.remote, ix.listed, ix.encoded = view, true, encoded
 	ix.remoteDirs = map[string]int{}
-	for p := range view {
+	for p := range view.All() {
 		count(ix.remoteDirs, p, 1)
 	}
 	ix.reindexAll()

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/filesync/filesync/sidecar/internal/pathmap"
 	"github.com/filesync/filesync/sidecar/internal/plan"
 	"github.com/filesync/filesync/sidecar/internal/snapshot"
 	"github.com/filesync/filesync/sidecar/internal/state"
@@ -35,7 +36,7 @@ func knownSite(code, media int) *index {
 		view[name(i)] = snapshot.Object{Generation: 1_700_000_000_000_000 + int64(i), Size: 2048 + int64(i%4096),
 			CRC32C: uint32(i * 2654435761), ModTime: t0.Add(time.Duration(i) * time.Second)}
 	}
-	ix.replaceRemote(view, map[string]struct{}{})
+	ix.replaceRemote(pathmap.FromMap(view, ix.base.Key), map[string]struct{}{})
 	// The restore's pass records what it planned, by the names of the listing it planned from.
 	for p, r := range ix.remote.All() {
 		if strings.HasPrefix(p, "plugins/") {
@@ -52,7 +53,7 @@ func knownSite(code, media int) *index {
 		again[strings.Clone(p)] = r
 	}
 	clear(view)
-	ix.replaceRemote(again, map[string]struct{}{})
+	ix.replaceRemote(pathmap.FromMap(again, ix.base.Key), map[string]struct{}{})
 	return &ix
 }
 

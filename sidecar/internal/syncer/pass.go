@@ -192,7 +192,8 @@ func (s *Syncer) planPass(w *work) error {
 			w.only[p] = true
 		}
 	}
-	clear(s.idx.due)
+	allDue := s.idx.allDue
+	s.idx.allDue, s.idx.due = false, map[string]bool{}
 	s.holds.forgetSkipped(func(path string) (int64, bool) {
 		r, ok := s.idx.remote.Get(path)
 		return r.Generation, ok
@@ -200,11 +201,11 @@ func (s *Syncer) planPass(w *work) error {
 		f, ok := s.idx.local[path]
 		return f.Stamp, ok
 	})
-	// A targeted plan copies what the index holds of its paths; past a quarter of the base (the whole
-	// listing after a lazy restore marks every media object due) the whole tree is planned instead, from
-	// the index itself: the same plan for those paths (FuzzTargeted), without copies of 100,000 entries.
+	// A targeted plan copies what the index holds of its paths; past wholePlan of them (the whole listing
+	// after a lazy restore marks every media object due) the whole tree is planned instead, from the index
+	// itself: the same plan for those paths (FuzzTargeted), without copies of 100,000 entries.
 	planned := w.only
-	if len(w.only) > max(minWholePlan, s.base.Len()/4) {
+	if allDue || len(w.only) > s.idx.wholePlan() {
 		planned = nil
 	}
 	w.plan = s.compute(planned, w.settle)
@@ -219,17 +220,13 @@ func (s *Syncer) planPass(w *work) error {
 		w.only = nil // the whole tree was planned
 	}
 	if w.kind.mode == flush {
-		w.plan.Actions = outgoing(w.plan.Actions)
+		w.plan.Actions, w.plan.RemoteOnly = outgoing(w.plan.Actions), nil
 	}
 	if w.kind.mode == normal {
 		s.holdTrees(&w.plan, w.start)
 	}
 	return nil
 }
-
-// minWholePlan is the number of paths below which a targeted pass plans only its paths, whatever the size
-// of the base.
-const minWholePlan = 1024
 
 // outgoing keeps the actions that take a local change to the bucket.
 func outgoing(actions []plan.Action) []plan.Action {

@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/filesync/filesync/sidecar/internal/gcsstore"
+	"github.com/filesync/filesync/sidecar/internal/pathmap"
 	"github.com/filesync/filesync/sidecar/internal/snapshot"
 )
 
@@ -15,10 +16,10 @@ import (
 
 // listing is what one listing of the bucket found, before the loop adopts it.
 type listing struct {
-	view    map[string]snapshot.Object // the objects nameRule syncs
-	unsafe  map[string]error           // names never written locally, and why
-	noExec  []string                   // executable names under --no-exec
-	encoded map[string]struct{}        // objects of view stored gzip-encoded
+	view    *pathmap.Map[snapshot.Object] // the objects nameRule syncs
+	unsafe  map[string]error              // names never written locally, and why
+	noExec  []string                      // executable names under --no-exec
+	encoded map[string]struct{}           // objects of view stored gzip-encoded
 	// partial: the folders that are wholly lazy were left out (lazyLater): view lacks their objects.
 	partial bool
 }
@@ -39,7 +40,10 @@ func (s *Syncer) fetchListing(ctx context.Context, lazyLater bool, each func(nam
 	if !s.Ready() || s.lazyUnlisted { // the restore, and the listing of the lazy folders it left out
 		parallel = listParallel
 	}
-	l := listing{view: map[string]snapshot.Object{}, unsafe: map[string]error{}, encoded: map[string]struct{}{}}
+	l := listing{unsafe: map[string]error{}, encoded: map[string]struct{}{}}
+	// The objects go straight into the arrays of the view (pathmap.Builder): a Go map of them all first
+	// would be the largest thing a replica holds when it lists 100,000 objects (issue 23).
+	var view pathmap.Builder[snapshot.Object]
 	var skip func(string) bool
 	if lazyLater && s.opt.Lazy != nil {
 		skip = func(folder string) bool {
@@ -62,7 +66,7 @@ func (s *Syncer) fetchListing(ctx context.Context, lazyLater bool, each func(nam
 			l.unsafe[o.Name] = unsafe
 			return
 		}
-		l.view[o.Name] = o.Object
+		view.Add(o.Name, o.Object)
 		if objectRule(o.ContentEncoding, false) == gzipEncoded {
 			l.encoded[o.Name] = struct{}{}
 		} else if each != nil {
@@ -73,6 +77,7 @@ func (s *Syncer) fetchListing(ctx context.Context, lazyLater bool, each func(nam
 		s.m.Errors.WithLabelValues("list").Inc()
 		return listing{}, err
 	}
+	l.view = view.Map(s.base.Key) // a name the base holds is kept once
 	return l, nil
 }
 
@@ -97,26 +102,38 @@ func (s *Syncer) adopt(l listing) bool {
 	completed := s.lazyUnlisted && !l.partial
 	s.lazyUnlisted = l.partial
 	changed := !s.idx.listed || completed
-	for name, r := range l.view {
-		if old, ok := s.idx.remote.Get(name); !ok || !sameObject(old, r) || (completed && s.lazy(name)) {
-			s.idx.due[name], changed = true, true
+	if completed {
+		s.idx.markAllDue()
+	}
+	for name, r := range l.view.All() {
+		if s.idx.allDue {
+			break
+		}
+		if old, ok := s.idx.remote.Get(name); !ok || !sameObject(old, r) {
+			s.idx.markDue(name)
+			changed = true
 		}
 	}
 	for name := range s.idx.remote.All() {
-		if _, ok := l.view[name]; !ok {
-			s.idx.due[name], changed = true, true
+		if s.idx.allDue {
+			break
+		}
+		if _, ok := l.view.Get(name); !ok {
+			s.idx.markDue(name)
+			changed = true
 		}
 	}
+	changed = changed || s.idx.allDue
 	if changed {
 		before := s.idx.folderObjects()
 		s.idx.replaceRemote(l.view, l.encoded)
 		for name := range before { // no longer a folder: it may be synced now
 			if s.idx.objectRule(name) == noReason {
-				s.idx.due[name] = true
+				s.idx.markDue(name)
 			}
 		}
 	}
-	for name := range l.view {
+	for name := range l.view.All() {
 		s.reportObjectRule(name)
 	}
 	for name, why := range l.unsafe {
@@ -193,7 +210,7 @@ func (s *Syncer) applyChanges(ctx context.Context, changes []*remoteWait) {
 		case errors.Is(f.err, gcsstore.ErrNotFound):
 			if known {
 				s.idx.dropRemote(f.path)
-				s.idx.due[f.path] = true
+				s.idx.markDue(f.path)
 				s.clashesChanged(f.path)
 			}
 		case f.err != nil:
@@ -205,7 +222,7 @@ func (s *Syncer) applyChanges(ctx context.Context, changes []*remoteWait) {
 		case !known || !sameObject(old, f.o.Object):
 			s.idx.setRemote(f.path, f.o.Object)
 			s.idx.setEncoded(f.path, objectRule(f.o.ContentEncoding, false) == gzipEncoded)
-			s.idx.due[f.path] = true
+			s.idx.markDue(f.path)
 			s.clashesChanged(f.path)
 		}
 	}
@@ -262,7 +279,7 @@ func (s *Syncer) clashesChanged(path string) {
 	for i := len(path) - 1; i > 0; i-- {
 		if path[i] == '/' {
 			if _, ok := s.idx.remote.Get(path[:i]); ok {
-				s.idx.due[path[:i]] = true
+				s.idx.markDue(path[:i])
 				s.reportObjectRule(path[:i])
 			}
 		}
@@ -276,7 +293,7 @@ func (s *Syncer) applyFetched(fetched map[string]snapshot.Object) {
 		if old, ok := s.idx.remote.Get(path); !ok || old.Generation < r.Generation {
 			s.idx.setRemote(path, r)
 		}
-		s.idx.due[path] = true
+		s.idx.markDue(path)
 		s.written = true
 	}
 }

@@ -76,14 +76,15 @@ type transferrer struct {
 func (s *Syncer) transfer(ctx context.Context, p plan.Plan, flush bool) Result {
 	res := Result{Plan: p}
 	t := transferrer{s: s, flush: flush}
-	// Recording a lazy object remote-only moves nothing: committed here, without a job of its own (the
-	// whole listing after a lazy restore plans one for every media object: 100,000 jobs would be 15 MB).
-	for _, a := range p.Actions {
-		if a.Op == plan.RemoteOnly {
-			ch, err := t.doOnce(ctx, job{a: a})
-			s.commit(done{job: job{a: a}, ch: ch, err: err})
-			s.outcome(ctx, &res, a, err)
-		}
+	// Recording a lazy object remote-only moves nothing: committed here, first, without a job of its own
+	// (the whole listing after a lazy restore plans one for every media object: 100,000 jobs would be
+	// 15 MB), at the object the plan was made from: nothing has changed the view since.
+	for _, path := range p.RemoteOnly {
+		r, _ := s.idx.remote.Get(path)
+		a := plan.Action{Op: plan.RemoteOnly, Path: path, Remote: r}
+		ch, err := t.doOnce(ctx, job{a: a})
+		s.commit(done{job: job{a: a}, ch: ch, err: err})
+		s.outcome(ctx, &res, a, err)
 	}
 	deletes, others, replaced := s.batches(p)
 	trees := s.groupTrees(&deletes, &others)
@@ -128,9 +129,6 @@ func (s *Syncer) batches(p plan.Plan) (deletes, others []job, replaced map[strin
 	}
 	replaced = map[string][]job{}
 	for _, a := range p.Actions {
-		if a.Op == plan.RemoteOnly {
-			continue // committed without a job (transfer)
-		}
 		l, ok := s.idx.local[a.Path]
 		j := job{a: a, local: l, hasLocal: ok}
 		switch {
