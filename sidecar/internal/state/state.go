@@ -25,6 +25,7 @@ import (
 	"github.com/filesync/filesync/sidecar/internal/pathmap"
 	"github.com/filesync/filesync/sidecar/internal/snapshot"
 	"io/fs"
+	"iter"
 	"os"
 	"path/filepath"
 	"sort"
@@ -100,8 +101,8 @@ type journalLine struct {
 // Store is the base of every path. It is safe for concurrent use.
 type Store struct {
 	mu      sync.Mutex
-	entries *pathmap.Map[snapshot.Base]
-	file    string // the snapshot; "" keeps the state in memory only
+	entries *pathmap.Map[snapshot.PackedBase] // packed: 48 bytes an entry, no pointer
+	file    string                            // the snapshot; "" keeps the state in memory only
 	journal string
 	remote  string
 	// changes: the paths set or deleted since the last Save (what is in entries now is what Save
@@ -117,7 +118,7 @@ type Store struct {
 // reuses a wrong base. A state file of the earlier format (a snapshot without a journal) is read as the
 // snapshot: the journal starts with the next Save.
 func Open(dir, remote string) (s *Store, discarded bool, err error) {
-	s = &Store{entries: &pathmap.Map[snapshot.Base]{}, changes: map[string]struct{}{}, remote: remote}
+	s = &Store{entries: &pathmap.Map[snapshot.PackedBase]{}, changes: map[string]struct{}{}, remote: remote}
 	if dir == "" {
 		return s, false, nil
 	}
@@ -135,7 +136,7 @@ func Open(dir, remote string) (s *Store, discarded bool, err error) {
 			return s, true, nil // unreadable or foreign: start without a base (safe: no deletes)
 		}
 		for p, v := range f.Entries {
-			s.entries.Set(p, decode(v))
+			s.entries.Set(p, decode(v).Pack())
 		}
 		s.snapSize = int64(len(b))
 		s.compact = s.compact || f.Version != formatVersion
@@ -145,7 +146,7 @@ func Open(dir, remote string) (s *Store, discarded bool, err error) {
 		return nil, false, err
 	}
 	if !ok {
-		s.entries, s.compact = &pathmap.Map[snapshot.Base]{}, true
+		s.entries, s.compact = &pathmap.Map[snapshot.PackedBase]{}, true
 		return s, true, nil
 	}
 	return s, false, nil
@@ -186,7 +187,7 @@ func (s *Store) replay() (bool, error) {
 		if l.E == nil {
 			s.entries.Delete(l.P)
 		} else {
-			s.entries.Set(l.P, decode(*l.E))
+			s.entries.Set(l.P, decode(*l.E).Pack())
 		}
 		good += int64(len(line)) + 1
 	}
@@ -201,17 +202,19 @@ func (s *Store) replay() (bool, error) {
 func (s *Store) Get(path string) (snapshot.Base, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.entries.Get(path)
+	p, ok := s.entries.Get(path)
+	return p.Base(), ok
 }
 
 // Set records the base of path.
 func (s *Store) Set(path string, e snapshot.Base) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if old, ok := s.entries.Get(path); ok && old == e {
+	p := e.Pack() // compared packed: the same mtime instant in any zone is no change
+	if old, ok := s.entries.Get(path); ok && old == p {
 		return
 	}
-	s.entries.Set(path, e)
+	s.entries.Set(path, p)
 	s.changed(path)
 }
 
@@ -235,7 +238,33 @@ func (s *Store) Delete(path string) {
 // Entries returns the base itself, not a copy, for a reader that must not copy 100,000 entries (the
 // planner of a full pass). Only the goroutine that writes the store may call it, and it must neither
 // modify it nor call Set or Delete while it uses it; other goroutines use Get.
-func (s *Store) Entries() *pathmap.Map[snapshot.Base] { return s.entries }
+func (s *Store) Entries() Entries { return Entries{s.entries} }
+
+// Entries is the base as a reader without the lock sees it (Store.Entries): each entry unpacked as it
+// is read. It is a plan.Side.
+type Entries struct {
+	m *pathmap.Map[snapshot.PackedBase]
+}
+
+// Get returns path's base.
+func (e Entries) Get(path string) (snapshot.Base, bool) {
+	p, ok := e.m.Get(path)
+	return p.Base(), ok
+}
+
+// Len returns the number of known paths.
+func (e Entries) Len() int { return e.m.Len() }
+
+// All iterates over the paths and their bases (pathmap.Map.All).
+func (e Entries) All() iter.Seq2[string, snapshot.Base] {
+	return func(yield func(string, snapshot.Base) bool) {
+		for path, p := range e.m.All() {
+			if !yield(path, p.Base()) {
+				return
+			}
+		}
+	}
+}
 
 // Key returns the string the base holds for path, if it holds path: a caller that keeps path too (the
 // remote view) keeps this one, so that a name is stored once.
@@ -260,7 +289,7 @@ func (s *Store) Range(fn func(path string, e snapshot.Base)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for p, e := range s.entries.All() {
-		fn(p, e)
+		fn(p, e.Base())
 	}
 }
 
@@ -297,7 +326,7 @@ func (s *Store) appendJournal() error {
 	for _, p := range paths {
 		l := journalLine{P: p}
 		if e, ok := s.entries.Get(p); ok {
-			v := encode(e)
+			v := encode(e.Base())
 			l.E = &v
 		}
 		if err := enc.Encode(l); err != nil {
@@ -328,7 +357,7 @@ func (s *Store) appendJournal() error {
 func (s *Store) writeSnapshot() error {
 	f := fileFormat{Version: formatVersion, Remote: s.remote, Entries: make(map[string][4]int64, s.entries.Len())}
 	for p, e := range s.entries.All() {
-		f.Entries[p] = encode(e)
+		f.Entries[p] = encode(e.Base())
 	}
 	b, err := json.Marshal(f)
 	if err == nil {

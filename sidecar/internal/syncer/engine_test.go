@@ -13,7 +13,6 @@ import (
 
 	"github.com/filesync/filesync/sidecar/internal/eventually"
 	"github.com/filesync/filesync/sidecar/internal/gcsstore"
-	"github.com/filesync/filesync/sidecar/internal/pathmap"
 	"github.com/filesync/filesync/sidecar/internal/snapshot"
 )
 
@@ -260,7 +259,7 @@ func BenchmarkPlanOneChange(b *testing.B) {
 			e, _ := s.base.Get(p)
 			view[p] = e.Object
 		}
-		s.idx.replaceRemote(pathmap.FromMap(view, s.base.Key), map[string]struct{}{})
+		s.idx.replaceRemote(viewOf(view, s.base.Key), map[string]struct{}{})
 		r.write("uploads/new.jpg", "a new upload")
 		b.Run(fmt.Sprintf("targeted/files=%d", n), func(b *testing.B) {
 			for b.Loop() {

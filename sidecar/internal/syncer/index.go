@@ -1,6 +1,7 @@
 package syncer
 
 import (
+	"iter"
 	"strings"
 
 	"github.com/filesync/filesync/sidecar/internal/pathmap"
@@ -21,9 +22,9 @@ import (
 type index struct {
 	base  *state.Store
 	local map[string]snapshot.File
-	// remote is the view: as large as the bucket (a lazy site's media included), so held compactly, its
-	// names the base's own strings where the base has the path.
-	remote *pathmap.Map[snapshot.Object]
+	// remote is the view: as large as the bucket (a lazy site's media included), so held compactly
+	// (remoteView), its names the base's own strings where the base has the path.
+	remote remoteView
 	walked bool // local holds a whole walk (not just hinted paths)
 	listed bool // remote holds a listing (not just this replica's writes)
 	// due: objects whose listing or hint changed since the last pass planned them (the next pass plans
@@ -71,7 +72,7 @@ func (ix *index) wholePlan() int { return max(minWholePlan, ix.base.Len()/4) }
 const minWholePlan = 1024
 
 func newIndex(base *state.Store) index {
-	ix := index{base: base, local: map[string]snapshot.File{}, remote: &pathmap.Map[snapshot.Object]{}, dirs: map[string]int{},
+	ix := index{base: base, local: map[string]snapshot.File{}, remote: remoteView{&pathmap.Map[snapshot.Packed]{}}, dirs: map[string]int{},
 		remoteDirs: map[string]int{}, due: map[string]bool{}, encoded: map[string]struct{}{}}
 	ix.reindexAll()
 	return ix
@@ -233,7 +234,7 @@ func (ix *index) unsyncableBase() map[string]struct{} {
 
 // replaceRemote takes a listing as the remote side (the view itself, not a copy: its names the base's
 // strings where the base has them, pathmap.Builder.Map), with the names of its gzip-encoded objects.
-func (ix *index) replaceRemote(view *pathmap.Map[snapshot.Object], encoded map[string]struct{}) {
+func (ix *index) replaceRemote(view remoteView, encoded map[string]struct{}) {
 	ix.remote, ix.listed, ix.encoded = view, true, encoded
 	ix.remoteDirs = map[string]int{}
 	for p := range view.All() {
@@ -299,4 +300,39 @@ func (ix *index) folderObjects() map[string]bool {
 		}
 	}
 	return out
+}
+
+// remoteView is the remote side as the index holds it: a pathmap of the objects packed (snapshot.Packed:
+// 32 bytes, no pointer), unpacked as they are read. It is a plan.Side.
+type remoteView struct{ m *pathmap.Map[snapshot.Packed] }
+
+// viewBuilder collects a listing's objects into a remoteView (pathmap.Builder).
+type viewBuilder struct {
+	b pathmap.Builder[snapshot.Packed]
+}
+
+func (v *viewBuilder) add(path string, o snapshot.Object) { v.b.Add(path, o.Pack()) }
+
+// view returns the view of the objects added; canon as pathmap.Builder.Map's.
+func (v *viewBuilder) view(canon func(string) (string, bool)) remoteView {
+	return remoteView{v.b.Map(canon)}
+}
+
+func (v remoteView) Get(path string) (snapshot.Object, bool) {
+	p, ok := v.m.Get(path)
+	return p.Object(), ok
+}
+
+func (v remoteView) Key(path string) (string, bool)     { return v.m.Key(path) }
+func (v remoteView) Set(path string, o snapshot.Object) { v.m.Set(path, o.Pack()) }
+func (v remoteView) Delete(path string)                 { v.m.Delete(path) }
+func (v remoteView) Len() int                           { return v.m.Len() }
+func (v remoteView) All() iter.Seq2[string, snapshot.Object] {
+	return func(yield func(string, snapshot.Object) bool) {
+		for path, p := range v.m.All() {
+			if !yield(path, p.Object()) {
+				return
+			}
+		}
+	}
 }

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/filesync/filesync/sidecar/internal/pathmap"
 	"github.com/filesync/filesync/sidecar/internal/plan"
 	"github.com/filesync/filesync/sidecar/internal/snapshot"
 	"github.com/filesync/filesync/sidecar/internal/state"
@@ -36,7 +35,7 @@ func knownSite(code, media int) *index {
 		view[name(i)] = snapshot.Object{Generation: 1_700_000_000_000_000 + int64(i), Size: 2048 + int64(i%4096),
 			CRC32C: uint32(i * 2654435761), ModTime: t0.Add(time.Duration(i) * time.Second)}
 	}
-	ix.replaceRemote(pathmap.FromMap(view, ix.base.Key), map[string]struct{}{})
+	ix.replaceRemote(viewOf(view, ix.base.Key), map[string]struct{}{})
 	// The restore's pass records what it planned, by the names of the listing it planned from.
 	for p, r := range ix.remote.All() {
 		if strings.HasPrefix(p, "plugins/") {
@@ -53,8 +52,17 @@ func knownSite(code, media int) *index {
 		again[strings.Clone(p)] = r
 	}
 	clear(view)
-	ix.replaceRemote(pathmap.FromMap(again, ix.base.Key), map[string]struct{}{})
+	ix.replaceRemote(viewOf(again, ix.base.Key), map[string]struct{}{})
 	return &ix
+}
+
+// viewOf returns a view of the objects in m, as a listing of them makes it.
+func viewOf(m map[string]snapshot.Object, canon func(string) (string, bool)) remoteView {
+	var v viewBuilder
+	for p, o := range m {
+		v.add(p, o)
+	}
+	return v.view(canon)
 }
 
 // heapInUse is the live heap after a collection.

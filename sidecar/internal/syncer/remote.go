@@ -6,7 +6,6 @@ import (
 	"sync"
 
 	"github.com/filesync/filesync/sidecar/internal/gcsstore"
-	"github.com/filesync/filesync/sidecar/internal/pathmap"
 	"github.com/filesync/filesync/sidecar/internal/snapshot"
 )
 
@@ -16,10 +15,10 @@ import (
 
 // listing is what one listing of the bucket found, before the loop adopts it.
 type listing struct {
-	view    *pathmap.Map[snapshot.Object] // the objects nameRule syncs
-	unsafe  map[string]error              // names never written locally, and why
-	noExec  []string                      // executable names under --no-exec
-	encoded map[string]struct{}           // objects of view stored gzip-encoded
+	view    remoteView          // the objects nameRule syncs
+	unsafe  map[string]error    // names never written locally, and why
+	noExec  []string            // executable names under --no-exec
+	encoded map[string]struct{} // objects of view stored gzip-encoded
 	// partial: the folders that are wholly lazy were left out (lazyLater): view lacks their objects.
 	partial bool
 }
@@ -43,7 +42,7 @@ func (s *Syncer) fetchListing(ctx context.Context, lazyLater bool, each func(nam
 	l := listing{unsafe: map[string]error{}, encoded: map[string]struct{}{}}
 	// The objects go straight into the arrays of the view (pathmap.Builder): a Go map of them all first
 	// would be the largest thing a replica holds when it lists 100,000 objects (issue 23).
-	var view pathmap.Builder[snapshot.Object]
+	var view viewBuilder
 	var skip func(string) bool
 	if lazyLater && s.opt.Lazy != nil {
 		skip = func(folder string) bool {
@@ -66,7 +65,7 @@ func (s *Syncer) fetchListing(ctx context.Context, lazyLater bool, each func(nam
 			l.unsafe[o.Name] = unsafe
 			return
 		}
-		view.Add(o.Name, o.Object)
+		view.add(o.Name, o.Object)
 		if objectRule(o.ContentEncoding, false) == gzipEncoded {
 			l.encoded[o.Name] = struct{}{}
 		} else if each != nil {
@@ -77,7 +76,7 @@ func (s *Syncer) fetchListing(ctx context.Context, lazyLater bool, each func(nam
 		s.m.Errors.WithLabelValues("list").Inc()
 		return listing{}, err
 	}
-	l.view = view.Map(s.base.Key) // a name the base holds is kept once
+	l.view = view.view(s.base.Key) // a name the base holds is kept once
 	return l, nil
 }
 
