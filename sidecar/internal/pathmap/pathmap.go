@@ -234,3 +234,15 @@ func (m *Map[V]) All() iter.Seq2[string, V] {
 		}
 	}
 }
+
+// AllAs iterates over m as All does, each value given through conv (for a Map that holds its values in
+// a packed form).
+func AllAs[V, W any](m *Map[V], conv func(V) W) iter.Seq2[string, W] {
+	return func(yield func(string, W) bool) {
+		for k, v := range m.All() {
+			if !yield(k, conv(v)) {
+				return
+			}
+		}
+	}
+}

@@ -257,13 +257,7 @@ func (e Entries) Len() int { return e.m.Len() }
 
 // All iterates over the paths and their bases (pathmap.Map.All).
 func (e Entries) All() iter.Seq2[string, snapshot.Base] {
-	return func(yield func(string, snapshot.Base) bool) {
-		for path, p := range e.m.All() {
-			if !yield(path, p.Base()) {
-				return
-			}
-		}
-	}
+	return pathmap.AllAs(e.m, snapshot.PackedBase.Base)
 }
 
 // Key returns the string the base holds for path, if it holds path: a caller that keeps path too (the

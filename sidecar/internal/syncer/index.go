@@ -328,11 +328,5 @@ func (v remoteView) Set(path string, o snapshot.Object) { v.m.Set(path, o.Pack()
 func (v remoteView) Delete(path string)                 { v.m.Delete(path) }
 func (v remoteView) Len() int                           { return v.m.Len() }
 func (v remoteView) All() iter.Seq2[string, snapshot.Object] {
-	return func(yield func(string, snapshot.Object) bool) {
-		for path, p := range v.m.All() {
-			if !yield(path, p.Object()) {
-				return
-			}
-		}
-	}
+	return pathmap.AllAs(v.m, snapshot.Packed.Object)
 }
