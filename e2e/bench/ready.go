@@ -25,10 +25,12 @@ const readyCode = 2000
 type readyRow struct {
 	Media int
 	Lazy  bool
-	Ready time.Duration // the replica's start to /readyz 200
-	Disk  int64         // bytes of the regular files in the directory at ready
-	Files int           // regular files in the directory at ready
-	HWM   int64         // VmHWM at ready, KiB
+	// MemLimit is the GOMEMLIMIT the replica ran with ("": none, the Go default).
+	MemLimit string
+	Ready    time.Duration // the replica's start to /readyz 200
+	Disk     int64         // bytes of the regular files in the directory at ready
+	Files    int           // regular files in the directory at ready
+	HWM      int64         // VmHWM at ready, KiB
 	// With --lazy: the read-through's answer for a media file already local, and for one not local yet
 	// (fetched from the bucket), medians over readyReads files each.
 	LocalRead, RemoteRead time.Duration
@@ -36,7 +38,13 @@ type readyRow struct {
 	// and recorded remote-only), how long after ready, and its peak and current RSS then, KiB.
 	KnownAfter         time.Duration
 	KnownHWM, KnownRSS int64
+	KnownCPU           time.Duration // CPU time (user and system) from the start until then
 }
+
+// readyMemLimit is the soft memory limit of the lazy replica's second run at 100,000 media objects: what a
+// sidecar container limited to 64 MiB would set (the Go runtime's own memory, not the binary's pages,
+// which are some 27 MiB of its RSS).
+const readyMemLimit = "36MiB"
 
 // readyCache is the lazy replica's --cache-size: a few media files' worth, so that what it holds once it
 // knows the whole site is the base and the index, not the media (issue 23, point 5).
@@ -81,8 +89,17 @@ func (b *bench) ready(ctx context.Context) error {
 		if err := writeFSBackendObjects(fsRoot, bucket, prefix, files, content); err != nil {
 			return err
 		}
-		for _, lazy := range []bool{false, true} {
-			row, err := b.readyOnce(ctx, gcs, bucket, media, lazy, files)
+		type mode struct {
+			lazy     bool
+			memLimit string
+		}
+		modes := []mode{{false, ""}, {true, ""}}
+		if media == 100000 {
+			modes = append(modes, mode{true, readyMemLimit})
+		}
+		for _, m := range modes {
+			lazy := m.lazy
+			row, err := b.readyOnce(ctx, gcs, bucket, media, lazy, m.memLimit, files)
 			if err != nil {
 				return fmt.Errorf("ready, %d media objects, lazy %v: %w", media, lazy, err)
 			}
@@ -91,11 +108,15 @@ func (b *bench) ready(ctx context.Context) error {
 			if lazy {
 				tool = "filesync-lazy"
 			}
+			if m.memLimit != "" {
+				tool += "-gomemlimit"
+			}
 			fmt.Fprintln(b.raw, benchLine(fmt.Sprintf("Ready/tool=%s/media=%d", tool, media), row.Ready,
 				metric{float64(row.Disk), "disk-B"}, metric{float64(row.HWM), "peak-RSS-KiB"}))
 			b.log.Info("ready", "media", media, "lazy", lazy, "ready", row.Ready.Round(time.Millisecond), "disk", row.Disk,
 				"files", row.Files, "hwm_kib", row.HWM, "local_read", row.LocalRead, "remote_read", row.RemoteRead,
-				"known_after", row.KnownAfter.Round(time.Millisecond), "known_hwm_kib", row.KnownHWM, "known_rss_kib", row.KnownRSS)
+				"known_after", row.KnownAfter.Round(time.Millisecond), "known_hwm_kib", row.KnownHWM, "known_rss_kib", row.KnownRSS,
+				"known_cpu", row.KnownCPU, "gomemlimit", m.memLimit)
 		}
 		if err := os.RemoveAll(filepath.Join(fsRoot, bucket)); err != nil {
 			return err
@@ -104,9 +125,14 @@ func (b *bench) ready(ctx context.Context) error {
 	return nil
 }
 
-// readyOnce starts a replica on an empty directory and measures it at ready.
-func (b *bench) readyOnce(ctx context.Context, gcs *fakeGCS, bucket string, media int, lazy bool, files []file) (readyRow, error) {
-	row := readyRow{Media: media, Lazy: lazy}
+// readyOnce starts a replica on an empty directory (with GOMEMLIMIT=memLimit, unless "") and measures it
+// at ready.
+func (b *bench) readyOnce(ctx context.Context, gcs *fakeGCS, bucket string, media int, lazy bool, memLimit string, files []file) (readyRow, error) {
+	row := readyRow{Media: media, Lazy: lazy, MemLimit: memLimit}
+	var env []string
+	if memLimit != "" {
+		env = []string{"GOMEMLIMIT=" + memLimit}
+	}
 	dir := filepath.Join(b.opt.work, "ready-replica")
 	defer os.RemoveAll(dir)
 	var extra []string
@@ -120,7 +146,10 @@ func (b *bench) readyOnce(ctx context.Context, gcs *fakeGCS, bucket string, medi
 		extra = []string{"--lazy", "uploads/", "--cache-size", readyCache, "--read-through", rtAddr, "--read-through-include", "uploads/**"}
 	}
 	name := fmt.Sprintf("ready-%d-lazy-%v", media, lazy)
-	r, err := startReplica(name, dir, "gs://"+bucket+"/"+prefix, gcs.host(), filepath.Join(b.logDir, name+".log"), nil, extra...)
+	if memLimit != "" {
+		name += "-gomemlimit"
+	}
+	r, err := startReplica(name, dir, "gs://"+bucket+"/"+prefix, gcs.host(), filepath.Join(b.logDir, name+".log"), env, extra...)
 	if err != nil {
 		return row, err
 	}
@@ -172,6 +201,7 @@ func (b *bench) readyOnce(ctx context.Context, gcs *fakeGCS, bucket string, medi
 	row.KnownAfter = time.Since(start) - row.Ready
 	row.KnownHWM, _ = procStatus(r.pid(), "VmHWM")
 	row.KnownRSS, _ = procStatus(r.pid(), "VmRSS")
+	row.KnownCPU, _ = procCPU(r.pid())
 	return row, nil
 }
 
