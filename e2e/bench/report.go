@@ -109,7 +109,7 @@ func newReport(ctx context.Context, bin, gcloud string, o options) *report {
 		"filesync: "+filesyncBin+" ("+binaryID(filesyncBin)+"); the bench's tree: "+
 			toolVersion(ctx, "git", "-C", filepath.Dir(bin), "describe", "--tags", "--always", "--dirty")+
 			" (bin/filesync is `make build` of it unless -filesync says otherwise)",
-		"fake-gcs-server: "+moduleVersion(ctx, filepath.Join(bin, "fake-gcs-server"))+" (memory backend, plain http)",
+		"fake-gcs-server: "+moduleVersion(ctx, filepath.Join(bin, "fake-gcs-server"))+" (plain http; the memory backend for datasets under 10,000 objects, the filesystem backend for larger ones and for the ready and cache cases; scale as -scale-backend says)",
 		"go: "+runtime.Version())
 	peers := slices.Clone(o.peers)
 	if !slices.Contains(peers, "rclone") && (slices.Contains(o.cases, "latency") || slices.Contains(o.cases, "latency20k")) {
