@@ -5,6 +5,7 @@ package suite
 import (
 	"bytes"
 	"context"
+	"net/http"
 	"sync"
 	"testing"
 	"time"
@@ -91,10 +92,13 @@ func TestRecreatedReplicaWithLazyMediaIsReadyBeforeItsMedia(t *testing.T) {
 				st := StateFrom(ctx)
 				run := ctx.Value(lazyKey{}).(*lazyRun)
 				readyReplicas(ctx, t, st, replicas) // Apache answers once the pod is ready, not when its container starts
+				// One port-forward for every GET: one each would be an API request each, which the client
+				// throttles (5 a second: 40 s for 200 files).
+				web := openSites(ctx, t, st, []string{run.repl})[run.repl]
 				start := time.Now()
 				paths := make(chan string)
 				var wg sync.WaitGroup
-				for range lazyFetchers { // each GET is a port-forward of its own: a few at a time
+				for range lazyFetchers {
 					wg.Go(func() {
 						for rel := range paths {
 							want, ok, err := st.Bucket.Read(ctx, rel)
@@ -102,13 +106,13 @@ func TestRecreatedReplicaWithLazyMediaIsReadyBeforeItsMedia(t *testing.T) {
 								t.Errorf("%s in the bucket: present=%v err=%v", rel, ok, err)
 								continue
 							}
-							status, body, err := st.WordPress.Fetch(ctx, run.repl, "/wp-content/"+rel)
-							if err != nil {
-								t.Error(err)
+							a := web.do(ctx, http.MethodGet, "/wp-content/"+rel, nil)
+							if a.err != nil {
+								t.Errorf("GET /wp-content/%s on %s: %v", rel, run.repl, a.err)
 								continue
 							}
-							if status != 200 || !bytes.Equal(body, want) {
-								t.Errorf("GET /wp-content/%s on %s: HTTP %d, %d bytes (want 200, %d bytes)", rel, run.repl, status, len(body), len(want))
+							if a.status != 200 || !bytes.Equal(a.body, want) {
+								t.Errorf("GET /wp-content/%s on %s: HTTP %d, %d bytes (want 200, %d bytes)", rel, run.repl, a.status, len(a.body), len(want))
 							}
 						}
 					})
