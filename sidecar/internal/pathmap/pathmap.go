@@ -68,9 +68,6 @@ func (b *Builder[V]) Add(path string, v V) {
 	b.keys, b.vals = append(b.keys, path), append(b.vals, v)
 }
 
-// Len returns the number of entries added (a path added twice counts twice).
-func (b *Builder[V]) Len() int { return len(b.keys) }
-
 // Map returns a Map of the entries added, taking over b's arrays (b is empty after). canon, if not nil,
 // may give for a path an equal string to keep instead (FromMap).
 func (b *Builder[V]) Map(canon func(string) (string, bool)) *Map[V] {

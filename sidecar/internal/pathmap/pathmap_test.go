@@ -140,8 +140,8 @@ func TestBuilder(t *testing.T) {
 		}
 		return "", false
 	})
-	if b.Len() != 0 {
-		t.Fatalf("the Builder still holds %d entries after Map", b.Len())
+	if len(b.keys) != 0 || len(b.vals) != 0 {
+		t.Fatalf("the Builder still holds %d entries after Map", len(b.keys))
 	}
 	check(t, m, want)
 	for p, h := range held {
