@@ -107,14 +107,7 @@ func (s diskSample) total() int64 { return s.Media + s.Temp }
 // cacheSite is the site: cacheCode code files under plugins/ and cacheMedia media objects of cacheObject
 // bytes under uploads/YYYY/MM/.
 func cacheSite() []file {
-	files := make([]file, 0, cacheCode+cacheMedia)
-	for i := range cacheCode {
-		files = append(files, file{Rel: fmt.Sprintf("plugins/plugin-%02d/src/f%04d.php", i%4, i), Size: int64(3000 + i*7%17000)})
-	}
-	for i := range cacheMedia {
-		files = append(files, file{Rel: fmt.Sprintf("uploads/%d/%02d/m%06d.jpg", 2020+i%6, i%12+1, i), Size: cacheObject})
-	}
-	return files
+	return lazySite(cacheCode, 4, cacheMedia, func(int) int64 { return cacheObject })
 }
 
 // cacheContent is file i's bytes: a stream seeded by i, so every file differs from every other throughout.
@@ -133,13 +126,11 @@ func cacheContent(files []file, i int) []byte {
 
 func (b *bench) cache(ctx context.Context) error {
 	start := time.Now()
-	fsRoot := filepath.Join(b.opt.work, "gcs-cache")
-	defer os.RemoveAll(fsRoot)
-	gcs, err := startFakeGCS(ctx, filepath.Join(b.bin, "fake-gcs-server"), filepath.Join(b.logDir, "fake-gcs-server-cache.log"), gcsOptions{FSRoot: fsRoot})
+	gcs, fsRoot, stopGCS, err := b.startFSGCS(ctx, "cache")
 	if err != nil {
 		return err
 	}
-	defer gcs.stop()
+	defer stopGCS()
 	const bucket = "cache"
 	if err := gcs.CreateBucket(ctx, bucket); err != nil {
 		return err

@@ -411,13 +411,11 @@ func (b *bench) rss100k(ctx context.Context) error {
 		return err
 	}
 	// A second fake-gcs-server with the filesystem backend: the memory backend is quadratic here.
-	fsRoot := filepath.Join(b.opt.work, "gcs-fs")
-	defer os.RemoveAll(fsRoot)
-	gcs, err := startFakeGCS(ctx, filepath.Join(b.bin, "fake-gcs-server"), filepath.Join(b.logDir, "fake-gcs-server-fs.log"), gcsOptions{FSRoot: fsRoot})
+	gcs, fsRoot, stopGCS, err := b.startFSGCS(ctx, "fs")
 	if err != nil {
 		return err
 	}
-	defer gcs.stop()
+	defer stopGCS()
 	const bucket = "tiny100k"
 	if err := gcs.CreateBucket(ctx, bucket); err != nil {
 		return err

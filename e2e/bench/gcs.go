@@ -78,6 +78,19 @@ func startFakeGCS(ctx context.Context, bin, logPath string, o gcsOptions) (*fake
 	return &fakeGCS{g}, nil
 }
 
+// startFSGCS starts a fake-gcs-server with the filesystem backend over a folder of its own, work/gcs-NAME
+// (its log fake-gcs-server-NAME.log), for a case that writes its objects straight into the backend's
+// layout (writeFSBackendObjects). stop stops it and removes the folder.
+func (b *bench) startFSGCS(ctx context.Context, name string) (gcs *fakeGCS, root string, stop func(), err error) {
+	root = filepath.Join(b.opt.work, "gcs-"+name)
+	gcs, err = startFakeGCS(ctx, filepath.Join(b.bin, "fake-gcs-server"), filepath.Join(b.logDir, "fake-gcs-server-"+name+".log"), gcsOptions{FSRoot: root})
+	if err != nil {
+		os.RemoveAll(root)
+		return nil, "", nil, err
+	}
+	return gcs, root, func() { gcs.stop(); os.RemoveAll(root) }, nil
+}
+
 func (g *fakeGCS) host() string        { return g.Host() }
 func (g *fakeGCS) commandLine() string { return g.CommandLine() }
 func (g *fakeGCS) stop()               { g.Stop() }

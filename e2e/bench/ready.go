@@ -55,24 +55,28 @@ const readyReads = 15
 // readySite is the site: code under plugins/ (3-20 KB, like PHP sources) and media under uploads/YYYY/MM/
 // (1-4 KB each: what is measured is the per-object cost, not bandwidth).
 func readySite(media int) []file {
-	files := make([]file, 0, readyCode+media)
-	for i := range readyCode {
-		files = append(files, file{Rel: fmt.Sprintf("plugins/plugin-%02d/src/f%04d.php", i%40, i), Size: int64(3000 + i*7%17000)})
+	return lazySite(readyCode, 40, media, func(i int) int64 { return int64(1000 + i*13%3000) })
+}
+
+// lazySite is a site as a lazy replica sees it: code files under plugins/ (3-20 KB, like PHP sources, in
+// plugins folders) and media objects under uploads/YYYY/MM/, media file i of mediaSize(i) bytes.
+func lazySite(code, plugins, media int, mediaSize func(i int) int64) []file {
+	files := make([]file, 0, code+media)
+	for i := range code {
+		files = append(files, file{Rel: fmt.Sprintf("plugins/plugin-%02d/src/f%04d.php", i%plugins, i), Size: int64(3000 + i*7%17000)})
 	}
 	for i := range media {
-		files = append(files, file{Rel: fmt.Sprintf("uploads/%d/%02d/m%06d.jpg", 2020+i%6, i%12+1, i), Size: int64(1000 + i*13%3000)})
+		files = append(files, file{Rel: fmt.Sprintf("uploads/%d/%02d/m%06d.jpg", 2020+i%6, i%12+1, i), Size: mediaSize(i)})
 	}
 	return files
 }
 
 func (b *bench) ready(ctx context.Context) error {
-	fsRoot := filepath.Join(b.opt.work, "gcs-ready")
-	defer os.RemoveAll(fsRoot)
-	gcs, err := startFakeGCS(ctx, filepath.Join(b.bin, "fake-gcs-server"), filepath.Join(b.logDir, "fake-gcs-server-ready.log"), gcsOptions{FSRoot: fsRoot})
+	gcs, fsRoot, stopGCS, err := b.startFSGCS(ctx, "ready")
 	if err != nil {
 		return err
 	}
-	defer gcs.stop()
+	defer stopGCS()
 	for _, media := range []int{0, 20000, 100000} {
 		bucket := "ready" + strconv.Itoa(media)
 		if err := gcs.CreateBucket(ctx, bucket); err != nil {
