@@ -32,6 +32,7 @@ type Map[V any] struct {
 	// recent holds the paths added since the last merge (never one of keys that is not gone), each with
 	// the string it was added with (Key).
 	recent map[string]item[V]
+	merges int // how many times the arrays were replaced (All notices it)
 }
 
 type item[V any] struct {
@@ -200,16 +201,18 @@ func (m *Map[V]) merge() {
 		j++
 	}
 	m.keys, m.vals, m.gone, m.dead, m.recent = keys, vals, nil, 0, nil
+	m.merges++
 }
 
 // All iterates over the paths and their values: those merged in path order, then the others. Set and
-// Delete may be called meanwhile (as with a Go map, a path added then may or may not be seen).
+// Delete may be called meanwhile (as with a Go map, a path added then may or may not be seen; every
+// other path is seen once, unless deleted before it is reached).
 func (m *Map[V]) All() iter.Seq2[string, V] {
 	return func(yield func(string, V) bool) {
-		keys := m.keys
+		keys, recent, merges := m.keys, m.recent, m.merges // a merge meanwhile replaces them
 		for i, k := range keys {
 			var v V
-			if len(m.keys) == len(keys) && &m.keys[0] == &keys[0] { // not merged meanwhile
+			if m.merges == merges {
 				if m.gone != nil && m.gone[i] {
 					continue
 				}
@@ -224,8 +227,15 @@ func (m *Map[V]) All() iter.Seq2[string, V] {
 				return
 			}
 		}
-		for _, it := range m.recent {
-			if !yield(it.key, it.v) {
+		for _, it := range recent {
+			v := it.v
+			if m.merges != merges { // merged meanwhile: it may have changed or gone
+				var ok bool
+				if v, ok = m.Get(it.key); !ok {
+					continue
+				}
+			}
+			if !yield(it.key, v) {
 				return
 			}
 		}

@@ -159,3 +159,44 @@ func TestBuilder(t *testing.T) {
 	want["a/new"] = 1
 	check(t, m, want)
 }
+
+// TestAllSeesEveryPathOnceThroughAMerge: paths deleted while All runs make the Map merge (its recent
+// paths into new arrays); every path not deleted is still yielded once, the recent ones included.
+func TestAllSeesEveryPathOnceThroughAMerge(t *testing.T) {
+	var b Builder[int]
+	for i := range 5000 {
+		b.Add(fmt.Sprintf("p%05d", i), i)
+	}
+	m := b.Map(nil)
+	want := map[string]int{}
+	for i := range 5000 {
+		want[fmt.Sprintf("p%05d", i)] = i
+	}
+	for i := range 500 { // recent: not merged yet
+		k := fmt.Sprintf("r%05d", i)
+		m.Set(k, i)
+		want[k] = i
+	}
+	seen := map[string]int{}
+	for k, v := range m.All() {
+		if len(seen) == 0 {
+			for i := 1000; i < 3000; i++ { // more than a quarter: merged
+				k := fmt.Sprintf("p%05d", i)
+				m.Delete(k)
+				delete(want, k)
+			}
+			m.Set("r00007", -7) // a recent path changed after the merge
+			want["r00007"] = -7
+		}
+		if _, dup := seen[k]; dup {
+			t.Fatalf("%s yielded twice", k)
+		}
+		seen[k] = v
+	}
+	if m.merges == 0 {
+		t.Fatal("no merge while iterating: the test does not test it")
+	}
+	if !maps.Equal(seen, want) {
+		t.Fatalf("yielded %d paths, want %d", len(seen), len(want))
+	}
+}
