@@ -39,7 +39,14 @@ type readyRow struct {
 	KnownAfter         time.Duration
 	KnownHWM, KnownRSS int64
 	KnownCPU           time.Duration // CPU time (user and system) from the start until then
+	// SettledHWM is the peak RSS readySettle after that, KiB: the polls (whole listings) and the fill
+	// that go on once every path is known have had their turn.
+	SettledHWM int64
 }
+
+// readySettle is how long the lazy replica runs on once it knows every path before its peak RSS is read
+// again: several polls of the whole bucket (each a listing of every object) on this emulator.
+const readySettle = 30 * time.Second
 
 // readyMemLimit is the soft memory limit of the lazy replica's second run at 100,000 media objects: what a
 // sidecar container limited to 64 MiB would set (the Go runtime's own memory, not the binary's pages,
@@ -120,7 +127,7 @@ func (b *bench) ready(ctx context.Context) error {
 			b.log.Info("ready", "media", media, "lazy", lazy, "ready", row.Ready.Round(time.Millisecond), "disk", row.Disk,
 				"files", row.Files, "hwm_kib", row.HWM, "local_read", row.LocalRead, "remote_read", row.RemoteRead,
 				"known_after", row.KnownAfter.Round(time.Millisecond), "known_hwm_kib", row.KnownHWM, "known_rss_kib", row.KnownRSS,
-				"known_cpu", row.KnownCPU, "gomemlimit", m.memLimit)
+				"known_cpu", row.KnownCPU, "settled_hwm_kib", row.SettledHWM, "gomemlimit", m.memLimit)
 		}
 		if err := os.RemoveAll(filepath.Join(fsRoot, bucket)); err != nil {
 			return err
@@ -206,6 +213,12 @@ func (b *bench) readyOnce(ctx context.Context, gcs *fakeGCS, bucket string, medi
 	row.KnownHWM, _ = procStatus(r.pid(), "VmHWM")
 	row.KnownRSS, _ = procStatus(r.pid(), "VmRSS")
 	row.KnownCPU, _ = procCPU(r.pid())
+	select {
+	case <-time.After(readySettle):
+	case <-ctx.Done():
+		return row, ctx.Err()
+	}
+	row.SettledHWM, _ = procStatus(r.pid(), "VmHWM")
 	return row, nil
 }
 

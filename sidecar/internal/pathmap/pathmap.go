@@ -182,6 +182,82 @@ func (m *Map[V]) Delete(path string) {
 	}
 }
 
+// SetSorted sets the value of each of paths, given in ascending order (each once), to value(i), as Set
+// would one at a time. A batch larger than the recent paths may hold (a listing that records 100,000 lazy
+// objects) is merged into the arrays at once: one copy of them, of their final size, where Set would
+// have grown them an eighth at a time, the old copy and a Go map of the recent paths beside the new one
+// at each step (issue 23). Paths not in ascending order are set one at a time.
+func (m *Map[V]) SetSorted(paths []string, value func(i int) V) {
+	if len(paths) <= max(minRecent, len(m.keys)/8) || !strictlySorted(paths) {
+		for i, p := range paths {
+			m.Set(p, value(i))
+		}
+		return
+	}
+	if len(m.recent) > 0 || m.dead > 0 {
+		m.merge()
+	}
+	n := len(m.keys) // the size after: the arrays' paths and the new ones
+	for i, j := 0, 0; j < len(paths); {
+		switch {
+		case i < len(m.keys) && m.keys[i] < paths[j]:
+			i++
+		case i < len(m.keys) && m.keys[i] == paths[j]:
+			i, j = i+1, j+1
+		default:
+			n, j = n+1, j+1
+		}
+	}
+	keys, vals := make([]string, 0, n), make([]V, 0, n)
+	i, j := 0, 0
+	for i < len(m.keys) || j < len(paths) {
+		switch {
+		case j == len(paths) || (i < len(m.keys) && m.keys[i] < paths[j]):
+			keys, vals = append(keys, m.keys[i]), append(vals, m.vals[i])
+			i++
+		case i < len(m.keys) && m.keys[i] == paths[j]: // the string held already is kept
+			keys, vals = append(keys, m.keys[i]), append(vals, value(j))
+			i, j = i+1, j+1
+		default:
+			keys, vals = append(keys, paths[j]), append(vals, value(j))
+			j++
+		}
+	}
+	m.keys, m.vals = keys, vals
+	m.merges++
+}
+
+// DeleteFunc deletes every path for which del returns true, in place: a Map that keeps few of its paths
+// (a listing, kept as its difference from the base) then holds them in arrays of their size, the large
+// ones let go.
+func (m *Map[V]) DeleteFunc(del func(string, V) bool) {
+	if len(m.recent) > 0 || m.dead > 0 {
+		m.merge()
+	}
+	keys, vals := m.keys[:0], m.vals[:0]
+	for i, k := range m.keys {
+		if !del(k, m.vals[i]) {
+			keys, vals = append(keys, k), append(vals, m.vals[i])
+		}
+	}
+	clear(m.keys[len(keys):]) // let go of what the slots past the end refer to
+	clear(m.vals[len(vals):])
+	if len(keys) < cap(keys)/2 {
+		keys, vals = append(make([]string, 0, len(keys)), keys...), append(make([]V, 0, len(vals)), vals...)
+	}
+	m.keys, m.vals = keys, vals
+	m.merges++
+}
+
+func strictlySorted(paths []string) bool {
+	for i := 1; i < len(paths); i++ {
+		if paths[i-1] >= paths[i] {
+			return false
+		}
+	}
+	return true
+}
+
 // merge makes the arrays hold every path: the recent ones in, the gone ones out.
 func (m *Map[V]) merge() {
 	added := slices.Sorted(maps.Keys(m.recent))

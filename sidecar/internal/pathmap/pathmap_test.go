@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"unsafe"
@@ -160,6 +161,61 @@ func TestBuilder(t *testing.T) {
 	check(t, m, want)
 }
 
+// TestSetSorted: a sorted batch, large (merged into the arrays at once) or small (set one at a time), or
+// not sorted, leaves the Map as Set one at a time would, over arrays with deleted and recent paths; the
+// string held for a path already there is kept, and a large batch leaves the arrays exactly full.
+func TestSetSorted(t *testing.T) {
+	for _, size := range []int{10, 2000, 30_000} {
+		r := rand.New(rand.NewPCG(uint64(size), 3))
+		m, want := &Map[int]{}, map[string]int{}
+		for i := range 20_000 {
+			k := fmt.Sprintf("uploads/%d/f%05d", i%7, r.IntN(30_000))
+			m.Set(k, i+1)
+			want[k] = i + 1
+		}
+		held := map[string]string{}
+		for k := range want {
+			if r.IntN(5) == 0 {
+				m.Delete(k)
+				delete(want, k)
+			} else if len(held) < 50 {
+				held[k], _ = m.Key(k)
+			}
+		}
+		m.Set("uploads/0/recent", 7) // a recent path the batch may set again
+		want["uploads/0/recent"] = 7
+		batch := map[string]bool{"uploads/0/recent": true}
+		for k := range held {
+			batch[k] = true
+		}
+		for len(batch) < size {
+			batch[fmt.Sprintf("uploads/%d/f%05d", r.IntN(8), r.IntN(40_000))] = true
+		}
+		paths := slices.Sorted(maps.Keys(batch))
+		m.SetSorted(paths, func(i int) int { return -(i + 1) })
+		for i, p := range paths {
+			want[p] = -(i + 1)
+		}
+		check(t, m, want)
+		for p, h := range held {
+			if k, _ := m.Key(p); unsafe.StringData(k) != unsafe.StringData(h) {
+				t.Fatalf("size %d: Key(%q) is not the string held before the batch", size, p)
+			}
+		}
+		if size == 30_000 && (len(m.recent) != 0 || cap(m.keys) != len(m.keys) || cap(m.vals) != len(m.vals)) {
+			t.Fatalf("after a large batch: %d recent paths, arrays %d of %d", len(m.recent), len(m.keys), cap(m.keys))
+		}
+	}
+	m, want := &Map[int]{}, map[string]int{}
+	var paths []string
+	for i := range 5000 { // not sorted: set one at a time
+		paths = append(paths, fmt.Sprintf("p%05d", (i*7919)%5000))
+		want[paths[i]] = i
+	}
+	m.SetSorted(paths, func(i int) int { return i })
+	check(t, m, want)
+}
+
 // TestAllSeesEveryPathOnceThroughAMerge: paths deleted while All runs make the Map merge (its recent
 // paths into new arrays); every path not deleted is still yielded once, the recent ones included.
 func TestAllSeesEveryPathOnceThroughAMerge(t *testing.T) {
@@ -198,5 +254,32 @@ func TestAllSeesEveryPathOnceThroughAMerge(t *testing.T) {
 	}
 	if !maps.Equal(seen, want) {
 		t.Fatalf("yielded %d paths, want %d", len(seen), len(want))
+	}
+}
+
+// TestDeleteFunc: the paths del names are gone, the others kept (recent and deleted ones merged first),
+// and a Map left with few paths holds them in arrays of their size.
+func TestDeleteFunc(t *testing.T) {
+	var b Builder[int]
+	want := map[string]int{}
+	for i := range 4000 {
+		k := fmt.Sprintf("p%05d", i)
+		b.Add(k, i)
+		want[k] = i
+	}
+	m := b.Map(nil)
+	m.Set("recent", 1)
+	want["recent"] = 1
+	m.Delete("p00002")
+	delete(want, "p00002")
+	m.DeleteFunc(func(k string, v int) bool { return k != "recent" && v%10 != 0 })
+	for k, v := range want {
+		if k != "recent" && v%10 != 0 {
+			delete(want, k)
+		}
+	}
+	check(t, m, want)
+	if cap(m.keys) != len(m.keys) || cap(m.vals) != len(m.vals) {
+		t.Fatalf("%d paths kept in arrays of %d", len(m.keys), cap(m.keys))
 	}
 }

@@ -218,6 +218,20 @@ func (s *Store) Set(path string, e snapshot.Base) {
 	s.changed(path)
 }
 
+// SetSorted records the bases of paths, given in ascending order (each once), as Set would one at a time:
+// base(i) is paths[i]'s. A large batch (the remote-only records of a listing of 100,000 lazy objects) is
+// merged into the entries at once (pathmap.Map.SetSorted).
+func (s *Store) SetSorted(paths []string, base func(i int) snapshot.Base) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, path := range paths {
+		if old, ok := s.entries.Get(path); !ok || old != base(i).Pack() {
+			s.changed(path)
+		}
+	}
+	s.entries.SetSorted(paths, func(i int) snapshot.PackedBase { return base(i).Pack() })
+}
+
 // changed notes path for the next Save. Call with s.mu held.
 func (s *Store) changed(path string) {
 	if s.file != "" {
@@ -254,6 +268,9 @@ func (e Entries) Get(path string) (snapshot.Base, bool) {
 
 // Len returns the number of known paths.
 func (e Entries) Len() int { return e.m.Len() }
+
+// Key returns the string the base holds for path, if it holds path (Store.Key, without the lock).
+func (e Entries) Key(path string) (string, bool) { return e.m.Key(path) }
 
 // All iterates over the paths and their bases (pathmap.Map.All).
 func (e Entries) All() iter.Seq2[string, snapshot.Base] {

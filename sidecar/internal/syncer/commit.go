@@ -33,9 +33,6 @@ func (s *Syncer) commit(d done) {
 	c, path := d.ch, d.a.Path
 	if c.base != nil {
 		s.idx.setBase(path, *c.base)
-		if c.base.RemoteOnly {
-			s.fill.push(path, c.base.Object)
-		}
 	}
 	if c.dropBase {
 		s.idx.dropBase(path)

@@ -22,8 +22,8 @@ import (
 // misses are first in line. A fetched file reaches the loop like a read-through's (handFetched); the next
 // pass records its base, and it is an ordinary local file from then on.
 //
-// Owner: the queue is the fill's; the loop only pushes to it (commit, when it records a remote-only
-// base). An item is checked against the base (safe for concurrent reads) before its download, so one the
+// Owner: the queue is the fill's; the loop only pushes to it (transfer, when it records remote-only
+// bases). An item is checked against the base (safe for concurrent reads) before its download, so one the
 // loop has since changed or forgotten is skipped.
 
 // fillTransfers is how many lazy downloads the fill has in flight: a quarter of --transfers, at least 1.

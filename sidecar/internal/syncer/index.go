@@ -1,10 +1,8 @@
 package syncer
 
 import (
-	"iter"
 	"strings"
 
-	"github.com/filesync/filesync/sidecar/internal/pathmap"
 	"github.com/filesync/filesync/sidecar/internal/plan"
 	"github.com/filesync/filesync/sidecar/internal/snapshot"
 	"github.com/filesync/filesync/sidecar/internal/state"
@@ -22,9 +20,9 @@ import (
 type index struct {
 	base  *state.Store
 	local map[string]snapshot.File
-	// remote is the view: as large as the bucket (a lazy site's media included), so held compactly
-	// (remoteView), its names the base's own strings where the base has the path.
-	remote remoteView
+	// remote is the view: as large as the bucket (a lazy site's media included), so held as its
+	// difference from the base (remoteView), its names the base's own strings where the base has the path.
+	remote *remoteView
 	walked bool // local holds a whole walk (not just hinted paths)
 	listed bool // remote holds a listing (not just this replica's writes)
 	// due: objects whose listing or hint changed since the last pass planned them (the next pass plans
@@ -72,7 +70,7 @@ func (ix *index) wholePlan() int { return max(minWholePlan, ix.base.Len()/4) }
 const minWholePlan = 1024
 
 func newIndex(base *state.Store) index {
-	ix := index{base: base, local: map[string]snapshot.File{}, remote: remoteView{&pathmap.Map[snapshot.Packed]{}}, dirs: map[string]int{},
+	ix := index{base: base, local: map[string]snapshot.File{}, remote: newRemoteView(base), dirs: map[string]int{},
 		remoteDirs: map[string]int{}, due: map[string]bool{}, encoded: map[string]struct{}{}}
 	ix.reindexAll()
 	return ix
@@ -232,27 +230,52 @@ func (ix *index) unsyncableBase() map[string]struct{} {
 	return out
 }
 
-// replaceRemote takes a listing as the remote side (the view itself, not a copy: its names the base's
-// strings where the base has them, pathmap.Builder.Map), with the names of its gzip-encoded objects.
-func (ix *index) replaceRemote(view remoteView, encoded map[string]struct{}) {
-	ix.remote, ix.listed, ix.encoded = view, true, encoded
+// replaceRemote takes a listing as the remote side, with the names of its gzip-encoded objects. The view
+// takes l's arrays (remoteView.replace): l holds only what differs from the base after.
+func (ix *index) replaceRemote(l listed, encoded map[string]struct{}) {
 	ix.remoteDirs = map[string]int{}
-	for p := range view.All() {
+	for p := range l.All() {
 		count(ix.remoteDirs, p, 1)
 	}
+	ix.remote.replace(l)
+	ix.listed, ix.encoded = true, encoded
 	ix.reindexAll()
 }
 
+// setBase records e as path's base. Every write to the base goes through setBase, setRemoteOnly or
+// dropBase, which keep the view's object at path as it was (remoteView.keep).
 func (ix *index) setBase(path string, e snapshot.Base) {
+	r, inView := ix.remote.Get(path)
 	ix.countRemoteOnly(path, -1)
 	ix.base.Set(path, e)
+	ix.remote.keep(path, r, inView)
 	ix.countRemoteOnly(path, 1)
 	ix.reindex(path)
 }
 
+// setRemoteOnly records each of paths (in ascending order, each once: plan.Plan.RemoteOnly) remote-only
+// at the view's object, as setBase would one at a time; the base takes them in one go
+// (state.Store.SetSorted).
+func (ix *index) setRemoteOnly(paths []string) {
+	for _, path := range paths {
+		ix.countRemoteOnly(path, -1)
+	}
+	ix.base.SetSorted(paths, func(i int) snapshot.Base {
+		r, _ := ix.remote.Get(paths[i])
+		return snapshot.Base{Object: r, RemoteOnly: true}
+	})
+	ix.remote.recorded(paths)
+	for _, path := range paths {
+		ix.countRemoteOnly(path, 1)
+		ix.reindex(path)
+	}
+}
+
 func (ix *index) dropBase(path string) {
+	r, inView := ix.remote.Get(path)
 	ix.countRemoteOnly(path, -1)
 	ix.base.Delete(path)
+	ix.remote.keep(path, r, inView)
 	ix.reindex(path)
 }
 
@@ -300,33 +323,4 @@ func (ix *index) folderObjects() map[string]bool {
 		}
 	}
 	return out
-}
-
-// remoteView is the remote side as the index holds it: a pathmap of the objects packed (snapshot.Packed:
-// 32 bytes, no pointer), unpacked as they are read. It is a plan.Side.
-type remoteView struct{ m *pathmap.Map[snapshot.Packed] }
-
-// viewBuilder collects a listing's objects into a remoteView (pathmap.Builder).
-type viewBuilder struct {
-	b pathmap.Builder[snapshot.Packed]
-}
-
-func (v *viewBuilder) add(path string, o snapshot.Object) { v.b.Add(path, o.Pack()) }
-
-// view returns the view of the objects added; canon as pathmap.Builder.Map's.
-func (v *viewBuilder) view(canon func(string) (string, bool)) remoteView {
-	return remoteView{v.b.Map(canon)}
-}
-
-func (v remoteView) Get(path string) (snapshot.Object, bool) {
-	p, ok := v.m.Get(path)
-	return p.Object(), ok
-}
-
-func (v remoteView) Key(path string) (string, bool)     { return v.m.Key(path) }
-func (v remoteView) Set(path string, o snapshot.Object) { v.m.Set(path, o.Pack()) }
-func (v remoteView) Delete(path string)                 { v.m.Delete(path) }
-func (v remoteView) Len() int                           { return v.m.Len() }
-func (v remoteView) All() iter.Seq2[string, snapshot.Object] {
-	return pathmap.AllAs(v.m, snapshot.Packed.Object)
 }

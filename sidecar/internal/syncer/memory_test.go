@@ -56,13 +56,17 @@ func knownSite(code, media int) *index {
 	return &ix
 }
 
-// viewOf returns a view of the objects in m, as a listing of them makes it.
-func viewOf(m map[string]snapshot.Object, canon func(string) (string, bool)) remoteView {
-	var v viewBuilder
+// viewOf returns the objects in m as a listing of them makes it (fetchListing): each name canon's string
+// where it gives one.
+func viewOf(m map[string]snapshot.Object, canon func(string) (string, bool)) listed {
+	var l listedBuilder
 	for p, o := range m {
-		v.add(p, o)
+		if k, ok := canon(p); ok {
+			p = k
+		}
+		l.add(p, o)
 	}
-	return v.view(canon)
+	return l.listed()
 }
 
 // heapInUse is the live heap after a collection.

@@ -15,7 +15,7 @@ import (
 
 // listing is what one listing of the bucket found, before the loop adopts it.
 type listing struct {
-	view    remoteView          // the objects nameRule syncs
+	view    listed              // the objects nameRule syncs
 	unsafe  map[string]error    // names never written locally, and why
 	noExec  []string            // executable names under --no-exec
 	encoded map[string]struct{} // objects of view stored gzip-encoded
@@ -40,9 +40,10 @@ func (s *Syncer) fetchListing(ctx context.Context, lazyLater bool, each func(nam
 		parallel = listParallel
 	}
 	l := listing{unsafe: map[string]error{}, encoded: map[string]struct{}{}}
-	// The objects go straight into the arrays of the view (pathmap.Builder): a Go map of them all first
-	// would be the largest thing a replica holds when it lists 100,000 objects (issue 23).
-	var view viewBuilder
+	// The objects go straight into arrays (pathmap.Builder): a Go map of them all first would be the
+	// largest thing a replica holds when it lists 100,000 objects (issue 23). Each keeps the base's
+	// string for its name where the base has the path, so the one the page decoded is let go at once.
+	var view listedBuilder
 	var skip func(string) bool
 	if lazyLater && s.opt.Lazy != nil {
 		skip = func(folder string) bool {
@@ -65,7 +66,11 @@ func (s *Syncer) fetchListing(ctx context.Context, lazyLater bool, each func(nam
 			l.unsafe[o.Name] = unsafe
 			return
 		}
-		view.add(o.Name, o.Object)
+		name := o.Name
+		if k, ok := s.base.Key(name); ok {
+			name = k
+		}
+		view.add(name, o.Object)
 		if objectRule(o.ContentEncoding, false) == gzipEncoded {
 			l.encoded[o.Name] = struct{}{}
 		} else if each != nil {
@@ -76,7 +81,7 @@ func (s *Syncer) fetchListing(ctx context.Context, lazyLater bool, each func(nam
 		s.m.Errors.WithLabelValues("list").Inc()
 		return listing{}, err
 	}
-	l.view = view.view(s.base.Key) // a name the base holds is kept once
+	l.view = view.listed()
 	return l, nil
 }
 
@@ -132,7 +137,7 @@ func (s *Syncer) adopt(l listing) bool {
 			}
 		}
 	}
-	for name := range l.view.All() {
+	for name := range s.idx.remote.All() { // the listing's objects (l.view holds only some of them if taken)
 		s.reportObjectRule(name)
 	}
 	for name, why := range l.unsafe {

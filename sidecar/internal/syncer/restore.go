@@ -157,11 +157,11 @@ func (s *Syncer) restoreStreaming(ctx context.Context) (listing, Result, error) 
 	stop := s.reportRestore(ctx, rp)
 	defer stop()
 	work := make(chan job, 2*s.opt.RestoreTransfers)
-	type listed struct {
+	type listResult struct {
 		l   listing
 		err error
 	}
-	result := make(chan listed, 1)
+	result := make(chan listResult, 1)
 	go func() {
 		defer close(work)
 		send := func(a plan.Action) {
@@ -176,7 +176,7 @@ func (s *Syncer) restoreStreaming(ctx context.Context) (listing, Result, error) 
 				send(plan.Action{Op: plan.Download, Path: name, Remote: r, Reason: "restore of a fresh pod"})
 			}
 		})
-		result <- listed{l, err}
+		result <- listResult{l, err}
 	}()
 	var res Result
 	s.drain(ctx, &res, transferrer{s: s}.workers(ctx, work, s.opt.RestoreTransfers))

@@ -78,13 +78,13 @@ func (s *Syncer) transfer(ctx context.Context, p plan.Plan, flush bool) Result {
 	t := transferrer{s: s, flush: flush}
 	// Recording a lazy object remote-only moves nothing: committed here, first, without a job of its own
 	// (the whole listing after a lazy restore plans one for every media object: 100,000 jobs would be
-	// 15 MB), at the object the plan was made from: nothing has changed the view since.
+	// 15 MB), all at once (index.setRemoteOnly), at the object the plan was made from: nothing has changed
+	// the view since.
+	s.idx.setRemoteOnly(p.RemoteOnly)
 	for _, path := range p.RemoteOnly {
 		r, _ := s.idx.remote.Get(path)
-		a := plan.Action{Op: plan.RemoteOnly, Path: path, Remote: r}
-		ch, err := t.doOnce(ctx, job{a: a})
-		s.commit(done{job: job{a: a}, ch: ch, err: err})
-		s.outcome(ctx, &res, a, err)
+		s.fill.push(path, r)
+		s.outcome(ctx, &res, plan.Action{Op: plan.RemoteOnly, Path: path, Remote: r}, nil)
 	}
 	deletes, others, replaced := s.batches(p)
 	trees := s.groupTrees(&deletes, &others)
@@ -259,8 +259,6 @@ func (t transferrer) doOnce(ctx context.Context, j job) (change, error) {
 			local: &snapshot.File{Stamp: st, CRC32C: local.CRC32C}}, nil
 	case plan.ForgetBase:
 		return change{dropBase: true}, nil
-	case plan.RemoteOnly:
-		return change{base: &snapshot.Base{Object: a.Remote, RemoteOnly: true}}, nil
 	}
 	return change{}, fmt.Errorf("unknown op %v", a.Op)
 }
