@@ -22,22 +22,33 @@ func (o Object) Pack() Packed {
 // Object returns the Object p packs: the same, its ModTime the same instant in UTC (Equal, and the zero
 // time for the zero time).
 func (p Packed) Object() Object {
-	return Object{Generation: p.Generation, Size: p.Size, CRC32C: p.CRC32C, ModTime: time.Unix(p.sec, int64(p.nsec)).UTC()}
+	return Object{Generation: p.Generation, Size: p.Size, CRC32C: p.CRC32C, ModTime: time.Unix(p.sec, int64(p.nsec&nsecBits)).UTC()}
 }
 
-// PackedBase is a Base as the base holds it (Packed): 48 bytes and no pointer.
+// PackedBase is a Base as the base holds it (Packed): 40 bytes and no pointer, the remote-only mark a bit
+// of the nanoseconds (remoteOnlyBit) rather than a bool that would pad it to 48.
 type PackedBase struct {
 	Packed
-	ModTime    int64
-	RemoteOnly bool
+	ModTime int64
 }
+
+// Nanoseconds take 30 bits of Packed.nsec (less than 2^30); a PackedBase marks a remote-only base in the
+// next one.
+const (
+	nsecBits      = 1<<30 - 1
+	remoteOnlyBit = 1 << 30
+)
 
 // Pack returns b packed.
 func (b Base) Pack() PackedBase {
-	return PackedBase{Packed: b.Object.Pack(), ModTime: b.ModTime, RemoteOnly: b.RemoteOnly}
+	p := PackedBase{Packed: b.Object.Pack(), ModTime: b.ModTime}
+	if b.RemoteOnly {
+		p.nsec |= remoteOnlyBit
+	}
+	return p
 }
 
 // Base returns the Base p packs (Packed.Object).
 func (p PackedBase) Base() Base {
-	return Base{Object: p.Object(), ModTime: p.ModTime, RemoteOnly: p.RemoteOnly}
+	return Base{Object: p.Object(), ModTime: p.ModTime, RemoteOnly: p.nsec&remoteOnlyBit != 0}
 }

@@ -101,7 +101,7 @@ type journalLine struct {
 // Store is the base of every path. It is safe for concurrent use.
 type Store struct {
 	mu      sync.Mutex
-	entries *pathmap.Map[snapshot.PackedBase] // packed: 48 bytes an entry, no pointer
+	entries *pathmap.Map[snapshot.PackedBase] // packed: 40 bytes an entry, no pointer
 	file    string                            // the snapshot; "" keeps the state in memory only
 	journal string
 	remote  string
@@ -268,9 +268,6 @@ func (e Entries) Get(path string) (snapshot.Base, bool) {
 
 // Len returns the number of known paths.
 func (e Entries) Len() int { return e.m.Len() }
-
-// Key returns the string the base holds for path, if it holds path (Store.Key, without the lock).
-func (e Entries) Key(path string) (string, bool) { return e.m.Key(path) }
 
 // All iterates over the paths and their bases (pathmap.Map.All).
 func (e Entries) All() iter.Seq2[string, snapshot.Base] {
