@@ -227,9 +227,10 @@ func (m *Map[V]) SetSorted(paths []string, value func(i int) V) {
 	m.merges++
 }
 
-// DeleteFunc deletes every path for which del returns true, in place: a Map that keeps few of its paths
-// (a listing, kept as its difference from the base) then holds them in arrays of their size, the large
-// ones let go.
+// DeleteFunc deletes every path for which del returns true, in place. The paths kept are then held in
+// arrays of their size, the larger ones let go, unless those have room for an eighth more at most: a
+// listing kept as its difference from the base keeps few of its paths, and a listing's arrays, grown
+// as the pages arrived, have a quarter more room at worst.
 func (m *Map[V]) DeleteFunc(del func(string, V) bool) {
 	if len(m.recent) > 0 || m.dead > 0 {
 		m.merge()
@@ -242,7 +243,7 @@ func (m *Map[V]) DeleteFunc(del func(string, V) bool) {
 	}
 	clear(m.keys[len(keys):]) // let go of what the slots past the end refer to
 	clear(m.vals[len(vals):])
-	if len(keys) < cap(keys)/2 {
+	if cap(keys)-len(keys) > len(keys)/8 {
 		keys, vals = append(make([]string, 0, len(keys)), keys...), append(make([]V, 0, len(vals)), vals...)
 	}
 	m.keys, m.vals = keys, vals

@@ -72,17 +72,6 @@ func (v *remoteView) Get(path string) (snapshot.Object, bool) {
 	return b.Object, ok
 }
 
-// Key returns the string the view holds for path, if it holds path.
-func (v *remoteView) Key(path string) (string, bool) {
-	if k, ok := v.over.Key(path); ok {
-		return k, true
-	}
-	if _, ok := v.gone[path]; ok {
-		return "", false
-	}
-	return v.base.Entries().Key(path)
-}
-
 // Len returns the number of objects.
 func (v *remoteView) Len() int { return v.n }
 
