@@ -101,8 +101,8 @@ type journalLine struct {
 // Store is the base of every path. It is safe for concurrent use.
 type Store struct {
 	mu      sync.Mutex
-	entries *pathmap.Map[snapshot.PackedBase] // packed: 40 bytes an entry, no pointer
-	file    string                            // the snapshot; "" keeps the state in memory only
+	entries entries // packed, no pointer: held and remote-only entries apart
+	file    string  // the snapshot; "" keeps the state in memory only
 	journal string
 	remote  string
 	// changes: the paths set or deleted since the last Save (what is in entries now is what Save
@@ -118,7 +118,7 @@ type Store struct {
 // reuses a wrong base. A state file of the earlier format (a snapshot without a journal) is read as the
 // snapshot: the journal starts with the next Save.
 func Open(dir, remote string) (s *Store, discarded bool, err error) {
-	s = &Store{entries: &pathmap.Map[snapshot.PackedBase]{}, changes: map[string]struct{}{}, remote: remote}
+	s = &Store{entries: newEntries(), changes: map[string]struct{}{}, remote: remote}
 	if dir == "" {
 		return s, false, nil
 	}
@@ -136,7 +136,7 @@ func Open(dir, remote string) (s *Store, discarded bool, err error) {
 			return s, true, nil // unreadable or foreign: start without a base (safe: no deletes)
 		}
 		for p, v := range f.Entries {
-			s.entries.Set(p, decode(v).Pack())
+			s.entries.set(p, decode(v))
 		}
 		s.snapSize = int64(len(b))
 		s.compact = s.compact || f.Version != formatVersion
@@ -146,7 +146,7 @@ func Open(dir, remote string) (s *Store, discarded bool, err error) {
 		return nil, false, err
 	}
 	if !ok {
-		s.entries, s.compact = &pathmap.Map[snapshot.PackedBase]{}, true
+		s.entries, s.compact = newEntries(), true
 		return s, true, nil
 	}
 	return s, false, nil
@@ -185,9 +185,9 @@ func (s *Store) replay() (bool, error) {
 			break
 		}
 		if l.E == nil {
-			s.entries.Delete(l.P)
+			s.entries.delete(l.P)
 		} else {
-			s.entries.Set(l.P, decode(*l.E).Pack())
+			s.entries.set(l.P, decode(*l.E))
 		}
 		good += int64(len(line)) + 1
 	}
@@ -202,34 +202,48 @@ func (s *Store) replay() (bool, error) {
 func (s *Store) Get(path string) (snapshot.Base, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p, ok := s.entries.Get(path)
-	return p.Base(), ok
+	return s.entries.get(path)
 }
 
 // Set records the base of path.
 func (s *Store) Set(path string, e snapshot.Base) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p := e.Pack() // compared packed: the same mtime instant in any zone is no change
-	if old, ok := s.entries.Get(path); ok && old == p {
+	if old, ok := s.entries.get(path); ok && old.Pack() == e.Pack() { // packed: the same mtime instant in any zone is no change
 		return
 	}
-	s.entries.Set(path, p)
+	s.entries.set(path, e)
 	s.changed(path)
 }
 
-// SetSorted records the bases of paths, given in ascending order (each once), as Set would one at a time:
-// base(i) is paths[i]'s. A large batch (the remote-only records of a listing of 100,000 lazy objects) is
+// SetRemoteOnly records paths, given in ascending order (each once), remote-only at object(i), as Set
+// would one at a time. A large batch (the remote-only records of a listing of 100,000 lazy objects) is
 // merged into the entries at once (pathmap.Map.SetSorted).
-func (s *Store) SetSorted(paths []string, base func(i int) snapshot.Base) {
+func (s *Store) SetRemoteOnly(paths []string, object func(i int) snapshot.Object) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i, path := range paths {
-		if old, ok := s.entries.Get(path); !ok || old != base(i).Pack() {
+		if old, ok := s.entries.get(path); !ok || old.Pack() != (snapshot.Base{Object: object(i), RemoteOnly: true}).Pack() {
 			s.changed(path)
 		}
 	}
-	s.entries.SetSorted(paths, func(i int) snapshot.PackedBase { return base(i).Pack() })
+	s.entries.setRemoteOnly(paths, object)
+}
+
+// AdoptRemoteOnly records every path of m remote-only at m's object, taking m itself as the store's
+// (the caller lets go of it), and reports whether it could: only while the store records no remote-only
+// path and none of m's. It is for the whole listing after a lazy restore, whose media the remote view
+// holds in m: the base takes them without a copy.
+func (s *Store) AdoptRemoteOnly(m *pathmap.Map[snapshot.Packed]) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.entries.adopt(m) {
+		return false
+	}
+	for p := range m.All() {
+		s.changed(p)
+	}
+	return true
 }
 
 // changed notes path for the next Save. Call with s.mu held.
@@ -243,8 +257,8 @@ func (s *Store) changed(path string) {
 func (s *Store) Delete(path string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.entries.Get(path); ok {
-		s.entries.Delete(path)
+	if _, ok := s.entries.get(path); ok {
+		s.entries.delete(path)
 		s.changed(path)
 	}
 }
@@ -252,34 +266,29 @@ func (s *Store) Delete(path string) {
 // Entries returns the base itself, not a copy, for a reader that must not copy 100,000 entries (the
 // planner of a full pass). Only the goroutine that writes the store may call it, and it must neither
 // modify it nor call Set or Delete while it uses it; other goroutines use Get.
-func (s *Store) Entries() Entries { return Entries{s.entries} }
+func (s *Store) Entries() Entries { return Entries{&s.entries} }
 
 // Entries is the base as a reader without the lock sees it (Store.Entries): each entry unpacked as it
 // is read. It is a plan.Side.
 type Entries struct {
-	m *pathmap.Map[snapshot.PackedBase]
+	e *entries
 }
 
 // Get returns path's base.
-func (e Entries) Get(path string) (snapshot.Base, bool) {
-	p, ok := e.m.Get(path)
-	return p.Base(), ok
-}
+func (e Entries) Get(path string) (snapshot.Base, bool) { return e.e.get(path) }
 
 // Len returns the number of known paths.
-func (e Entries) Len() int { return e.m.Len() }
+func (e Entries) Len() int { return e.e.len() }
 
-// All iterates over the paths and their bases (pathmap.Map.All).
-func (e Entries) All() iter.Seq2[string, snapshot.Base] {
-	return pathmap.AllAs(e.m, snapshot.PackedBase.Base)
-}
+// All iterates over the paths and their bases (pathmap.Map.All: the held ones, then the remote-only).
+func (e Entries) All() iter.Seq2[string, snapshot.Base] { return e.e.all() }
 
 // Key returns the string the base holds for path, if it holds path: a caller that keeps path too (the
 // remote view) keeps this one, so that a name is stored once.
 func (s *Store) Key(path string) (string, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.entries.Key(path)
+	return s.entries.key(path)
 }
 
 // Persistent reports whether the state is kept on disk (a state directory was given).
@@ -289,15 +298,15 @@ func (s *Store) Persistent() bool { return s.file != "" }
 func (s *Store) Len() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.entries.Len()
+	return s.entries.len()
 }
 
 // Range calls fn for every entry (under the lock: fn must not call back into the store).
 func (s *Store) Range(fn func(path string, e snapshot.Base)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for p, e := range s.entries.All() {
-		fn(p, e.Base())
+	for p, e := range s.entries.all() {
+		fn(p, e)
 	}
 }
 
@@ -333,8 +342,8 @@ func (s *Store) appendJournal() error {
 	enc := json.NewEncoder(&buf)
 	for _, p := range paths {
 		l := journalLine{P: p}
-		if e, ok := s.entries.Get(p); ok {
-			v := encode(e.Base())
+		if e, ok := s.entries.get(p); ok {
+			v := encode(e)
 			l.E = &v
 		}
 		if err := enc.Encode(l); err != nil {
@@ -363,9 +372,9 @@ func (s *Store) appendJournal() error {
 // journal over the new snapshot (a crash between the two renames) changes nothing: the snapshot already
 // holds the result of every line in it. Call with s.mu held.
 func (s *Store) writeSnapshot() error {
-	f := fileFormat{Version: formatVersion, Remote: s.remote, Entries: make(map[string][4]int64, s.entries.Len())}
-	for p, e := range s.entries.All() {
-		f.Entries[p] = encode(e.Base())
+	f := fileFormat{Version: formatVersion, Remote: s.remote, Entries: make(map[string][4]int64, s.entries.len())}
+	for p, e := range s.entries.all() {
+		f.Entries[p] = encode(e)
 	}
 	b, err := json.Marshal(f)
 	if err == nil {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/filesync/filesync/sidecar/internal/pathmap"
 	"github.com/filesync/filesync/sidecar/internal/snapshot"
 )
 
@@ -235,30 +236,37 @@ func TestRemoteOnlyEntriesSurvive(t *testing.T) {
 	}
 }
 
-// TestSetSortedIsSaved: a batch of bases set at once (large enough to be merged into the entries in one
-// go) is in the store and in what Save writes, like the same bases set one at a time; a base set again
-// unchanged is no change to save.
-func TestSetSortedIsSaved(t *testing.T) {
+// TestRemoteOnlyBatchIsSaved: a batch of remote-only bases set at once (large enough to be merged into
+// the entries in one go, over a held entry of the same path) and a map of them adopted whole are in the
+// store and in what Save writes, like the same bases set one at a time; a base set again unchanged is no
+// change to save; a map is not adopted over remote-only entries or a held path.
+func TestRemoteOnlyBatchIsSaved(t *testing.T) {
 	dir := t.TempDir()
 	s, _, err := Open(dir, "gs://b/p")
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.Set("code/a.php", snapshot.Base{Object: snapshot.Object{Generation: 1, Size: 1}, ModTime: 5})
+	s.Set("uploads/m00007.jpg", snapshot.Base{Object: snapshot.Object{Generation: 1, Size: 1}, ModTime: 5}) // held: turns remote-only
+	object := func(i int) snapshot.Object {
+		return snapshot.Object{Generation: int64(i + 1), Size: 9, CRC32C: uint32(i), ModTime: time.Unix(int64(i), 7)}
+	}
 	var paths []string
+	adopted := &pathmap.Map[snapshot.Packed]{}
 	for i := range 3000 {
 		paths = append(paths, fmt.Sprintf("uploads/m%05d.jpg", i))
+		adopted.Set(fmt.Sprintf("later/m%05d.jpg", i), object(i).Pack())
 	}
-	base := func(i int) snapshot.Base {
-		return snapshot.Base{Object: snapshot.Object{Generation: int64(i + 1), Size: 9, CRC32C: uint32(i)}, RemoteOnly: true}
-	}
-	s.SetSorted(paths, base)
+	s.SetRemoteOnly(paths, object)
 	if err := s.Save(); err != nil {
 		t.Fatal(err)
 	}
-	s.SetSorted(paths, base)
+	s.SetRemoteOnly(paths, object)
 	if len(s.changes) != 0 {
 		t.Fatalf("%d changes after setting the same bases again", len(s.changes))
+	}
+	if s.AdoptRemoteOnly(adopted) {
+		t.Fatal("a map was adopted while the store records remote-only paths")
 	}
 	s2, discarded, err := Open(dir, "gs://b/p")
 	if err != nil || discarded {
@@ -268,8 +276,38 @@ func TestSetSortedIsSaved(t *testing.T) {
 		t.Fatalf("reopened with %d entries, want 3001", s2.Len())
 	}
 	for i, p := range paths {
-		if e, ok := s2.Get(p); !ok || e != base(i) {
-			t.Fatalf("%s reopened as %+v %v, want %+v", p, e, ok, base(i))
+		want := snapshot.Base{Object: object(i), RemoteOnly: true}
+		if e, ok := s2.Get(p); !ok || e.Pack() != want.Pack() || !e.Object.ModTime.Equal(want.Object.ModTime) {
+			t.Fatalf("%s reopened as %+v %v, want %+v", p, e, ok, want)
 		}
+	}
+
+	// Adopted whole: a store with no remote-only entry, none of the map's paths held.
+	dir = t.TempDir()
+	s3, _, _ := Open(dir, "gs://b/p")
+	s3.Set("code/a.php", snapshot.Base{Object: snapshot.Object{Generation: 1, Size: 1}, ModTime: 5})
+	clash := &pathmap.Map[snapshot.Packed]{}
+	clash.Set("code/a.php", object(1).Pack())
+	if s3.AdoptRemoteOnly(clash) {
+		t.Fatal("a map holding a held path was adopted")
+	}
+	if !s3.AdoptRemoteOnly(adopted) {
+		t.Fatal("the map was not adopted")
+	}
+	if err := s3.Save(); err != nil {
+		t.Fatal(err)
+	}
+	s4, discarded, err := Open(dir, "gs://b/p")
+	if err != nil || discarded || s4.Len() != 3001 {
+		t.Fatalf("reopen: %v discarded=%v, %d entries", err, discarded, s4.Len())
+	}
+	for i := range 3000 {
+		p := fmt.Sprintf("later/m%05d.jpg", i)
+		if e, ok := s4.Get(p); !ok || !e.RemoteOnly || !e.Is(object(i)) || !e.Object.ModTime.Equal(object(i).ModTime) {
+			t.Fatalf("%s reopened as %+v %v", p, e, ok)
+		}
+	}
+	if e, _ := s4.Get("code/a.php"); e.RemoteOnly || e.ModTime != 5 {
+		t.Fatalf("the held entry reopened as %+v", e)
 	}
 }

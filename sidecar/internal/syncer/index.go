@@ -255,20 +255,25 @@ func (ix *index) setBase(path string, e snapshot.Base) {
 
 // setRemoteOnly records each of paths (in ascending order, each once: plan.Plan.RemoteOnly) remote-only
 // at the view's object, as setBase would one at a time; the base takes them in one go
-// (state.Store.SetSorted).
-func (ix *index) setRemoteOnly(paths []string) {
+// (state.Store.SetRemoteOnly), or takes the view's own objects when they are all of them
+// (remoteView.handOver: the whole listing after a lazy restore), which it reports.
+func (ix *index) setRemoteOnly(paths []string) (handedOver bool) {
 	for _, path := range paths {
 		ix.countRemoteOnly(path, -1)
 	}
-	ix.base.SetSorted(paths, func(i int) snapshot.Base {
-		r, _ := ix.remote.Get(paths[i])
-		return snapshot.Base{Object: r, RemoteOnly: true}
-	})
-	ix.remote.recorded(paths)
+	handedOver = ix.remote.handOver(paths)
+	if !handedOver {
+		ix.base.SetRemoteOnly(paths, func(i int) snapshot.Object {
+			r, _ := ix.remote.Get(paths[i])
+			return r
+		})
+		ix.remote.recorded(paths)
+	}
 	for _, path := range paths {
 		ix.countRemoteOnly(path, 1)
 		ix.reindex(path)
 	}
+	return handedOver
 }
 
 func (ix *index) dropBase(path string) {

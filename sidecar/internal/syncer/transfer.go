@@ -80,7 +80,9 @@ func (s *Syncer) transfer(ctx context.Context, p plan.Plan, flush bool) Result {
 	// (the whole listing after a lazy restore plans one for every media object: 100,000 jobs would be
 	// 15 MB), all at once (index.setRemoteOnly), at the object the plan was made from: nothing has changed
 	// the view since.
-	s.idx.setRemoteOnly(p.RemoteOnly)
+	if s.idx.setRemoteOnly(p.RemoteOnly) {
+		s.log.Debug("recorded lazy objects remote-only: the base took the listing's objects as they were", "objects", len(p.RemoteOnly))
+	}
 	for _, path := range p.RemoteOnly {
 		r, _ := s.idx.remote.Get(path)
 		s.fill.push(path, r)

@@ -162,6 +162,26 @@ func (v *remoteView) recorded(paths []string) {
 	})
 }
 
+// handOver gives the base the view's own objects as the remote-only records of paths, if paths are
+// all of them and the base can take them as they are (state.Store.AdoptRemoteOnly): the whole listing
+// after a lazy restore, whose media objects differ from the base (it has none of them) and are then
+// recorded remote-only together. The view holds nothing of its own after; the objects are not copied.
+func (v *remoteView) handOver(paths []string) bool {
+	if len(paths) <= minWholePlan || len(paths) != v.over.Len() {
+		return false
+	}
+	for _, path := range paths {
+		if _, ok := v.over.Get(path); !ok {
+			return false
+		}
+	}
+	if !v.base.AdoptRemoteOnly(v.over) {
+		return false
+	}
+	v.over = &pathmap.Map[snapshot.Packed]{}
+	return true
+}
+
 // replace makes the view hold the objects of a listing, and only them. It takes the listing's arrays
 // (l is the view's after), keeping of them what differs from the base.
 func (v *remoteView) replace(l listed) {

@@ -5,6 +5,7 @@ import (
 	"maps"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -44,6 +45,11 @@ func TestViewIsTheBucketsWhateverTheBase(t *testing.T) {
 				got[p] = o
 			}
 			if !maps.EqualFunc(got, bucket, sameObject) {
+				for p, o := range bucket {
+					if g, ok := got[p]; !ok || !sameObject(g, o) {
+						t.Logf("%s: got %v %v want %v", p, g, ok, o)
+					}
+				}
 				t.Fatalf("seed %d, %s: All yields %d objects unlike the %d of the bucket", seed, step, len(got), len(bucket))
 			}
 			dirs := map[string]int{} // the clash rule's counts of the objects under each folder
@@ -119,5 +125,50 @@ func TestViewIsTheBucketsWhateverTheBase(t *testing.T) {
 		if ix.remote.over.Len() != 0 || len(ix.remote.gone) != 0 {
 			t.Fatalf("seed %d, in sync: the view holds %d objects and %d gone paths of its own", seed, ix.remote.over.Len(), len(ix.remote.gone))
 		}
+	}
+}
+
+// TestWholeListingHandedToTheBase: the whole listing after a lazy restore (code in the base already,
+// every media object new) recorded remote-only in one batch: the base takes the view's own objects
+// (handOver), records every one at its object and mtime, the view still answers as the listing and holds
+// nothing of its own, and a later listing and remote change are seen as before.
+func TestWholeListingHandedToTheBase(t *testing.T) {
+	st, _, err := state.Open("", "gs://b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ix := newIndex(st)
+	l := map[string]snapshot.Object{}
+	for i := range 10 {
+		p := fmt.Sprintf("plugins/p/f%d.php", i)
+		o := snapshot.Object{Generation: int64(i + 1), Size: 3, CRC32C: 1}
+		l[p] = o
+		ix.setBase(p, snapshot.Base{Object: o, ModTime: 1})
+	}
+	var media []string
+	for i := range 3000 {
+		p := fmt.Sprintf("uploads/%d/m%05d.jpg", i%4, i)
+		l[p] = snapshot.Object{Generation: int64(100 + i), Size: 7, CRC32C: uint32(i), ModTime: time.Unix(int64(i), 5)}
+		media = append(media, p)
+	}
+	ix.replaceRemote(viewOf(l, st.Key), map[string]struct{}{})
+	slices.Sort(media)
+	if !ix.remote.handOver(media) {
+		t.Fatal("the view's objects were not handed to the base")
+	}
+	if ix.remote.over.Len() != 0 || ix.remote.Len() != len(l) || st.Len() != len(l) {
+		t.Fatalf("after: view holds %d of its own, %d in all; base %d; want 0, %d, %d", ix.remote.over.Len(), ix.remote.Len(), st.Len(), len(l), len(l))
+	}
+	for p, o := range l {
+		r, ok := ix.remote.Get(p)
+		b, inBase := st.Get(p)
+		if !ok || !sameObject(r, o) || !inBase || !sameObject(b.Object, o) || b.RemoteOnly != strings.HasPrefix(p, "uploads/") {
+			t.Fatalf("%s: view %v %v, base %+v %v; want %v", p, r, ok, b, inBase, o)
+		}
+	}
+	// Not again: the base records remote-only paths now.
+	ix.setRemote("uploads/new.jpg", snapshot.Object{Generation: 9999, Size: 1})
+	if ix.remote.handOver([]string{"uploads/new.jpg"}) {
+		t.Fatal("handed over a second time")
 	}
 }
