@@ -40,15 +40,14 @@ type item[V any] struct {
 	v   V
 }
 
-// FromMap returns a Map holding m's entries. canon, if not nil, may give for a path an equal string to
-// keep instead (one already held elsewhere, so that the name is stored once).
-func FromMap[V any](m map[string]V, canon func(string) (string, bool)) *Map[V] {
+// FromMap returns a Map holding m's entries.
+func FromMap[V any](m map[string]V) *Map[V] {
 	var b Builder[V]
 	b.Grow(len(m))
 	for k, v := range m {
 		b.Add(k, v)
 	}
-	return b.Map(canon)
+	return b.Map()
 }
 
 // Builder collects entries in any order (a listing's pages as they arrive) and makes a Map of them at
@@ -69,19 +68,13 @@ func (b *Builder[V]) Add(path string, v V) {
 	b.keys, b.vals = append(b.keys, path), append(b.vals, v)
 }
 
-// Map returns a Map of the entries added, taking over b's arrays (b is empty after). canon, if not nil,
-// may give for a path an equal string to keep instead (FromMap).
-func (b *Builder[V]) Map(canon func(string) (string, bool)) *Map[V] {
+// Map returns a Map of the entries added, taking over b's arrays (b is empty after).
+func (b *Builder[V]) Map() *Map[V] {
 	sort.Sort(byKey[V]{b.keys, b.vals})
 	keys, vals := b.keys[:0], b.vals[:0]
 	for i, k := range b.keys {
 		if len(keys) > 0 && keys[len(keys)-1] == k { // the same path again: one entry
 			continue
-		}
-		if canon != nil {
-			if c, ok := canon(k); ok {
-				k = c
-			}
 		}
 		keys, vals = append(keys, k), append(vals, b.vals[i])
 	}

@@ -1138,7 +1138,7 @@ func compactSides(in Input) Input {
 				later = append(later, p)
 			}
 		}
-		pm := pathmap.FromMap(merged, nil)
+		pm := pathmap.FromMap(merged)
 		pm.Delete("\x00gone")
 		for _, p := range later {
 			pm.Set(p, m[p])

@@ -59,11 +59,8 @@ func knownSite(code, media int) *index {
 // viewOf returns the objects in m as a listing of them makes it (fetchListing): each name canon's string
 // where it gives one.
 func viewOf(m map[string]snapshot.Object, canon func(string) (string, bool)) listed {
-	var l listedBuilder
+	l := listedBuilder{canon: canon}
 	for p, o := range m {
-		if k, ok := canon(p); ok {
-			p = k
-		}
 		l.add(p, o)
 	}
 	return l.listed()

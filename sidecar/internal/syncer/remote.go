@@ -41,9 +41,9 @@ func (s *Syncer) fetchListing(ctx context.Context, lazyLater bool, each func(nam
 	}
 	l := listing{unsafe: map[string]error{}, encoded: map[string]struct{}{}}
 	// The objects go straight into arrays (pathmap.Builder): a Go map of them all first would be the
-	// largest thing a replica holds when it lists 100,000 objects (issue 23). Each keeps the base's
-	// string for its name where the base has the path, so the one the page decoded is let go at once.
-	var view listedBuilder
+	// largest thing a replica holds when it lists 100,000 objects (issue 23), each name the base's string
+	// where the base has the path.
+	view := listedBuilder{canon: s.base.Key}
 	var skip func(string) bool
 	if lazyLater && s.opt.Lazy != nil {
 		skip = func(folder string) bool {
@@ -66,11 +66,7 @@ func (s *Syncer) fetchListing(ctx context.Context, lazyLater bool, each func(nam
 			l.unsafe[o.Name] = unsafe
 			return
 		}
-		name := o.Name
-		if k, ok := s.base.Key(name); ok {
-			name = k
-		}
-		view.add(name, o.Object)
+		view.add(o.Name, o.Object)
 		if objectRule(o.ContentEncoding, false) == gzipEncoded {
 			l.encoded[o.Name] = struct{}{}
 		} else if each != nil {

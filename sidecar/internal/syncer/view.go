@@ -15,15 +15,25 @@ import (
 // pointer), unpacked as they are read. It is a plan.Side.
 type listed struct{ m *pathmap.Map[snapshot.Packed] }
 
-// listedBuilder collects a listing's objects as the pages arrive (pathmap.Builder).
+// listedBuilder collects a listing's objects as the pages arrive (pathmap.Builder). canon, if set, gives
+// for a name the equal string the base holds (state.Store.Key): kept instead, so that a name is held once
+// and the string a page decoded is let go at once.
 type listedBuilder struct {
-	b pathmap.Builder[snapshot.Packed]
+	b     pathmap.Builder[snapshot.Packed]
+	canon func(string) (string, bool)
 }
 
-func (l *listedBuilder) add(path string, o snapshot.Object) { l.b.Add(path, o.Pack()) }
+func (l *listedBuilder) add(path string, o snapshot.Object) {
+	if l.canon != nil {
+		if k, ok := l.canon(path); ok {
+			path = k
+		}
+	}
+	l.b.Add(path, o.Pack())
+}
 
 // listed returns the objects added.
-func (l *listedBuilder) listed() listed { return listed{l.b.Map(nil)} }
+func (l *listedBuilder) listed() listed { return listed{l.b.Map()} }
 
 func (l listed) Get(path string) (snapshot.Object, bool) {
 	p, ok := l.m.Get(path)
@@ -113,10 +123,21 @@ func (v *remoteView) Delete(path string) {
 	}
 }
 
+// inBase reports whether the base records object o at path: the view need not hold it.
+func (v *remoteView) inBase(path string, o snapshot.Object) bool {
+	b, ok := v.base.Entries().Get(path)
+	return ok && sameObject(b.Object, o)
+}
+
+// inBasePacked is inBase for an object held packed (a pathmap.Map.DeleteFunc of over or a listing).
+func (v *remoteView) inBasePacked(path string, p snapshot.Packed) bool {
+	return v.inBase(path, p.Object())
+}
+
 // put holds o at path: in over only if the base records another object (or none).
 func (v *remoteView) put(path string, o snapshot.Object) {
 	delete(v.gone, path)
-	if b, ok := v.base.Entries().Get(path); ok && sameObject(b.Object, o) {
+	if v.inBase(path, o) {
 		v.over.Delete(path)
 		return
 	}
@@ -155,11 +176,7 @@ func (v *remoteView) recorded(paths []string) {
 		}
 		return
 	}
-	base := v.base.Entries()
-	v.over.DeleteFunc(func(p string, o snapshot.Packed) bool {
-		b, ok := base.Get(p)
-		return ok && sameObject(b.Object, o.Object())
-	})
+	v.over.DeleteFunc(v.inBasePacked)
 }
 
 // handOver gives the base the view's own objects as the remote-only records of paths, if paths are
@@ -185,17 +202,13 @@ func (v *remoteView) handOver(paths []string) bool {
 // replace makes the view hold the objects of a listing, and only them. It takes the listing's arrays
 // (l is the view's after), keeping of them what differs from the base.
 func (v *remoteView) replace(l listed) {
-	base := v.base.Entries()
 	gone := map[string]struct{}{}
-	for p := range base.All() {
+	for p := range v.base.Entries().All() {
 		if _, ok := l.m.Get(p); !ok {
 			gone[p] = struct{}{}
 		}
 	}
 	v.n = l.Len()
-	l.m.DeleteFunc(func(p string, o snapshot.Packed) bool {
-		b, ok := base.Get(p)
-		return ok && sameObject(b.Object, o.Object())
-	})
+	l.m.DeleteFunc(v.inBasePacked)
 	v.over, v.gone = l.m, gone
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/filesync/filesync/sidecar/internal/snapshot"
 	"github.com/filesync/filesync/sidecar/internal/state"
@@ -170,5 +171,28 @@ func TestWholeListingHandedToTheBase(t *testing.T) {
 	ix.setRemote("uploads/new.jpg", snapshot.Object{Generation: 9999, Size: 1})
 	if ix.remote.handOver([]string{"uploads/new.jpg"}) {
 		t.Fatal("handed over a second time")
+	}
+}
+
+// TestListingKeepsTheBaseNames: a listing holds, for each name the base has, the base's own string (the
+// name is held once), and for the others the string it was given.
+func TestListingKeepsTheBaseNames(t *testing.T) {
+	st, _, err := state.Open("", "gs://b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Set("a/known.jpg", snapshot.Base{Object: snapshot.Object{Generation: 1}})
+	held, _ := st.Key("a/known.jpg")
+	b := listedBuilder{canon: st.Key}
+	listedName := strings.Clone("a/known.jpg") // as a page decodes it: another string
+	newName := "a/new.jpg"
+	b.add(listedName, snapshot.Object{Generation: 1})
+	b.add(newName, snapshot.Object{Generation: 2})
+	l := b.listed()
+	if k, ok := l.m.Key("a/known.jpg"); !ok || unsafe.StringData(k) != unsafe.StringData(held) {
+		t.Fatalf("Key(a/known.jpg) = %q, %v: not the base's string", k, ok)
+	}
+	if k, ok := l.m.Key("a/new.jpg"); !ok || unsafe.StringData(k) != unsafe.StringData(newName) {
+		t.Fatalf("Key(a/new.jpg) = %q, %v: not the string given", k, ok)
 	}
 }
