@@ -176,7 +176,7 @@ func Run(ctx context.Context, env Env) error {
 		if terminalProgress(cfg, env.Stderr) != nil {
 			fmt.Fprintln(env.Stderr) // end the progress line
 		}
-		if line := s.LazyStatus(); err == nil && line != "" {
+		if line := s.LazyLeft(); err == nil && line != "" {
 			log.Info("--once restored the eager files only (--lazy): the lazy ones stay in the bucket", "status", line)
 		}
 		closeHooks(ctx, h, time.Now().Add(cfg.ShutdownTimeout), log)

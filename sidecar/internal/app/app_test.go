@@ -100,11 +100,22 @@ func TestOnceWithLazyRestoresTheEagerSetOnly(t *testing.T) {
 	if objectCount(t, srv) != 3 {
 		t.Fatal("the bucket lost objects")
 	}
-	if !strings.Contains(stderr.String(), "restored the eager files only") || !strings.Contains(stderr.String(), "lazy: 2 files") {
+	// The restore lists no folder wholly lazy: uploads/ is not counted, and the line says so.
+	if !strings.Contains(stderr.String(), "restored the eager files only") ||
+		!strings.Contains(stderr.String(), "lazy: 0 files (0 B) left in the bucket, and the folders wholly lazy (not listed)") {
 		t.Fatalf("--once did not say what it left in the bucket:\n%s", stderr)
 	}
 	if !strings.Contains(stderr.String(), "lazy=[uploads/] cache_size_bytes=1048576") {
 		t.Fatalf("the starting line does not say what is lazy and the cache's bound:\n%s", stderr)
+	}
+	// A glob that leaves no folder out: the lazy files are listed, and counted.
+	dir = t.TempDir()
+	env, _, stderr = envFor(srv, "--dir", dir, "--remote", "gs://media/p", "--once", "--lazy", "*.jpg", "--log-format", "text")
+	if err := Run(context.Background(), env); err != nil {
+		t.Fatalf("--once --lazy '*.jpg': %v\n%s", err, stderr)
+	}
+	if !strings.Contains(stderr.String(), "lazy: 2 files (62 B) left in the bucket\"") {
+		t.Fatalf("--once --lazy '*.jpg' did not count what it left in the bucket:\n%s", stderr)
 	}
 }
 
@@ -266,3 +277,25 @@ func TestWaitsForAnUnreachableBucket(t *testing.T) {
 type roundTrip func(*http.Request) (*http.Response, error)
 
 func (f roundTrip) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// A site over one listing page (the restore splits its listing and leaves uploads/ out): --once still
+// says that it restored the eager files only. It said nothing before, as it counted no lazy file.
+func TestOnceWithLazySaysSoForALargeSite(t *testing.T) {
+	srv := newServer(t)
+	srv.CreateObject(fakestorage.Object{ObjectAttrs: fakestorage.ObjectAttrs{BucketName: "media", Name: "p/plugins/a.php"}, Content: []byte("a")})
+	for i := range 1200 {
+		name := fmt.Sprintf("p/uploads/2026/12/m%04d.jpg", i)
+		srv.CreateObject(fakestorage.Object{ObjectAttrs: fakestorage.ObjectAttrs{BucketName: "media", Name: name}, Content: []byte(name)})
+	}
+	dir := t.TempDir()
+	env, _, stderr := envFor(srv, "--dir", dir, "--remote", "gs://media/p", "--once", "--lazy", "uploads/", "--log-format", "text")
+	if err := Run(context.Background(), env); err != nil {
+		t.Fatalf("--once --lazy: %v\n%s", err, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "uploads")); err == nil {
+		t.Fatal("--once downloaded lazy files")
+	}
+	if !strings.Contains(stderr.String(), "restored the eager files only") || !strings.Contains(stderr.String(), "the folders wholly lazy (not listed)") {
+		t.Fatalf("--once did not say what it left in the bucket:\n%s", stderr)
+	}
+}

@@ -96,8 +96,8 @@ func (s *Syncer) list(ctx context.Context, lazyLater bool) (bool, error) {
 // adopt makes a listing the remote side of the index, marks due the objects that changed since the view
 // it replaces, and reports the objects left alone (once each). It reports whether anything changed.
 func (s *Syncer) adopt(l listing) bool {
-	// The first whole listing after a partial one: the lazy objects the partial view held anyway (those of
-	// the restore's first page, given before the lazy folders were left out) were skipped while it was
+	// The first whole listing after a partial one: the lazy objects the partial view held anyway (lazy
+	// files in a folder that is not wholly lazy, which the restore lists) were skipped while it was
 	// partial, so they are due now as well as the new ones.
 	completed := s.lazyUnlisted && !l.partial
 	s.lazyUnlisted = l.partial

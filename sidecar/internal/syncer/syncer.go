@@ -196,6 +196,21 @@ func (s *Syncer) LazyStatus() string {
 	return fmt.Sprintf("lazy: %d files (%s) not local yet: filled in behind, newest first; the read-through serves them meanwhile", n, size(b))
 }
 
+// LazyLeft is --once's last word on the lazy paths (issue 23, point 6): what it left in the bucket. A
+// restore lists no folder that is wholly lazy (the pass after ready would), so their files are not even
+// counted; the lazy files it did list (those of other folders, or remote-only entries of the state) are.
+// Empty without --lazy; read it once Once has returned.
+func (s *Syncer) LazyLeft() string {
+	if s.opt.Lazy == nil {
+		return ""
+	}
+	line := fmt.Sprintf("lazy: %d files (%s) left in the bucket", s.status.lazyFiles.Load(), size(s.status.lazyBytes.Load()))
+	if s.lazyUnlisted {
+		line += ", and the folders wholly lazy (not listed)"
+	}
+	return line
+}
+
 func (s *Syncer) beat() { s.status.heartbeat.Store(s.now().UnixNano()) }
 
 func (s *Syncer) setReady() {
