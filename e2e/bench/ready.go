@@ -2,13 +2,16 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -42,7 +45,13 @@ type readyRow struct {
 	// SettledHWM is the peak RSS readySettle after that, KiB: the polls (whole listings) and the fill
 	// that go on once every path is known have had their turn.
 	SettledHWM int64
+	// With --lazy: the listing the restore waits on (the top level, then every folder but uploads/ whole:
+	// the requests a lazy restore makes), timed apart against the same emulator once the replica has
+	// stopped, median of readyListRuns: what of Ready is the emulator's listing.
+	ListWait time.Duration
 }
+
+const readyListRuns = 3
 
 // readySettle is how long the lazy replica runs on once it knows every path before its peak RSS is read
 // again: several polls of the whole bucket (each a listing of every object) on this emulator.
@@ -50,7 +59,8 @@ const readySettle = 30 * time.Second
 
 // readyMemLimit is the soft memory limit of the lazy replica's second run at 100,000 media objects: what a
 // sidecar container limited to 64 MiB would set (the Go runtime's own memory, not the binary's pages,
-// which are some 27 MiB of its RSS).
+// which are some 19 MiB of its RSS, 27 before the build left gRPC's DirectPath out; kept at 36 MiB so the
+// runs compare).
 const readyMemLimit = "36MiB"
 
 // readyCache is the lazy replica's --cache-size: a few media files' worth, so that what it holds once it
@@ -138,8 +148,8 @@ func (b *bench) ready(ctx context.Context) error {
 
 // readyOnce starts a replica on an empty directory (with GOMEMLIMIT=memLimit, unless "") and measures it
 // at ready.
-func (b *bench) readyOnce(ctx context.Context, gcs *fakeGCS, bucket string, media int, lazy bool, memLimit string, files []file) (readyRow, error) {
-	row := readyRow{Media: media, Lazy: lazy, MemLimit: memLimit}
+func (b *bench) readyOnce(ctx context.Context, gcs *fakeGCS, bucket string, media int, lazy bool, memLimit string, files []file) (row readyRow, err error) {
+	row = readyRow{Media: media, Lazy: lazy, MemLimit: memLimit}
 	var env []string
 	if memLimit != "" {
 		env = []string{"GOMEMLIMIT=" + memLimit}
@@ -172,6 +182,14 @@ func (b *bench) readyOnce(ctx context.Context, gcs *fakeGCS, bucket string, medi
 	row.HWM, _ = procStatus(r.pid(), "VmHWM")
 	if row.Disk, row.Files, err = diskUse(dir); err != nil {
 		return row, err
+	}
+	if lazy {
+		defer func() {
+			if err == nil {
+				r.stop()
+				row.ListWait, err = eagerListing(ctx, gcs, bucket)
+			}
+		}()
 	}
 	if !lazy || media == 0 {
 		return row, nil
@@ -220,6 +238,60 @@ func (b *bench) readyOnce(ctx context.Context, gcs *fakeGCS, bucket string, medi
 	}
 	row.SettledHWM, _ = procStatus(r.pid(), "VmHWM")
 	return row, nil
+}
+
+// eagerListing times, readyListRuns times, the listing a lazy restore makes of the bucket under prefix/
+// (gcsstore.Store.ListSkipping with uploads/ left out): the top level with a delimiter, then each folder
+// but uploads/ whole, a page of 1,000 at a time, and returns the median.
+func eagerListing(ctx context.Context, gcs *fakeGCS, bucket string) (time.Duration, error) {
+	list := func(q url.Values) ([]string, error) {
+		var prefixes []string
+		q.Set("maxResults", "1000")
+		q.Set("projection", "noAcl")
+		for token := ""; ; {
+			if token != "" {
+				q.Set("pageToken", token)
+			}
+			resp, err := gcs.HTTP.Get(gcs.BaseURL + "/storage/v1/b/" + url.PathEscape(bucket) + "/o?" + q.Encode())
+			if err != nil {
+				return nil, err
+			}
+			var page struct {
+				Prefixes      []string `json:"prefixes"`
+				NextPageToken string   `json:"nextPageToken"`
+			}
+			err = json.NewDecoder(resp.Body).Decode(&page)
+			resp.Body.Close()
+			if err != nil || resp.StatusCode != http.StatusOK {
+				return nil, fmt.Errorf("list gs://%s: HTTP %d: %v", bucket, resp.StatusCode, err)
+			}
+			prefixes = append(prefixes, page.Prefixes...)
+			if token = page.NextPageToken; token == "" {
+				return prefixes, nil
+			}
+		}
+	}
+	var runs []time.Duration
+	for range readyListRuns {
+		start := time.Now()
+		folders, err := list(url.Values{"prefix": {prefix + "/"}, "delimiter": {"/"}})
+		if err != nil {
+			return 0, err
+		}
+		for _, f := range slices.Compact(slices.Sorted(slices.Values(folders))) {
+			if f == prefix+"/uploads/" {
+				continue
+			}
+			if _, err := list(url.Values{"prefix": {f}}); err != nil {
+				return 0, err
+			}
+		}
+		runs = append(runs, time.Since(start))
+		if ctx.Err() != nil {
+			return 0, ctx.Err()
+		}
+	}
+	return median(runs), nil
 }
 
 // timedGet GETs url, reads the body and returns how long that took; anything but 200 is an error.

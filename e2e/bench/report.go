@@ -677,7 +677,7 @@ func renderReady(p func(string, ...any), rows []readyRow) {
 		"remote-only and filled in behind.\n\n", readyCode)
 	p("| media objects | mode | ready | files at ready | bytes at ready | peak RSS at ready | read-through, not local (median) | read-through, local (median) | knows every path after ready | peak RSS then | RSS then | CPU until then | peak RSS %s later |\n", readySettle)
 	p("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
-	var lazy0 time.Duration
+	var lazy0, list0 time.Duration
 	for _, r := range rows {
 		mode, lr, rr, ka, kh, kr, kc, ks := "eager", "", "", "", "", "", "", ""
 		if r.Lazy {
@@ -685,8 +685,8 @@ func renderReady(p func(string, ...any), rows []readyRow) {
 			if r.MemLimit != "" {
 				mode += ", GOMEMLIMIT=" + r.MemLimit
 			}
-			if r.Media == 0 {
-				lazy0 = r.Ready
+			if r.Media == 0 && r.MemLimit == "" {
+				lazy0, list0 = r.Ready, r.ListWait
 			}
 			if r.RemoteRead > 0 {
 				lr, rr = r.LocalRead.Round(10*time.Microsecond).String(), r.RemoteRead.Round(10*time.Microsecond).String()
@@ -706,9 +706,16 @@ func renderReady(p func(string, ...any), rows []readyRow) {
 				"peak RSS %s, and %s once it had polled the bucket on for %s (target <= 64 MiB: %s).\n",
 				r.Ready.Seconds()/lazy0.Seconds(), verdict(r.Ready.Seconds() <= 1.5*lazy0.Seconds()), mib(r.HWM),
 				readyCode+r.Media, readyCache, mib(r.KnownHWM), mib(r.SettledHWM), readySettle, verdict(r.SettledHWM <= 64<<10))
+			if r.ListWait > 0 && list0 > 0 {
+				p("Of that, the listing the restore waits on (the top level, then every folder but uploads/ whole), timed "+
+					"apart against the same emulator (median of %d): %s at 0 media, %s at 100,000; ready less it: %s and %s (%.2fx).\n",
+					readyListRuns, list0.Round(10*time.Millisecond), r.ListWait.Round(10*time.Millisecond),
+					(lazy0 - list0).Round(10*time.Millisecond), (r.Ready - r.ListWait).Round(10*time.Millisecond),
+					(r.Ready-r.ListWait).Seconds()/(lazy0-list0).Seconds())
+			}
 		}
 		if r.Lazy && r.Media == 100000 && r.MemLimit != "" {
-			p("With `GOMEMLIMIT=%s` (a 64 MiB container's setting: the binary's own pages are some 27 MiB of the RSS "+
+			p("With `GOMEMLIMIT=%s` (a 64 MiB container's setting: the binary's own pages are some 19 MiB of the RSS "+
 				"and not the Go runtime's), peak RSS once it knew every path %s, %s later %s (<= 64 MiB: %s), CPU until it knew them %s.\n",
 				r.MemLimit, mib(r.KnownHWM), readySettle, mib(r.SettledHWM), verdict(r.SettledHWM <= 64<<10), r.KnownCPU.Round(10*time.Millisecond))
 		}
