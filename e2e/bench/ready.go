@@ -260,10 +260,14 @@ func eagerListing(ctx context.Context, gcs *fakeGCS, bucket string) (time.Durati
 				Prefixes      []string `json:"prefixes"`
 				NextPageToken string   `json:"nextPageToken"`
 			}
+			if resp.StatusCode != http.StatusOK {
+				resp.Body.Close()
+				return nil, fmt.Errorf("list gs://%s: HTTP %d", bucket, resp.StatusCode)
+			}
 			err = json.NewDecoder(resp.Body).Decode(&page)
 			resp.Body.Close()
-			if err != nil || resp.StatusCode != http.StatusOK {
-				return nil, fmt.Errorf("list gs://%s: HTTP %d: %v", bucket, resp.StatusCode, err)
+			if err != nil {
+				return nil, fmt.Errorf("list gs://%s: %w", bucket, err)
 			}
 			prefixes = append(prefixes, page.Prefixes...)
 			if token = page.NextPageToken; token == "" {
