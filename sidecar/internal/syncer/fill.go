@@ -82,12 +82,22 @@ func newFillQueue(remoteOnly func(yield func(path string, o snapshot.Object))) *
 	return &fillQueue{remoteOnly: remoteOnly, kick: make(chan struct{}, 1)}
 }
 
-// push adds a remote-only path (recorded by the loop, or put back by the fill).
+// push adds a remote-only path (put back by the fill, or recorded by the loop: pushEach).
 func (q *fillQueue) push(path string, o snapshot.Object) {
+	q.pushEach(func(yield func(string, snapshot.Object)) { yield(path, o) })
+}
+
+// pushEach adds the remote-only paths each yields (a pass's records), all under one lock, and then wakes
+// the fill: a worker never takes one of them before the newer ones of the same batch are in, so that
+// newest first holds across the batch (the whole listing after a lazy restore records every media
+// object at once, while the fill is already running).
+func (q *fillQueue) pushEach(each func(yield func(path string, o snapshot.Object))) {
 	q.mu.Lock()
-	if it := (fillItem{path, o}); q.all || q.bound.path != "" && !q.bound.newer(it) {
-		q.insert(it)
-	} // else older than bound: the base holds it, and refill will find it
+	each(func(path string, o snapshot.Object) {
+		if it := (fillItem{path, o}); q.all || q.bound.path != "" && !q.bound.newer(it) {
+			q.insert(it)
+		} // else older than bound: the base holds it, and refill will find it
+	})
 	q.mu.Unlock()
 	select {
 	case q.kick <- struct{}{}:

@@ -99,3 +99,27 @@ func TestFillQueueHoldsABatch(t *testing.T) {
 		t.Fatalf("a path recorded after the queue ran out: got %q, %v", it.path, ok)
 	}
 }
+
+// TestFillTakesABatchNewestFirst: a pass's records go into the queue at once. A worker that pops while
+// they are going in (the fill runs once ready, and the whole listing after a lazy restore records every
+// media object then) waits for the batch and takes its newest, not the first one pushed.
+func TestFillTakesABatchNewestFirst(t *testing.T) {
+	q := newFillQueue((&fakeRemoteOnly{entries: map[string]snapshot.Object{}}).rangeOver)
+	if _, ok := q.pop(); ok { // the fill's start: nothing remote-only yet
+		t.Fatal("popped from an empty queue")
+	}
+	t0 := time.Unix(1700000000, 0)
+	popped := make(chan string)
+	q.pushEach(func(yield func(string, snapshot.Object)) {
+		yield("uploads/m00.jpg", snapshot.Object{Generation: 1, ModTime: t0})
+		go func() {
+			it, _ := q.pop()
+			popped <- it.path
+		}()
+		time.Sleep(50 * time.Millisecond) // a pop not held off by the batch takes m00 by now
+		yield("uploads/m11.jpg", snapshot.Object{Generation: 2, ModTime: t0.Add(time.Hour)})
+	})
+	if got := <-popped; got != "uploads/m11.jpg" {
+		t.Fatalf("popped %s while the batch went in, want uploads/m11.jpg (its newest)", got)
+	}
+}

@@ -83,9 +83,14 @@ func (s *Syncer) transfer(ctx context.Context, p plan.Plan, flush bool) Result {
 	if s.idx.setRemoteOnly(p.RemoteOnly) {
 		s.log.Debug("recorded lazy objects remote-only: the base took the listing's objects as they were", "objects", len(p.RemoteOnly))
 	}
+	s.fill.pushEach(func(yield func(string, snapshot.Object)) {
+		for _, path := range p.RemoteOnly {
+			r, _ := s.idx.remote.Get(path)
+			yield(path, r)
+		}
+	})
 	for _, path := range p.RemoteOnly {
 		r, _ := s.idx.remote.Get(path)
-		s.fill.push(path, r)
 		s.outcome(ctx, &res, plan.Action{Op: plan.RemoteOnly, Path: path, Remote: r}, nil)
 	}
 	deletes, others, replaced := s.batches(p)
