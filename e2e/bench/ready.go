@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -244,45 +243,15 @@ func (b *bench) readyOnce(ctx context.Context, gcs *fakeGCS, bucket string, medi
 // (gcsstore.Store.ListSkipping with uploads/ left out): the top level with a delimiter, then each folder
 // but uploads/ whole, a page of 1,000 at a time, and returns the median.
 func eagerListing(ctx context.Context, gcs *fakeGCS, bucket string) (time.Duration, error) {
-	list := func(q url.Values) ([]string, error) {
-		var prefixes []string
+	pages := func(q url.Values) url.Values { // the restore's page size and projection
 		q.Set("maxResults", "1000")
 		q.Set("projection", "noAcl")
-		for token := ""; ; {
-			if token != "" {
-				q.Set("pageToken", token)
-			}
-			req, err := http.NewRequestWithContext(ctx, http.MethodGet, gcs.BaseURL+"/storage/v1/b/"+url.PathEscape(bucket)+"/o?"+q.Encode(), nil)
-			if err != nil {
-				return nil, err
-			}
-			resp, err := gcs.HTTP.Do(req)
-			if err != nil {
-				return nil, err
-			}
-			var page struct {
-				Prefixes      []string `json:"prefixes"`
-				NextPageToken string   `json:"nextPageToken"`
-			}
-			if resp.StatusCode != http.StatusOK {
-				resp.Body.Close()
-				return nil, fmt.Errorf("list gs://%s: HTTP %d", bucket, resp.StatusCode)
-			}
-			err = json.NewDecoder(resp.Body).Decode(&page)
-			resp.Body.Close()
-			if err != nil {
-				return nil, fmt.Errorf("list gs://%s: %w", bucket, err)
-			}
-			prefixes = append(prefixes, page.Prefixes...)
-			if token = page.NextPageToken; token == "" {
-				return prefixes, nil
-			}
-		}
+		return q
 	}
 	var runs []time.Duration
 	for range readyListRuns {
 		start := time.Now()
-		folders, err := list(url.Values{"prefix": {prefix + "/"}, "delimiter": {"/"}})
+		_, folders, err := gcs.ListQuery(ctx, bucket, pages(url.Values{"prefix": {prefix + "/"}, "delimiter": {"/"}}))
 		if err != nil {
 			return 0, err
 		}
@@ -290,7 +259,7 @@ func eagerListing(ctx context.Context, gcs *fakeGCS, bucket string) (time.Durati
 			if f == prefix+"/uploads/" {
 				continue
 			}
-			if _, err := list(url.Values{"prefix": {f}}); err != nil {
+			if _, _, err := gcs.ListQuery(ctx, bucket, pages(url.Values{"prefix": {f}})); err != nil {
 				return 0, err
 			}
 		}

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"mime/multipart"
 	"net/http"
 	"net/textproto"
@@ -146,22 +147,29 @@ func (g *GCS) DeleteBucket(ctx context.Context, bucket string) error {
 // List returns every object whose name starts with prefix (the whole bucket when prefix is empty), page by
 // page.
 func (g *GCS) List(ctx context.Context, bucket, prefix string) ([]Object, error) {
-	var objs []Object
-	token := ""
+	q := url.Values{}
+	if prefix != "" {
+		q.Set("prefix", prefix)
+	}
+	if g.PageSize > 0 {
+		q.Set("maxResults", strconv.Itoa(g.PageSize))
+	}
+	objs, _, err := g.ListQuery(ctx, bucket, q)
+	return objs, err
+}
+
+// ListQuery lists bucket with the objects.list parameters q (prefix, delimiter, maxResults, projection:
+// pageToken is its own), every page, and returns the objects and the folders (prefixes) they gave.
+func (g *GCS) ListQuery(ctx context.Context, bucket string, q url.Values) ([]Object, []string, error) {
+	var (
+		objs     []Object
+		prefixes []string
+	)
+	q = maps.Clone(q)
 	for {
-		q := url.Values{}
-		if prefix != "" {
-			q.Set("prefix", prefix)
-		}
-		if g.PageSize > 0 {
-			q.Set("maxResults", strconv.Itoa(g.PageSize))
-		}
-		if token != "" {
-			q.Set("pageToken", token)
-		}
 		data, err := g.do(ctx, http.MethodGet, "/storage/v1/b/"+url.PathEscape(bucket)+"/o?"+q.Encode(), "", nil)
 		if err != nil {
-			return nil, fmt.Errorf("list gs://%s/%s: %w", bucket, prefix, err)
+			return nil, nil, fmt.Errorf("list gs://%s/%s: %w", bucket, q.Get("prefix"), err)
 		}
 		var page struct {
 			Items []struct {
@@ -170,26 +178,28 @@ func (g *GCS) List(ctx context.Context, bucket, prefix string) ([]Object, error)
 				MD5Hash string    `json:"md5Hash"`
 				Created time.Time `json:"timeCreated"`
 			} `json:"items"`
-			NextPageToken string `json:"nextPageToken"`
+			Prefixes      []string `json:"prefixes"`
+			NextPageToken string   `json:"nextPageToken"`
 		}
 		if err := json.Unmarshal(data, &page); err != nil {
-			return nil, fmt.Errorf("list gs://%s/%s: %w", bucket, prefix, err)
+			return nil, nil, fmt.Errorf("list gs://%s/%s: %w", bucket, q.Get("prefix"), err)
 		}
 		for _, it := range page.Items {
 			size, err := strconv.ParseInt(it.Size, 10, 64)
 			if err != nil {
-				return nil, fmt.Errorf("object %s: size %q: %w", it.Name, it.Size, err)
+				return nil, nil, fmt.Errorf("object %s: size %q: %w", it.Name, it.Size, err)
 			}
 			sum, err := base64.StdEncoding.DecodeString(it.MD5Hash)
 			if err != nil {
-				return nil, fmt.Errorf("object %s: md5Hash %q: %w", it.Name, it.MD5Hash, err)
+				return nil, nil, fmt.Errorf("object %s: md5Hash %q: %w", it.Name, it.MD5Hash, err)
 			}
 			objs = append(objs, Object{Name: it.Name, Size: size, MD5: hex.EncodeToString(sum), Created: it.Created})
 		}
+		prefixes = append(prefixes, page.Prefixes...)
 		if page.NextPageToken == "" {
-			return objs, nil
+			return objs, prefixes, nil
 		}
-		token = page.NextPageToken
+		q.Set("pageToken", page.NextPageToken)
 	}
 }
 
