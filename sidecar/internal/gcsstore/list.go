@@ -102,7 +102,8 @@ type lister struct {
 	base string
 	mu   sync.Mutex // serializes fn; guards firstPage
 	fn   func(Object)
-	// firstPage, during a split listing: the first page's names, true once given.
+	// firstPage, during a split listing that began with a first page (not a skipping one): its names, true
+	// once given.
 	firstPage map[string]bool
 	// beside, during a split listing: the objects X an expanded folder holds beside a subfolder X/, by
 	// X/, given once every folder is listed, as folders when filled says an object (not a placeholder)
